@@ -1,0 +1,156 @@
+//! The fast pair scanner: a block-at-a-time structural scan (see `masks`) driving the grammar
+//! of the crate docs. `crate::reference` is the same grammar written plainly; the two are
+//! tested against each other on every input.
+
+mod masks;
+
+use crate::pair::{Pair, Value};
+use masks::Masks;
+
+/// Iterates the pairs of one line, borrowing from it. Made by [`pairs`].
+#[derive(Clone, Debug)]
+pub struct Pairs<'a> {
+    line: &'a [u8],
+    pos: usize,
+    /// The start of the block `masks` describes (a multiple of 64).
+    block_start: usize,
+    masks: Masks,
+}
+
+/// The pairs of a line, in order, duplicates kept. Never fails and never allocates: see the
+/// crate docs for how malformed input is read.
+///
+/// ```
+/// let keys: Vec<&[u8]> = logfmt::pairs(b"at=info status=200 debug").map(|p| p.key).collect();
+/// assert_eq!(keys, [&b"at"[..], b"status", b"debug"]);
+/// ```
+#[inline]
+pub fn pairs(line: &[u8]) -> Pairs<'_> {
+    Pairs {
+        line,
+        pos: 0,
+        block_start: 0,
+        masks: Masks::load(line, 0),
+    }
+}
+
+impl<'a> Pairs<'a> {
+    /// What is left of the line, from where the next pair will be looked for.
+    pub fn remainder(&self) -> &'a [u8] {
+        &self.line[self.pos.min(self.line.len())..]
+    }
+
+    /// The first position at or after `from` whose byte is in the set `select` picks out of a
+    /// block's masks, or the line's length when there is none.
+    #[inline(always)]
+    fn seek(&mut self, from: usize, select: impl Fn(&Masks) -> u64 + Copy) -> usize {
+        // `from` never goes back, so it is at or after `block_start`.
+        let local = from - self.block_start;
+        if local < 64 {
+            let hits = select(&self.masks) & (u64::MAX << local);
+            if hits != 0 {
+                return self.block_start + hits.trailing_zeros() as usize;
+            }
+        }
+        self.seek_blocks(from, select)
+    }
+
+    /// `seek` past the current block: load the next blocks until a hit or the line's end.
+    #[inline(never)]
+    fn seek_blocks(&mut self, from: usize, select: impl Fn(&Masks) -> u64) -> usize {
+        let len = self.line.len();
+        let mut at = from.max(self.block_start + 64);
+        while at < len {
+            let start = at & !63;
+            self.masks = Masks::load(self.line, start);
+            self.block_start = start;
+            let hits = select(&self.masks) & (u64::MAX << (at - start));
+            if hits != 0 {
+                // Bytes past the end read as whitespace, so a hit may lie just past the line.
+                return (start + hits.trailing_zeros() as usize).min(len);
+            }
+            at = start + 64;
+        }
+        len
+    }
+
+    #[inline(always)]
+    fn quoted_value(&mut self, open: usize) -> Value<'a> {
+        let body = open + 1;
+        let mut escaped = false;
+        let mut at = body;
+        loop {
+            let end = self.seek(at, |m| m.quoted_stop);
+            match self.line.get(end) {
+                Some(b'"') => {
+                    self.pos = end + 1;
+                    return Value::quoted(&self.line[body..end], escaped, true);
+                }
+                Some(_) => {
+                    // A backslash: it and the byte after it belong to the value.
+                    escaped = true;
+                    at = end + 2;
+                }
+                None => {
+                    self.pos = self.line.len();
+                    return Value::quoted(&self.line[body..], escaped, false);
+                }
+            }
+        }
+    }
+}
+
+impl<'a> Iterator for Pairs<'a> {
+    type Item = Pair<'a>;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<Pair<'a>> {
+        let line = self.line;
+        // Most pairs are one space apart: step over it without a seek.
+        let start = match line.get(self.pos + 1) {
+            Some(&b) if b > b' ' && line[self.pos] <= b' ' => self.pos + 1,
+            _ => self.seek(self.pos, |m| !m.ws),
+        };
+        if start >= line.len() {
+            self.pos = line.len();
+            return None;
+        }
+        let key_end = self.seek(start, |m| m.key_stop);
+        let key = &line[start..key_end];
+        if line.get(key_end) != Some(&b'=') {
+            self.pos = key_end;
+            return Some(Pair { key, value: None });
+        }
+        let value_start = key_end + 1;
+        let value = match line.get(value_start) {
+            Some(b'"') => self.quoted_value(value_start),
+            Some(&b) if b > b' ' => {
+                let end = self.seek(value_start, |m| m.ws);
+                self.pos = end;
+                Value::plain(&line[value_start..end])
+            }
+            _ => {
+                self.pos = value_start;
+                Value::plain(&[])
+            }
+        };
+        Some(Pair {
+            key,
+            value: Some(value),
+        })
+    }
+}
+
+impl std::iter::FusedIterator for Pairs<'_> {}
+
+/// The value of the first pair whose key is `key`; `None` when there is no such pair or the
+/// key stands bare.
+///
+/// ```
+/// let v = logfmt::get(b"at=info service=37ms status=200", b"service").unwrap();
+/// assert_eq!(v.as_duration(), Some(std::time::Duration::from_millis(37)));
+/// ```
+#[inline]
+pub fn get<'a>(line: &'a [u8], key: &[u8]) -> Option<Value<'a>> {
+    pairs(line).find(|p| p.key == key).and_then(|p| p.value)
+}

@@ -1,0 +1,73 @@
+//! Properties over generated input: the fast scanner agrees with the reference grammar on every
+//! input, the encoder round-trips, and canonical form is a fixed point.
+
+use logfmt::{Encoder, canonicalize, pairs, reference, validate};
+use proptest::prelude::*;
+
+/// Bytes biased toward what matters to the grammar: separators, `=`, quotes, backslashes,
+/// escape letters, UTF-8 and invalid UTF-8.
+fn hostile_bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
+    let byte = prop_oneof![
+        4 => prop::sample::select(b"ab=\" \\\tun0fxE".to_vec()),
+        1 => any::<u8>(),
+        1 => prop::sample::select(vec![0u8, 0x1e, 0x20, b'\n', 0x7f, 0x80, 0xc3, 0xa9, 0xff]),
+    ];
+    prop::collection::vec(byte, 0..max)
+}
+
+type Owned = (Vec<u8>, Option<Vec<u8>>);
+
+fn owned_pairs(line: &[u8]) -> Vec<Owned> {
+    pairs(line)
+        .map(|p| (p.key.to_vec(), p.value.map(|v| v.unescaped().into_owned())))
+        .collect()
+}
+
+fn valid_key() -> impl Strategy<Value = Vec<u8>> {
+    "[a-zA-Z0-9_.#/:ƒé-]{1,12}".prop_map(String::into_bytes)
+}
+
+fn any_value() -> impl Strategy<Value = Option<Vec<u8>>> {
+    prop::option::weighted(0.9, prop_oneof![hostile_bytes(40), any::<Vec<u8>>()])
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4096, ..ProptestConfig::default() })]
+
+    #[test]
+    fn fast_scanner_agrees_with_reference(line in hostile_bytes(300)) {
+        let fast: Vec<_> = pairs(&line).collect();
+        prop_assert_eq!(fast, reference::pairs(&line));
+    }
+
+    #[test]
+    fn fast_scanner_agrees_with_reference_on_any_bytes(line in any::<Vec<u8>>()) {
+        let fast: Vec<_> = pairs(&line).collect();
+        prop_assert_eq!(fast, reference::pairs(&line));
+    }
+
+    #[test]
+    fn parse_of_encode_is_identity(input in prop::collection::vec((valid_key(), any_value()), 0..12)) {
+        let mut line = Vec::new();
+        let mut enc = Encoder::new(&mut line);
+        for (k, v) in &input {
+            enc.pair(k, v.as_deref()).expect("valid key");
+        }
+        prop_assert_eq!(owned_pairs(&line), input);
+        prop_assert_eq!(validate(&line), Ok(()), "encoder output is strict logfmt: {:?}", String::from_utf8_lossy(&line));
+    }
+
+    #[test]
+    fn canonical_form_is_a_fixed_point(line in hostile_bytes(200)) {
+        let once = canonicalize(&line);
+        prop_assert_eq!(canonicalize(&once), once.clone());
+        prop_assert_eq!(validate(&once), Ok(()));
+    }
+
+    #[test]
+    fn validate_never_panics_and_strict_lines_have_no_unterminated_values(line in hostile_bytes(200)) {
+        if validate(&line).is_ok() {
+            prop_assert!(pairs(&line).all(|p| !p.value.is_some_and(|v| v.is_unterminated())));
+        }
+    }
+}
