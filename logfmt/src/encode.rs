@@ -96,8 +96,14 @@ fn repair_key(key: &[u8]) -> String {
     }
 }
 
+/// Bytes that force quotes around a value: space and control bytes, `=`, `"`.
 fn needs_quotes(value: &[u8]) -> bool {
     value.iter().any(|&b| b <= b' ' || b == b'=' || b == b'"')
+}
+
+/// Bytes written escaped inside quotes.
+fn needs_escape(b: u8) -> bool {
+    b < b' ' || b == b'"' || b == b'\\'
 }
 
 fn write_value(out: &mut Vec<u8>, value: &[u8]) {
@@ -107,22 +113,31 @@ fn write_value(out: &mut Vec<u8>, value: &[u8]) {
     }
     out.reserve(value.len() + 2);
     out.push(b'"');
-    for &b in value {
-        match b {
+    let mut rest = value;
+    // Copy the runs between escapes whole.
+    while let Some(at) = rest.iter().position(|&b| needs_escape(b)) {
+        out.extend_from_slice(&rest[..at]);
+        match rest[at] {
             b'"' => out.extend_from_slice(b"\\\""),
             b'\\' => out.extend_from_slice(b"\\\\"),
             b'\n' => out.extend_from_slice(b"\\n"),
             b'\r' => out.extend_from_slice(b"\\r"),
             b'\t' => out.extend_from_slice(b"\\t"),
-            c if c < b' ' => {
+            c => {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[usize::from(c >> 4)]);
-                out.push(HEX[usize::from(c & 15)]);
+                out.extend_from_slice(&[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[usize::from(c >> 4)],
+                    HEX[usize::from(c & 15)],
+                ]);
             }
-            c => out.push(c),
         }
+        rest = &rest[at + 1..];
     }
+    out.extend_from_slice(rest);
     out.push(b'"');
 }
 

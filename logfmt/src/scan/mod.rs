@@ -106,9 +106,10 @@ impl<'a> Iterator for Pairs<'a> {
     #[inline(always)]
     fn next(&mut self) -> Option<Pair<'a>> {
         let line = self.line;
-        // Most pairs are one space apart: step over it without a seek.
-        let start = match line.get(self.pos + 1) {
-            Some(&b) if b > b' ' && line[self.pos] <= b' ' => self.pos + 1,
+        // `pos` is just past the last pair's end; most pairs are one space apart, so the next
+        // key usually starts right there.
+        let start = match line.get(self.pos) {
+            Some(&b) if b > b' ' => self.pos,
             _ => self.seek(self.pos, |m| !m.ws),
         };
         if start >= line.len() {
@@ -118,7 +119,8 @@ impl<'a> Iterator for Pairs<'a> {
         let key_end = self.seek(start, |m| m.key_stop);
         let key = &line[start..key_end];
         if line.get(key_end) != Some(&b'=') {
-            self.pos = key_end;
+            // A space (or the end of the line) ended the key: step past it.
+            self.pos = key_end + 1;
             return Some(Pair { key, value: None });
         }
         let value_start = key_end + 1;
@@ -126,11 +128,11 @@ impl<'a> Iterator for Pairs<'a> {
             Some(b'"') => self.quoted_value(value_start),
             Some(&b) if b > b' ' => {
                 let end = self.seek(value_start, |m| m.ws);
-                self.pos = end;
+                self.pos = end + 1;
                 Value::plain(&line[value_start..end])
             }
             _ => {
-                self.pos = value_start;
+                self.pos = value_start + 1;
                 Value::plain(&[])
             }
         };
