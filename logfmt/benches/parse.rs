@@ -8,6 +8,9 @@ use std::hint::black_box;
 
 const LINES: usize = 10_000;
 
+/// A key and its unescaped value, borrowing the corpus where nothing was escaped.
+type BorrowedPair<'a> = (&'a [u8], Option<std::borrow::Cow<'a, [u8]>>);
+
 fn corpora() -> Vec<(&'static str, String)> {
     vec![
         ("router", Corpus::new(Mix::Router, 42).lines(LINES)),
@@ -105,7 +108,7 @@ fn encode(c: &mut Criterion) {
     let mut g = c.benchmark_group("encode");
     for (name, text) in corpora() {
         // Every line's pairs, flattened, borrowing the corpus: what a re-encoder holds.
-        let mut pairs: Vec<(&[u8], Option<std::borrow::Cow<'_, [u8]>>)> = Vec::new();
+        let mut pairs: Vec<BorrowedPair<'_>> = Vec::new();
         let mut line_ends = Vec::new();
         for line in lines(&text) {
             pairs.extend(logfmt::pairs(line).map(|p| (p.key, p.value.map(|v| v.unescaped()))));
