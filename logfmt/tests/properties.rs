@@ -31,8 +31,42 @@ fn any_value() -> impl Strategy<Value = Option<Vec<u8>>> {
     prop::option::weighted(0.9, prop_oneof![hostile_bytes(40), any::<Vec<u8>>()])
 }
 
+/// Lines of the common shape (no backslash, quotes only around values), with tokens long
+/// enough to cross 64-byte blocks.
+fn common_lines() -> impl Strategy<Value = Vec<u8>> {
+    let value = prop_oneof![
+        Just(None),
+        "[a-z0-9./:?_-]{0,90}".prop_map(|v| Some(v.into_bytes())),
+        "[a-zA-Z0-9 ./:=_-]{0,150}".prop_map(|v| Some(format!("\"{v}\"").into_bytes())),
+    ];
+    let pair = ("[a-z_.#]{1,70}", value);
+    let sep = prop::sample::select(vec![&b" "[..], b"  ", b"\t", b" \t "]);
+    (prop::collection::vec((pair, sep), 0..10), 0usize..70).prop_map(|(pairs, lead)| {
+        let mut line = vec![b' '; lead];
+        for ((key, value), sep) in pairs {
+            line.extend_from_slice(key.as_bytes());
+            if let Some(v) = value {
+                line.push(b'=');
+                line.extend_from_slice(&v);
+            }
+            line.extend_from_slice(sep);
+        }
+        line
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 4096, ..ProptestConfig::default() })]
+
+    #[test]
+    fn common_lines_agree_with_reference_wherever_they_end(line in common_lines(), cut in 0usize..400) {
+        let fast: Vec<_> = pairs(&line).collect();
+        prop_assert_eq!(&fast, &reference::pairs(&line));
+        // The same line ending anywhere, so that its end falls at every place in a block.
+        let cut = &line[..cut.min(line.len())];
+        let fast: Vec<_> = pairs(cut).collect();
+        prop_assert_eq!(fast, reference::pairs(cut));
+    }
 
     #[test]
     fn fast_scanner_agrees_with_reference(line in hostile_bytes(300)) {
