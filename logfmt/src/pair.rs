@@ -133,12 +133,12 @@ impl<'a> Value<'a> {
         units::parse_bool(&self.unescaped())
     }
 
-    /// A duration with units: `12ms`, `1.5s`, `3m` (minutes), `1h30m`, `250us`/`250µs`, `9ns`.
+    /// A duration with units: `12ms`, `1.5s`, `3m` (minutes), `1h30m`, `250us`/`250µs`, `9ns`;
+    /// `None` for a negative one or one too long for [`std::time::Duration`].
     pub fn as_duration(&self) -> Option<std::time::Duration> {
         match units::parse_quantity(&self.unescaped())? {
-            Quantity::Duration(s) if s >= 0.0 && s.is_finite() => {
-                Some(std::time::Duration::from_secs_f64(s))
-            }
+            // None for a negative duration or one too long for `Duration` (2^64 s and up).
+            Quantity::Duration(s) => std::time::Duration::try_from_secs_f64(s).ok(),
             _ => None,
         }
     }

@@ -228,3 +228,29 @@ fn typed_access() {
     assert_eq!(v(b"ratio").as_f64(), Some(0.25));
     assert_eq!(v(b"status").as_duration(), None);
 }
+
+/// Found by the fuzz target: `=7777777777777777h` panicked in `Duration::from_secs_f64`.
+#[test]
+fn as_duration_of_a_huge_value_is_none_not_a_panic() {
+    for line in [
+        &b"=7777777777777777h"[..],
+        b"k=99999999999999999999s",
+        b"k=5124095576030431h",
+        b"k=-1s",
+    ] {
+        assert_eq!(
+            pairs(line).next().unwrap().value.unwrap().as_duration(),
+            None,
+            "{line:?}"
+        );
+    }
+    assert!(
+        pairs(b"k=5124095576030h")
+            .next()
+            .unwrap()
+            .value
+            .unwrap()
+            .as_duration()
+            .is_some()
+    );
+}
