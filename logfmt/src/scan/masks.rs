@@ -17,20 +17,42 @@ pub(crate) struct Masks {
 }
 
 impl Masks {
-    /// The masks of `line[start..]`, at most 64 bytes of it. Bytes past the end of the line read
-    /// as whitespace, so a search for whitespace always stops at the line's end.
+    /// A block wholly past the end of the line: all whitespace.
+    pub const PAST_END: Masks = Masks {
+        ws: u64::MAX,
+        key_stop: u64::MAX,
+        quoted_stop: 0,
+    };
+
+    /// The masks of the blocks at `start`, `start + 64`, … into `out`, one a block, with one
+    /// choice of instructions for all of them.
     #[inline]
-    pub fn load(line: &[u8], start: usize) -> Masks {
+    pub fn load_run(line: &[u8], start: usize, out: &mut [Masks]) {
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx512bw") {
-                return x86::load_avx512(line, start);
+                return x86::run_avx512(line, start, out);
             }
             if std::arch::is_x86_feature_detected!("avx2") {
-                return load_with(line, start, x86::classify_avx2);
+                return x86::run_avx2(line, start, out);
             }
         }
-        load_with(line, start, classify)
+        run_with(line, start, out, |line, start| {
+            load_with(line, start, classify)
+        });
+    }
+}
+
+/// `load_run` with one block loader, inlined into each caller.
+#[inline(always)]
+fn run_with(line: &[u8], start: usize, out: &mut [Masks], load: impl Fn(&[u8], usize) -> Masks) {
+    for (i, m) in out.iter_mut().enumerate() {
+        let at = start + 64 * i;
+        *m = if at < line.len() {
+            load(line, at)
+        } else {
+            Masks::PAST_END
+        };
     }
 }
 
@@ -43,11 +65,7 @@ fn load_with(line: &[u8], start: usize, classify: impl Fn(&[u8; 64]) -> Masks) -
     }
     let n = rest.len();
     if n == 0 {
-        return Masks {
-            ws: u64::MAX,
-            key_stop: u64::MAX,
-            quoted_stop: 0,
-        };
+        return Masks::PAST_END;
     }
     if let Some(tail) = line.last_chunk::<64>() {
         // The block is the end of a line of 64 bytes or more: classify the line's last 64
@@ -140,15 +158,9 @@ mod x86 {
         m
     }
 
-    /// AVX2: two 32-byte loads. Only called once AVX2 was detected.
-    #[inline]
-    pub(super) fn classify_avx2(block: &[u8; 64]) -> Masks {
-        debug_assert!(std::arch::is_x86_feature_detected!("avx2"));
-        // SAFETY: `Masks::load` calls this only when the processor has AVX2.
-        unsafe { avx2(block) }
-    }
-
+    /// AVX2: two 32-byte loads.
     #[target_feature(enable = "avx2")]
+    #[inline]
     fn avx2(block: &[u8; 64]) -> Masks {
         let space = _mm256_set1_epi8(0x20);
         let eq = _mm256_set1_epi8(b'=' as i8);
@@ -171,16 +183,36 @@ mod x86 {
         m
     }
 
-    /// AVX-512BW: one masked load reads exactly the bytes of the block that are in the line, so
-    /// the last block needs no copy. Only called once AVX-512BW was detected.
-    #[inline]
-    pub(super) fn load_avx512(line: &[u8], start: usize) -> Masks {
+    /// `Masks::load_run` with AVX-512BW inlined. Only called once AVX-512BW was detected.
+    pub(super) fn run_avx512(line: &[u8], start: usize, out: &mut [Masks]) {
         debug_assert!(std::arch::is_x86_feature_detected!("avx512bw"));
-        // SAFETY: `Masks::load` calls this only when the processor has AVX-512BW.
-        unsafe { avx512(line, start) }
+        // SAFETY: `Masks::load_run` calls this only when the processor has AVX-512BW.
+        unsafe { run_avx512_inner(line, start, out) }
     }
 
     #[target_feature(enable = "avx512bw")]
+    fn run_avx512_inner(line: &[u8], start: usize, out: &mut [Masks]) {
+        super::run_with(line, start, out, |line, start| avx512(line, start));
+    }
+
+    /// `Masks::load_run` with AVX2 inlined. Only called once AVX2 was detected.
+    pub(super) fn run_avx2(line: &[u8], start: usize, out: &mut [Masks]) {
+        debug_assert!(std::arch::is_x86_feature_detected!("avx2"));
+        // SAFETY: `Masks::load_run` calls this only when the processor has AVX2.
+        unsafe { run_avx2_inner(line, start, out) }
+    }
+
+    #[target_feature(enable = "avx2")]
+    fn run_avx2_inner(line: &[u8], start: usize, out: &mut [Masks]) {
+        super::run_with(line, start, out, |line, start| {
+            super::load_with(line, start, |b| avx2(b))
+        });
+    }
+
+    /// AVX-512BW: one masked load reads exactly the bytes of the block that are in the line, so
+    /// the last block needs no copy.
+    #[target_feature(enable = "avx512bw")]
+    #[inline]
     fn avx512(line: &[u8], start: usize) -> Masks {
         let rest = &line[start.min(line.len())..];
         let n = rest.len().min(64);
@@ -202,15 +234,23 @@ mod x86 {
     #[cfg(test)]
     use super::Loader;
 
+    /// One block through a run loader.
+    #[cfg(test)]
+    fn one(line: &[u8], start: usize, run: fn(&[u8], usize, &mut [Masks])) -> Masks {
+        let mut m = [Masks::default()];
+        run(line, start, &mut m);
+        m[0]
+    }
+
     #[cfg(test)]
     pub(super) fn available() -> Vec<(&'static str, Loader)> {
         let mut v: Vec<(&'static str, Loader)> =
             vec![("sse2", |l, s| super::load_with(l, s, classify_sse2))];
         if std::arch::is_x86_feature_detected!("avx2") {
-            v.push(("avx2", |l, s| super::load_with(l, s, classify_avx2)));
+            v.push(("avx2", |l, s| one(l, s, run_avx2)));
         }
         if std::arch::is_x86_feature_detected!("avx512bw") {
-            v.push(("avx512bw", load_avx512));
+            v.push(("avx512bw", |l, s| one(l, s, run_avx512)));
         }
         v
     }
@@ -228,7 +268,11 @@ mod tests {
         #[cfg(not(target_arch = "x86_64"))]
         let mut v: Vec<(&'static str, Loader)> = Vec::new();
         v.push(("scalar", |l, s| load_with(l, s, classify_scalar)));
-        v.push(("dispatch", Masks::load));
+        v.push(("dispatch", |l, s| {
+            let mut m = [Masks::default()];
+            Masks::load_run(l, s, &mut m);
+            m[0]
+        }));
         v
     }
 

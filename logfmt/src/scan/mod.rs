@@ -7,14 +7,20 @@ mod masks;
 use crate::pair::{Pair, Value};
 use masks::Masks;
 
+/// How many blocks a chunk holds: a router line (about 200 bytes) is one chunk.
+const WORDS: usize = 4;
+
 /// Iterates the pairs of one line, borrowing from it. Made by [`pairs`].
 #[derive(Clone, Debug)]
 pub struct Pairs<'a> {
     line: &'a [u8],
+    /// Just past the end of the last pair returned.
     pos: usize,
-    /// The start of the block `masks` describes (a multiple of 64).
-    block_start: usize,
-    masks: Masks,
+    /// The start of the chunk `masks` describes (a multiple of 64).
+    chunk_start: usize,
+    /// The masks of the chunk's blocks and of the block after it, so that any seek within the
+    /// chunk can read two blocks at once: a token crossing a block boundary costs no branch.
+    masks: [Masks; WORDS + 1],
 }
 
 /// The pairs of a line, in order, duplicates kept. Never fails and never allocates: see the
@@ -26,11 +32,13 @@ pub struct Pairs<'a> {
 /// ```
 #[inline]
 pub fn pairs(line: &[u8]) -> Pairs<'_> {
+    let mut masks = [Masks::PAST_END; WORDS + 1];
+    Masks::load_run(line, 0, &mut masks);
     Pairs {
         line,
         pos: 0,
-        block_start: 0,
-        masks: Masks::load(line, 0),
+        chunk_start: 0,
+        masks,
     }
 }
 
@@ -44,32 +52,36 @@ impl<'a> Pairs<'a> {
     /// block's masks, or the line's length when there is none.
     #[inline(always)]
     fn seek(&mut self, from: usize, select: impl Fn(&Masks) -> u64 + Copy) -> usize {
-        // `from` never goes back, so it is at or after `block_start`.
-        let local = from - self.block_start;
-        if local < 64 {
-            let hits = select(&self.masks) & (u64::MAX << local);
+        let rel = from.wrapping_sub(self.chunk_start);
+        let word = rel >> 6;
+        if word < WORDS {
+            let low = select(&self.masks[word]);
+            let high = select(&self.masks[word + 1]);
+            let hits = ((u128::from(high) << 64) | u128::from(low)) >> (rel & 63);
             if hits != 0 {
-                return self.block_start + hits.trailing_zeros() as usize;
+                // Bytes past the end read as whitespace: a hit is at most the line's length.
+                return from + hits.trailing_zeros() as usize;
             }
         }
-        self.seek_blocks(from, select)
+        self.seek_far(from, select)
     }
 
-    /// `seek` past the current block: load the next blocks until a hit or the line's end.
+    /// `seek` past what the chunk holds: load chunks from `from` on until a hit or the end.
     #[inline(never)]
-    fn seek_blocks(&mut self, from: usize, select: impl Fn(&Masks) -> u64) -> usize {
+    fn seek_far(&mut self, from: usize, select: impl Fn(&Masks) -> u64) -> usize {
         let len = self.line.len();
-        let mut at = from.max(self.block_start + 64);
+        let mut at = from;
         while at < len {
-            let start = at & !63;
-            self.masks = Masks::load(self.line, start);
-            self.block_start = start;
-            let hits = select(&self.masks) & (u64::MAX << (at - start));
-            if hits != 0 {
-                // Bytes past the end read as whitespace, so a hit may lie just past the line.
-                return (start + hits.trailing_zeros() as usize).min(len);
+            self.chunk_start = at & !63;
+            Masks::load_run(self.line, self.chunk_start, &mut self.masks);
+            for (i, m) in self.masks.iter().enumerate() {
+                let block = self.chunk_start + 64 * i;
+                let hits = select(m) & (u64::MAX << (at.max(block) - block));
+                if hits != 0 {
+                    return (block + hits.trailing_zeros() as usize).min(len);
+                }
             }
-            at = start + 64;
+            at = self.chunk_start + 64 * (WORDS + 1);
         }
         len
     }
@@ -116,7 +128,10 @@ impl<'a> Iterator for Pairs<'a> {
             self.pos = line.len();
             return None;
         }
+        // The key ends at the first space or `=`; an unquoted value at the first space after
+        // the key, which is the first space after `start`: both seeks start from `start`.
         let key_end = self.seek(start, |m| m.key_stop);
+        let space = self.seek(start, |m| m.ws);
         let key = &line[start..key_end];
         if line.get(key_end) != Some(&b'=') {
             // A space (or the end of the line) ended the key: step past it.
@@ -124,17 +139,11 @@ impl<'a> Iterator for Pairs<'a> {
             return Some(Pair { key, value: None });
         }
         let value_start = key_end + 1;
-        let value = match line.get(value_start) {
-            Some(b'"') => self.quoted_value(value_start),
-            Some(&b) if b > b' ' => {
-                let end = self.seek(value_start, |m| m.ws);
-                self.pos = end + 1;
-                Value::plain(&line[value_start..end])
-            }
-            _ => {
-                self.pos = value_start + 1;
-                Value::plain(&[])
-            }
+        let value = if line.get(value_start) == Some(&b'"') {
+            self.quoted_value(value_start)
+        } else {
+            self.pos = space + 1;
+            Value::plain(&line[value_start..space])
         };
         Some(Pair {
             key,
