@@ -20,7 +20,29 @@ pub struct Pairs<'a> {
     chunk_start: usize,
     /// The masks of the chunk's blocks and of the block after it, so that any seek within the
     /// chunk can read two blocks at once: a token crossing a block boundary costs no branch.
-    masks: [Masks; WORDS + 1],
+    chunk: Chunk,
+}
+
+/// A chunk's masks, one array per class, so that a seek indexes them by block directly.
+#[derive(Clone, Debug)]
+struct Chunk {
+    ws: [u64; WORDS + 1],
+    key_stop: [u64; WORDS + 1],
+    quoted_stop: [u64; WORDS + 1],
+}
+
+impl Chunk {
+    /// The masks of the blocks from `start` on.
+    #[inline]
+    fn load(line: &[u8], start: usize) -> Chunk {
+        let mut masks = [Masks::PAST_END; WORDS + 1];
+        Masks::load_run(line, start, &mut masks);
+        Chunk {
+            ws: masks.map(|m| m.ws),
+            key_stop: masks.map(|m| m.key_stop),
+            quoted_stop: masks.map(|m| m.quoted_stop),
+        }
+    }
 }
 
 /// The pairs of a line, in order, duplicates kept. Never fails and never allocates: see the
@@ -32,13 +54,11 @@ pub struct Pairs<'a> {
 /// ```
 #[inline]
 pub fn pairs(line: &[u8]) -> Pairs<'_> {
-    let mut masks = [Masks::PAST_END; WORDS + 1];
-    Masks::load_run(line, 0, &mut masks);
     Pairs {
         line,
         pos: 0,
         chunk_start: 0,
-        masks,
+        chunk: Chunk::load(line, 0),
     }
 }
 
@@ -51,12 +71,12 @@ impl<'a> Pairs<'a> {
     /// The first position at or after `from` whose byte is in the set `select` picks out of a
     /// block's masks, or the line's length when there is none.
     #[inline(always)]
-    fn seek(&mut self, from: usize, select: impl Fn(&Masks) -> u64 + Copy) -> usize {
+    fn seek(&mut self, from: usize, select: impl Fn(&Chunk, usize) -> u64 + Copy) -> usize {
         let rel = from.wrapping_sub(self.chunk_start);
         let word = rel >> 6;
         if word < WORDS {
-            let low = select(&self.masks[word]);
-            let high = select(&self.masks[word + 1]);
+            let low = select(&self.chunk, word);
+            let high = select(&self.chunk, word + 1);
             let hits = ((u128::from(high) << 64) | u128::from(low)) >> (rel & 63);
             if hits != 0 {
                 // Bytes past the end read as whitespace: a hit is at most the line's length.
@@ -68,15 +88,15 @@ impl<'a> Pairs<'a> {
 
     /// `seek` past what the chunk holds: load chunks from `from` on until a hit or the end.
     #[inline(never)]
-    fn seek_far(&mut self, from: usize, select: impl Fn(&Masks) -> u64) -> usize {
+    fn seek_far(&mut self, from: usize, select: impl Fn(&Chunk, usize) -> u64) -> usize {
         let len = self.line.len();
         let mut at = from;
         while at < len {
             self.chunk_start = at & !63;
-            Masks::load_run(self.line, self.chunk_start, &mut self.masks);
-            for (i, m) in self.masks.iter().enumerate() {
+            self.chunk = Chunk::load(self.line, self.chunk_start);
+            for i in 0..=WORDS {
                 let block = self.chunk_start + 64 * i;
-                let hits = select(m) & (u64::MAX << (at.max(block) - block));
+                let hits = select(&self.chunk, i) & (u64::MAX << (at.max(block) - block));
                 if hits != 0 {
                     return (block + hits.trailing_zeros() as usize).min(len);
                 }
@@ -92,7 +112,7 @@ impl<'a> Pairs<'a> {
         let mut escaped = false;
         let mut at = body;
         loop {
-            let end = self.seek(at, |m| m.quoted_stop);
+            let end = self.seek(at, |c, w| c.quoted_stop[w]);
             match self.line.get(end) {
                 Some(b'"') => {
                     self.pos = end + 1;
@@ -122,7 +142,7 @@ impl<'a> Iterator for Pairs<'a> {
         // key usually starts right there.
         let start = match line.get(self.pos) {
             Some(&b) if b > b' ' => self.pos,
-            _ => self.seek(self.pos, |m| !m.ws),
+            _ => self.seek(self.pos, |c, w| !c.ws[w]),
         };
         if start >= line.len() {
             self.pos = line.len();
@@ -130,8 +150,8 @@ impl<'a> Iterator for Pairs<'a> {
         }
         // The key ends at the first space or `=`; an unquoted value at the first space after
         // the key, which is the first space after `start`: both seeks start from `start`.
-        let key_end = self.seek(start, |m| m.key_stop);
-        let space = self.seek(start, |m| m.ws);
+        let key_end = self.seek(start, |c, w| c.key_stop[w]);
+        let space = self.seek(start, |c, w| c.ws[w]);
         let key = &line[start..key_end];
         if line.get(key_end) != Some(&b'=') {
             // A space (or the end of the line) ended the key: step past it.
