@@ -2,7 +2,7 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 fn paas() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_paas"));
@@ -14,15 +14,20 @@ fn sample() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sample.log")
 }
 
-/// Runs `paas` with `args`, feeding `stdin` from a thread so that neither side blocks.
-fn run(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = paas()
+/// Starts `paas` with `args` and every standard stream piped.
+fn spawn(args: &[&str]) -> Child {
+    paas()
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("start paas");
+        .expect("start paas")
+}
+
+/// Runs `paas` with `args`, feeding `stdin` from a thread so that neither side blocks.
+fn run(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = spawn(args);
     let mut pipe = child.stdin.take().expect("stdin");
     let input = stdin.to_vec();
     let writer = std::thread::spawn(move || pipe.write_all(&input));
@@ -147,6 +152,11 @@ fn hostile_input_gets_an_answer() {
         "not strict logfmt: passed through"
     );
     assert!(out.ends_with("{\"last\":\"1\"}\n"));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "paas: logfmt: 1 line(s) over 1 MiB passed through unparsed\n",
+        "the line too long to parse is counted"
+    );
 }
 
 #[test]
@@ -173,13 +183,7 @@ fn invalid_filter_is_a_usage_error() {
 
 #[test]
 fn a_closed_pipe_ends_quietly() {
-    let mut child = paas()
-        .args(["logfmt", "--json"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start paas");
+    let mut child = spawn(&["logfmt", "--json"]);
     let mut out = child.stdout.take().expect("stdout");
     let mut first = [0u8; 8];
     let mut stdin = child.stdin.take().expect("stdin");

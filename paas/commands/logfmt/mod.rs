@@ -13,7 +13,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::ValueEnum;
 
-/// Longest line read whole; a longer one is passed through in pieces, unparsed.
+/// Longest line parsed; a longer one is passed through unparsed (left out under `--where`)
+/// and counted on standard error.
 const MAX_LINE: usize = 1 << 20;
 
 #[derive(Debug, clap::Args)]
@@ -72,6 +73,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         args.files
     };
+    let mut overlong = 0;
     let result = files.iter().try_for_each(|path| {
         let input: Box<dyn BufRead> = if path.as_os_str() == "-" {
             Box::new(io::stdin().lock())
@@ -79,11 +81,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let file = File::open(path).with_context(|| format!("logfmt: {}", path.display()))?;
             Box::new(BufReader::with_capacity(64 * 1024, file))
         };
-        filter_lines(input, &mut out, format, args.filter.as_ref())
-            .with_context(|| format!("logfmt: {}", path.display()))
+        overlong += filter_lines(input, &mut out, format, args.filter.as_ref())
+            .with_context(|| format!("logfmt: {}", path.display()))?;
+        Ok(())
     });
     match result.and_then(|()| out.flush().context("logfmt: writing output")) {
-        Ok(()) => Ok(ExitCode::SUCCESS),
+        Ok(()) => {
+            if overlong > 0 {
+                let fate = if args.filter.is_some() {
+                    "left out"
+                } else {
+                    "passed through unparsed"
+                };
+                eprintln!(
+                    "paas: logfmt: {overlong} line(s) over {} MiB {fate}",
+                    MAX_LINE >> 20
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         // A closed pipe (`paas logfmt big.log | head`) is the reader's choice, not an error.
         Err(e) if is_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
         Err(e) => Err(e),
@@ -97,15 +113,19 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
-/// Reads `input` line by line and writes the kept lines in `format`.
+/// Reads `input` line by line and writes the kept lines in `format`. Returns how many lines
+/// were too long to parse: passed through whole without a filter, left out with one.
 fn filter_lines(
     mut input: impl BufRead,
     out: &mut impl Write,
     format: Format,
     filter: Option<&logfmt::Predicate>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<u64> {
     let mut line = Vec::with_capacity(4096);
     let mut rendered = Vec::with_capacity(4096);
+    let mut overlong = 0;
+    // Inside a line longer than MAX_LINE, read piece by piece.
+    let mut in_overlong = false;
     loop {
         line.clear();
         let n = input
@@ -113,11 +133,17 @@ fn filter_lines(
             .take(MAX_LINE as u64)
             .read_until(b'\n', &mut line)?;
         if n == 0 {
-            return Ok(());
+            return Ok(overlong);
         }
-        if line.last() != Some(&b'\n') && n == MAX_LINE {
-            // Too long to hold: pass it through as it comes, unfiltered and unparsed.
-            out.write_all(&line)?;
+        let complete = line.last() == Some(&b'\n');
+        if in_overlong || (!complete && n == MAX_LINE) {
+            if !in_overlong {
+                overlong += 1;
+            }
+            in_overlong = !complete;
+            if filter.is_none() {
+                out.write_all(&line)?;
+            }
             continue;
         }
         let text = trim_newline(&line);
@@ -190,14 +216,23 @@ mod tests {
     }
 
     #[test]
-    fn overlong_lines_pass_through_whole() {
-        let long = format!("k={}\nz=1\n", "x".repeat(MAX_LINE + 10));
+    fn overlong_lines_pass_through_whole_and_are_counted() {
+        let long = format!("k={}=y z=2\nz=1\n", "x".repeat(2 * MAX_LINE + 10));
         let out = render(&long, Format::Json, None);
-        assert!(out.starts_with("k=xxx"));
-        assert!(out.ends_with("\n{\"z\":\"1\"}\n"));
-        assert_eq!(
-            out.len(),
-            long.len() - "z=1\n".len() + "{\"z\":\"1\"}\n".len()
+        let want = format!(
+            "k={}=y z=2\n{{\"z\":\"1\"}}\n",
+            "x".repeat(2 * MAX_LINE + 10)
         );
+        assert!(out == want, "the long line whole, then the next one parsed");
+        let mut sink = Vec::new();
+        let overlong = filter_lines(long.as_bytes(), &mut sink, Format::Plain, None).unwrap();
+        assert_eq!(overlong, 1);
+    }
+
+    #[test]
+    fn overlong_lines_are_left_out_under_a_filter() {
+        let long = format!("z=2 k={}\nz=1\n", "x".repeat(MAX_LINE + 10));
+        assert_eq!(render(&long, Format::Plain, Some("z=2")), "");
+        assert_eq!(render(&long, Format::Plain, Some("z=1")), "z=1\n");
     }
 }
