@@ -171,6 +171,25 @@ fn missing_file_is_one_line_and_exit_1() {
 }
 
 #[test]
+fn a_missing_file_among_others_is_skipped_like_cat_does() {
+    let sample = sample();
+    let o = run(
+        &["logfmt", "/nonexistent/a.log", sample.to_str().unwrap()],
+        b"",
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stdout(&o).lines().count(),
+        16,
+        "the readable file is still printed"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "paas: logfmt: /nonexistent/a.log: No such file or directory (os error 2)\n"
+    );
+}
+
+#[test]
 fn invalid_filter_is_a_usage_error() {
     let o = run(&["logfmt", "--where", "status>="], b"");
     assert_eq!(o.status.code(), Some(2));

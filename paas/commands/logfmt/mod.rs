@@ -73,13 +73,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         args.files
     };
+    // Like cat: a file that cannot be opened is reported and skipped, and the exit code says so.
+    let mut unreadable = false;
     let mut overlong = 0;
     let result = files.iter().try_for_each(|path| {
         let input: Box<dyn BufRead> = if path.as_os_str() == "-" {
             Box::new(io::stdin().lock())
         } else {
-            let file = File::open(path).with_context(|| format!("logfmt: {}", path.display()))?;
-            Box::new(BufReader::with_capacity(64 * 1024, file))
+            match File::open(path) {
+                Ok(file) => Box::new(BufReader::with_capacity(64 * 1024, file)),
+                Err(e) => {
+                    eprintln!("paas: logfmt: {}: {e}", path.display());
+                    unreadable = true;
+                    return Ok(());
+                }
+            }
         };
         overlong += filter_lines(input, &mut out, format, args.filter.as_ref())
             .with_context(|| format!("logfmt: {}", path.display()))?;
@@ -98,7 +106,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     MAX_LINE >> 20
                 );
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(if unreadable {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         // A closed pipe (`paas logfmt big.log | head`) is the reader's choice, not an error.
         Err(e) if is_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
