@@ -1,0 +1,24 @@
+//! The log router's core: the message model every part shares, and the codecs of the wire
+//! formats lines arrive and leave in (RFC 5424 messages, RFC 6587 framing, RFC 3339 time).
+//! Ingest listeners, channels, history, tails and the API build on these (issue 3, in
+//! progress: only the codecs exist so far).
+//!
+//! ```
+//! use bytes::{Bytes, BytesMut};
+//! use logplex::{FrameDecoder, parse_syslog};
+//!
+//! let mut stream = BytesMut::from(&b"62 <190>1 2026-11-21T12:00:00.123456+00:00 host t.abc web.1 - hi\n"[..]);
+//! let frame = FrameDecoder::default().decode(&mut stream).unwrap().unwrap();
+//! let msg = parse_syslog(&frame).unwrap();
+//! assert_eq!((&msg.proc_id.unwrap()[..], &msg.msg[..]), (&b"web.1"[..], &b"hi"[..]));
+//! ```
+
+mod framing;
+mod rfc5424;
+mod time;
+
+pub use framing::{DEFAULT_MAX_FRAME, FrameDecoder, FrameError, write_octet_counted};
+pub use rfc5424::{
+    Form, Header, ParseError, SyslogMessage, parse as parse_syslog, write as write_syslog,
+};
+pub use time::{Timestamp, TimestampError};

@@ -1,0 +1,264 @@
+//! The one time type of the router: UTC microseconds since the Unix epoch, read from and
+//! written as RFC 3339 (`2026-11-21T12:00:00.123456+00:00`).
+//!
+//! Written by hand rather than with a date crate: every line is stamped and formatted on the
+//! hot path, and the civil-date arithmetic (Howard Hinnant's `days_from_civil`) is a few lines.
+
+use std::fmt;
+
+/// A UTC instant with microsecond precision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp {
+    micros: i64,
+}
+
+/// Why a timestamp did not parse.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid RFC 3339 timestamp: {0}")]
+pub struct TimestampError(&'static str);
+
+impl Timestamp {
+    /// The instant `micros` microseconds after 1970-01-01T00:00:00Z.
+    pub const fn from_micros(micros: i64) -> Self {
+        Timestamp { micros }
+    }
+
+    /// Microseconds since the Unix epoch.
+    pub const fn as_micros(self) -> i64 {
+        self.micros
+    }
+
+    /// The current time.
+    pub fn now() -> Self {
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as i64)
+            .unwrap_or(0);
+        Timestamp { micros: since }
+    }
+
+    /// Reads `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`, as RFC 5424 allows (at most 6
+    /// fraction digits there; more are read and cut to microseconds). `t` and `z` are
+    /// accepted in lower case.
+    pub fn parse_rfc3339(s: &[u8]) -> Result<Self, TimestampError> {
+        let num = |range: std::ops::Range<usize>, what| -> Result<i64, TimestampError> {
+            let digits = s.get(range).ok_or(TimestampError(what))?;
+            digits.iter().try_fold(0i64, |acc, &b| {
+                b.is_ascii_digit()
+                    .then(|| acc * 10 + i64::from(b - b'0'))
+                    .ok_or(TimestampError(what))
+            })
+        };
+        let sep = |i: usize, want: &[u8]| s.get(i).is_some_and(|b| want.contains(b));
+        if !(sep(4, b"-") && sep(7, b"-") && sep(10, b"Tt") && sep(13, b":") && sep(16, b":")) {
+            return Err(TimestampError("expected YYYY-MM-DDTHH:MM:SS"));
+        }
+        let (year, month, day) = (num(0..4, "year")?, num(5..7, "month")?, num(8..10, "day")?);
+        let (hour, minute, second) = (
+            num(11..13, "hour")?,
+            num(14..16, "minute")?,
+            num(17..19, "second")?,
+        );
+        if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+            return Err(TimestampError("date out of range"));
+        }
+        // 60 is a leap second, read as the next second's start.
+        if hour > 23 || minute > 59 || second > 60 {
+            return Err(TimestampError("time out of range"));
+        }
+        let mut i = 19;
+        let mut micros = 0i64;
+        if s.get(i) == Some(&b'.') {
+            i += 1;
+            let digits = s[i..].iter().take_while(|b| b.is_ascii_digit()).count();
+            if digits == 0 {
+                return Err(TimestampError("empty fraction"));
+            }
+            for (k, &b) in s[i..i + digits].iter().take(6).enumerate() {
+                micros += i64::from(b - b'0') * 10i64.pow(5 - k as u32);
+            }
+            i += digits;
+        }
+        let offset_secs = match s.get(i) {
+            Some(b'Z' | b'z') if i + 1 == s.len() => 0,
+            Some(&sign @ (b'+' | b'-')) if i + 6 == s.len() && s[i + 3] == b':' => {
+                let (h, m) = (
+                    num(i + 1..i + 3, "offset hour")?,
+                    num(i + 4..i + 6, "offset minute")?,
+                );
+                if h > 23 || m > 59 {
+                    return Err(TimestampError("offset out of range"));
+                }
+                let secs = h * 3600 + m * 60;
+                if sign == b'+' { secs } else { -secs }
+            }
+            _ => return Err(TimestampError("expected Z or ±HH:MM at the end")),
+        };
+        let days = days_from_civil(year, month, day);
+        let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_secs;
+        Ok(Timestamp {
+            micros: secs * 1_000_000 + micros,
+        })
+    }
+
+    /// Appends `2026-11-21T12:00:00.123456+00:00` (always six fraction digits and `+00:00`,
+    /// as Logplex writes).
+    pub fn write_rfc3339(self, out: &mut Vec<u8>) {
+        let secs = self.micros.div_euclid(1_000_000);
+        let micros = self.micros.rem_euclid(1_000_000);
+        let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
+        let of_day = secs.rem_euclid(86_400);
+        let mut buf = [0u8; 32];
+        let parts: [(i64, usize); 7] = [
+            (year, 4),
+            (month, 2),
+            (day, 2),
+            (of_day / 3600, 2),
+            (of_day / 60 % 60, 2),
+            (of_day % 60, 2),
+            (micros, 6),
+        ];
+        let seps = [b'-', b'-', b'T', b':', b':', b'.', b'+'];
+        let mut n = 0;
+        for ((value, width), sep) in parts.into_iter().zip(seps) {
+            let mut v = value.clamp(0, 10i64.pow(width as u32) - 1);
+            for k in (0..width).rev() {
+                buf[n + k] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+            n += width;
+            buf[n] = sep;
+            n += 1;
+        }
+        buf[n..n + 5].copy_from_slice(b"00:00");
+        out.extend_from_slice(&buf[..n + 5]);
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = Vec::with_capacity(32);
+        self.write_rfc3339(&mut out);
+        f.write_str(&String::from_utf8_lossy(&out))
+    }
+}
+
+fn is_leap(year: i64) -> bool {
+    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if is_leap(year) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The date of a day number (days since 1970-01-01).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn parse(s: &str) -> Result<Timestamp, TimestampError> {
+        Timestamp::parse_rfc3339(s.as_bytes())
+    }
+
+    #[test]
+    fn known_instants() {
+        assert_eq!(parse("1970-01-01T00:00:00Z").unwrap().as_micros(), 0);
+        assert_eq!(
+            parse("2026-11-21T12:00:00.123456+00:00")
+                .unwrap()
+                .as_micros(),
+            1_795_262_400_123_456
+        );
+        assert_eq!(
+            parse("2026-11-21T13:00:00.123456+01:00").unwrap(),
+            parse("2026-11-21T12:00:00.123456Z").unwrap()
+        );
+        assert_eq!(
+            parse("2012-07-22T00:06:26-07:00").unwrap(),
+            parse("2012-07-22T07:06:26Z").unwrap()
+        );
+        assert_eq!(
+            parse("2024-02-29T00:00:00.5Z").unwrap().as_micros() % 1_000_000,
+            500_000
+        );
+        assert_eq!(
+            parse("2024-02-29t00:00:00.1234567z").unwrap().as_micros() % 1_000_000,
+            123_456
+        );
+    }
+
+    #[test]
+    fn written_as_logplex_does() {
+        let t = parse("2015-04-02T11:52:34.520012+00:00").unwrap();
+        assert_eq!(t.to_string(), "2015-04-02T11:52:34.520012+00:00");
+        assert_eq!(
+            Timestamp::from_micros(-1).to_string(),
+            "1969-12-31T23:59:59.999999+00:00"
+        );
+    }
+
+    #[test]
+    fn malformed_timestamps_are_errors() {
+        for s in [
+            "",
+            "-",
+            "2026-11-21",
+            "2026-11-21T12:00:00",
+            "2026-13-01T00:00:00Z",
+            "2026-02-29T00:00:00Z",
+            "2026-11-21T24:00:00Z",
+            "2026-11-21T12:00:00.Z",
+            "2026-11-21T12:00:00+0100",
+            "2026-11-21T12:00:00Zjunk",
+            "2026-11-21 12:00:00Z",
+            "２026-11-21T12:00:00Z",
+        ] {
+            assert!(parse(s).is_err(), "{s:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn write_then_parse_is_identity(micros in -62_135_596_800_000_000i64..253_402_300_799_999_999i64) {
+            let t = Timestamp::from_micros(micros);
+            let mut out = Vec::new();
+            t.write_rfc3339(&mut out);
+            prop_assert_eq!(Timestamp::parse_rfc3339(&out), Ok(t));
+        }
+
+        #[test]
+        fn parsing_never_panics(s in proptest::collection::vec(any::<u8>(), 0..40)) {
+            let _ = Timestamp::parse_rfc3339(&s);
+        }
+    }
+}
