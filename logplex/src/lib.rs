@@ -1,7 +1,7 @@
 //! The log router's core: the message model every part shares, and the codecs of the wire
 //! formats lines arrive and leave in (RFC 5424 messages, RFC 6587 framing, RFC 3339 time).
-//! Ingest listeners, channels, history, tails and the API build on these (issue 3, in
-//! progress: only the codecs exist so far).
+//! Ingest listeners, channels, tails and the API build on these (issue 3, in progress: the
+//! codecs, `LogLine`, line filters and the history ring exist so far).
 //!
 //! ```
 //! use bytes::{Bytes, BytesMut};
@@ -13,11 +13,17 @@
 //! assert_eq!((&msg.proc_id.unwrap()[..], &msg.msg[..]), (&b"web.1"[..], &b"hi"[..]));
 //! ```
 
+mod filter;
 mod framing;
+mod history;
+mod line;
 mod rfc5424;
 mod time;
 
+pub use filter::{LineFilter, PLATFORM_PROCESSES};
 pub use framing::{DEFAULT_MAX_FRAME, FrameDecoder, FrameError, write_octet_counted};
+pub use history::{DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_LINES, History};
+pub use line::{APP_SOURCE, AppName, LogLine, PLATFORM_SOURCE};
 pub use rfc5424::{
     Form, Header, ParseError, SyslogMessage, parse as parse_syslog, write as write_syslog,
 };

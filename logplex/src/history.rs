@@ -1,0 +1,178 @@
+//! An app's recent lines: a ring of the last N (1500 by default, as Logplex keeps) within a
+//! byte budget, newest last. Lines are compacted on the way in, so history never pins the
+//! buffers lines were read into.
+
+use std::collections::VecDeque;
+
+use crate::filter::LineFilter;
+use crate::line::LogLine;
+
+/// How many lines an app keeps by default.
+pub const DEFAULT_HISTORY_LINES: usize = 1500;
+
+/// How many bytes of lines an app keeps at most by default (1500 lines of 10 KB).
+pub const DEFAULT_HISTORY_BYTES: usize = 1500 * 10 * 1024;
+
+/// One app's recent lines.
+#[derive(Clone, Debug)]
+pub struct History {
+    lines: VecDeque<LogLine>,
+    max_lines: usize,
+    max_bytes: usize,
+    bytes: usize,
+    evicted: u64,
+}
+
+impl Default for History {
+    fn default() -> Self {
+        History::new(DEFAULT_HISTORY_LINES, DEFAULT_HISTORY_BYTES)
+    }
+}
+
+impl History {
+    /// A history of at most `max_lines` lines and `max_bytes` bytes of them.
+    pub fn new(max_lines: usize, max_bytes: usize) -> Self {
+        History {
+            lines: VecDeque::with_capacity(max_lines.min(4096)),
+            max_lines,
+            max_bytes,
+            bytes: 0,
+            evicted: 0,
+        }
+    }
+
+    /// Adds a line, evicting the oldest while over either bound. A line larger than the whole
+    /// byte budget is not kept (and counts as evicted).
+    pub fn push(&mut self, line: &LogLine) {
+        if self.max_lines == 0 || line.size() > self.max_bytes {
+            self.evicted += 1;
+            return;
+        }
+        let line = line.compacted();
+        self.bytes += line.size();
+        self.lines.push_back(line);
+        while self.lines.len() > self.max_lines || self.bytes > self.max_bytes {
+            if let Some(old) = self.lines.pop_front() {
+                self.bytes -= old.size();
+                self.evicted += 1;
+            }
+        }
+    }
+
+    /// The last `n` lines that `filter` keeps, oldest first.
+    pub fn last(&self, n: usize, filter: &LineFilter) -> Vec<LogLine> {
+        let mut found: Vec<LogLine> = self
+            .lines
+            .iter()
+            .rev()
+            .filter(|l| filter.matches(l))
+            .take(n)
+            .cloned()
+            .collect();
+        found.reverse();
+        found
+    }
+
+    /// How many lines it holds.
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// Whether it holds no line.
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    /// How many bytes of lines it holds.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// How many lines have been pushed out (by age or by the byte budget) since it was made.
+    pub fn evicted(&self) -> u64 {
+        self.evicted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::line::tests::line;
+    use proptest::prelude::*;
+
+    #[test]
+    fn keeps_the_last_lines_newest_last() {
+        let mut h = History::new(3, 1 << 20);
+        for i in 0..5 {
+            h.push(&line("a", "app", "web.1", &format!("n={i}"), i));
+        }
+        let got: Vec<String> = h
+            .last(10, &LineFilter::default())
+            .iter()
+            .map(|l| String::from_utf8_lossy(&l.message).into_owned())
+            .collect();
+        assert_eq!(got, ["n=2", "n=3", "n=4"]);
+        assert_eq!(h.evicted(), 2);
+        let two: Vec<i64> = h
+            .last(2, &LineFilter::default())
+            .iter()
+            .map(|l| l.time.as_micros())
+            .collect();
+        assert_eq!(two, [3, 4]);
+    }
+
+    #[test]
+    fn filters_before_counting() {
+        let mut h = History::default();
+        for i in 0..10 {
+            let process = if i % 2 == 0 { "web.1" } else { "worker.1" };
+            h.push(&line("a", "app", process, &format!("n={i}"), i));
+        }
+        let web: Vec<i64> = h
+            .last(3, &LineFilter::default().dyno("web"))
+            .iter()
+            .map(|l| l.time.as_micros())
+            .collect();
+        assert_eq!(web, [4, 6, 8]);
+    }
+
+    #[test]
+    fn the_byte_budget_evicts_too() {
+        let mut h = History::new(100, 50);
+        h.push(&line("a", "app", "web.1", &"x".repeat(30), 0));
+        h.push(&line("a", "app", "web.1", &"y".repeat(30), 1));
+        assert_eq!((h.len(), h.evicted()), (1, 1));
+        h.push(&line("a", "app", "web.1", &"z".repeat(500), 2));
+        assert_eq!(
+            (h.len(), h.evicted()),
+            (1, 2),
+            "a line over the whole budget is not kept"
+        );
+    }
+
+    proptest! {
+        /// A model: the history is always the longest suffix of what was pushed that fits both
+        /// bounds (lines over the byte budget never enter), and the counts add up.
+        #[test]
+        fn history_is_the_suffix_that_fits(sizes in proptest::collection::vec(0usize..40, 0..60), max_lines in 0usize..10, max_bytes in 0usize..120) {
+            let mut h = History::new(max_lines, max_bytes);
+            let mut model: Vec<(i64, usize)> = Vec::new();
+            for (i, &n) in sizes.iter().enumerate() {
+                let l = line("a", "app", "", &"m".repeat(n), i as i64);
+                h.push(&l);
+                let size = 3 + n;
+                if max_lines > 0 && size <= max_bytes {
+                    model.push((i as i64, size));
+                    while model.len() > max_lines || model.iter().map(|m| m.1).sum::<usize>() > max_bytes {
+                        model.remove(0);
+                    }
+                }
+            }
+            let got: Vec<i64> = h.last(usize::MAX, &LineFilter::default()).iter().map(|l| l.time.as_micros()).collect();
+            let want: Vec<i64> = model.iter().map(|m| m.0).collect();
+            prop_assert_eq!(got, want);
+            prop_assert_eq!(h.bytes(), model.iter().map(|m| m.1).sum::<usize>());
+            prop_assert_eq!(h.evicted() as usize + h.len(), sizes.len());
+        }
+    }
+}
