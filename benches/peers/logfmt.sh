@@ -46,6 +46,8 @@ fi
 
 ours=$("${pin[@]}" "$peer" bench ours "$corpus")
 echo "$ours"
+ours_iter=$("${pin[@]}" "$peer" bench ours-iter "$corpus")
+echo "$ours_iter"
 crates=$("${pin[@]}" "$peer" bench crates "$corpus")
 echo "$crates"
 golf=$(GOMAXPROCS=1 "${pin[@]}" "$tmp/go-logfmt-peer" "$corpus")
@@ -54,7 +56,7 @@ echo "$golf"
 field() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$2"; }
 
 # All three read the router corpus the same way; a different count means a different parse.
-for other in "$crates" "$golf"; do
+for other in "$ours_iter" "$crates" "$golf"; do
     if [[ $(field pairs "$other") != $(field pairs "$ours") ]]; then
         echo "warning: pair counts differ: ${ours%% *} $(field pairs "$ours"), ${other%% *} $(field pairs "$other")" >&2
     fi
@@ -63,3 +65,4 @@ done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f\n", a / b }'; }
 echo "ratio vs go-logfmt: $(ratio "$(field median_mb_s "$ours")" "$(field median_mb_s "$golf")")"
 echo "ratio vs logfmt crate: $(ratio "$(field median_mb_s "$ours")" "$(field median_mb_s "$crates")")"
+echo "ratio vs go-logfmt, with the pair iterator: $(ratio "$(field median_mb_s "$ours_iter")" "$(field median_mb_s "$golf")")"

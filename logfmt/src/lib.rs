@@ -11,6 +11,11 @@
 //!
 //! let slow: logfmt::Predicate = "service>30ms status<500".parse().unwrap();
 //! assert!(slow.matches(line));
+//!
+//! // The fastest way to see every pair: internal iteration.
+//! let mut n = 0;
+//! logfmt::for_each_pair(line, |_| n += 1);
+//! assert_eq!(n, 6);
 //! ```
 //!
 //! # Grammar
@@ -70,6 +75,6 @@ pub use encode::{EncodeError, Encoder, canonicalize, is_valid_key};
 pub use l2met::{Metric, MetricError, MetricKind, Metrics, metrics};
 pub use pair::{Pair, Value};
 pub use predicate::{Predicate, PredicateError};
-pub use scan::{Pairs, get, pairs};
+pub use scan::{Pairs, for_each_pair, get, pairs};
 pub use strict::{SyntaxError, validate};
 pub use units::{Quantity, parse_duration, parse_quantity};

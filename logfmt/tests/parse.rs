@@ -254,3 +254,25 @@ fn as_duration_of_a_huge_value_is_none_not_a_panic() {
             .is_some()
     );
 }
+
+#[test]
+fn count_and_for_each_agree_with_next_fresh_or_not() {
+    for line in [
+        &b"at=info method=GET path=\"/a b\" status=200 debug"[..],
+        b"k=\"esc \\\" aped\" x=1 y",
+        b"",
+        b"   ",
+    ] {
+        let all: Vec<_> = pairs(line).collect();
+        assert_eq!(pairs(line).count(), all.len());
+        let mut it = pairs(line);
+        if it.next().is_some() {
+            assert_eq!(it.count(), all.len() - 1);
+            let mut rest = Vec::new();
+            let mut it = pairs(line);
+            it.next();
+            it.for_each(|p| rest.push(p));
+            assert_eq!(rest, all[1..]);
+        }
+    }
+}

@@ -17,6 +17,13 @@ fn hostile_bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
 
 type Owned = (Vec<u8>, Option<Vec<u8>>);
 
+/// The pairs `for_each_pair` visits.
+fn visited(line: &[u8]) -> Vec<logfmt::Pair<'_>> {
+    let mut out = Vec::new();
+    logfmt::for_each_pair(line, |p| out.push(p));
+    out
+}
+
 fn owned_pairs(line: &[u8]) -> Vec<Owned> {
     pairs(line)
         .map(|p| (p.key.to_vec(), p.value.map(|v| v.unescaped().into_owned())))
@@ -62,22 +69,26 @@ proptest! {
     fn common_lines_agree_with_reference_wherever_they_end(line in common_lines(), cut in 0usize..400) {
         let fast: Vec<_> = pairs(&line).collect();
         prop_assert_eq!(&fast, &reference::pairs(&line));
+        prop_assert_eq!(visited(&line), fast);
         // The same line ending anywhere, so that its end falls at every place in a block.
         let cut = &line[..cut.min(line.len())];
         let fast: Vec<_> = pairs(cut).collect();
-        prop_assert_eq!(fast, reference::pairs(cut));
+        prop_assert_eq!(&fast, &reference::pairs(cut));
+        prop_assert_eq!(visited(cut), fast);
     }
 
     #[test]
     fn fast_scanner_agrees_with_reference(line in hostile_bytes(300)) {
         let fast: Vec<_> = pairs(&line).collect();
-        prop_assert_eq!(fast, reference::pairs(&line));
+        prop_assert_eq!(&fast, &reference::pairs(&line));
+        prop_assert_eq!(visited(&line), fast);
     }
 
     #[test]
     fn fast_scanner_agrees_with_reference_on_any_bytes(line in any::<Vec<u8>>()) {
         let fast: Vec<_> = pairs(&line).collect();
-        prop_assert_eq!(fast, reference::pairs(&line));
+        prop_assert_eq!(&fast, &reference::pairs(&line));
+        prop_assert_eq!(visited(&line), fast);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //!
 //! - the fast scanner (`logfmt::pairs`) yields exactly the pairs of the reference grammar
 //!   (`logfmt::reference::pairs`), and stays exhausted once it has returned `None`;
+//! - `logfmt::for_each_pair` visits the same pairs, and `pairs(..).count()` counts them;
 //! - every `Pair` and `Value` accessor (raw, flags, unescaping, text, the typed readers and the
 //!   `Debug` output) and `logfmt::get` run without panicking, and the text readers agree with
 //!   `Value::unescaped`;
@@ -31,6 +32,17 @@ fuzz_target!(|line: &[u8]| {
         "fast scanner and reference disagree on \"{}\"",
         line.escape_ascii()
     );
+
+    // Internal iteration (the indexed path for short common lines) visits the same pairs.
+    let mut visited = Vec::new();
+    logfmt::for_each_pair(line, |p| visited.push(p));
+    assert_eq!(
+        visited,
+        fast,
+        "for_each_pair and pairs disagree on \"{}\"",
+        line.escape_ascii()
+    );
+    assert_eq!(logfmt::pairs(line).count(), fast.len());
 
     // Every accessor, on every pair.
     for pair in &fast {

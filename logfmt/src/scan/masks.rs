@@ -14,6 +14,8 @@ pub(crate) struct Masks {
     pub key_stop: u64,
     /// What a quoted value must stop at: `"` or `\`.
     pub quoted_stop: u64,
+    /// `\` alone.
+    pub backslash: u64,
 }
 
 impl Masks {
@@ -22,6 +24,7 @@ impl Masks {
         ws: u64::MAX,
         key_stop: u64::MAX,
         quoted_stop: 0,
+        backslash: 0,
     };
 
     /// The masks of the blocks at `start`, `start + 64`, … into `out`, one a block, with one
@@ -77,6 +80,7 @@ fn load_with(line: &[u8], start: usize, classify: impl Fn(&[u8; 64]) -> Masks) -
             ws: (m.ws >> shift) | past_end,
             key_stop: (m.key_stop >> shift) | past_end,
             quoted_stop: m.quoted_stop >> shift,
+            backslash: m.backslash >> shift,
         };
     }
     // A line shorter than 64 bytes: zeros after it are whitespace already.
@@ -110,7 +114,11 @@ pub(crate) fn classify_scalar(block: &[u8; 64]) -> Masks {
         }
         match b {
             b'=' => m.key_stop |= bit,
-            b'"' | b'\\' => m.quoted_stop |= bit,
+            b'"' => m.quoted_stop |= bit,
+            b'\\' => {
+                m.quoted_stop |= bit;
+                m.backslash |= bit;
+            }
             _ => {}
         }
     }
@@ -123,7 +131,7 @@ type Loader = fn(&[u8], usize) -> Masks;
 
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
-mod x86 {
+pub(crate) mod x86 {
     use super::Masks;
     use std::arch::x86_64::*;
 
@@ -149,11 +157,13 @@ mod x86 {
             // x <= 0x20 (unsigned) exactly when min(x, 0x20) == x.
             let ws = _mm_cmpeq_epi8(_mm_min_epu8(x, space), x);
             let key_stop = _mm_or_si128(ws, _mm_cmpeq_epi8(x, eq));
-            let quoted_stop = _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash));
+            let slash = _mm_cmpeq_epi8(x, backslash);
+            let quoted_stop = _mm_or_si128(_mm_cmpeq_epi8(x, quote), slash);
             let bits = |v| u64::from(_mm_movemask_epi8(v) as u16) << (16 * i);
             m.ws |= bits(ws);
             m.key_stop |= bits(key_stop);
             m.quoted_stop |= bits(quoted_stop);
+            m.backslash |= bits(slash);
         }
         m
     }
@@ -173,12 +183,13 @@ mod x86 {
             let x = unsafe { _mm256_loadu_si256(block.as_ptr().add(32 * i).cast::<__m256i>()) };
             let ws = _mm256_cmpeq_epi8(_mm256_min_epu8(x, space), x);
             let key_stop = _mm256_or_si256(ws, _mm256_cmpeq_epi8(x, eq));
-            let quoted_stop =
-                _mm256_or_si256(_mm256_cmpeq_epi8(x, quote), _mm256_cmpeq_epi8(x, backslash));
+            let slash = _mm256_cmpeq_epi8(x, backslash);
+            let quoted_stop = _mm256_or_si256(_mm256_cmpeq_epi8(x, quote), slash);
             let bits = |v| u64::from(_mm256_movemask_epi8(v) as u32) << (32 * i);
             m.ws |= bits(ws);
             m.key_stop |= bits(key_stop);
             m.quoted_stop |= bits(quoted_stop);
+            m.backslash |= bits(slash);
         }
         m
     }
@@ -192,6 +203,13 @@ mod x86 {
 
     #[target_feature(enable = "avx512bw")]
     fn run_avx512_inner(line: &[u8], start: usize, out: &mut [Masks]) {
+        run_avx512_inline(line, start, out);
+    }
+
+    /// `Masks::load_run` with AVX-512BW, inlined into callers that enable it themselves.
+    #[target_feature(enable = "avx512bw")]
+    #[inline]
+    pub(crate) fn run_avx512_inline(line: &[u8], start: usize, out: &mut [Masks]) {
         super::run_with(line, start, out, |line, start| avx512(line, start));
     }
 
@@ -227,7 +245,8 @@ mod x86 {
         Masks {
             ws,
             key_stop: ws | eq,
-            quoted_stop: (quote | backslash) & valid,
+            quoted_stop: quote | backslash,
+            backslash,
         }
     }
 

@@ -3,9 +3,12 @@
 //! tested against each other on every input.
 
 mod masks;
+mod tokens;
+mod visit;
 
 use crate::pair::{Pair, Value};
 use masks::Masks;
+pub use visit::for_each_pair;
 
 /// How many blocks a chunk holds: a router line (about 200 bytes) is one chunk.
 const WORDS: usize = 4;
@@ -135,6 +138,23 @@ impl<'a> Pairs<'a> {
 impl<'a> Iterator for Pairs<'a> {
     type Item = Pair<'a>;
 
+    /// Visits the rest with [`for_each_pair`] when nothing was taken yet.
+    fn for_each<F: FnMut(Pair<'a>)>(self, mut f: F) {
+        if self.untouched() {
+            return for_each_pair(self.line, f);
+        }
+        // A `for` loop takes pairs with `next`, not `for_each`.
+        for p in self {
+            f(p);
+        }
+    }
+
+    fn count(self) -> usize {
+        let mut n = 0;
+        self.for_each(|_| n += 1);
+        n
+    }
+
     #[inline(always)]
     fn next(&mut self) -> Option<Pair<'a>> {
         let line = self.line;
@@ -169,6 +189,13 @@ impl<'a> Iterator for Pairs<'a> {
             key,
             value: Some(value),
         })
+    }
+}
+
+impl Pairs<'_> {
+    /// Whether no pair has been taken yet, so that internal iteration may start afresh.
+    fn untouched(&self) -> bool {
+        self.pos == 0 && self.chunk_start == 0
     }
 }
 
