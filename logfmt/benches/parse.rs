@@ -55,6 +55,17 @@ fn iterate_pairs(c: &mut Criterion) {
                     black_box(n)
                 })
             });
+            g.bench_with_input(BenchmarkId::new("for_each_pair", name), &text, |b, text| {
+                b.iter(|| {
+                    let mut n = 0usize;
+                    for line in lines(text) {
+                        logfmt::for_each_pair(line, |p| {
+                            n += p.key.len() + p.value.map_or(0, |v| v.raw().len());
+                        });
+                    }
+                    black_box(n)
+                })
+            });
             if unit == "bytes" {
                 g.bench_with_input(BenchmarkId::new("reference", name), &text, |b, text| {
                     b.iter(|| {
