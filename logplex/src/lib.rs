@@ -1,8 +1,8 @@
 //! The log router's core: the message model every part shares, and the codecs of the wire
 //! formats lines arrive and leave in (RFC 5424 messages, RFC 6587 framing, RFC 3339 time).
 //! Ingest listeners, channels, tails and the API build on these (issue 3, in progress: the
-//! codecs, `LogLine`, line filters, the history ring, tail buffers and the router's own
-//! in-stream lines exist so far).
+//! codecs, `LogLine`, line filters, the history ring, tail buffers, the router's own in-stream
+//! lines and the registry of apps, tokens and keys exist so far).
 //!
 //! ```
 //! use bytes::{Bytes, BytesMut};
@@ -19,6 +19,7 @@ mod framing;
 mod history;
 mod line;
 mod platform;
+mod registry;
 mod rfc5424;
 mod tail;
 mod time;
@@ -28,6 +29,7 @@ pub use framing::{DEFAULT_MAX_FRAME, FrameDecoder, FrameError, write_octet_count
 pub use history::{DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_LINES, History};
 pub use line::{APP_SOURCE, AppName, LogLine, PLATFORM_SOURCE};
 pub use platform::{LOGPLEX_PROCESS, certificate_error, drain_overflow, tail_overflow};
+pub use registry::{ApiKey, App, KeyScope, Registry, RegistryError, Token, is_valid_app_name};
 pub use rfc5424::{
     Form, Header, ParseError, SyslogMessage, parse as parse_syslog, write as write_syslog,
 };
