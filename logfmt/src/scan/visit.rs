@@ -23,27 +23,30 @@ const SLOTS: usize = 64 * WORDS / 2 + 64;
 /// ```
 #[inline]
 pub fn for_each_pair<'a>(line: &'a [u8], mut visit: impl FnMut(Pair<'a>)) {
-    if line.len() < 64 * WORDS {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512vbmi2")
-            && std::arch::is_x86_feature_detected!("avx512bw")
-        {
-            // SAFETY: the processor has AVX-512BW and AVX-512 VBMI2, as `x86::visit` requires.
-            #[allow(unsafe_code)]
-            if unsafe { x86::visit(line, &mut visit) } {
-                return;
-            }
-        }
-        let mut masks = [Masks::PAST_END; WORDS + 1];
-        Masks::load_run(line, 0, &mut masks);
-        if visit_indexed(line, &masks, &mut visit) {
-            return;
-        }
+    if line.len() < 64 * WORDS && visit_short(line, &mut visit) {
+        return;
     }
     // A `for` loop takes pairs with `next`: this does not come back here through `for_each`.
     for p in pairs(line) {
         visit(p);
     }
+}
+
+/// The indexed path with the best instructions the processor has; false (having visited
+/// nothing) for a line of another shape.
+#[inline]
+fn visit_short<'a>(line: &'a [u8], visit: &mut impl FnMut(Pair<'a>)) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512vbmi2")
+        && std::arch::is_x86_feature_detected!("avx512bw")
+    {
+        // SAFETY: the processor has AVX-512BW and AVX-512 VBMI2, as `x86::visit` requires.
+        #[allow(unsafe_code)]
+        return unsafe { x86::visit(line, visit) };
+    }
+    let mut masks = [Masks::PAST_END; WORDS + 1];
+    Masks::load_run(line, 0, &mut masks);
+    visit_indexed(line, &masks, visit)
 }
 
 /// Visits the pairs of a one-chunk line of the common shape; false (having visited nothing)
