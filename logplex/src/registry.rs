@@ -260,9 +260,8 @@ impl Registry {
             .remove(name)
             .ok_or_else(|| RegistryError::NoSuchApp(name.to_owned()))?;
         self.contents.tokens.retain(|_, t| t.app != name);
-        self.contents
-            .keys
-            .retain(|_, k| k.scope != KeyScope::App(name.to_owned()));
+        let scope = KeyScope::App(name.to_owned());
+        self.contents.keys.retain(|_, k| k.scope != scope);
         self.save()?;
         Ok(app)
     }
