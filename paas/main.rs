@@ -1,5 +1,6 @@
-//! `paas`: the one binary. Today it has one command, `paas logfmt`; `paas up`, `paas logs`,
-//! `paas drains`, `paas query`, `paas ps` and `paas scale` arrive with the router and stack.
+//! `paas`: the one binary. `paas logplex` runs the router; `paas logs`, `paas apps`, `paas
+//! tokens` talk to its API; `paas logfmt` reads logfmt locally. `paas up`, `paas drains`,
+//! `paas query`, `paas ps` and `paas scale` arrive with the stack, drains and query.
 
 mod commands;
 
@@ -17,6 +18,14 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The program's own diagnostics, on standard error: warnings unless RUST_LOG says more.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     match commands::run(cli.command) {
         Ok(code) => code,
         Err(err) => {

@@ -31,7 +31,8 @@ pub enum FrameError {
         /// The maximum.
         max: usize,
     },
-    /// An octet count that is not a number from 1 to the maximum.
+    /// An octet count that is not a number, or too large to be a frame (over 64 times the
+    /// maximum, and over 16 MiB): framing resumes after the next newline.
     #[error("bad octet count")]
     BadLength,
     /// A frame that starts with neither a digit nor `<`.
@@ -173,7 +174,10 @@ impl FrameDecoder {
     }
 
     fn counted(&mut self, buf: &mut BytesMut) -> Option<Result<Bytes, FrameError>> {
-        let max_digits = self.max_frame.to_string().len() + 1;
+        // Counts up to this are frames too large to keep, skipped whole so that framing holds;
+        // a larger count is more likely noise than a frame, and resynchronises at a newline.
+        let skip_limit = self.max_frame.saturating_mul(64).max(16 << 20);
+        let max_digits = skip_limit.to_string().len();
         let digits = buf
             .iter()
             .take(max_digits + 1)
@@ -186,6 +190,10 @@ impl FrameDecoder {
             (true, Some(b' ')) => buf[..digits]
                 .iter()
                 .fold(0usize, |n, &d| n * 10 + usize::from(d - b'0')),
+            _ => usize::MAX,
+        };
+        let len = match len {
+            len if len <= skip_limit => len,
             _ => {
                 self.state = State::SkipLine;
                 return Some(Err(FrameError::BadLength));

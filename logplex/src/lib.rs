@@ -1,8 +1,7 @@
-//! The log router's core: the message model every part shares, and the codecs of the wire
-//! formats lines arrive and leave in (RFC 5424 messages, RFC 6587 framing, RFC 3339 time).
-//! Ingest listeners, channels, tails and the API build on these (issue 3, in progress: the
-//! codecs, `LogLine`, line filters, the history ring, tail buffers, the router's own in-stream
-//! lines and the registry of apps, tokens and keys exist so far).
+//! The log router: the message model every part shares (`LogLine`), the codecs of the wire
+//! formats (RFC 5424, RFC 6587, RFC 3339), per-app channels with history and tail sessions,
+//! bounded fan-out to consumers with honest drop accounting, ingest over syslog TCP/TLS/UDP
+//! and HTTP, and the Platform-API-shaped HTTP API. `Logplex` runs it all.
 //!
 //! ```
 //! use bytes::{Bytes, BytesMut};
@@ -14,24 +13,40 @@
 //! assert_eq!((&msg.proc_id.unwrap()[..], &msg.msg[..]), (&b"web.1"[..], &b"hi"[..]));
 //! ```
 
+mod api;
 mod filter;
 mod framing;
 mod history;
+mod ingest;
 mod line;
+mod persist;
 mod platform;
 mod registry;
 mod rfc5424;
-mod tail;
+mod router;
+mod server;
 mod time;
+mod tls;
 
+pub use api::{ApiConfig, ApiState, Body, ChannelBody, Sessions, serve_api};
 pub use filter::{LineFilter, PLATFORM_PROCESSES};
 pub use framing::{DEFAULT_MAX_FRAME, FrameDecoder, FrameError, write_octet_counted};
 pub use history::{DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_LINES, History};
+pub use ingest::{IngestStats, ListenerStats, StreamConfig, serve_stream, serve_udp};
 pub use line::{APP_SOURCE, AppName, LogLine, PLATFORM_SOURCE};
-pub use platform::{LOGPLEX_PROCESS, certificate_error, drain_overflow, tail_overflow};
+pub use persist::{HistoryFileError, decode_history, encode_history};
+pub use platform::{
+    LOGPLEX_PROCESS, certificate_error, drain_overflow, rate_limited, tail_overflow,
+};
 pub use registry::{ApiKey, App, KeyScope, Registry, RegistryError, Token, is_valid_app_name};
 pub use rfc5424::{
     Form, Header, ParseError, SyslogMessage, parse as parse_syslog, write as write_syslog,
 };
-pub use tail::{DEFAULT_TAIL_BUFFER, TailBuffer};
+pub use router::{
+    BatchOutcome, Channel, ChannelConfig, ChannelStats, ConsumerStats, DEFAULT_TAIL_BUFFER,
+    EmitError, Emitter, HistoryStats, LineQueue, Loss, QueueCounts, RateBudget, Reject,
+    RejectCounts, Router, RouterConfig, Subscription, Taken, TokenTarget, TooManyTails,
+};
+pub use server::{Addresses, Logplex, LogplexConfig, StartError};
 pub use time::{Timestamp, TimestampError};
+pub use tls::{TlsError, provider as tls_provider, server_config as tls_server_config};

@@ -48,6 +48,15 @@ pub fn tail_overflow(app: &AppName, dropped: u64, since: Timestamp, now: Timesta
     platform_line(app, now, message)
 }
 
+/// `Error L12 (app rate limit exceeded): N messages dropped since T.`: lines an app sent over
+/// its rate budget. (Heroku's L12 is log-shuttle's "messages dropped" before Logplex; this is
+/// the same loss, counted at the router's door.)
+pub fn rate_limited(app: &AppName, dropped: u64, since: Timestamp, now: Timestamp) -> LogLine {
+    let message =
+        format!("Error L12 (app rate limit exceeded): {dropped} messages dropped since {since}.");
+    platform_line(app, now, message)
+}
+
 /// `Error L14 (certificate validation): error="…" uri="…"`, both values always quoted as
 /// Heroku writes them.
 pub fn certificate_error(app: &AppName, error: &str, uri: &str, now: Timestamp) -> LogLine {

@@ -349,6 +349,14 @@ impl Registry {
         self.save()
     }
 
+    /// Whether any operator key exists.
+    pub fn has_operator_key(&self) -> bool {
+        self.contents
+            .keys
+            .values()
+            .any(|k| k.scope == KeyScope::Operator)
+    }
+
     /// What a presented key may do, if it is one.
     pub fn key(&self, key: &str) -> Option<&KeyScope> {
         self.contents.keys.get(key).map(|k| &k.scope)

@@ -1,6 +1,12 @@
-//! The subcommands, one module each.
+//! The subcommands, one module each: `logfmt` (a local tool), `logplex` (the router), and the
+//! API clients `apps`, `tokens`, `logs`.
 
+mod apps;
+mod client;
 mod logfmt;
+mod logplex;
+mod logs;
+mod tokens;
 
 use std::process::ExitCode;
 
@@ -10,10 +16,61 @@ pub enum Command {
     /// Read logfmt lines and print them as JSON or coloured for a terminal, optionally
     /// filtered (`--where 'status>=500 service>1s'`).
     Logfmt(logfmt::Args),
+    /// Run the log router alone: syslog TCP/TLS/UDP and HTTP ingest, history, tails, the API.
+    Logplex(logplex::Args),
+    /// Show an app's logs: history, then live lines with --tail.
+    Logs(logs::Args),
+    /// List apps.
+    Apps(apps::ListArgs),
+    /// Create an app and print its ingest token.
+    #[command(name = "apps:create")]
+    AppsCreate(apps::CreateArgs),
+    /// Show an app.
+    #[command(name = "apps:info")]
+    AppsInfo(apps::InfoArgs),
+    /// Delete an app, its tokens, keys and history.
+    #[command(name = "apps:destroy")]
+    AppsDestroy(apps::DestroyArgs),
+    /// Show an app's ingest and delivery counters.
+    #[command(name = "apps:stats")]
+    AppsStats(apps::InfoArgs),
+    /// List an app's ingest tokens.
+    Tokens(tokens::ListArgs),
+    /// Create an ingest token whose lines carry the source NAME.
+    #[command(name = "tokens:create")]
+    TokensCreate(tokens::CreateArgs),
+    /// Replace an ingest token with a new one (the old stops working).
+    #[command(name = "tokens:rotate")]
+    TokensRotate(tokens::TokenArgs),
+    /// Revoke an ingest token.
+    #[command(name = "tokens:revoke")]
+    TokensRevoke(tokens::TokenArgs),
+    /// Create an API key that sees one app only.
+    #[command(name = "keys:create")]
+    KeysCreate(tokens::KeyArgs),
 }
 
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Logfmt(args) => logfmt::run(args),
+        Command::Logplex(args) => logplex::run(args),
+        Command::Logs(args) => logs::run(args),
+        Command::Apps(args) => apps::list(args),
+        Command::AppsCreate(args) => apps::create(args),
+        Command::AppsInfo(args) => apps::info(args),
+        Command::AppsDestroy(args) => apps::destroy(args),
+        Command::AppsStats(args) => apps::stats(args),
+        Command::Tokens(args) => tokens::list(args),
+        Command::TokensCreate(args) => tokens::create(args),
+        Command::TokensRotate(args) => tokens::rotate(args),
+        Command::TokensRevoke(args) => tokens::revoke(args),
+        Command::KeysCreate(args) => tokens::create_key(args),
     }
+}
+
+/// The async runtime of the commands that need one.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }

@@ -1,0 +1,201 @@
+//! `GET /metrics`: the router's own counters in Prometheus text, read at scrape time from the
+//! counters the router keeps anyway (nothing is counted twice on the hot path).
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+
+use http::{Response, StatusCode};
+
+use crate::api::response::{Body, error, full};
+use crate::router::{Reject, Router};
+
+#[derive(Debug)]
+struct RouterCollector(Router);
+
+fn counter(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    values: impl IntoIterator<Item = (Vec<(&'static str, String)>, u64)>,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(
+        name,
+        help,
+        None,
+        prometheus_client::metrics::MetricType::Counter,
+    )?;
+    for (labels, v) in values {
+        ConstCounter::new(v).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+fn gauge(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    values: impl IntoIterator<Item = (Vec<(&'static str, String)>, i64)>,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(
+        name,
+        help,
+        None,
+        prometheus_client::metrics::MetricType::Gauge,
+    )?;
+    for (labels, v) in values {
+        ConstGauge::new(v).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+impl Collector for RouterCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let router = &self.0;
+        let channels = router.all_channels();
+        let stats: Vec<_> = channels.iter().map(|c| c.stats()).collect();
+        let app = |a: &str| vec![("app", a.to_owned())];
+        counter(
+            &mut encoder,
+            "logplex_lines_accepted",
+            "Lines accepted into an app's channel.",
+            stats.iter().map(|s| (app(&s.app), s.accepted)),
+        )?;
+        let mut rejected = Vec::new();
+        for s in &stats {
+            for (reason, n) in &s.rejected {
+                rejected.push((
+                    vec![("app", s.app.clone()), ("reason", (*reason).to_owned())],
+                    *n,
+                ));
+            }
+        }
+        for reason in Reject::ALL {
+            rejected.push((
+                vec![
+                    ("app", String::new()),
+                    ("reason", reason.as_str().to_owned()),
+                ],
+                router.unattributed().get(reason),
+            ));
+        }
+        counter(
+            &mut encoder,
+            "logplex_lines_rejected",
+            "Lines or frames refused at ingest, by app (empty: no valid token) and reason.",
+            rejected,
+        )?;
+        let mut dropped = Vec::new();
+        let mut buffered = Vec::new();
+        for s in &stats {
+            for c in &s.consumers {
+                let labels = vec![("app", s.app.clone()), ("consumer", c.kind.clone())];
+                dropped.push((labels.clone(), c.dropped));
+                buffered.push((labels, c.buffered as i64));
+            }
+        }
+        for c in router.consumer_stats() {
+            let labels = vec![("app", String::new()), ("consumer", c.kind.clone())];
+            dropped.push((labels.clone(), c.dropped));
+            buffered.push((labels, c.buffered as i64));
+        }
+        counter(
+            &mut encoder,
+            "logplex_lines_dropped",
+            "Lines dropped after acceptance because a reader (tail, drain, index) was behind.",
+            dropped,
+        )?;
+        gauge(
+            &mut encoder,
+            "logplex_lines_buffered",
+            "Lines waiting for a reader.",
+            buffered,
+        )?;
+        gauge(
+            &mut encoder,
+            "logplex_history_lines",
+            "Lines in an app's history.",
+            stats.iter().map(|s| (app(&s.app), s.history.lines as i64)),
+        )?;
+        gauge(
+            &mut encoder,
+            "logplex_history_bytes",
+            "Bytes of an app's history.",
+            stats.iter().map(|s| (app(&s.app), s.history.bytes as i64)),
+        )?;
+        gauge(
+            &mut encoder,
+            "logplex_tail_sessions",
+            "Tail sessions open.",
+            stats.iter().map(|s| (app(&s.app), s.tails as i64)),
+        )?;
+        let ingest = router.ingest_stats();
+        let listeners = [
+            ("tcp", &ingest.tcp),
+            ("tls", &ingest.tls),
+            ("udp", &ingest.udp),
+            ("http", &ingest.http),
+        ];
+        let load = |v: &std::sync::atomic::AtomicU64| v.load(std::sync::atomic::Ordering::Relaxed);
+        counter(
+            &mut encoder,
+            "logplex_connections_accepted",
+            "Connections (HTTP: requests; UDP: datagrams) accepted, by listener.",
+            listeners
+                .iter()
+                .map(|(n, l)| (vec![("listener", (*n).to_owned())], load(&l.accepted))),
+        )?;
+        counter(
+            &mut encoder,
+            "logplex_connections_refused",
+            "Connections refused at the limit or failing their TLS handshake, by listener.",
+            listeners
+                .iter()
+                .map(|(n, l)| (vec![("listener", (*n).to_owned())], load(&l.refused))),
+        )?;
+        gauge(
+            &mut encoder,
+            "logplex_connections_open",
+            "Connections open, by listener.",
+            listeners
+                .iter()
+                .map(|(n, l)| (vec![("listener", (*n).to_owned())], load(&l.open) as i64)),
+        )?;
+        counter(
+            &mut encoder,
+            "logplex_ingest_bytes",
+            "Bytes read by the ingest listeners.",
+            listeners
+                .iter()
+                .map(|(n, l)| (vec![("listener", (*n).to_owned())], load(&l.bytes))),
+        )?;
+        let invalid = ConstCounter::new(ingest.invalid_utf8_total());
+        invalid.encode(encoder.encode_descriptor(
+            "logplex_invalid_utf8_messages",
+            "Messages accepted that are not valid UTF-8 (kept as bytes).",
+            None,
+            invalid.metric_type(),
+        )?)?;
+        Ok(())
+    }
+}
+
+/// The Prometheus text of the router's counters.
+pub(crate) fn render(router: &Router) -> Response<Body> {
+    let mut registry = prometheus_client::registry::Registry::default();
+    registry.register_collector(Box::new(RouterCollector(router.clone())));
+    let mut out = String::new();
+    match prometheus_client::encoding::text::encode(&mut out, &registry) {
+        Ok(()) => full(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            out,
+        ),
+        Err(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "Metrics could not be written.",
+        ),
+    }
+}

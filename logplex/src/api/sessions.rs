@@ -1,0 +1,345 @@
+//! Log sessions, as the Platform API has them: `POST /apps/{app}/log-sessions` with
+//! `{dyno, lines, source, tail}` (and our `filter`, a logfmt predicate) returns a
+//! `logplex_url` that carries its own secret; `GET` on it streams the history, then, with
+//! `tail`, live lines. The stream is Server-Sent Events when the client asks for
+//! `text/event-stream`, one JSON object per line for `application/x-ndjson`, and plain
+//! chunked text otherwise (Heroku's older clients).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use crate::api::response::{Body, ChannelBody, error, json, no_such_app};
+use crate::api::{ApiState, read_json};
+use crate::filter::LineFilter;
+use crate::line::LogLine;
+use crate::platform;
+use crate::router::{Channel, Subscription, Taken};
+use crate::time::Timestamp;
+
+/// Lines sent in one chunk of the stream at most.
+const CHUNK_LINES: usize = 512;
+
+#[derive(Clone, Debug)]
+struct Session {
+    app: String,
+    lines: usize,
+    tail: bool,
+    source: Option<String>,
+    dyno: Option<String>,
+    filter: Option<String>,
+    created: Instant,
+}
+
+/// Log sessions not yet expired.
+#[derive(Debug, Default)]
+pub struct Sessions(Mutex<HashMap<String, Session>>);
+
+impl Sessions {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Forgets sessions older than `ttl`.
+    pub fn expire(&self, ttl: Duration) {
+        self.lock().retain(|_, s| s.created.elapsed() < ttl);
+    }
+}
+
+/// `lines` may be a number or a string of one (Logplex's `"num": "100"`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Lines {
+    N(u64),
+    S(String),
+}
+
+#[derive(Deserialize)]
+struct CreateSession {
+    dyno: Option<String>,
+    lines: Option<Lines>,
+    source: Option<String>,
+    tail: Option<bool>,
+    filter: Option<String>,
+}
+
+fn invalid(message: &str) -> Response<Body> {
+    error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_params", message)
+}
+
+fn filter_of(s: &Session) -> Result<LineFilter, String> {
+    let mut f = LineFilter::default();
+    if let Some(source) = s.source.as_deref().filter(|v| !v.is_empty()) {
+        f = f.source(source);
+    }
+    if let Some(dyno) = s.dyno.as_deref().filter(|v| !v.is_empty()) {
+        f = f.dyno(dyno);
+    }
+    if let Some(p) = s.filter.as_deref().filter(|v| !v.trim().is_empty()) {
+        f = f.predicate(
+            p.parse()
+                .map_err(|e: logfmt::PredicateError| e.to_string())?,
+        );
+    }
+    Ok(f)
+}
+
+/// `POST /apps/{app}/log-sessions`.
+pub(crate) async fn create(
+    state: &Arc<ApiState>,
+    app: &str,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    if state.router.channel(app).is_none() {
+        return no_such_app();
+    }
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| h.bytes().all(|b| b.is_ascii_graphic()))
+        .unwrap_or("localhost")
+        .to_owned();
+    let body: CreateSession = match read_json(req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let max = state.router.config().history_lines;
+    let lines = match body.lines {
+        None => 100,
+        Some(Lines::N(n)) => n,
+        Some(Lines::S(s)) => match s.trim().parse() {
+            Ok(n) => n,
+            Err(_) => return invalid("lines must be a number."),
+        },
+    };
+    let session = Session {
+        app: app.to_owned(),
+        lines: (lines as usize).min(max),
+        tail: body.tail.unwrap_or(false),
+        source: body.source,
+        dyno: body.dyno,
+        filter: body.filter,
+        created: Instant::now(),
+    };
+    if let Err(e) = filter_of(&session) {
+        return invalid(&format!("filter is not a logfmt predicate: {e}"));
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    state.sessions.lock().insert(id.clone(), session);
+    let scheme = if state.tls { "https" } else { "http" };
+    let now = Timestamp::now();
+    json(
+        StatusCode::CREATED,
+        &json!({
+            "id": id,
+            "logplex_url": format!("{scheme}://{host}/log-sessions/{id}"),
+            "created_at": now,
+            "updated_at": now,
+        }),
+    )
+}
+
+/// How the stream is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    Text,
+    EventStream,
+    NdJson,
+}
+
+/// `GET /log-sessions/{id}`.
+pub(crate) fn stream(state: &Arc<ApiState>, id: &str, headers: &HeaderMap) -> Response<Body> {
+    let session = {
+        let sessions = state.sessions.lock();
+        sessions
+            .get(id)
+            .filter(|s| s.created.elapsed() < state.config.session_ttl)
+            .cloned()
+    };
+    let Some(session) = session else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "Log session not found or expired.",
+        );
+    };
+    let Some(channel) = state.router.channel(&session.app) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "Log session not found or expired.",
+        );
+    };
+    let Ok(filter) = filter_of(&session) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "Log session not found or expired.",
+        );
+    };
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let format = if accept.contains("text/event-stream") {
+        Format::EventStream
+    } else if accept.contains("application/x-ndjson") || accept.contains("application/json") {
+        Format::NdJson
+    } else {
+        Format::Text
+    };
+    let (history, subscription) = if session.tail {
+        match channel.tail(session.lines, filter, state.router.config().tail_buffer) {
+            Ok((h, s)) => (h, Some(s)),
+            Err(e) => {
+                let mut r = error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limit",
+                    &format!("Too many tail sessions: {e}; close one or retry later."),
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+                return r;
+            }
+        }
+    } else {
+        (channel.history(session.lines, &filter), None)
+    };
+    let (tx, body) = ChannelBody::new(8);
+    let writer = StreamWriter {
+        format,
+        tx,
+        sent: 0,
+    };
+    let config = (state.config.keepalive, state.config.tail_max);
+    tokio::spawn(writer.run(history, subscription, channel, config));
+    let content_type = match format {
+        Format::Text => "text/plain; charset=utf-8",
+        Format::EventStream => "text/event-stream",
+        Format::NdJson => "application/x-ndjson",
+    };
+    let mut r = Response::new(http_body_util::BodyExt::boxed(body));
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-cache"),
+    );
+    h.insert("x-accel-buffering", header::HeaderValue::from_static("no"));
+    r
+}
+
+struct StreamWriter {
+    format: Format,
+    tx: mpsc::Sender<Bytes>,
+    sent: u64,
+}
+
+impl StreamWriter {
+    async fn run(
+        mut self,
+        history: Vec<LogLine>,
+        subscription: Option<Subscription>,
+        channel: Arc<Channel>,
+        (keepalive, tail_max): (Duration, Duration),
+    ) {
+        for chunk in history.chunks(CHUNK_LINES) {
+            if !self.send_lines(chunk).await {
+                return;
+            }
+        }
+        let Some(sub) = subscription else {
+            return;
+        };
+        let deadline = tokio::time::Instant::now() + tail_max;
+        loop {
+            let taken = tokio::select! {
+                t = sub.queue().take(CHUNK_LINES) => t,
+                _ = tokio::time::sleep(keepalive) => {
+                    if !self.keepalive().await {
+                        return;
+                    }
+                    continue;
+                }
+                _ = self.tx.closed() => return,
+                _ = tokio::time::sleep_until(deadline) => return,
+            };
+            let Some(Taken { loss, mut lines }) = taken else {
+                return;
+            };
+            if let Some(loss) = loss {
+                let now = Timestamp::now();
+                lines.insert(
+                    0,
+                    platform::tail_overflow(channel.app(), loss.dropped, loss.since, now),
+                );
+            }
+            if !self.send_lines(&lines).await {
+                return;
+            }
+        }
+    }
+
+    async fn keepalive(&mut self) -> bool {
+        let chunk: &'static [u8] = match self.format {
+            Format::EventStream => b": keep-alive\n\n",
+            // Plain text and NDJSON have no comment syntax; the client's going is seen when
+            // the next lines are written.
+            Format::Text | Format::NdJson => return !self.tx.is_closed(),
+        };
+        self.tx.send(Bytes::from_static(chunk)).await.is_ok()
+    }
+
+    async fn send_lines(&mut self, lines: &[LogLine]) -> bool {
+        if lines.is_empty() {
+            return true;
+        }
+        let mut out = Vec::with_capacity(lines.iter().map(|l| l.size() + 64).sum());
+        let mut shown = Vec::with_capacity(256);
+        for line in lines {
+            self.sent += 1;
+            match self.format {
+                Format::Text => {
+                    line.write_display(&mut out);
+                    out.push(b'\n');
+                }
+                Format::EventStream => {
+                    shown.clear();
+                    line.write_display(&mut shown);
+                    out.extend_from_slice(format!("id: {}\n", self.sent).as_bytes());
+                    for part in shown.split(|&b| b == b'\n') {
+                        out.extend_from_slice(b"data: ");
+                        out.extend_from_slice(part.strip_suffix(b"\r").unwrap_or(part));
+                        out.push(b'\n');
+                    }
+                    out.push(b'\n');
+                }
+                Format::NdJson => {
+                    let v = json!({
+                        "time": line.time,
+                        "received": line.received,
+                        "source": String::from_utf8_lossy(&line.source),
+                        "process": String::from_utf8_lossy(&line.process),
+                        "facility": line.facility,
+                        "severity": line.severity,
+                        "message": String::from_utf8_lossy(&line.message),
+                    });
+                    out.extend_from_slice(v.to_string().as_bytes());
+                    out.push(b'\n');
+                }
+            }
+        }
+        self.tx.send(Bytes::from(out)).await.is_ok()
+    }
+}

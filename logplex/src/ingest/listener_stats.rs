@@ -1,0 +1,84 @@
+//! Counters of the ingest listeners, for `/metrics`: connections, frames, bytes, rejections.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::router::{Reject, RejectCounts};
+
+/// One listener's counters.
+#[derive(Debug, Default)]
+pub struct ListenerStats {
+    /// Connections (or requests, for HTTP; datagrams, for UDP) accepted.
+    pub accepted: AtomicU64,
+    /// Connections open now.
+    pub open: AtomicU64,
+    /// Connections refused at the limit, or that failed their TLS handshake.
+    pub refused: AtomicU64,
+    /// Bytes read.
+    pub bytes: AtomicU64,
+}
+
+impl ListenerStats {
+    /// Adds one to a counter.
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection opened: counted now, and closed when the guard drops.
+    pub fn open(&self) -> OpenGuard<'_> {
+        self.accepted.fetch_add(1, Ordering::Relaxed);
+        self.open.fetch_add(1, Ordering::Relaxed);
+        OpenGuard(self)
+    }
+}
+
+/// Counts a connection as open until dropped.
+#[derive(Debug)]
+pub struct OpenGuard<'a>(&'a ListenerStats);
+
+impl Drop for OpenGuard<'_> {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Every ingest listener's counters.
+#[derive(Debug, Default)]
+pub struct IngestStats {
+    /// syslog over TCP.
+    pub tcp: ListenerStats,
+    /// syslog over TLS.
+    pub tls: ListenerStats,
+    /// syslog over UDP.
+    pub udp: ListenerStats,
+    /// HTTP `POST /logs`.
+    pub http: ListenerStats,
+    rejected: RejectCounts,
+    invalid_utf8: AtomicU64,
+}
+
+impl IngestStats {
+    /// Counts a rejected frame (every app and none).
+    pub fn rejected(&self, reason: Reject) {
+        self.rejected.add(reason, 1);
+    }
+
+    /// Counts `n` rejected frames.
+    pub fn rejected_n(&self, reason: Reject, n: u64) {
+        self.rejected.add(reason, n);
+    }
+
+    /// Rejections on every listener, by reason.
+    pub fn rejections(&self) -> &RejectCounts {
+        &self.rejected
+    }
+
+    /// Counts messages that are not valid UTF-8 (kept as they are).
+    pub fn invalid_utf8(&self, n: u64) {
+        self.invalid_utf8.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Messages accepted that were not valid UTF-8.
+    pub fn invalid_utf8_total(&self) -> u64 {
+        self.invalid_utf8.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,581 @@
+//! `Channel`: one app's stream. Lines published into it go, under one short lock, to its
+//! history ring and to the queue of every subscriber whose filter keeps them (tail sessions,
+//! drains), then to the router-wide consumers (the index, metrics). Nothing here waits for a
+//! reader: every queue drops its oldest line when full and counts it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use crate::filter::LineFilter;
+use crate::history::History;
+use crate::line::{AppName, LogLine};
+use crate::platform;
+use crate::router::budget::RateBudget;
+use crate::router::queue::{LineQueue, Loss};
+use crate::router::stats::{ChannelStats, ConsumerStats, HistoryStats, Reject, RejectCounts};
+use crate::time::Timestamp;
+
+/// How many HTTP batch ids (`Logplex-Frame-Id`) a channel remembers to skip retries.
+const RECENT_FRAMES: usize = 1024;
+
+/// What became of an HTTP batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchOutcome {
+    /// Every line was accepted.
+    Accepted(usize),
+    /// A batch with this frame id was accepted before; nothing was published again.
+    Duplicate,
+    /// Over the app's rate budget: nothing was accepted.
+    RateLimited,
+    /// The app's channel is closed.
+    Closed,
+}
+
+/// How often, at most, an app is told in its stream that it is over its rate budget.
+const RATE_REPORT_INTERVAL_MICROS: i64 = 1_000_000;
+
+/// What a channel is made with.
+#[derive(Clone, Debug)]
+pub struct ChannelConfig {
+    /// Lines of history kept.
+    pub history_lines: usize,
+    /// Bytes of history kept.
+    pub history_bytes: usize,
+    /// Lines per second accepted (0: no limit).
+    pub rate: u64,
+    /// Tail sessions open at once.
+    pub max_tails: usize,
+}
+
+/// A reader of lines: a tail session, a drain, or a router-wide consumer.
+#[derive(Debug)]
+pub(crate) struct Subscriber {
+    id: u64,
+    kind: String,
+    name: String,
+    filter: LineFilter,
+    queue: Arc<LineQueue>,
+}
+
+impl Subscriber {
+    fn stats(&self) -> ConsumerStats {
+        let c = self.queue.counts();
+        ConsumerStats {
+            kind: self.kind.clone(),
+            name: self.name.clone(),
+            accepted: c.accepted,
+            delivered: c.taken,
+            dropped: c.dropped,
+            buffered: c.buffered,
+        }
+    }
+}
+
+/// The router-wide consumers: every app's lines reach them.
+#[derive(Debug, Default)]
+pub(crate) struct Consumers {
+    list: RwLock<Vec<Subscriber>>,
+    next_id: AtomicU64,
+}
+
+impl Consumers {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<Subscriber>> {
+        self.list.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Vec<Subscriber>> {
+        self.list.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn subscribe(self: &Arc<Self>, name: &str, capacity: usize) -> Subscription {
+        let queue = Arc::new(LineQueue::new(capacity));
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.write().push(Subscriber {
+            id,
+            kind: name.to_owned(),
+            name: name.to_owned(),
+            filter: LineFilter::default(),
+            queue: queue.clone(),
+        });
+        Subscription {
+            queue,
+            detach: Detach::Global(self.clone(), id),
+        }
+    }
+
+    pub(crate) fn stats(&self) -> Vec<ConsumerStats> {
+        self.read().iter().map(Subscriber::stats).collect()
+    }
+
+    fn offer(&self, lines: &[LogLine]) {
+        for sub in self.read().iter() {
+            sub.queue.push_matching(lines, &sub.filter);
+        }
+    }
+
+    pub(crate) fn close_all(&self) {
+        for sub in self.read().iter() {
+            sub.queue.close();
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Detach {
+    Channel(Arc<Channel>, u64),
+    Global(Arc<Consumers>, u64),
+}
+
+/// A reader's place in a channel (or in every channel): its queue, and, when dropped, its
+/// removal from the channel.
+#[derive(Debug)]
+pub struct Subscription {
+    queue: Arc<LineQueue>,
+    detach: Detach,
+}
+
+impl Subscription {
+    /// The queue its lines wait in.
+    pub fn queue(&self) -> &Arc<LineQueue> {
+        &self.queue
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        match &self.detach {
+            Detach::Channel(channel, id) => channel.lock().subscribers.retain(|s| s.id != *id),
+            Detach::Global(consumers, id) => consumers.write().retain(|s| s.id != *id),
+        }
+    }
+}
+
+/// Too many tail sessions are open for this app.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("this app already has {0} tail sessions open")]
+pub struct TooManyTails(pub usize);
+
+#[derive(Debug)]
+struct State {
+    history: History,
+    subscribers: Vec<Subscriber>,
+    budget: RateBudget,
+    rate_loss: Option<Loss>,
+    last_rate_report: i64,
+    next_id: u64,
+    closed: bool,
+    recent_frames: std::collections::VecDeque<String>,
+}
+
+/// One app's stream.
+#[derive(Debug)]
+pub struct Channel {
+    app: AppName,
+    config: ChannelConfig,
+    state: Mutex<State>,
+    accepted: AtomicU64,
+    rejected: RejectCounts,
+    global: Arc<Consumers>,
+}
+
+impl Channel {
+    pub(crate) fn new(app: AppName, config: ChannelConfig, global: Arc<Consumers>) -> Self {
+        let state = State {
+            history: History::new(config.history_lines, config.history_bytes),
+            subscribers: Vec::new(),
+            budget: RateBudget::new(config.rate),
+            rate_loss: None,
+            last_rate_report: i64::MIN,
+            next_id: 0,
+            closed: false,
+            recent_frames: std::collections::VecDeque::new(),
+        };
+        Channel {
+            app,
+            config,
+            state: Mutex::new(state),
+            accepted: AtomicU64::new(0),
+            rejected: RejectCounts::default(),
+            global,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every update below completes before anything that could panic, so a poisoned lock
+        // still guards a consistent state.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The app this channel belongs to.
+    pub fn app(&self) -> &AppName {
+        &self.app
+    }
+
+    /// Publishes lines the app sent: those within its rate budget go to history and every
+    /// subscriber; the rest are rejected as `rate_limited`, counted, and told in the stream (at
+    /// most once a second). Returns how many were accepted. Never waits for a reader.
+    pub fn publish(&self, mut lines: Vec<LogLine>, now: Timestamp) -> usize {
+        let offered = lines.len();
+        let mut st = self.lock();
+        if st.closed {
+            drop(st);
+            self.rejected.add(Reject::Closed, offered as u64);
+            return 0;
+        }
+        let admitted = st.budget.admit(offered, now);
+        if admitted < offered {
+            lines.truncate(admitted);
+            let excess = (offered - admitted) as u64;
+            self.rejected.add(Reject::RateLimited, excess);
+            match &mut st.rate_loss {
+                Some(loss) => loss.dropped += excess,
+                None => {
+                    st.rate_loss = Some(Loss {
+                        dropped: excess,
+                        since: now,
+                    })
+                }
+            }
+        }
+        if let Some(report) = self.rate_report(&mut st, now) {
+            lines.insert(0, report);
+        }
+        self.fan_out(st, &lines);
+        self.accepted.fetch_add(admitted as u64, Ordering::Relaxed);
+        admitted
+    }
+
+    /// Publishes an HTTP batch whole or not at all: refused whole when over the rate budget
+    /// (the sender should retry), skipped when `frame_id` repeats a batch already accepted
+    /// (a retry whose first try got through).
+    pub fn publish_batch(
+        &self,
+        mut lines: Vec<LogLine>,
+        frame_id: Option<&str>,
+        now: Timestamp,
+    ) -> BatchOutcome {
+        let n = lines.len();
+        let mut st = self.lock();
+        if st.closed {
+            drop(st);
+            self.rejected.add(Reject::Closed, n as u64);
+            return BatchOutcome::Closed;
+        }
+        if let Some(id) = frame_id
+            && st.recent_frames.iter().any(|f| f == id)
+        {
+            return BatchOutcome::Duplicate;
+        }
+        if !st.budget.admit_all(n, now) {
+            self.rejected.add(Reject::RateLimited, n as u64);
+            match &mut st.rate_loss {
+                Some(loss) => loss.dropped += n as u64,
+                None => {
+                    st.rate_loss = Some(Loss {
+                        dropped: n as u64,
+                        since: now,
+                    })
+                }
+            }
+            return BatchOutcome::RateLimited;
+        }
+        if let Some(id) = frame_id {
+            if st.recent_frames.len() >= RECENT_FRAMES {
+                st.recent_frames.pop_front();
+            }
+            st.recent_frames.push_back(id.to_owned());
+        }
+        if let Some(report) = self.rate_report(&mut st, now) {
+            lines.insert(0, report);
+        }
+        self.fan_out(st, &lines);
+        self.accepted.fetch_add(n as u64, Ordering::Relaxed);
+        BatchOutcome::Accepted(n)
+    }
+
+    /// Publishes a line the router itself made (L10, L11, L14, …): never rate limited.
+    pub fn publish_platform(&self, line: LogLine) {
+        let st = self.lock();
+        if st.closed {
+            return;
+        }
+        self.fan_out(st, std::slice::from_ref(&line));
+    }
+
+    /// Tells the stream about rate-limited lines not yet reported, if a report is due.
+    pub(crate) fn tick(&self, now: Timestamp) {
+        let mut st = self.lock();
+        if let Some(report) = self.rate_report(&mut st, now) {
+            self.fan_out(st, std::slice::from_ref(&report));
+        }
+    }
+
+    fn rate_report(&self, st: &mut State, now: Timestamp) -> Option<LogLine> {
+        let due =
+            now.as_micros().saturating_sub(st.last_rate_report) >= RATE_REPORT_INTERVAL_MICROS;
+        if !due {
+            return None;
+        }
+        let loss = st.rate_loss.take()?;
+        st.last_rate_report = now.as_micros();
+        Some(platform::rate_limited(
+            &self.app,
+            loss.dropped,
+            loss.since,
+            now,
+        ))
+    }
+
+    fn fan_out(&self, mut st: MutexGuard<'_, State>, lines: &[LogLine]) {
+        if lines.is_empty() {
+            return;
+        }
+        for line in lines {
+            st.history.push(line);
+        }
+        for sub in &st.subscribers {
+            sub.queue.push_matching(lines, &sub.filter);
+        }
+        drop(st);
+        self.global.offer(lines);
+    }
+
+    /// Counts lines refused before they reached the channel.
+    pub fn reject(&self, reason: Reject, n: u64) {
+        self.rejected.add(reason, n);
+    }
+
+    /// The last `n` history lines `filter` keeps, oldest first.
+    pub fn history(&self, n: usize, filter: &LineFilter) -> Vec<LogLine> {
+        self.lock().history.last(n, filter)
+    }
+
+    /// Opens a tail: the last `n` history lines `filter` keeps and a subscription for the
+    /// lines after them, taken under one lock so that none is missed or seen twice.
+    pub fn tail(
+        self: &Arc<Self>,
+        n: usize,
+        filter: LineFilter,
+        capacity: usize,
+    ) -> Result<(Vec<LogLine>, Subscription), TooManyTails> {
+        let mut st = self.lock();
+        let open = st.subscribers.iter().filter(|s| s.kind == "tail").count();
+        if open >= self.config.max_tails {
+            return Err(TooManyTails(open));
+        }
+        let history = st.history.last(n, &filter);
+        let sub = self.subscribe_locked(&mut st, "tail", None, filter, capacity);
+        Ok((history, sub))
+    }
+
+    /// Adds a reader of this app's lines (a drain): its own bounded queue, named `name`.
+    pub fn subscribe(
+        self: &Arc<Self>,
+        kind: &str,
+        name: &str,
+        filter: LineFilter,
+        capacity: usize,
+    ) -> Subscription {
+        let mut st = self.lock();
+        self.subscribe_locked(&mut st, kind, Some(name), filter, capacity)
+    }
+
+    fn subscribe_locked(
+        self: &Arc<Self>,
+        st: &mut State,
+        kind: &str,
+        name: Option<&str>,
+        filter: LineFilter,
+        capacity: usize,
+    ) -> Subscription {
+        let id = st.next_id;
+        st.next_id += 1;
+        let queue = Arc::new(LineQueue::new(capacity));
+        if st.closed {
+            queue.close();
+        }
+        st.subscribers.push(Subscriber {
+            id,
+            kind: kind.to_owned(),
+            name: name.map_or_else(|| format!("{kind}.{id}"), str::to_owned),
+            filter,
+            queue: queue.clone(),
+        });
+        Subscription {
+            queue,
+            detach: Detach::Channel(self.clone(), id),
+        }
+    }
+
+    /// Stops the channel: it accepts nothing more, and every reader gets what waits, then
+    /// the end of its stream.
+    pub fn close(&self) {
+        let mut st = self.lock();
+        st.closed = true;
+        for sub in &st.subscribers {
+            sub.queue.close();
+        }
+    }
+
+    /// Whether the channel was closed.
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// Replaces the history (when restoring it at start-up).
+    pub(crate) fn restore_history(&self, lines: &[LogLine]) {
+        let mut st = self.lock();
+        for line in lines {
+            st.history.push(line);
+        }
+    }
+
+    /// Every history line, oldest first (when saving it at shutdown).
+    pub(crate) fn all_history(&self) -> Vec<LogLine> {
+        let st = self.lock();
+        st.history.last(st.history.len(), &LineFilter::default())
+    }
+
+    /// Lines accepted so far.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Rejections so far, by reason.
+    pub fn rejected(&self) -> &RejectCounts {
+        &self.rejected
+    }
+
+    /// What `GET /apps/{app}/stats` shows.
+    pub fn stats(&self) -> ChannelStats {
+        let st = self.lock();
+        let consumers: Vec<ConsumerStats> = st.subscribers.iter().map(Subscriber::stats).collect();
+        let history = HistoryStats {
+            lines: st.history.len(),
+            bytes: st.history.bytes(),
+            evicted: st.history.evicted(),
+        };
+        drop(st);
+        let dropped: u64 = consumers.iter().map(|c| c.dropped).sum();
+        ChannelStats {
+            app: self.app.to_string(),
+            accepted: self.accepted(),
+            rejected: self.rejected.snapshot().into_iter().collect(),
+            dropped: [("overflow", dropped)].into_iter().collect(),
+            buffered: consumers.iter().map(|c| c.buffered).sum(),
+            tails: consumers.iter().filter(|c| c.kind == "tail").count(),
+            history,
+            consumers,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::line::tests::line;
+
+    fn channel(rate: u64, max_tails: usize) -> Arc<Channel> {
+        Arc::new(Channel::new(
+            AppName::from("shop"),
+            ChannelConfig {
+                history_lines: 5,
+                history_bytes: 1 << 20,
+                rate,
+                max_tails,
+            },
+            Arc::new(Consumers::default()),
+        ))
+    }
+
+    fn msgs(lines: &[LogLine]) -> Vec<String> {
+        lines
+            .iter()
+            .map(|l| String::from_utf8_lossy(&l.message).into_owned())
+            .collect()
+    }
+
+    fn batch(range: std::ops::Range<i64>) -> Vec<LogLine> {
+        range
+            .map(|i| line("shop", "app", "web.1", &format!("n={i}"), i))
+            .collect()
+    }
+
+    #[test]
+    fn a_tail_sees_history_then_live_lines_without_gap_or_repeat() {
+        let c = channel(0, 2);
+        c.publish(batch(0..3), Timestamp::from_micros(0));
+        let (history, sub) = c.tail(2, LineFilter::default(), 10).unwrap();
+        assert_eq!(msgs(&history), ["n=1", "n=2"]);
+        c.publish(batch(3..5), Timestamp::from_micros(0));
+        assert_eq!(msgs(&sub.queue().try_take(10).lines), ["n=3", "n=4"]);
+        assert_eq!(c.stats().tails, 1);
+        drop(sub);
+        assert_eq!(
+            c.stats().tails,
+            0,
+            "a dropped subscription leaves the channel"
+        );
+    }
+
+    #[test]
+    fn tails_per_app_are_capped() {
+        let c = channel(0, 1);
+        let _first = c.tail(0, LineFilter::default(), 10).unwrap();
+        assert_eq!(
+            c.tail(0, LineFilter::default(), 10).unwrap_err(),
+            TooManyTails(1)
+        );
+    }
+
+    #[test]
+    fn over_the_rate_lines_are_refused_counted_and_told_in_stream() {
+        let c = channel(10, 1);
+        let (_, sub) = c.tail(0, LineFilter::default(), 100).unwrap();
+        assert_eq!(c.publish(batch(0..25), Timestamp::from_micros(0)), 10);
+        assert_eq!(c.rejected().get(Reject::RateLimited), 15);
+        let first = msgs(&sub.queue().try_take(100).lines);
+        assert_eq!(first.len(), 11, "the report, then the lines admitted");
+        assert_eq!(
+            first[0],
+            "Error L12 (app rate limit exceeded): 15 messages dropped since 1970-01-01T00:00:00.000000+00:00."
+        );
+        // 100 ms refill one line's worth; the other 4 wait to be reported, at most once a
+        // second.
+        assert_eq!(c.publish(batch(25..30), Timestamp::from_micros(100_000)), 1);
+        c.tick(Timestamp::from_micros(500_000));
+        assert_eq!(msgs(&sub.queue().try_take(100).lines), ["n=25"]);
+        c.tick(Timestamp::from_micros(1_000_000));
+        assert_eq!(
+            msgs(&sub.queue().try_take(100).lines),
+            [
+                "Error L12 (app rate limit exceeded): 4 messages dropped since 1970-01-01T00:00:00.100000+00:00."
+            ]
+        );
+        assert_eq!(c.accepted(), 11);
+    }
+
+    #[test]
+    fn a_slow_subscriber_never_holds_back_another() {
+        let c = channel(0, 2);
+        let (_, slow) = c.tail(0, LineFilter::default(), 2).unwrap();
+        let (_, fast) = c.tail(0, LineFilter::default(), 100).unwrap();
+        c.publish(batch(0..50), Timestamp::from_micros(0));
+        assert_eq!(fast.queue().try_take(100).lines.len(), 50);
+        let s = slow.queue().try_take(100);
+        assert_eq!((s.lines.len(), s.loss.map(|l| l.dropped)), (2, Some(48)));
+        let stats = c.stats();
+        assert_eq!(stats.dropped["overflow"], 48);
+        assert_eq!(stats.accepted, 50);
+    }
+
+    #[test]
+    fn a_closed_channel_refuses_and_ends_its_readers() {
+        let c = channel(0, 2);
+        let (_, sub) = c.tail(0, LineFilter::default(), 10).unwrap();
+        c.close();
+        assert_eq!(c.publish(batch(0..3), Timestamp::from_micros(0)), 0);
+        assert_eq!(c.rejected().get(Reject::Closed), 3);
+        assert!(sub.queue().is_closed());
+    }
+}

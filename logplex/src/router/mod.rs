@@ -1,0 +1,358 @@
+//! The router: the registry of apps, tokens and keys, one `Channel` per app, and the
+//! router-wide consumers. Every ingest path, the API and the stack's emitters go through it.
+
+mod budget;
+mod channel;
+mod emitter;
+mod queue;
+pub(crate) mod stats;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use bytes::Bytes;
+
+pub use budget::RateBudget;
+pub use channel::{BatchOutcome, Channel, ChannelConfig, Subscription, TooManyTails};
+pub use emitter::{EmitError, Emitter};
+pub use queue::{DEFAULT_TAIL_BUFFER, LineQueue, Loss, QueueCounts, Taken};
+pub use stats::{ChannelStats, ConsumerStats, HistoryStats, Reject, RejectCounts};
+
+use crate::history::{DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_LINES};
+use crate::line::AppName;
+use crate::registry::{ApiKey, App, KeyScope, Registry, RegistryError, Token};
+use crate::time::Timestamp;
+use channel::Consumers;
+
+/// How the router's channels are sized and budgeted.
+#[derive(Clone, Debug)]
+pub struct RouterConfig {
+    /// Lines of history per app (Logplex: 1500).
+    pub history_lines: usize,
+    /// Bytes of history per app.
+    pub history_bytes: usize,
+    /// Lines a tail session's buffer holds (Logplex: 1024).
+    pub tail_buffer: usize,
+    /// Lines per second one app may send (0: no limit).
+    pub app_rate: u64,
+    /// Tail sessions one app may have open.
+    pub max_tails_per_app: usize,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        RouterConfig {
+            history_lines: DEFAULT_HISTORY_LINES,
+            history_bytes: DEFAULT_HISTORY_BYTES,
+            tail_buffer: DEFAULT_TAIL_BUFFER,
+            app_rate: 1_000_000,
+            max_tails_per_app: 20,
+        }
+    }
+}
+
+/// Where an ingest token's lines go: its app's channel and its source name.
+#[derive(Clone, Debug)]
+pub struct TokenTarget {
+    /// The app's channel.
+    pub channel: Arc<Channel>,
+    /// The token's name, which its lines carry as their source.
+    pub source: Bytes,
+    /// The token itself.
+    pub token: Arc<str>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: RouterConfig,
+    registry: RwLock<Registry>,
+    /// Bumped on every registry change, so cached token lookups know to look again.
+    generation: AtomicU64,
+    channels: RwLock<HashMap<String, Arc<Channel>>>,
+    consumers: Arc<Consumers>,
+    unattributed: RejectCounts,
+    ingest: crate::ingest::IngestStats,
+    stopping: AtomicBool,
+}
+
+/// The router. Cheap to clone: every clone is the same router.
+#[derive(Clone, Debug)]
+pub struct Router {
+    inner: Arc<Inner>,
+}
+
+impl Router {
+    /// A router over `registry`, with a channel for each of its apps.
+    pub fn new(config: RouterConfig, registry: Registry) -> Self {
+        let router = Router {
+            inner: Arc::new(Inner {
+                config,
+                registry: RwLock::new(registry),
+                generation: AtomicU64::new(0),
+                channels: RwLock::new(HashMap::new()),
+                consumers: Arc::new(Consumers::default()),
+                unattributed: RejectCounts::default(),
+                ingest: crate::ingest::IngestStats::default(),
+                stopping: AtomicBool::new(false),
+            }),
+        };
+        let names: Vec<String> = router.registry().apps().map(|a| a.name.clone()).collect();
+        for name in names {
+            router.open_channel(&name);
+        }
+        router
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &RouterConfig {
+        &self.inner.config
+    }
+
+    fn registry(&self) -> RwLockReadGuard<'_, Registry> {
+        self.inner
+            .registry
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn registry_mut(&self) -> RwLockWriteGuard<'_, Registry> {
+        self.inner.generation.fetch_add(1, Ordering::Release);
+        self.inner
+            .registry
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn channels(&self) -> RwLockReadGuard<'_, HashMap<String, Arc<Channel>>> {
+        self.inner
+            .channels
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn open_channel(&self, name: &str) -> Arc<Channel> {
+        let config = ChannelConfig {
+            history_lines: self.inner.config.history_lines,
+            history_bytes: self.inner.config.history_bytes,
+            rate: self.inner.config.app_rate,
+            max_tails: self.inner.config.max_tails_per_app,
+        };
+        let channel = Arc::new(Channel::new(
+            AppName::from(name),
+            config,
+            self.inner.consumers.clone(),
+        ));
+        self.inner
+            .channels
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_owned(), channel.clone());
+        channel
+    }
+
+    /// Changes to the registry so far; a cached token lookup made at an older generation must
+    /// be made again.
+    pub fn generation(&self) -> u64 {
+        self.inner.generation.load(Ordering::Acquire)
+    }
+
+    /// Makes an app, its channel and its first ingest token.
+    pub fn create_app(&self, name: &str) -> Result<(App, Token), RegistryError> {
+        let made = self.registry_mut().create_app(name)?;
+        self.open_channel(name);
+        Ok(made)
+    }
+
+    /// Deletes an app: its channel closes (tails end), its tokens and keys stop working.
+    pub fn delete_app(&self, name: &str) -> Result<App, RegistryError> {
+        let app = self.registry_mut().delete_app(name)?;
+        let channel = self
+            .inner
+            .channels
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+        if let Some(channel) = channel {
+            channel.close();
+        }
+        Ok(app)
+    }
+
+    /// Every app, by name.
+    pub fn apps(&self) -> Vec<App> {
+        self.registry().apps().cloned().collect()
+    }
+
+    /// The app called `name`.
+    pub fn app(&self, name: &str) -> Option<App> {
+        self.registry().app(name).cloned()
+    }
+
+    /// The channel of the app called `name`.
+    pub fn channel(&self, name: &str) -> Option<Arc<Channel>> {
+        self.channels().get(name).cloned()
+    }
+
+    /// Every channel.
+    pub fn all_channels(&self) -> Vec<Arc<Channel>> {
+        let mut all: Vec<_> = self.channels().values().cloned().collect();
+        all.sort_by(|a, b| a.app().cmp(b.app()));
+        all
+    }
+
+    /// The tokens of `app`.
+    pub fn tokens(&self, app: &str) -> Vec<Token> {
+        self.registry().tokens(app).cloned().collect()
+    }
+
+    /// A new ingest token for `app`, whose lines carry the source `name`.
+    pub fn create_token(&self, app: &str, name: &str) -> Result<Token, RegistryError> {
+        self.registry_mut().create_token(app, name)
+    }
+
+    /// Replaces a token with a new one for the same app and source.
+    pub fn rotate_token(&self, token: &str) -> Result<Token, RegistryError> {
+        self.registry_mut().rotate_token(token)
+    }
+
+    /// Revokes a token.
+    pub fn revoke_token(&self, token: &str) -> Result<Token, RegistryError> {
+        self.registry_mut().revoke_token(token)
+    }
+
+    /// The token's details, if it is one.
+    pub fn token(&self, token: &str) -> Option<Token> {
+        self.registry().token(token).cloned()
+    }
+
+    /// Where a token's lines go, if it is a live token of a live app.
+    pub fn resolve_token(&self, token: &[u8]) -> Option<TokenTarget> {
+        let token = std::str::from_utf8(token).ok()?;
+        let (app, source) = {
+            let reg = self.registry();
+            let t = reg.token(token)?;
+            (t.app.clone(), Bytes::copy_from_slice(t.name.as_bytes()))
+        };
+        let channel = self.channel(&app)?;
+        Some(TokenTarget {
+            channel,
+            source,
+            token: Arc::from(token),
+        })
+    }
+
+    /// A new API key.
+    pub fn create_key(&self, scope: KeyScope) -> Result<ApiKey, RegistryError> {
+        self.registry_mut().create_key(scope)
+    }
+
+    /// Keeps `key` as an operator key.
+    pub fn adopt_operator_key(&self, key: &str) -> Result<(), RegistryError> {
+        self.registry_mut().adopt_operator_key(key)
+    }
+
+    /// What a presented API key may do, if it is one.
+    pub fn authenticate(&self, key: &str) -> Option<KeyScope> {
+        self.registry().key(key).cloned()
+    }
+
+    /// An emitter writing into `app` as `source`, for the stack's layers.
+    pub fn emitter(&self, app: &str, source: &str) -> Option<Emitter> {
+        self.channel(app).map(|c| Emitter::new(c, source))
+    }
+
+    /// A router-wide consumer: every app's lines, in a queue of `capacity` lines of its own.
+    pub fn subscribe_all(&self, name: &str, capacity: usize) -> Subscription {
+        self.inner.consumers.subscribe(name, capacity)
+    }
+
+    /// The router-wide consumers' queues.
+    pub fn consumer_stats(&self) -> Vec<ConsumerStats> {
+        self.inner.consumers.stats()
+    }
+
+    /// Rejections no app can be charged with (frames with no valid token).
+    pub fn unattributed(&self) -> &RejectCounts {
+        &self.inner.unattributed
+    }
+
+    /// The ingest listeners' counters.
+    pub fn ingest_stats(&self) -> &crate::ingest::IngestStats {
+        &self.inner.ingest
+    }
+
+    /// Housekeeping, once a second: owed in-stream reports.
+    pub fn tick(&self, now: Timestamp) {
+        for channel in self.all_channels() {
+            channel.tick(now);
+        }
+    }
+
+    /// Whether the router is stopping (ingest answers 503, readiness fails).
+    pub fn is_stopping(&self) -> bool {
+        self.inner.stopping.load(Ordering::Acquire)
+    }
+
+    /// Starts stopping: from now on ingest is refused and tails end once drained.
+    pub fn stop(&self) {
+        self.inner.stopping.store(true, Ordering::Release);
+        for channel in self.all_channels() {
+            channel.close();
+        }
+        self.inner.consumers.close_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::LineFilter;
+
+    #[test]
+    fn tokens_resolve_to_their_app_and_source_until_revoked() {
+        let router = Router::new(RouterConfig::default(), Registry::in_memory());
+        let (_, token) = router.create_app("shop").unwrap();
+        let g = router.generation();
+        let target = router.resolve_token(token.token.as_bytes()).unwrap();
+        assert_eq!(
+            (target.channel.app().as_str(), &target.source[..]),
+            ("shop", &b"app"[..])
+        );
+        router.revoke_token(&token.token).unwrap();
+        assert!(router.generation() > g);
+        assert!(router.resolve_token(token.token.as_bytes()).is_none());
+        assert!(router.resolve_token(b"\xff\xfe").is_none());
+    }
+
+    #[test]
+    fn an_emitter_writes_into_its_app_only() {
+        let router = Router::new(RouterConfig::default(), Registry::in_memory());
+        router.create_app("shop").unwrap();
+        router.create_app("blog").unwrap();
+        let e = router.emitter("shop", "paas").unwrap();
+        e.try_emit("router", "at=info status=200").unwrap();
+        let shop = router.channel("shop").unwrap();
+        let blog = router.channel("blog").unwrap();
+        let got = shop.history(10, &LineFilter::default().source("router"));
+        assert_eq!(got.len(), 1);
+        assert_eq!(&got[0].message[..], b"at=info status=200");
+        assert!(blog.history(10, &LineFilter::default()).is_empty());
+    }
+
+    #[test]
+    fn deleting_an_app_closes_its_channel_and_emitters() {
+        let router = Router::new(RouterConfig::default(), Registry::in_memory());
+        router.create_app("shop").unwrap();
+        let e = router.emitter("shop", "app").unwrap();
+        let all = router.subscribe_all("index", 10);
+        e.try_emit("web.1", "one").unwrap();
+        router.delete_app("shop").unwrap();
+        assert!(matches!(
+            e.try_emit("web.1", "two"),
+            Err(EmitError::Closed(_))
+        ));
+        assert_eq!(all.queue().try_take(10).lines.len(), 1);
+        assert!(router.channel("shop").is_none());
+    }
+}

@@ -1,0 +1,314 @@
+//! `LineQueue`: the bounded queue between the router and one reader (a tail session, a drain,
+//! the index). Pushing never waits: when the queue is full the oldest line is dropped and
+//! counted, and the reader is told how many it lost and since when, so it can say so in its
+//! own stream (L11 for a tail, L10 for a drain). For every queue, at any moment,
+//! `accepted = taken + dropped + buffered`.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use serde::Serialize;
+use tokio::sync::Notify;
+
+use crate::filter::LineFilter;
+use crate::line::LogLine;
+use crate::time::Timestamp;
+
+/// How many lines wait for a tail reader by default (as Logplex).
+pub const DEFAULT_TAIL_BUFFER: usize = 1024;
+
+/// What a queue has seen, for stats and metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct QueueCounts {
+    /// Lines pushed into it.
+    pub accepted: u64,
+    /// Lines the reader took.
+    pub taken: u64,
+    /// Lines dropped because the reader was behind.
+    pub dropped: u64,
+    /// Lines waiting now.
+    pub buffered: u64,
+}
+
+/// What the reader lost since it last took lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Loss {
+    /// How many lines.
+    pub dropped: u64,
+    /// When the first of them was received.
+    pub since: Timestamp,
+}
+
+/// One take: the loss to report first (if any), then the lines, oldest first.
+#[derive(Debug, Default)]
+pub struct Taken {
+    /// Lines lost since the last take.
+    pub loss: Option<Loss>,
+    /// The lines.
+    pub lines: Vec<LogLine>,
+}
+
+#[derive(Debug)]
+struct State {
+    lines: VecDeque<LogLine>,
+    loss: Option<Loss>,
+    counts: QueueCounts,
+    closed: bool,
+}
+
+/// A bounded, drop-oldest queue of lines for one reader.
+#[derive(Debug)]
+pub struct LineQueue {
+    state: Mutex<State>,
+    ready: Notify,
+    capacity: usize,
+}
+
+impl LineQueue {
+    /// A queue holding at most `capacity` lines (at least 1).
+    pub fn new(capacity: usize) -> Self {
+        LineQueue {
+            state: Mutex::new(State {
+                lines: VecDeque::with_capacity(capacity.clamp(1, 1024)),
+                loss: None,
+                counts: QueueCounts::default(),
+                closed: false,
+            }),
+            ready: Notify::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding this lock leaves the queue consistent (every operation below
+        // finishes its bookkeeping before it can panic), so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds one line. Never waits; returns whether an older line had to be dropped.
+    pub fn push(&self, line: LogLine) -> bool {
+        let dropped = {
+            let mut st = self.lock();
+            if st.closed {
+                return false;
+            }
+            push_locked(&mut st, self.capacity, line)
+        };
+        self.ready.notify_one();
+        dropped
+    }
+
+    /// Adds the lines `filter` keeps, under one lock. Returns how many were added.
+    pub fn push_matching(&self, lines: &[LogLine], filter: &LineFilter) -> usize {
+        let mut added = 0;
+        {
+            let mut st = self.lock();
+            if st.closed {
+                return 0;
+            }
+            for line in lines.iter().filter(|l| filter.matches(l)) {
+                push_locked(&mut st, self.capacity, line.clone());
+                added += 1;
+            }
+        }
+        if added > 0 {
+            self.ready.notify_one();
+        }
+        added
+    }
+
+    /// Takes up to `max` waiting lines, with the loss since the last take. Never waits.
+    pub fn try_take(&self, max: usize) -> Taken {
+        let mut st = self.lock();
+        let n = st.lines.len().min(max);
+        let lines: Vec<LogLine> = st.lines.drain(..n).collect();
+        st.counts.taken += lines.len() as u64;
+        st.counts.buffered = st.lines.len() as u64;
+        Taken {
+            loss: st.loss.take(),
+            lines,
+        }
+    }
+
+    /// Waits for lines (or a loss to report) and takes up to `max`. `None` once the queue is
+    /// closed and empty.
+    pub async fn take(&self, max: usize) -> Option<Taken> {
+        loop {
+            let ready = self.ready.notified();
+            {
+                let st = self.lock();
+                if !st.lines.is_empty() || st.loss.is_some() {
+                    drop(st);
+                    return Some(self.try_take(max));
+                }
+                if st.closed {
+                    return None;
+                }
+            }
+            ready.await;
+        }
+    }
+
+    /// Stops accepting lines; the reader still gets what waits, then `None`.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_waiters();
+        self.ready.notify_one();
+    }
+
+    /// Whether it was closed.
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// The counts so far.
+    pub fn counts(&self) -> QueueCounts {
+        self.lock().counts
+    }
+}
+
+fn push_locked(st: &mut State, capacity: usize, line: LogLine) -> bool {
+    st.counts.accepted += 1;
+    let mut dropped = false;
+    if st.lines.len() >= capacity
+        && let Some(old) = st.lines.pop_front()
+    {
+        st.counts.dropped += 1;
+        match &mut st.loss {
+            Some(loss) => loss.dropped += 1,
+            None => {
+                st.loss = Some(Loss {
+                    dropped: 1,
+                    since: old.received,
+                })
+            }
+        }
+        dropped = true;
+    }
+    st.lines.push_back(line);
+    st.counts.buffered = st.lines.len() as u64;
+    dropped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::line::tests::line;
+    use proptest::prelude::*;
+
+    fn messages(lines: &[LogLine]) -> Vec<String> {
+        lines
+            .iter()
+            .map(|l| String::from_utf8_lossy(&l.message).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn a_reader_that_keeps_up_loses_nothing() {
+        let q = LineQueue::new(4);
+        for i in 0..3 {
+            q.push(line("a", "app", "web.1", &format!("n={i}"), i));
+        }
+        let t = q.try_take(100);
+        assert_eq!(messages(&t.lines), ["n=0", "n=1", "n=2"]);
+        assert_eq!(t.loss, None);
+        assert!(q.try_take(100).lines.is_empty());
+        assert_eq!(
+            q.counts(),
+            QueueCounts {
+                accepted: 3,
+                taken: 3,
+                dropped: 0,
+                buffered: 0
+            }
+        );
+    }
+
+    #[test]
+    fn a_slow_reader_loses_the_oldest_and_is_told_once() {
+        let q = LineQueue::new(3);
+        for i in 0..8 {
+            q.push(line("a", "app", "web.1", &format!("n={i}"), i * 1_000_000));
+        }
+        let t = q.try_take(100);
+        assert_eq!(
+            t.loss,
+            Some(Loss {
+                dropped: 5,
+                since: Timestamp::from_micros(0)
+            })
+        );
+        assert_eq!(messages(&t.lines), ["n=5", "n=6", "n=7"]);
+        q.push(line("a", "app", "web.1", "n=8", 10));
+        let t = q.try_take(100);
+        assert_eq!((t.loss, messages(&t.lines)), (None, vec!["n=8".to_owned()]));
+        assert_eq!(q.counts().dropped, 5);
+    }
+
+    #[test]
+    fn push_matching_applies_the_filter() {
+        let q = LineQueue::new(10);
+        let lines = [
+            line("a", "paas", "router", "status=500", 0),
+            line("a", "app", "web.1", "hi", 0),
+        ];
+        assert_eq!(
+            q.push_matching(&lines, &LineFilter::default().source("router")),
+            1
+        );
+        assert_eq!(messages(&q.try_take(10).lines), ["status=500"]);
+    }
+
+    #[tokio::test]
+    async fn take_waits_for_lines_and_ends_when_closed() {
+        let q = std::sync::Arc::new(LineQueue::new(10));
+        let reader = {
+            let q = q.clone();
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                while let Some(t) = q.take(10).await {
+                    got.extend(messages(&t.lines));
+                }
+                got
+            })
+        };
+        tokio::task::yield_now().await;
+        q.push(line("a", "app", "web.1", "one", 0));
+        tokio::task::yield_now().await;
+        q.push(line("a", "app", "web.1", "two", 0));
+        q.close();
+        assert!(!q.push(line("a", "app", "web.1", "after close", 0)));
+        let got = tokio::time::timeout(std::time::Duration::from_secs(5), reader)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, ["one", "two"]);
+    }
+
+    proptest! {
+        /// Nothing is lost silently: every line pushed is taken or reported as a loss, and
+        /// the counts always add up.
+        #[test]
+        fn every_line_is_taken_or_reported(ops in proptest::collection::vec(prop_oneof![3 => Just(true), 1 => Just(false)], 0..300), cap in 1usize..20) {
+            let q = LineQueue::new(cap);
+            let (mut pushed, mut taken, mut reported) = (0u64, 0u64, 0u64);
+            for push in ops.into_iter().chain([false]) {
+                if push {
+                    q.push(line("a", "app", "web.1", "x", pushed as i64));
+                    pushed += 1;
+                } else {
+                    let t = q.try_take(7);
+                    taken += t.lines.len() as u64;
+                    reported += t.loss.map_or(0, |l| l.dropped);
+                }
+                let c = q.counts();
+                prop_assert_eq!(c.accepted, c.taken + c.dropped + c.buffered);
+            }
+            let rest = q.try_take(usize::MAX);
+            taken += rest.lines.len() as u64;
+            reported += rest.loss.map_or(0, |l| l.dropped);
+            prop_assert_eq!(taken + reported, pushed);
+            prop_assert_eq!(reported, q.counts().dropped);
+        }
+    }
+}

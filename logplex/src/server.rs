@@ -1,0 +1,334 @@
+//! `Logplex`: the router with its listeners, started and stopped as one: the API (with
+//! `POST /logs`), syslog over TCP, TLS and UDP, housekeeping, history restored at start and
+//! saved at a clean stop. `paas logplex` runs it alone; `paas up` embeds the same.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+use crate::api::{ApiConfig, ApiState, serve_api};
+use crate::ingest::{StreamConfig, serve_stream, serve_udp};
+use crate::persist::{load_history, remove_history, save_history};
+use crate::registry::{KeyScope, Registry, RegistryError};
+use crate::router::{Router, RouterConfig};
+use crate::time::Timestamp;
+use crate::tls::{TlsError, server_config};
+
+/// Everything `Logplex::start` needs.
+#[derive(Clone, Debug)]
+pub struct LogplexConfig {
+    /// The address every listener binds.
+    pub bind: IpAddr,
+    /// The API port (0: any free port).
+    pub api_port: u16,
+    /// The syslog TCP port; `None`: no listener.
+    pub syslog_port: Option<u16>,
+    /// The syslog TLS port; only with a certificate.
+    pub syslog_tls_port: Option<u16>,
+    /// The syslog UDP port; `None`: no listener.
+    pub udp_port: Option<u16>,
+    /// Where apps, tokens, keys and history are kept.
+    pub data_dir: PathBuf,
+    /// PEM certificate chain and key: the API serves HTTPS and syslog TLS listens.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// An operator key to accept (e.g. `PAAS_API_KEY`).
+    pub operator_key: Option<String>,
+    /// Channels.
+    pub router: RouterConfig,
+    /// The API.
+    pub api: ApiConfig,
+    /// The syslog stream listeners.
+    pub stream: StreamConfig,
+    /// How long a stop may take: open connections and tails get this long to finish.
+    pub shutdown_timeout: Duration,
+}
+
+impl LogplexConfig {
+    /// Defaults: loopback, Logplex's ports (API 8601, syslog 6001 TCP and UDP, TLS 6514).
+    pub fn new(data_dir: PathBuf) -> Self {
+        LogplexConfig {
+            bind: IpAddr::from([127, 0, 0, 1]),
+            api_port: 8601,
+            syslog_port: Some(6001),
+            syslog_tls_port: Some(6514),
+            udp_port: Some(6001),
+            data_dir,
+            tls: None,
+            operator_key: None,
+            router: RouterConfig::default(),
+            api: ApiConfig::default(),
+            stream: StreamConfig::default(),
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why the router could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory or registry.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// A listener could not bind.
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        /// Which listener.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The certificate or key.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// A history file.
+    #[error("history: {0}")]
+    History(String),
+    /// The data directory.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Where each listener ended up.
+#[derive(Clone, Debug)]
+pub struct Addresses {
+    /// The API (`http://` or `https://` this).
+    pub api: SocketAddr,
+    /// syslog TCP.
+    pub syslog: Option<SocketAddr>,
+    /// syslog TLS.
+    pub syslog_tls: Option<SocketAddr>,
+    /// syslog UDP.
+    pub udp: Option<SocketAddr>,
+    /// Whether the API speaks HTTPS.
+    pub api_tls: bool,
+}
+
+impl Addresses {
+    /// The API's base URL.
+    pub fn api_url(&self) -> String {
+        let scheme = if self.api_tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.api)
+    }
+}
+
+/// A running router.
+#[derive(Debug)]
+pub struct Logplex {
+    router: Router,
+    addresses: Addresses,
+    new_operator_key: Option<String>,
+    shutdown: watch::Sender<bool>,
+    listeners: Vec<JoinHandle<()>>,
+    api: JoinHandle<()>,
+    config: LogplexConfig,
+}
+
+async fn bind_tcp(what: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { what, addr, source })
+}
+
+impl Logplex {
+    /// Opens the data directory, restores apps and history, binds every listener and starts
+    /// serving.
+    pub async fn start(config: LogplexConfig) -> Result<Logplex, StartError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let mut registry = Registry::open(&config.data_dir)?;
+        let mut new_operator_key = None;
+        match &config.operator_key {
+            Some(key) => registry.adopt_operator_key(key)?,
+            None if !registry.has_operator_key() => {
+                new_operator_key = Some(registry.create_key(KeyScope::Operator)?.key);
+            }
+            None => {}
+        }
+        let router = Router::new(config.router.clone(), registry);
+        for channel in router.all_channels() {
+            let lines =
+                load_history(&config.data_dir, channel.app()).map_err(StartError::History)?;
+            channel.restore_history(&lines);
+        }
+        let tls = match &config.tls {
+            Some((cert, key)) => Some((
+                TlsAcceptor::from(server_config(cert, key, &[b"h2", b"http/1.1"])?),
+                TlsAcceptor::from(server_config(cert, key, &[])?),
+            )),
+            None => None,
+        };
+        let (shutdown, rx) = watch::channel(false);
+        let mut listeners = Vec::new();
+        let at = |port: u16| SocketAddr::new(config.bind, port);
+
+        let api_listener = bind_tcp("api", at(config.api_port)).await?;
+        let api_addr = api_listener
+            .local_addr()
+            .map_err(|source| StartError::Bind {
+                what: "api",
+                addr: at(config.api_port),
+                source,
+            })?;
+        let mut addresses = Addresses {
+            api: api_addr,
+            syslog: None,
+            syslog_tls: None,
+            udp: None,
+            api_tls: tls.is_some(),
+        };
+        if let Some(port) = config.syslog_port {
+            let l = bind_tcp("syslog", at(port)).await?;
+            addresses.syslog = l.local_addr().ok();
+            listeners.push(tokio::spawn(serve_stream(
+                l,
+                router.clone(),
+                None,
+                config.stream.clone(),
+                rx.clone(),
+            )));
+        }
+        if let (Some(port), Some((_, syslog_tls))) = (config.syslog_tls_port, &tls) {
+            let l = bind_tcp("syslog-tls", at(port)).await?;
+            addresses.syslog_tls = l.local_addr().ok();
+            listeners.push(tokio::spawn(serve_stream(
+                l,
+                router.clone(),
+                Some(syslog_tls.clone()),
+                config.stream.clone(),
+                rx.clone(),
+            )));
+        }
+        if let Some(port) = config.udp_port {
+            let addr = at(port);
+            let socket = UdpSocket::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind {
+                    what: "udp",
+                    addr,
+                    source,
+                })?;
+            addresses.udp = socket.local_addr().ok();
+            listeners.push(tokio::spawn(serve_udp(
+                socket,
+                router.clone(),
+                config.stream.max_frame,
+                rx.clone(),
+            )));
+        }
+        let state = ApiState::new(router.clone(), config.api.clone(), tls.is_some());
+        listeners.push(tokio::spawn(housekeeping(
+            router.clone(),
+            state.clone(),
+            rx.clone(),
+        )));
+        let api = tokio::spawn(serve_api(
+            api_listener,
+            state,
+            tls.map(|(api, _)| api),
+            rx,
+            config.shutdown_timeout,
+        ));
+        Ok(Logplex {
+            router,
+            addresses,
+            new_operator_key,
+            shutdown,
+            listeners,
+            api,
+            config,
+        })
+    }
+
+    /// The router, for in-process emitters and consumers.
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    /// Where the listeners are.
+    pub fn addresses(&self) -> &Addresses {
+        &self.addresses
+    }
+
+    /// The operator key made at this start, when none existed (to be shown once).
+    pub fn new_operator_key(&self) -> Option<&str> {
+        self.new_operator_key.as_deref()
+    }
+
+    /// Stops within the configured bound: refuses new lines (ingest answers 503), stops
+    /// accepting connections, publishes what connections had read, ends tails once they have
+    /// sent what waits, and saves every app's history.
+    pub async fn stop(mut self) {
+        let deadline = tokio::time::Instant::now() + self.config.shutdown_timeout;
+        let _ = self.shutdown.send(true);
+        for l in std::mem::take(&mut self.listeners) {
+            let _ = tokio::time::timeout_at(deadline, l).await;
+        }
+        // Connections publish what they read as they close.
+        let stats = self.router.ingest_stats();
+        while [&stats.tcp, &stats.tls]
+            .iter()
+            .any(|l| l.open.load(std::sync::atomic::Ordering::Relaxed) > 0)
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.router.stop();
+        let api = std::mem::replace(&mut self.api, tokio::spawn(async {}));
+        let _ = tokio::time::timeout_at(deadline, api).await;
+        self.save_history();
+    }
+
+    fn save_history(&self) {
+        let live: std::collections::HashSet<String> =
+            self.router.apps().into_iter().map(|a| a.name).collect();
+        for channel in self.router.all_channels() {
+            if let Err(e) =
+                save_history(&self.config.data_dir, channel.app(), &channel.all_history())
+            {
+                tracing::error!(app = %channel.app(), error = %e, "saving history");
+            }
+        }
+        if let Ok(dir) = std::fs::read_dir(crate::persist::history_dir(&self.config.data_dir)) {
+            for entry in dir.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if let Some(app) = name.strip_suffix(".log")
+                    && !live.contains(app)
+                {
+                    remove_history(&self.config.data_dir, app);
+                }
+            }
+        }
+    }
+}
+
+/// Resolves once `shutdown` turns true (or its sender is gone).
+pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|s| *s).await;
+}
+
+async fn housekeeping(router: Router, api: Arc<ApiState>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = crate::server::stopped(&mut shutdown) => return,
+        }
+        router.tick(Timestamp::now());
+        api.expire_sessions();
+    }
+}

@@ -1,0 +1,199 @@
+//! `paas logplex`: the router alone (listeners and API), in the foreground until SIGTERM or
+//! Ctrl-C, then a clean stop within `--shutdown-timeout`.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use logplex::{Logplex, LogplexConfig};
+
+use crate::commands::client::{Credentials, credentials_path, default_data_dir};
+
+/// The router's flags; `paas up` takes the same.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RouterArgs {
+    /// Address every listener binds.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: IpAddr,
+    /// API port (HTTP, with `POST /logs` for ingest); 0 picks a free one.
+    #[arg(long, default_value_t = 8601)]
+    api_port: u16,
+    /// syslog TCP port (RFC 6587); 0 picks a free one.
+    #[arg(long, default_value_t = 6001)]
+    syslog_port: u16,
+    /// syslog TLS port, when a certificate is given; 0 picks a free one.
+    #[arg(long, default_value_t = 6514)]
+    syslog_tls_port: u16,
+    /// syslog UDP port; 0 picks a free one.
+    #[arg(long, default_value_t = 6001)]
+    udp_port: u16,
+    /// Where apps, tokens, keys and history are kept (default: PAAS_DATA_DIR, then
+    /// ~/.local/share/paas).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// PEM certificate chain: the API serves HTTPS and syslog TLS listens.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Lines of history per app.
+    #[arg(long, default_value_t = logplex::DEFAULT_HISTORY_LINES)]
+    history_lines: usize,
+    /// Lines a tail session buffers for a slow reader before dropping (L11).
+    #[arg(long, default_value_t = logplex::DEFAULT_TAIL_BUFFER)]
+    tail_buffer: usize,
+    /// Tail sessions one app may have open.
+    #[arg(long, default_value_t = 20)]
+    max_tails: usize,
+    /// Lines per second one app may send; the excess is refused and reported (L12). 0: no limit.
+    #[arg(long, default_value_t = 1_000_000)]
+    app_rate: u64,
+    /// Largest syslog frame, in bytes.
+    #[arg(long, default_value_t = logplex::DEFAULT_MAX_FRAME)]
+    max_frame: usize,
+    /// syslog connections open at once.
+    #[arg(long, default_value_t = 4096)]
+    max_connections: usize,
+    /// Seconds a syslog connection may stall inside a frame before it is closed.
+    #[arg(long, default_value_t = 30.0)]
+    frame_timeout: f64,
+    /// Seconds an idle syslog connection is kept.
+    #[arg(long, default_value_t = 600.0)]
+    idle_timeout: f64,
+    /// Seconds a stop may take (connections and tails get this long to finish).
+    #[arg(long, default_value_t = 10.0)]
+    shutdown_timeout: f64,
+    /// Seconds between keep-alives on a quiet tail (SSE).
+    #[arg(long, default_value_t = 15.0)]
+    keepalive: f64,
+    /// Seconds a log-session URL stays valid.
+    #[arg(long, default_value_t = 300.0)]
+    session_ttl: f64,
+}
+
+fn secs(s: f64, flag: &str) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(s).with_context(|| format!("--{flag} must be a number of seconds"))
+}
+
+impl RouterArgs {
+    pub fn config(&self) -> anyhow::Result<LogplexConfig> {
+        let data_dir = self.data_dir.clone().unwrap_or_else(default_data_dir);
+        let mut c = LogplexConfig::new(data_dir);
+        c.bind = self.bind;
+        c.api_port = self.api_port;
+        c.syslog_port = Some(self.syslog_port);
+        c.syslog_tls_port = Some(self.syslog_tls_port);
+        c.udp_port = Some(self.udp_port);
+        c.tls = self.tls_cert.clone().zip(self.tls_key.clone());
+        c.operator_key = std::env::var("PAAS_API_KEY").ok().filter(|k| !k.is_empty());
+        c.router.history_lines = self.history_lines;
+        c.router.tail_buffer = self.tail_buffer;
+        c.router.max_tails_per_app = self.max_tails;
+        c.router.app_rate = self.app_rate;
+        c.stream.max_frame = self.max_frame;
+        c.api.max_frame = self.max_frame;
+        c.stream.max_connections = self.max_connections;
+        c.stream.frame_timeout = secs(self.frame_timeout, "frame-timeout")?;
+        c.stream.idle_timeout = secs(self.idle_timeout, "idle-timeout")?;
+        c.shutdown_timeout = secs(self.shutdown_timeout, "shutdown-timeout")?;
+        c.api.keepalive = secs(self.keepalive, "keepalive")?;
+        c.api.session_ttl = secs(self.session_ttl, "session-ttl")?;
+        Ok(c)
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    router: RouterArgs,
+}
+
+/// Starts the router, prints where it listens, and writes the credentials file.
+pub async fn start(config: LogplexConfig) -> anyhow::Result<Logplex> {
+    let data_dir = config.data_dir.clone();
+    let logplex = Logplex::start(config).await?;
+    let a = logplex.addresses();
+    println!(
+        "paas logplex: api on {} (POST /logs for ingest)",
+        a.api_url()
+    );
+    if let Some(s) = a.syslog {
+        println!("paas logplex: syslog tcp on {s}");
+    }
+    if let Some(s) = a.syslog_tls {
+        println!("paas logplex: syslog tls on {s}");
+    }
+    if let Some(s) = a.udp {
+        println!("paas logplex: syslog udp on {s}");
+    }
+    println!("paas logplex: data in {}", data_dir.display());
+    if let Some(key) = logplex.new_operator_key() {
+        println!(
+            "paas logplex: operator API key (shown once, also in {}): {key}",
+            credentials_path(&data_dir).display()
+        );
+    }
+    let key = match logplex.new_operator_key() {
+        Some(k) => Some(k.to_owned()),
+        None => std::env::var("PAAS_API_KEY")
+            .ok()
+            .filter(|k| !k.is_empty())
+            .or_else(|| {
+                std::fs::read(credentials_path(&data_dir))
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<Credentials>(&b).ok())
+                    .map(|c| c.api_key)
+            }),
+    };
+    if let Some(api_key) = key {
+        write_credentials(
+            &data_dir,
+            &Credentials {
+                api_url: a.api_url(),
+                api_key,
+            },
+        )?;
+    }
+    Ok(logplex)
+}
+
+fn write_credentials(data_dir: &std::path::Path, c: &Credentials) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let path = credentials_path(data_dir);
+    let tmp = data_dir.join(".credentials.json.tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    file.write_all(&serde_json::to_vec_pretty(c)?)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn terminated() -> anyhow::Result<&'static str> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => Ok("SIGTERM"),
+        r = tokio::signal::ctrl_c() => r.map(|()| "interrupt").map_err(Into::into),
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    crate::commands::runtime()?.block_on(async {
+        let logplex = start(args.router.config()?).await?;
+        let why = terminated().await?;
+        println!("paas logplex: {why}, stopping");
+        logplex.stop().await;
+        println!("paas logplex: stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
