@@ -323,7 +323,7 @@ fn syslog_over_tls_with_a_real_certificate() {
     let (cert_path, key_path) = (dir.0.join("cert.pem"), dir.0.join("key.pem"));
     std::fs::write(&cert_path, cert.cert.pem()).unwrap();
     std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
-    let router = Router::start(
+    let mut router = Router::start(
         &dir.0.join("data"),
         &[
             "--tls-cert",
@@ -333,23 +333,10 @@ fn syslog_over_tls_with_a_real_certificate() {
         ],
     );
     let tls = router.tls.expect("a TLS listener");
-    let token = {
-        // The API is HTTPS now; curl trusts our certificate for this call.
-        let (s, b) = router.curl(&[
-            "--cacert",
-            cert_path.to_str().unwrap(),
-            "-X",
-            "POST",
-            "-d",
-            r#"{"name":"shop"}"#,
-            "/apps",
-        ]);
-        assert_eq!(s, 201, "{b}");
-        serde_json::from_str::<serde_json::Value>(&b).unwrap()["ingest_token"]["token"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
+    // The API is HTTPS now; curl trusts our certificate.
+    assert!(router.api.starts_with("https://"));
+    router.ca = Some(cert_path.clone());
+    let token = router.create_app("shop");
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert.cert.der().clone()).unwrap();
     let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
@@ -370,36 +357,23 @@ fn syslog_over_tls_with_a_real_certificate() {
     stream.flush().unwrap();
     stream.conn.send_close_notify();
     let _ = stream.flush();
-    let s = router.wait_accepted_tls(&cert_path, "shop", 3);
+    let s = router.wait_accepted("shop", 3);
     assert_eq!(s["rejected"]["malformed"], 0);
     // A plain-text client on the TLS port is refused and counted, and harms nothing.
     let mut plain = std::net::TcpStream::connect(tls).unwrap();
     let _ = plain.write_all(&frame(&token, "web.1", "not tls"));
     drop(plain);
-}
-
-trait TlsStats {
-    fn wait_accepted_tls(&self, ca: &std::path::Path, app: &str, n: u64) -> serde_json::Value;
-}
-
-impl TlsStats for Router {
-    fn wait_accepted_tls(&self, ca: &std::path::Path, app: &str, n: u64) -> serde_json::Value {
-        let start = std::time::Instant::now();
-        loop {
-            let (_, b) = self.curl(&[
-                "--cacert",
-                ca.to_str().unwrap(),
-                &format!("/apps/{app}/stats"),
-            ]);
-            let v: serde_json::Value = serde_json::from_str(&b).unwrap_or_default();
-            if v["accepted"].as_u64() == Some(n) {
-                return v;
-            }
-            assert!(
-                start.elapsed() < std::time::Duration::from_secs(10),
-                "never accepted {n}: {b}"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+    let start = std::time::Instant::now();
+    while !router
+        .curl(&["/metrics"])
+        .1
+        .contains("logplex_connections_refused_total{listener=\"tls\"} 1")
+    {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "the plain client was never counted"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    assert_eq!(router.stats("shop")["accepted"], 3);
 }

@@ -51,6 +51,8 @@ pub struct Router {
     pub udp: SocketAddr,
     pub tls: Option<SocketAddr>,
     pub data_dir: PathBuf,
+    /// A CA file for curl, when the API serves HTTPS.
+    pub ca: Option<PathBuf>,
     pub stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
@@ -115,6 +117,7 @@ impl Router {
             udp: udp.expect("udp address printed"),
             tls,
             data_dir: data_dir.to_owned(),
+            ca: None,
             stdout: seen,
         }
     }
@@ -132,6 +135,9 @@ impl Router {
         if !key.is_empty() {
             cmd.args(["-H", &format!("Authorization: Bearer {key}")]);
         }
+        if let Some(ca) = &self.ca {
+            cmd.arg("--cacert").arg(ca);
+        }
         let out = cmd
             .args(rest)
             .arg(format!("{}{path}", self.api))
@@ -139,6 +145,9 @@ impl Router {
             .expect("run curl");
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        if code.trim() == "000" || code.trim().is_empty() {
+            eprintln!("curl failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
         (code.trim().parse().unwrap_or(0), body.to_owned())
     }
 
