@@ -215,3 +215,51 @@ fn a_tail_that_never_reads_slows_nothing_and_loses_only_its_own_lines() {
         seen.extend_from_slice(&buf[..n]);
     }
 }
+
+#[test]
+fn one_app_flooding_cannot_starve_another() {
+    let dir = TempDir::new("fair");
+    let router = Router::start(&dir.0, &["--app-rate", "1000", "--max-tails", "1"]);
+    let loud = router.create_app("loud");
+    let quiet = router.create_app("quiet");
+    let url = log_session(&router, "quiet", r#"{"tail": true, "lines": 0}"#);
+    let tail = support::Stream::open(&url, "text/plain");
+    router.wait_stats("quiet", "open the tail", |s| s["tails"] == 1);
+    // A second tail of the same app is refused while the first is open.
+    let second = log_session(&router, "quiet", r#"{"tail": true}"#);
+    let refused = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &second])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&refused.stdout), "429");
+    let flood = std::thread::spawn({
+        let mut conn = router.connect();
+        let bytes = frames(&loud, "web.1", "flood", 0..50_000);
+        move || send(&mut conn, &bytes)
+    });
+    let mut conn = router.connect();
+    for i in 0..20 {
+        send(&mut conn, &frame(&quiet, "web.1", &format!("quiet n={i}")));
+    }
+    flood.join().unwrap();
+    router.wait_accepted("quiet", 20);
+    let lines = tail.until("quiet n=19");
+    assert_eq!(lines.len(), 20, "every quiet line, in order: {lines:?}");
+    let loud_stats = router.wait_stats("loud", "refuse the excess", |s| {
+        s["accepted"].as_u64().unwrap_or(0) + s["rejected"]["rate_limited"].as_u64().unwrap_or(0)
+            == 50_000
+    });
+    let accepted = loud_stats["accepted"].as_u64().unwrap();
+    assert!((1000..50_000).contains(&accepted), "{loud_stats}");
+    // The loud app is told in its own stream what it lost.
+    let start = Instant::now();
+    while !router
+        .history("loud", &["--source", "logplex"])
+        .iter()
+        .any(|l| l.contains("Error L12 (app rate limit exceeded):"))
+    {
+        assert!(start.elapsed() < Duration::from_secs(10), "no L12 line");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(router.stats("quiet")["rejected"]["rate_limited"], 0);
+}
