@@ -9,7 +9,7 @@
 # Environment: LINES (ingest frames, 2000000), RUNS (ingest runs, the median reported, 3),
 # CONNECTIONS (syslog connections for ingest, 1), TAIL_RATE (lines/s, 100000), TAIL_SECONDS (5),
 # APPS (100), HISTORY_LINES (1500 per app), CARGO_TARGET_DIR (default ~/.cache/paas-target).
-# Needs curl and jq; reads /proc (Linux).
+# Installs curl and jq from Debian when missing; reads /proc (Linux).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -21,9 +21,17 @@ tail_seconds=${TAIL_SECONDS:-5}
 apps=${APPS:-100}
 history_lines=${HISTORY_LINES:-1500}
 
+# curl and jq from Debian, installed when missing.
+need=()
 for tool in curl jq; do
-    command -v "$tool" >/dev/null 2>&1 || { echo "ingest.sh: needs $tool" >&2; exit 1; }
+    command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
 done
+if [ ${#need[@]} -gt 0 ]; then
+    sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
+    echo "ingest.sh: installing ${need[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/paas-target}
 (cd "$root" && cargo build --release -p paas -p logplex-load)

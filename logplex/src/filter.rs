@@ -45,6 +45,14 @@ impl LineFilter {
         self
     }
 
+    /// Whether it keeps every line (so a batch can be shared as it is).
+    pub fn keeps_everything(&self) -> bool {
+        self.source.is_none()
+            && self.process.is_none()
+            && self.dyno_prefix.is_none()
+            && self.predicate.is_none()
+    }
+
     /// Whether `line` is kept.
     pub fn matches(&self, line: &LogLine) -> bool {
         if self.source.as_ref().is_some_and(|s| *s != line.source) {

@@ -4,8 +4,10 @@
 
 use std::collections::VecDeque;
 
+use bytes::{Bytes, BytesMut};
+
 use crate::filter::LineFilter;
-use crate::line::LogLine;
+use crate::line::{AppName, LogLine};
 
 /// How many lines an app keeps by default.
 pub const DEFAULT_HISTORY_LINES: usize = 1500;
@@ -13,10 +15,50 @@ pub const DEFAULT_HISTORY_LINES: usize = 1500;
 /// How many bytes of lines an app keeps at most by default (1500 lines of 10 KB).
 pub const DEFAULT_HISTORY_BYTES: usize = 1500 * 10 * 1024;
 
+/// Lines are copied into blocks of this size, many lines a block, so that keeping a line costs
+/// no allocation of its own; a line over a quarter of a block gets its own buffer.
+const ARENA_BLOCK: usize = 64 * 1024;
+
+/// A kept line: its byte fields in one buffer (one reference count to keep, not three), the
+/// app held once by the history.
+#[derive(Clone, Debug)]
+struct Kept {
+    received: crate::time::Timestamp,
+    time: crate::time::Timestamp,
+    facility: u8,
+    severity: u8,
+    source_len: usize,
+    process_len: usize,
+    /// source, process, message.
+    bytes: Bytes,
+}
+
+impl Kept {
+    fn size(&self) -> usize {
+        self.bytes.len()
+    }
+
+    fn line(&self, app: &AppName) -> LogLine {
+        let (s, p) = (self.source_len, self.source_len + self.process_len);
+        LogLine {
+            received: self.received,
+            time: self.time,
+            app: app.clone(),
+            source: self.bytes.slice(..s),
+            process: self.bytes.slice(s..p),
+            facility: self.facility,
+            severity: self.severity,
+            message: self.bytes.slice(p..),
+        }
+    }
+}
+
 /// One app's recent lines.
 #[derive(Clone, Debug)]
 pub struct History {
-    lines: VecDeque<LogLine>,
+    arena: BytesMut,
+    app: Option<AppName>,
+    lines: VecDeque<Kept>,
     max_lines: usize,
     max_bytes: usize,
     bytes: usize,
@@ -33,6 +75,8 @@ impl History {
     /// A history of at most `max_lines` lines and `max_bytes` bytes of them.
     pub fn new(max_lines: usize, max_bytes: usize) -> Self {
         History {
+            arena: BytesMut::new(),
+            app: None,
             lines: VecDeque::with_capacity(max_lines.min(4096)),
             max_lines,
             max_bytes,
@@ -42,15 +86,19 @@ impl History {
     }
 
     /// Adds a line, evicting the oldest while over either bound. A line larger than the whole
-    /// byte budget is not kept (and counts as evicted).
+    /// byte budget is not kept (and counts as evicted). A history holds one app's lines: the
+    /// app of the first line pushed is every line's.
     pub fn push(&mut self, line: &LogLine) {
         if self.max_lines == 0 || line.size() > self.max_bytes {
             self.evicted += 1;
             return;
         }
-        let line = line.compacted();
-        self.bytes += line.size();
-        self.lines.push_back(line);
+        if self.app.is_none() {
+            self.app = Some(line.app.clone());
+        }
+        let kept = self.keep(line);
+        self.bytes += kept.size();
+        self.lines.push_back(kept);
         while self.lines.len() > self.max_lines || self.bytes > self.max_bytes {
             if let Some(old) = self.lines.pop_front() {
                 self.bytes -= old.size();
@@ -59,15 +107,48 @@ impl History {
         }
     }
 
+    /// The line with its bytes copied into the arena: it no longer pins the buffer it was read
+    /// into, and the copy costs no allocation (but for one block every ~64 KiB).
+    fn keep(&mut self, line: &LogLine) -> Kept {
+        let size = line.size();
+        let bytes = if size > ARENA_BLOCK / 4 {
+            let mut own = Vec::with_capacity(size);
+            own.extend_from_slice(&line.source);
+            own.extend_from_slice(&line.process);
+            own.extend_from_slice(&line.message);
+            Bytes::from(own)
+        } else {
+            if self.arena.capacity() - self.arena.len() < size {
+                self.arena = BytesMut::with_capacity(ARENA_BLOCK);
+            }
+            self.arena.extend_from_slice(&line.source);
+            self.arena.extend_from_slice(&line.process);
+            self.arena.extend_from_slice(&line.message);
+            self.arena.split().freeze()
+        };
+        Kept {
+            received: line.received,
+            time: line.time,
+            facility: line.facility,
+            severity: line.severity,
+            source_len: line.source.len(),
+            process_len: line.process.len(),
+            bytes,
+        }
+    }
+
     /// The last `n` lines that `filter` keeps, oldest first.
     pub fn last(&self, n: usize, filter: &LineFilter) -> Vec<LogLine> {
+        let Some(app) = &self.app else {
+            return Vec::new();
+        };
         let mut found: Vec<LogLine> = self
             .lines
             .iter()
             .rev()
+            .map(|k| k.line(app))
             .filter(|l| filter.matches(l))
             .take(n)
-            .cloned()
             .collect();
         found.reverse();
         found
@@ -98,6 +179,23 @@ impl History {
 mod tests {
     use super::*;
     use crate::line::tests::line;
+
+    #[test]
+    fn kept_lines_do_not_pin_the_read_buffer() {
+        let big = Bytes::from(vec![b'x'; 1 << 16]);
+        let mut h = History::default();
+        let l = LogLine {
+            message: big.slice(10..20),
+            ..line("a", "app", "web.1", "", 5)
+        };
+        h.push(&l);
+        drop(l);
+        assert!(big.is_unique());
+        assert_eq!(
+            &h.last(1, &LineFilter::default())[0].message[..],
+            &[b'x'; 10]
+        );
+    }
     use proptest::prelude::*;
 
     #[test]

@@ -43,7 +43,7 @@ pub use rfc5424::{
     Form, Header, ParseError, SyslogMessage, parse as parse_syslog, write as write_syslog,
 };
 pub use router::{
-    BatchOutcome, Channel, ChannelConfig, ChannelStats, ConsumerStats, DEFAULT_TAIL_BUFFER,
+    Batch, BatchOutcome, Channel, ChannelConfig, ChannelStats, ConsumerStats, DEFAULT_TAIL_BUFFER,
     EmitError, Emitter, HistoryStats, LineQueue, Loss, QueueCounts, RateBudget, Reject,
     RejectCounts, Router, RouterConfig, Subscription, Taken, TokenTarget, TooManyTails,
 };

@@ -11,9 +11,11 @@
 //! A UTF-8 BOM before the message and one trailing newline are dropped; the message is kept as
 //! bytes, valid UTF-8 or not. Nothing is copied: fields are slices of the frame.
 
+use std::ops::Range;
+
 use bytes::Bytes;
 
-use crate::time::Timestamp;
+use crate::time::{TimeCache, Timestamp};
 
 /// One syslog message, its fields sharing the frame's buffer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,7 +55,7 @@ pub struct ParseError {
 const MAX_FIELD: usize = 255;
 
 struct Reader<'f> {
-    frame: &'f Bytes,
+    frame: &'f [u8],
     at: usize,
 }
 
@@ -93,20 +95,32 @@ impl Reader<'_> {
         Ok(value)
     }
 
-    /// A header field: `-` or printable ASCII up to the next space.
-    fn field(&mut self, reason: &'static str) -> Result<Option<Bytes>, ParseError> {
+    /// A header field: `-` or printable ASCII up to the next space. `None` for `-`. (One
+    /// pass over a short slice: fields are a few dozen bytes, too short for `memchr` to pay.)
+    fn field(&mut self, reason: &'static str) -> Result<Option<Range<usize>>, ParseError> {
         let start = self.at;
-        while let Some(b) = self.peek() {
-            match b {
-                b' ' => break,
-                33..=126 if self.at - start < MAX_FIELD => self.at += 1,
-                _ => return Err(self.err(reason)),
+        let rest = &self.frame[start..];
+        let window = &rest[..rest.len().min(MAX_FIELD + 1)];
+        let mut len = 0;
+        for &b in window {
+            if b == b' ' {
+                break;
             }
+            if b.wrapping_sub(33) > 126 - 33 {
+                self.at = start + len;
+                return Err(self.err(reason));
+            }
+            len += 1;
         }
-        match &self.frame[start..self.at] {
+        if len > MAX_FIELD {
+            self.at = start + MAX_FIELD;
+            return Err(self.err(reason));
+        }
+        self.at = start + len;
+        match &window[..len] {
             b"" => Err(self.err(reason)),
             b"-" => Ok(None),
-            _ => Ok(Some(self.frame.slice(start..self.at))),
+            _ => Ok(Some(start..self.at)),
         }
     }
 
@@ -114,7 +128,7 @@ impl Reader<'_> {
     /// and a value escapes `"`, `\` and `]` with `\`. Returns the end, or `None` when the text
     /// is not structured data.
     fn structured_data_end(&self) -> Option<usize> {
-        let f = &self.frame[..];
+        let f = self.frame;
         let name_end = |mut i: usize| {
             let start = i;
             while i < f.len()
@@ -154,6 +168,38 @@ impl Reader<'_> {
 
 /// Reads one syslog message from a frame (the frame's bytes, without its octet count).
 pub fn parse(frame: &Bytes) -> Result<SyslogMessage, ParseError> {
+    let f = parse_fields(frame, &mut TimeCache::default())?;
+    let slice = |r: Option<Range<usize>>| r.map(|r| frame.slice(r));
+    Ok(SyslogMessage {
+        facility: f.facility,
+        severity: f.severity,
+        timestamp: f.timestamp,
+        hostname: slice(f.hostname),
+        app_name: slice(f.app_name),
+        proc_id: slice(f.proc_id),
+        msg_id: slice(f.msg_id),
+        structured_data: slice(f.structured_data),
+        msg: frame.slice(f.msg),
+    })
+}
+
+/// Where each field of a message lies in its frame: what `parse` reads, before any field is
+/// made a `Bytes` (ingest makes only the two it keeps).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Fields {
+    pub(crate) facility: u8,
+    pub(crate) severity: u8,
+    pub(crate) timestamp: Option<Timestamp>,
+    pub(crate) hostname: Option<Range<usize>>,
+    pub(crate) app_name: Option<Range<usize>>,
+    pub(crate) proc_id: Option<Range<usize>>,
+    pub(crate) msg_id: Option<Range<usize>>,
+    pub(crate) structured_data: Option<Range<usize>>,
+    pub(crate) msg: Range<usize>,
+}
+
+/// Reads the fields of one frame.
+pub(crate) fn parse_fields(frame: &[u8], times: &mut TimeCache) -> Result<Fields, ParseError> {
     let mut r = Reader { frame, at: 0 };
     r.expect(b'<', "expected '<' and a priority")?;
     let pri = r.digits(3, "priority must be 1 to 3 digits")?;
@@ -173,10 +219,12 @@ pub fn parse(frame: &Bytes) -> Result<SyslogMessage, ParseError> {
     let ts_field = r.field("timestamp")?;
     let timestamp = match ts_field {
         None => None,
-        Some(ts) => Some(Timestamp::parse_rfc3339(&ts).map_err(|_| ParseError {
-            reason: "timestamp is not RFC 3339",
-            at: ts_start,
-        })?),
+        Some(ts) => Some(
+            Timestamp::parse_rfc3339_cached(&frame[ts], times).map_err(|_| ParseError {
+                reason: "timestamp is not RFC 3339",
+                at: ts_start,
+            })?,
+        ),
     };
     r.expect(b' ', "expected a space after the timestamp")?;
     let hostname = r.field("hostname must be printable ASCII")?;
@@ -196,7 +244,7 @@ pub fn parse(frame: &Bytes) -> Result<SyslogMessage, ParseError> {
             .structured_data_end()
             .filter(|&e| matches!(frame.get(e), None | Some(b' ')))
         {
-            structured_data = Some(frame.slice(r.at..end));
+            structured_data = Some(r.at..end);
             r.at = end;
         } else {
             // Logplex's form: the message follows MSGID directly.
@@ -212,7 +260,8 @@ pub fn parse(frame: &Bytes) -> Result<SyslogMessage, ParseError> {
     msg = msg.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(msg);
     msg = msg.strip_suffix(b"\n").unwrap_or(msg);
     msg = msg.strip_suffix(b"\r").unwrap_or(msg);
-    Ok(SyslogMessage {
+    let msg_start = msg.as_ptr() as usize - frame.as_ptr() as usize;
+    Ok(Fields {
         facility: (pri / 8) as u8,
         severity: (pri % 8) as u8,
         timestamp,
@@ -221,7 +270,7 @@ pub fn parse(frame: &Bytes) -> Result<SyslogMessage, ParseError> {
         proc_id,
         msg_id,
         structured_data,
-        msg: frame.slice_ref(msg),
+        msg: msg_start..msg_start + msg.len(),
     })
 }
 

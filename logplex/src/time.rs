@@ -41,31 +41,27 @@ impl Timestamp {
     /// fraction digits there; more are read and cut to microseconds). `t` and `z` are
     /// accepted in lower case.
     pub fn parse_rfc3339(s: &[u8]) -> Result<Self, TimestampError> {
-        let num = |range: std::ops::Range<usize>, what| -> Result<i64, TimestampError> {
-            let digits = s.get(range).ok_or(TimestampError(what))?;
-            digits.iter().try_fold(0i64, |acc, &b| {
-                b.is_ascii_digit()
-                    .then(|| acc * 10 + i64::from(b - b'0'))
-                    .ok_or(TimestampError(what))
-            })
+        Self::parse_rfc3339_cached(s, &mut TimeCache::default())
+    }
+
+    /// `parse_rfc3339`, skipping the date and time when they are the same second as the last
+    /// timestamp read through `cache` (as most lines in a burst are).
+    pub(crate) fn parse_rfc3339_cached(
+        s: &[u8],
+        cache: &mut TimeCache,
+    ) -> Result<Self, TimestampError> {
+        let secs = match s.get(..19) {
+            Some(prefix) if cache.valid && prefix == cache.prefix => cache.secs,
+            _ => {
+                let secs = date_time_secs(s)?;
+                if let Some(prefix) = s.get(..19) {
+                    cache.prefix.copy_from_slice(prefix);
+                    cache.secs = secs;
+                    cache.valid = true;
+                }
+                secs
+            }
         };
-        let sep = |i: usize, want: &[u8]| s.get(i).is_some_and(|b| want.contains(b));
-        if !(sep(4, b"-") && sep(7, b"-") && sep(10, b"Tt") && sep(13, b":") && sep(16, b":")) {
-            return Err(TimestampError("expected YYYY-MM-DDTHH:MM:SS"));
-        }
-        let (year, month, day) = (num(0..4, "year")?, num(5..7, "month")?, num(8..10, "day")?);
-        let (hour, minute, second) = (
-            num(11..13, "hour")?,
-            num(14..16, "minute")?,
-            num(17..19, "second")?,
-        );
-        if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
-            return Err(TimestampError("date out of range"));
-        }
-        // 60 is a leap second, read as the next second's start.
-        if hour > 23 || minute > 59 || second > 60 {
-            return Err(TimestampError("time out of range"));
-        }
         let mut i = 19;
         let mut micros = 0i64;
         if s.get(i) == Some(&b'.') {
@@ -83,8 +79,8 @@ impl Timestamp {
             Some(b'Z' | b'z') if i + 1 == s.len() => 0,
             Some(&sign @ (b'+' | b'-')) if i + 6 == s.len() && s[i + 3] == b':' => {
                 let (h, m) = (
-                    num(i + 1..i + 3, "offset hour")?,
-                    num(i + 4..i + 6, "offset minute")?,
+                    num(s, i + 1..i + 3, "offset hour")?,
+                    num(s, i + 4..i + 6, "offset minute")?,
                 );
                 if h > 23 || m > 59 {
                     return Err(TimestampError("offset out of range"));
@@ -94,8 +90,7 @@ impl Timestamp {
             }
             _ => return Err(TimestampError("expected Z or ±HH:MM at the end")),
         };
-        let days = days_from_civil(year, month, day);
-        let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_secs;
+        let secs = secs - offset_secs;
         Ok(Timestamp {
             micros: secs * 1_000_000 + micros,
         })
@@ -141,6 +136,51 @@ impl fmt::Display for Timestamp {
         self.write_rfc3339(&mut out);
         f.write_str(&String::from_utf8_lossy(&out))
     }
+}
+
+/// The last date and time (to the second) read, and its seconds since the epoch (before the
+/// offset is applied).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TimeCache {
+    prefix: [u8; 19],
+    secs: i64,
+    valid: bool,
+}
+
+/// The decimal number at `range` of `s`.
+fn num(s: &[u8], range: std::ops::Range<usize>, what: &'static str) -> Result<i64, TimestampError> {
+    let digits = s.get(range).ok_or(TimestampError(what))?;
+    digits.iter().try_fold(0i64, |acc, &b| {
+        b.is_ascii_digit()
+            .then(|| acc * 10 + i64::from(b - b'0'))
+            .ok_or(TimestampError(what))
+    })
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` as seconds since the epoch, checked.
+fn date_time_secs(s: &[u8]) -> Result<i64, TimestampError> {
+    let sep = |i: usize, want: &[u8]| s.get(i).is_some_and(|b| want.contains(b));
+    if !(sep(4, b"-") && sep(7, b"-") && sep(10, b"Tt") && sep(13, b":") && sep(16, b":")) {
+        return Err(TimestampError("expected YYYY-MM-DDTHH:MM:SS"));
+    }
+    let (year, month, day) = (
+        num(s, 0..4, "year")?,
+        num(s, 5..7, "month")?,
+        num(s, 8..10, "day")?,
+    );
+    let (hour, minute, second) = (
+        num(s, 11..13, "hour")?,
+        num(s, 14..16, "minute")?,
+        num(s, 17..19, "second")?,
+    );
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+        return Err(TimestampError("date out of range"));
+    }
+    // 60 is a leap second, read as the next second's start.
+    if hour > 23 || minute > 59 || second > 60 {
+        return Err(TimestampError("time out of range"));
+    }
+    Ok(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second)
 }
 
 fn is_leap(year: i64) -> bool {
@@ -272,6 +312,25 @@ mod tests {
         #[test]
         fn parsing_never_panics(s in proptest::collection::vec(any::<u8>(), 0..40)) {
             let _ = Timestamp::parse_rfc3339(&s);
+        }
+
+        /// A shared cache never changes an answer: each timestamp of a run (many sharing
+        /// their second, some malformed) reads as it does alone.
+        #[test]
+        fn the_cache_changes_no_answer(
+            stamps in proptest::collection::vec(
+                (0i64..3, 0u32..1_000_000, prop_oneof![Just("Z"), Just("+01:00"), Just("-05:30"), Just("x")]),
+                1..40,
+            )
+        ) {
+            let mut cache = TimeCache::default();
+            for (sec, frac, zone) in stamps {
+                let s = format!("2026-11-21T12:00:0{sec}.{frac:06}{zone}");
+                prop_assert_eq!(
+                    Timestamp::parse_rfc3339_cached(s.as_bytes(), &mut cache),
+                    Timestamp::parse_rfc3339(s.as_bytes())
+                );
+            }
         }
     }
 }

@@ -9,7 +9,7 @@ mod udp;
 
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 
 pub use listener_stats::{IngestStats, ListenerStats};
 pub use syslog::{StreamConfig, serve_stream};
@@ -17,9 +17,9 @@ pub use udp::serve_udp;
 
 use crate::framing::FrameError;
 use crate::line::LogLine;
-use crate::rfc5424::{SyslogMessage, parse};
+use crate::rfc5424::{SyslogMessage, parse_fields};
 use crate::router::{Channel, Reject, Router, TokenTarget};
-use crate::time::Timestamp;
+use crate::time::{TimeCache, Timestamp};
 
 /// A syslog message as a line of the token's app.
 pub(crate) fn to_line(msg: SyslogMessage, target: &TokenTarget, received: Timestamp) -> LogLine {
@@ -46,6 +46,7 @@ pub(crate) struct FrameSink {
     last: Option<Arc<Channel>>,
     pending: Vec<LogLine>,
     pending_channel: Option<Arc<Channel>>,
+    times: TimeCache,
 }
 
 impl FrameSink {
@@ -56,20 +57,27 @@ impl FrameSink {
             last: None,
             pending: Vec::with_capacity(256),
             pending_channel: None,
+            times: TimeCache::default(),
         }
     }
 
-    fn resolve(&mut self, token: &Bytes) -> Option<TokenTarget> {
+    /// Looks the token up, unless it is the one looked up last (and the registry has not
+    /// changed since); the target is then `self.cached`'s.
+    fn resolve(&mut self, token: &[u8]) -> bool {
         let generation = self.router.generation();
-        if let Some((t, g, target)) = &self.cached
-            && t == token
+        if let Some((t, g, _)) = &self.cached
+            && t[..] == *token
             && *g == generation
         {
-            return Some(target.clone());
+            return true;
         }
-        let target = self.router.resolve_token(token)?;
-        self.cached = Some((token.clone(), generation, target.clone()));
-        Some(target)
+        match self.router.resolve_token(token) {
+            Some(target) => {
+                self.cached = Some((Bytes::copy_from_slice(token), generation, target));
+                true
+            }
+            None => false,
+        }
     }
 
     /// Counts a rejection against the connection's app, or as unattributed.
@@ -85,18 +93,25 @@ impl FrameSink {
         self.reject(Reject::from(e));
     }
 
-    /// Reads one frame; a good one waits in the batch until `flush`.
-    pub(crate) fn frame(&mut self, frame: &Bytes, received: Timestamp) {
-        let msg = match parse(frame) {
-            Ok(m) => m,
+    /// Reads one frame; a good one waits in the batch until `flush`. Only the process and
+    /// the message become `Bytes` (slices of the frame, no copy).
+    pub(crate) fn frame(&mut self, frame: Bytes, received: Timestamp) {
+        let fields = match parse_fields(&frame, &mut self.times) {
+            Ok(f) => f,
             Err(_) => return self.reject(Reject::Malformed),
         };
-        let Some(target) = msg.app_name.as_ref().and_then(|t| self.resolve(t)) else {
+        let known = match fields.app_name.clone() {
+            Some(token) => self.resolve(&frame[token]),
+            None => false,
+        };
+        let Some((_, _, target)) = self.cached.as_ref().filter(|_| known) else {
             self.router.unattributed().add(Reject::UnknownToken, 1);
             self.router.ingest_stats().rejected(Reject::UnknownToken);
             return;
         };
-        if std::str::from_utf8(&msg.msg).is_err() {
+        let message = &frame[fields.msg.clone()];
+        // Almost every message is ASCII, which is checked many bytes at a time.
+        if !message.is_ascii() && std::str::from_utf8(message).is_err() {
             self.router.ingest_stats().invalid_utf8(1);
         }
         let same = self
@@ -104,11 +119,29 @@ impl FrameSink {
             .as_ref()
             .is_some_and(|c| Arc::ptr_eq(c, &target.channel));
         if !same {
+            let channel = target.channel.clone();
             self.flush();
-            self.pending_channel = Some(target.channel.clone());
-            self.last = Some(target.channel.clone());
+            self.pending_channel = Some(channel.clone());
+            self.last = Some(channel);
         }
-        self.pending.push(to_line(msg, &target, received));
+        let Some((_, _, target)) = self.cached.as_ref() else {
+            return;
+        };
+        let process = fields.proc_id.map(|r| frame.slice(r)).unwrap_or_default();
+        // The message is the frame itself, narrowed: no reference count to take.
+        let mut message = frame;
+        message.truncate(fields.msg.end);
+        message.advance(fields.msg.start);
+        self.pending.push(LogLine {
+            received,
+            time: fields.timestamp.unwrap_or(received),
+            app: target.channel.app().clone(),
+            source: target.source.clone(),
+            process,
+            facility: fields.facility,
+            severity: fields.severity,
+            message,
+        });
     }
 
     /// Publishes the batch.

@@ -153,7 +153,7 @@ async fn read_frames<S: AsyncRead + Unpin>(
         if n == 0 {
             while let Some(frame) = decoder.decode_eof(&mut buf) {
                 match frame {
-                    Ok(f) => sink.frame(&f, Timestamp::now()),
+                    Ok(f) => sink.frame(f, Timestamp::now()),
                     Err(e) => sink.frame_error(e),
                 }
             }
@@ -165,7 +165,7 @@ async fn read_frames<S: AsyncRead + Unpin>(
         let received = Timestamp::now();
         while let Some(frame) = decoder.decode(&mut buf) {
             match frame {
-                Ok(f) => sink.frame(&f, received),
+                Ok(f) => sink.frame(f, received),
                 Err(e) => sink.frame_error(e),
             }
         }

@@ -47,7 +47,7 @@ pub async fn serve_udp(
                 sink.reject(Reject::Malformed);
                 continue;
             }
-            sink.frame(&Bytes::copy_from_slice(&buf[..n]), received);
+            sink.frame(Bytes::copy_from_slice(&buf[..n]), received);
         }
         sink.flush();
     }

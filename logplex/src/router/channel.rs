@@ -11,7 +11,7 @@ use crate::history::History;
 use crate::line::{AppName, LogLine};
 use crate::platform;
 use crate::router::budget::RateBudget;
-use crate::router::queue::{LineQueue, Loss};
+use crate::router::queue::{Batch, LineQueue, Loss};
 use crate::router::stats::{ChannelStats, ConsumerStats, HistoryStats, Reject, RejectCounts};
 use crate::time::Timestamp;
 
@@ -107,9 +107,13 @@ impl Consumers {
         self.read().iter().map(Subscriber::stats).collect()
     }
 
-    fn offer(&self, lines: &[LogLine]) {
+    fn is_empty(&self) -> bool {
+        self.read().is_empty()
+    }
+
+    fn offer(&self, batch: &Batch) {
         for sub in self.read().iter() {
-            sub.queue.push_matching(lines, &sub.filter);
+            sub.queue.push_batch(batch, &sub.filter);
         }
     }
 
@@ -240,7 +244,7 @@ impl Channel {
         if let Some(report) = self.rate_report(&mut st, now) {
             lines.insert(0, report);
         }
-        self.fan_out(st, &lines);
+        self.fan_out(st, lines);
         self.accepted.fetch_add(admitted as u64, Ordering::Relaxed);
         admitted
     }
@@ -288,7 +292,7 @@ impl Channel {
         if let Some(report) = self.rate_report(&mut st, now) {
             lines.insert(0, report);
         }
-        self.fan_out(st, &lines);
+        self.fan_out(st, lines);
         self.accepted.fetch_add(n as u64, Ordering::Relaxed);
         BatchOutcome::Accepted(n)
     }
@@ -299,14 +303,14 @@ impl Channel {
         if st.closed {
             return;
         }
-        self.fan_out(st, std::slice::from_ref(&line));
+        self.fan_out(st, vec![line]);
     }
 
     /// Tells the stream about rate-limited lines not yet reported, if a report is due.
     pub(crate) fn tick(&self, now: Timestamp) {
         let mut st = self.lock();
         if let Some(report) = self.rate_report(&mut st, now) {
-            self.fan_out(st, std::slice::from_ref(&report));
+            self.fan_out(st, vec![report]);
         }
     }
 
@@ -326,18 +330,27 @@ impl Channel {
         ))
     }
 
-    fn fan_out(&self, mut st: MutexGuard<'_, State>, lines: &[LogLine]) {
+    /// History, then every subscriber, then the router-wide consumers. The batch is shared
+    /// (one reference count per reader), and made only when someone reads.
+    fn fan_out(&self, mut st: MutexGuard<'_, State>, lines: Vec<LogLine>) {
         if lines.is_empty() {
             return;
         }
-        for line in lines {
+        for line in &lines {
             st.history.push(line);
         }
+        let global = !self.global.is_empty();
+        if st.subscribers.is_empty() && !global {
+            return;
+        }
+        let batch: Batch = Arc::from(lines);
         for sub in &st.subscribers {
-            sub.queue.push_matching(lines, &sub.filter);
+            sub.queue.push_batch(&batch, &sub.filter);
         }
         drop(st);
-        self.global.offer(lines);
+        if global {
+            self.global.offer(&batch);
+        }
     }
 
     /// Counts lines refused before they reached the channel.

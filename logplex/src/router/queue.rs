@@ -3,9 +3,13 @@
 //! counted, and the reader is told how many it lost and since when, so it can say so in its
 //! own stream (L11 for a tail, L10 for a drain). For every queue, at any moment,
 //! `accepted = taken + dropped + buffered`.
+//!
+//! Lines wait in the batches they were published in, shared by every reader that keeps all
+//! of them (`Arc<[LogLine]>`): a push costs the router one reference count per batch, not per
+//! line, and the lines are cloned (and their buffers released) on the reader's side.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use tokio::sync::Notify;
@@ -48,9 +52,15 @@ pub struct Taken {
     pub lines: Vec<LogLine>,
 }
 
+/// A published batch, shared by the readers that keep every line of it.
+pub type Batch = Arc<[LogLine]>;
+
 #[derive(Debug)]
 struct State {
-    lines: VecDeque<LogLine>,
+    /// Batches waiting, each with how many of its first lines are gone (taken or dropped).
+    batches: VecDeque<(Batch, usize)>,
+    /// Lines waiting, over all batches.
+    waiting: usize,
     loss: Option<Loss>,
     counts: QueueCounts,
     closed: bool,
@@ -69,7 +79,8 @@ impl LineQueue {
     pub fn new(capacity: usize) -> Self {
         LineQueue {
             state: Mutex::new(State {
-                lines: VecDeque::with_capacity(capacity.clamp(1, 1024)),
+                batches: VecDeque::new(),
+                waiting: 0,
                 loss: None,
                 counts: QueueCounts::default(),
                 closed: false,
@@ -85,49 +96,82 @@ impl LineQueue {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Adds one line. Never waits; returns whether an older line had to be dropped.
+    /// Adds one line. Never waits; returns whether older lines had to be dropped.
     pub fn push(&self, line: LogLine) -> bool {
+        let batch: Batch = Arc::from(vec![line]);
+        self.push_batch(&batch, &LineFilter::default()).1
+    }
+
+    /// Adds the lines of `batch` that `filter` keeps, under one lock; a filter that keeps
+    /// everything shares the batch itself. Never waits. Returns how many were added and
+    /// whether older lines had to be dropped.
+    pub fn push_batch(&self, batch: &Batch, filter: &LineFilter) -> (usize, bool) {
+        let batch = if filter.keeps_everything() {
+            batch.clone()
+        } else {
+            let kept: Vec<LogLine> = batch
+                .iter()
+                .filter(|l| filter.matches(l))
+                .cloned()
+                .collect();
+            Arc::from(kept)
+        };
+        let n = batch.len();
+        if n == 0 {
+            return (0, false);
+        }
         let dropped = {
             let mut st = self.lock();
             if st.closed {
-                return false;
+                return (0, false);
             }
-            push_locked(&mut st, self.capacity, line)
+            st.counts.accepted += n as u64;
+            st.waiting += n;
+            st.batches.push_back((batch, 0));
+            let dropped = drop_oldest(&mut st, self.capacity);
+            st.counts.buffered = st.waiting as u64;
+            dropped
         };
         self.ready.notify_one();
-        dropped
+        (n, dropped)
     }
 
-    /// Adds the lines `filter` keeps, under one lock. Returns how many were added.
+    /// Adds the lines `filter` keeps (a convenience over `push_batch`).
     pub fn push_matching(&self, lines: &[LogLine], filter: &LineFilter) -> usize {
-        let mut added = 0;
-        {
-            let mut st = self.lock();
-            if st.closed {
-                return 0;
-            }
-            for line in lines.iter().filter(|l| filter.matches(l)) {
-                push_locked(&mut st, self.capacity, line.clone());
-                added += 1;
-            }
-        }
-        if added > 0 {
-            self.ready.notify_one();
-        }
-        added
+        let batch: Batch = Arc::from(lines.to_vec());
+        self.push_batch(&batch, filter).0
     }
 
     /// Takes up to `max` waiting lines, with the loss since the last take. Never waits.
     pub fn try_take(&self, max: usize) -> Taken {
-        let mut st = self.lock();
-        let n = st.lines.len().min(max);
-        let lines: Vec<LogLine> = st.lines.drain(..n).collect();
-        st.counts.taken += lines.len() as u64;
-        st.counts.buffered = st.lines.len() as u64;
-        Taken {
-            loss: st.loss.take(),
-            lines,
-        }
+        // Batches emptied here are released after the lock, on the reader's side.
+        let mut done = Vec::new();
+        let taken = {
+            let mut st = self.lock();
+            let mut lines = Vec::with_capacity(st.waiting.min(max));
+            while lines.len() < max {
+                let Some((batch, gone)) = st.batches.front_mut() else {
+                    break;
+                };
+                let k = (batch.len() - *gone).min(max - lines.len());
+                lines.extend_from_slice(&batch[*gone..*gone + k]);
+                *gone += k;
+                if *gone == batch.len()
+                    && let Some((b, _)) = st.batches.pop_front()
+                {
+                    done.push(b);
+                }
+            }
+            st.waiting -= lines.len();
+            st.counts.taken += lines.len() as u64;
+            st.counts.buffered = st.waiting as u64;
+            Taken {
+                loss: st.loss.take(),
+                lines,
+            }
+        };
+        drop(done);
+        taken
     }
 
     /// Waits for lines (or a loss to report) and takes up to `max`. `None` once the queue is
@@ -137,7 +181,7 @@ impl LineQueue {
             let ready = self.ready.notified();
             {
                 let st = self.lock();
-                if !st.lines.is_empty() || st.loss.is_some() {
+                if st.waiting > 0 || st.loss.is_some() {
                     drop(st);
                     return Some(self.try_take(max));
                 }
@@ -167,26 +211,33 @@ impl LineQueue {
     }
 }
 
-fn push_locked(st: &mut State, capacity: usize, line: LogLine) -> bool {
-    st.counts.accepted += 1;
+/// Drops the oldest waiting lines while more than `capacity` wait, counting them as lost.
+fn drop_oldest(st: &mut State, capacity: usize) -> bool {
     let mut dropped = false;
-    if st.lines.len() >= capacity
-        && let Some(old) = st.lines.pop_front()
-    {
-        st.counts.dropped += 1;
+    while st.waiting > capacity {
+        let excess = st.waiting - capacity;
+        let Some((batch, gone)) = st.batches.front_mut() else {
+            break;
+        };
+        let since = batch[*gone].received;
+        let k = (batch.len() - *gone).min(excess);
+        *gone += k;
+        if *gone == batch.len() {
+            st.batches.pop_front();
+        }
+        st.waiting -= k;
+        st.counts.dropped += k as u64;
         match &mut st.loss {
-            Some(loss) => loss.dropped += 1,
+            Some(loss) => loss.dropped += k as u64,
             None => {
                 st.loss = Some(Loss {
-                    dropped: 1,
-                    since: old.received,
+                    dropped: k as u64,
+                    since,
                 })
             }
         }
         dropped = true;
     }
-    st.lines.push_back(line);
-    st.counts.buffered = st.lines.len() as u64;
     dropped
 }
 
@@ -309,6 +360,45 @@ mod tests {
             reported += rest.loss.map_or(0, |l| l.dropped);
             prop_assert_eq!(taken + reported, pushed);
             prop_assert_eq!(reported, q.counts().dropped);
+        }
+
+        /// The same with batches of any size, some through a filter, and takes of any size.
+        #[test]
+        fn batches_are_taken_or_reported_line_by_line(
+            ops in proptest::collection::vec((0usize..30, 0usize..12, any::<bool>()), 0..200),
+            cap in 1usize..40,
+        ) {
+            let q = LineQueue::new(cap);
+            let only_web = LineFilter::default().dyno("web");
+            let (mut kept, mut taken, mut reported, mut next) = (0u64, 0u64, 0u64, 0i64);
+            let mut last_taken = -1i64;
+            for (push, take, filtered) in ops {
+                let batch: Batch = (0..push)
+                    .map(|i| {
+                        next += 1;
+                        line("a", "app", if i % 3 == 0 { "worker.1" } else { "web.1" }, "x", next)
+                    })
+                    .collect::<Vec<_>>()
+                    .into();
+                let filter = if filtered { only_web.clone() } else { LineFilter::default() };
+                kept += batch.iter().filter(|l| filter.matches(l)).count() as u64;
+                q.push_batch(&batch, &filter);
+                let t = q.try_take(take);
+                for l in &t.lines {
+                    // Lines come out in the order they went in.
+                    prop_assert!(l.received.as_micros() > last_taken);
+                    last_taken = l.received.as_micros();
+                }
+                taken += t.lines.len() as u64;
+                reported += t.loss.map_or(0, |l| l.dropped);
+                let c = q.counts();
+                prop_assert_eq!(c.accepted, c.taken + c.dropped + c.buffered);
+                prop_assert!(c.buffered <= cap as u64);
+            }
+            let rest = q.try_take(usize::MAX);
+            taken += rest.lines.len() as u64;
+            reported += rest.loss.map_or(0, |l| l.dropped);
+            prop_assert_eq!(taken + reported, kept);
         }
     }
 }
