@@ -114,6 +114,44 @@ fn a_slowloris_connection_is_closed_and_counted() {
 }
 
 #[test]
+fn a_slowloris_api_client_is_cut_off_and_others_are_served() {
+    let dir = TempDir::new("api-slowloris");
+    let router = Router::start(&dir.0, &["--header-timeout", "0.5"]);
+    let addr = router.api.trim_start_matches("http://").to_owned();
+    let mut slow = TcpStream::connect(&addr).unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .unwrap();
+    // Meanwhile another client is served at once.
+    assert_eq!(router.curl_as("", &["/healthz"]).0, 200);
+    let mut got = Vec::new();
+    slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    slow.read_to_end(&mut got)
+        .expect("the router closes a connection whose headers never finish");
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "{text}"
+    );
+    // Oversized headers are refused with a status, not a hang.
+    let huge = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(200_000)
+    );
+    let mut big = TcpStream::connect(&addr).unwrap();
+    let _ = big.write_all(huge.as_bytes());
+    let mut got = Vec::new();
+    big.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    big.read_to_end(&mut got)
+        .expect("the router answers and closes");
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 431"),
+        "{text}"
+    );
+    assert_eq!(router.curl_as("", &["/healthz"]).0, 200);
+}
+
+#[test]
 fn ten_thousand_connections_opened_and_dropped() {
     let dir = TempDir::new("storm");
     let router = Router::start(&dir.0, &[]);

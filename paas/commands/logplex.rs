@@ -69,6 +69,9 @@ pub struct RouterArgs {
     /// Seconds between keep-alives on a quiet tail (SSE).
     #[arg(long, default_value_t = 15.0)]
     keepalive: f64,
+    /// Seconds an API request's headers may take to arrive (slow clients are cut off).
+    #[arg(long, default_value_t = 10.0)]
+    header_timeout: f64,
     /// Seconds a log-session URL stays valid.
     #[arg(long, default_value_t = 300.0)]
     session_ttl: f64,
@@ -101,6 +104,7 @@ impl RouterArgs {
         c.shutdown_timeout = secs(self.shutdown_timeout, "shutdown-timeout")?;
         c.api.keepalive = secs(self.keepalive, "keepalive")?;
         c.api.session_ttl = secs(self.session_ttl, "session-ttl")?;
+        c.api.header_timeout = secs(self.header_timeout, "header-timeout")?;
         Ok(c)
     }
 }
