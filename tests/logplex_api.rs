@@ -121,6 +121,8 @@ fn log_sessions_stream_history_in_every_format_with_filters() {
     assert_eq!(
         events,
         [
+            "retry: 1000",
+            "",
             "id: 1",
             "data: 2026-11-21T12:00:00.123456+00:00 app[web.1]: at=info status=200",
             "",
@@ -208,6 +210,8 @@ fn paas_logs_tail_shows_live_lines_and_a_slow_tail_gets_l11() {
     let url = log_session(&router, "shop", r#"{"tail": true, "lines": 0}"#);
     let sse = Stream::open(&url, "text/event-stream");
     router.wait_stats("shop", "open the tail", |s| s["tails"] == 1);
+    assert_eq!(sse.next().as_deref(), Some("retry: 1000"));
+    assert_eq!(sse.next().as_deref(), Some(""));
     assert_eq!(
         sse.next().as_deref(),
         Some(": keep-alive"),
@@ -231,6 +235,48 @@ fn paas_logs_tail_shows_live_lines_and_a_slow_tail_gets_l11() {
         .status();
     let lines = sse.until("Error L11 (Tail buffer overflow) -> This tail session dropped");
     assert!(lines.last().unwrap().contains("paas[logplex]"), "{lines:?}");
+}
+
+#[test]
+fn an_event_source_reconnects_without_gaps_or_repeats() {
+    let dir = TempDir::new("resume");
+    let router = Router::start(&dir.0, &[]);
+    let token = router.create_app("shop");
+    let other = router.create_app("blog");
+    let mut conn = router.connect();
+    send(&mut conn, &frames(&token, "web.1", "first", 0..3));
+    router.wait_accepted("shop", 3);
+    let url = log_session(&router, "shop", r#"{"tail": true, "lines": 10}"#);
+    let events = Stream::open(&url, "text/event-stream");
+    let got = events.until("first n=2");
+    assert_eq!(got[0], "retry: 1000", "{got:?}");
+    let last_id = got
+        .iter()
+        .rev()
+        .find_map(|l| l.strip_prefix("id: "))
+        .expect("events carry ids")
+        .to_owned();
+    drop(events);
+    router.wait_stats("shop", "close the tail", |s| s["tails"] == 0);
+    // While it is away: more lines, interleaved with another app's.
+    send(&mut conn, &frames(&token, "web.1", "missed", 0..3));
+    send(&mut conn, &frames(&other, "web.1", "not yours", 0..3));
+    router.wait_accepted("shop", 6);
+    let resumed = Stream::open_with(
+        &url,
+        "text/event-stream",
+        &[&format!("Last-Event-ID: {last_id}")],
+    );
+    let got = resumed.until("missed n=2");
+    let data: Vec<&str> = got
+        .iter()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .collect();
+    assert_eq!(data.len(), 3, "exactly the missed lines: {got:?}");
+    assert!(data[0].ends_with("missed n=0") && data[2].ends_with("missed n=2"));
+    // And it goes on live.
+    send(&mut conn, &frame(&token, "web.1", "live after resume"));
+    resumed.until("live after resume");
 }
 
 #[test]

@@ -29,6 +29,7 @@ struct Kept {
     severity: u8,
     source_len: usize,
     process_len: usize,
+    seq: u64,
     /// source, process, message.
     bytes: Bytes,
 }
@@ -49,6 +50,7 @@ impl Kept {
             facility: self.facility,
             severity: self.severity,
             message: self.bytes.slice(p..),
+            seq: self.seq,
         }
     }
 }
@@ -133,6 +135,7 @@ impl History {
             severity: line.severity,
             source_len: line.source.len(),
             process_len: line.process.len(),
+            seq: line.seq,
             bytes,
         }
     }
@@ -152,6 +155,20 @@ impl History {
             .collect();
         found.reverse();
         found
+    }
+
+    /// The lines after `seq` (their `LogLine::seq`) that `filter` keeps, oldest first: what a
+    /// reader that last saw `seq` missed, as far back as history goes.
+    pub fn after(&self, seq: u64, filter: &LineFilter) -> Vec<LogLine> {
+        let Some(app) = &self.app else {
+            return Vec::new();
+        };
+        let start = self.lines.partition_point(|k| k.seq <= seq);
+        self.lines
+            .range(start..)
+            .map(|k| k.line(app))
+            .filter(|l| filter.matches(l))
+            .collect()
     }
 
     /// How many lines it holds.
@@ -179,6 +196,32 @@ impl History {
 mod tests {
     use super::*;
     use crate::line::tests::line;
+
+    #[test]
+    fn after_gives_what_a_reader_missed() {
+        let mut h = History::new(3, 1 << 20);
+        for seq in 1..=5 {
+            h.push(&LogLine {
+                seq,
+                ..line(
+                    "a",
+                    "app",
+                    if seq % 2 == 0 { "web.1" } else { "worker.1" },
+                    "",
+                    0,
+                )
+            });
+        }
+        let seqs = |lines: Vec<LogLine>| lines.iter().map(|l| l.seq).collect::<Vec<_>>();
+        assert_eq!(seqs(h.after(3, &LineFilter::default())), [4, 5]);
+        assert_eq!(
+            seqs(h.after(0, &LineFilter::default())),
+            [3, 4, 5],
+            "as far back as kept"
+        );
+        assert_eq!(seqs(h.after(2, &LineFilter::default().dyno("web"))), [4]);
+        assert!(h.after(5, &LineFilter::default()).is_empty());
+    }
 
     #[test]
     fn kept_lines_do_not_pin_the_read_buffer() {

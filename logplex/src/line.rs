@@ -57,6 +57,9 @@ pub struct LogLine {
     pub severity: u8,
     /// The message, as bytes (not necessarily UTF-8).
     pub message: Bytes,
+    /// Its place in its app's stream: numbered from 1 by the channel as it is published
+    /// (0 before). Readers resume after it (`Last-Event-ID`).
+    pub seq: u64,
 }
 
 impl LogLine {
@@ -127,6 +130,7 @@ pub(crate) mod tests {
             facility: 1,
             severity: 6,
             message: Bytes::copy_from_slice(message.as_bytes()),
+            seq: 0,
         }
     }
 

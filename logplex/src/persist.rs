@@ -103,6 +103,7 @@ pub fn decode_history(app: &AppName, bytes: Bytes) -> Result<Vec<LogLine>, Histo
             facility: msg.facility,
             severity: msg.severity,
             message: msg.msg,
+            seq: 0,
         });
     }
     Ok(lines)

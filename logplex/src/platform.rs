@@ -23,6 +23,7 @@ fn platform_line(app: &AppName, now: Timestamp, message: String) -> LogLine {
         facility: FACILITY,
         severity: SEVERITY,
         message: Bytes::from(message),
+        seq: 0,
     }
 }
 

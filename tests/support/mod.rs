@@ -318,6 +318,11 @@ pub struct Stream {
 impl Stream {
     /// GETs `url` with curl, streaming, with an `Accept` header.
     pub fn open(url: &str, accept: &str) -> Stream {
+        Stream::open_with(url, accept, &[])
+    }
+
+    /// The same with more request headers.
+    pub fn open_with(url: &str, accept: &str, headers: &[&str]) -> Stream {
         let mut child = Command::new("curl")
             .args([
                 "-sSN",
@@ -325,8 +330,9 @@ impl Stream {
                 "30",
                 "-H",
                 &format!("Accept: {accept}"),
-                url,
             ])
+            .args(headers.iter().flat_map(|h| ["-H", h]))
+            .arg(url)
             .stdout(Stdio::piped())
             .spawn()
             .expect("curl");

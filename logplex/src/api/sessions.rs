@@ -196,8 +196,18 @@ pub(crate) fn stream(state: &Arc<ApiState>, id: &str, headers: &HeaderMap) -> Re
     } else {
         Format::Text
     };
+    // An EventSource reconnecting says where it was: resume right after that line.
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
     let (history, subscription) = if session.tail {
-        match channel.tail(session.lines, filter, state.router.config().tail_buffer) {
+        match channel.tail(
+            session.lines,
+            resume,
+            filter,
+            state.router.config().tail_buffer,
+        ) {
             Ok((h, s)) => (h, Some(s)),
             Err(e) => {
                 let mut r = error(
@@ -210,15 +220,13 @@ pub(crate) fn stream(state: &Arc<ApiState>, id: &str, headers: &HeaderMap) -> Re
                 return r;
             }
         }
+    } else if let Some(seq) = resume {
+        (channel.history_after(seq, &filter), None)
     } else {
         (channel.history(session.lines, &filter), None)
     };
     let (tx, body) = ChannelBody::new(8);
-    let writer = StreamWriter {
-        format,
-        tx,
-        sent: 0,
-    };
+    let writer = StreamWriter { format, tx };
     let config = (state.config.keepalive, state.config.tail_max);
     tokio::spawn(writer.run(history, subscription, channel, config));
     let content_type = match format {
@@ -240,10 +248,12 @@ pub(crate) fn stream(state: &Arc<ApiState>, id: &str, headers: &HeaderMap) -> Re
     r
 }
 
+/// How long an EventSource waits before reconnecting (SSE `retry:`), in milliseconds.
+const RETRY_MS: u32 = 1000;
+
 struct StreamWriter {
     format: Format,
     tx: mpsc::Sender<Bytes>,
-    sent: u64,
 }
 
 impl StreamWriter {
@@ -254,6 +264,12 @@ impl StreamWriter {
         channel: Arc<Channel>,
         (keepalive, tail_max): (Duration, Duration),
     ) {
+        if self.format == Format::EventStream {
+            let retry = Bytes::from(format!("retry: {RETRY_MS}\n\n"));
+            if self.tx.send(retry).await.is_err() {
+                return;
+            }
+        }
         for chunk in history.chunks(CHUNK_LINES) {
             if !self.send_lines(chunk).await {
                 return;
@@ -308,7 +324,6 @@ impl StreamWriter {
         let mut out = Vec::with_capacity(lines.iter().map(|l| l.size() + 64).sum());
         let mut shown = Vec::with_capacity(256);
         for line in lines {
-            self.sent += 1;
             match self.format {
                 Format::Text => {
                     line.write_display(&mut out);
@@ -317,7 +332,11 @@ impl StreamWriter {
                 Format::EventStream => {
                     shown.clear();
                     line.write_display(&mut shown);
-                    out.extend_from_slice(format!("id: {}\n", self.sent).as_bytes());
+                    // The line's place in the app's stream, to resume from; the router's own
+                    // notices (an L11 made here) have none, and leave the last id as it is.
+                    if line.seq > 0 {
+                        out.extend_from_slice(format!("id: {}\n", line.seq).as_bytes());
+                    }
                     for part in shown.split(|&b| b == b'\n') {
                         out.extend_from_slice(b"data: ");
                         out.extend_from_slice(part.strip_suffix(b"\r").unwrap_or(part));
@@ -327,6 +346,7 @@ impl StreamWriter {
                 }
                 Format::NdJson => {
                     let v = json!({
+                        "seq": line.seq,
                         "time": line.time,
                         "received": line.received,
                         "source": String::from_utf8_lossy(&line.source),

@@ -32,6 +32,7 @@ pub(crate) fn to_line(msg: SyslogMessage, target: &TokenTarget, received: Timest
         facility: msg.facility,
         severity: msg.severity,
         message: msg.msg,
+        seq: 0,
     }
 }
 
@@ -141,6 +142,7 @@ impl FrameSink {
             facility: fields.facility,
             severity: fields.severity,
             message,
+            seq: 0,
         });
     }
 

@@ -167,6 +167,8 @@ struct State {
     rate_loss: Option<Loss>,
     last_rate_report: i64,
     next_id: u64,
+    /// The `seq` of the last line published.
+    last_seq: u64,
     closed: bool,
     recent_frames: std::collections::VecDeque<String>,
 }
@@ -191,6 +193,7 @@ impl Channel {
             rate_loss: None,
             last_rate_report: i64::MIN,
             next_id: 0,
+            last_seq: 0,
             closed: false,
             recent_frames: std::collections::VecDeque::new(),
         };
@@ -332,11 +335,13 @@ impl Channel {
 
     /// History, then every subscriber, then the router-wide consumers. The batch is shared
     /// (one reference count per reader), and made only when someone reads.
-    fn fan_out(&self, mut st: MutexGuard<'_, State>, lines: Vec<LogLine>) {
+    fn fan_out(&self, mut st: MutexGuard<'_, State>, mut lines: Vec<LogLine>) {
         if lines.is_empty() {
             return;
         }
-        for line in &lines {
+        for line in &mut lines {
+            st.last_seq += 1;
+            line.seq = st.last_seq;
             st.history.push(line);
         }
         let global = !self.global.is_empty();
@@ -363,11 +368,18 @@ impl Channel {
         self.lock().history.last(n, filter)
     }
 
-    /// Opens a tail: the last `n` history lines `filter` keeps and a subscription for the
-    /// lines after them, taken under one lock so that none is missed or seen twice.
+    /// The history lines after `seq` that `filter` keeps, oldest first.
+    pub fn history_after(&self, seq: u64, filter: &LineFilter) -> Vec<LogLine> {
+        self.lock().history.after(seq, filter)
+    }
+
+    /// Opens a tail: the last `n` history lines `filter` keeps (or, resuming, every history
+    /// line after `after`) and a subscription for the lines after them, taken under one lock
+    /// so that none is missed or seen twice.
     pub fn tail(
         self: &Arc<Self>,
         n: usize,
+        after: Option<u64>,
         filter: LineFilter,
         capacity: usize,
     ) -> Result<(Vec<LogLine>, Subscription), TooManyTails> {
@@ -376,7 +388,10 @@ impl Channel {
         if open >= self.config.max_tails {
             return Err(TooManyTails(open));
         }
-        let history = st.history.last(n, &filter);
+        let history = match after {
+            Some(seq) => st.history.after(seq, &filter),
+            None => st.history.last(n, &filter),
+        };
         let sub = self.subscribe_locked(&mut st, "tail", None, filter, capacity);
         Ok((history, sub))
     }
@@ -439,7 +454,12 @@ impl Channel {
     pub(crate) fn restore_history(&self, lines: &[LogLine]) {
         let mut st = self.lock();
         for line in lines {
-            st.history.push(line);
+            st.last_seq += 1;
+            let line = LogLine {
+                seq: st.last_seq,
+                ..line.clone()
+            };
+            st.history.push(&line);
         }
     }
 
@@ -518,7 +538,7 @@ mod tests {
     fn a_tail_sees_history_then_live_lines_without_gap_or_repeat() {
         let c = channel(0, 2);
         c.publish(batch(0..3), Timestamp::from_micros(0));
-        let (history, sub) = c.tail(2, LineFilter::default(), 10).unwrap();
+        let (history, sub) = c.tail(2, None, LineFilter::default(), 10).unwrap();
         assert_eq!(msgs(&history), ["n=1", "n=2"]);
         c.publish(batch(3..5), Timestamp::from_micros(0));
         assert_eq!(msgs(&sub.queue().try_take(10).lines), ["n=3", "n=4"]);
@@ -534,9 +554,9 @@ mod tests {
     #[test]
     fn tails_per_app_are_capped() {
         let c = channel(0, 1);
-        let _first = c.tail(0, LineFilter::default(), 10).unwrap();
+        let _first = c.tail(0, None, LineFilter::default(), 10).unwrap();
         assert_eq!(
-            c.tail(0, LineFilter::default(), 10).unwrap_err(),
+            c.tail(0, None, LineFilter::default(), 10).unwrap_err(),
             TooManyTails(1)
         );
     }
@@ -544,7 +564,7 @@ mod tests {
     #[test]
     fn over_the_rate_lines_are_refused_counted_and_told_in_stream() {
         let c = channel(10, 1);
-        let (_, sub) = c.tail(0, LineFilter::default(), 100).unwrap();
+        let (_, sub) = c.tail(0, None, LineFilter::default(), 100).unwrap();
         assert_eq!(c.publish(batch(0..25), Timestamp::from_micros(0)), 10);
         assert_eq!(c.rejected().get(Reject::RateLimited), 15);
         let first = msgs(&sub.queue().try_take(100).lines);
@@ -571,8 +591,8 @@ mod tests {
     #[test]
     fn a_slow_subscriber_never_holds_back_another() {
         let c = channel(0, 2);
-        let (_, slow) = c.tail(0, LineFilter::default(), 2).unwrap();
-        let (_, fast) = c.tail(0, LineFilter::default(), 100).unwrap();
+        let (_, slow) = c.tail(0, None, LineFilter::default(), 2).unwrap();
+        let (_, fast) = c.tail(0, None, LineFilter::default(), 100).unwrap();
         c.publish(batch(0..50), Timestamp::from_micros(0));
         assert_eq!(fast.queue().try_take(100).lines.len(), 50);
         let s = slow.queue().try_take(100);
@@ -585,7 +605,7 @@ mod tests {
     #[test]
     fn a_closed_channel_refuses_and_ends_its_readers() {
         let c = channel(0, 2);
-        let (_, sub) = c.tail(0, LineFilter::default(), 10).unwrap();
+        let (_, sub) = c.tail(0, None, LineFilter::default(), 10).unwrap();
         c.close();
         assert_eq!(c.publish(batch(0..3), Timestamp::from_micros(0)), 0);
         assert_eq!(c.rejected().get(Reject::Closed), 3);

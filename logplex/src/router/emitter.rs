@@ -68,6 +68,7 @@ impl Emitter {
             facility: self.facility,
             severity: self.severity,
             message: message.into(),
+            seq: 0,
         }
     }
 
