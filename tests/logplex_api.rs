@@ -329,6 +329,11 @@ fn sigterm_stops_cleanly_and_apps_tokens_and_history_survive() {
     let lines = router.history("shop", &[]);
     assert_eq!(lines.len(), 50);
     assert!(lines[49].ends_with("app[web.1]: kept n=49"));
+    // Lines keep their place in the stream, so readers resume across the restart.
+    let url = log_session(&router, "shop", r#"{"lines": 1}"#);
+    let last: Value =
+        serde_json::from_str(&Stream::open(&url, "application/x-ndjson").next().unwrap()).unwrap();
+    assert_eq!(last["seq"], 50);
     // The same token still works.
     let mut conn = router.connect();
     send(&mut conn, &frame(&token, "web.1", "after restart"));

@@ -1,7 +1,8 @@
 //! Saving and restoring history across a clean restart: one file per app under
 //! `DATA_DIR/history/`, versioned. Format v1: the line `paas-history 1`, then one RFC 6587
 //! octet-counted RFC 5424 frame per line, oldest first:
-//! `<PRI>1 TIME - SOURCE PROCESS - [paas received="TIME"] MESSAGE`.
+//! `<PRI>1 TIME - SOURCE PROCESS - [paas received="TIME" seq="N"] MESSAGE` (`seq`, the
+//! line's place in the app's stream, is optional: files written before it have none).
 //! A frozen fixture (`logplex/tests/fixtures/history-v1.log`) keeps the format from drifting.
 
 use std::io::Write as _;
@@ -38,6 +39,9 @@ pub fn encode_history(lines: &[LogLine]) -> Vec<u8> {
         field(&mut frame, &line.process);
         frame.extend_from_slice(b" - [paas received=\"");
         line.received.write_rfc3339(&mut frame);
+        if line.seq > 0 {
+            frame.extend_from_slice(format!("\" seq=\"{}", line.seq).as_bytes());
+        }
         frame.extend_from_slice(b"\"] ");
         frame.extend_from_slice(&line.message);
         write_octet_counted(&mut out, &frame);
@@ -89,11 +93,13 @@ pub fn decode_history(app: &AppName, bytes: Bytes) -> Result<Vec<LogLine>, Histo
         let time = msg
             .timestamp
             .ok_or_else(|| damaged(index, "no timestamp".into()))?;
-        let received = msg
-            .structured_data
-            .as_deref()
-            .and_then(received_of)
+        let sd = msg.structured_data.as_deref().unwrap_or_default();
+        let received = param(sd, b"received=\"")
+            .and_then(|v| Timestamp::parse_rfc3339(v).ok())
             .unwrap_or(time);
+        let seq = param(sd, b"seq=\"")
+            .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
+            .unwrap_or(0);
         lines.push(LogLine {
             received,
             time,
@@ -103,16 +109,17 @@ pub fn decode_history(app: &AppName, bytes: Bytes) -> Result<Vec<LogLine>, Histo
             facility: msg.facility,
             severity: msg.severity,
             message: msg.msg,
-            seq: 0,
+            seq,
         });
     }
     Ok(lines)
 }
 
-fn received_of(sd: &[u8]) -> Option<Timestamp> {
-    let start = memchr::memmem::find(sd, b"received=\"")? + 10;
+/// The value of a structured-data parameter (`name="` given with its `="`).
+fn param<'a>(sd: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let start = memchr::memmem::find(sd, name)? + name.len();
     let len = memchr::memchr(b'"', &sd[start..])?;
-    Timestamp::parse_rfc3339(&sd[start..start + len]).ok()
+    Some(&sd[start..start + len])
 }
 
 /// Writes an app's history file atomically (temporary file, fsync, rename).
@@ -154,6 +161,7 @@ mod tests {
         let mut odd = line("shop", "paas", "", "", 7);
         odd.message = Bytes::from_static(b"raw \xff\xfe bytes\nand a newline");
         odd.received = Timestamp::from_micros(9);
+        odd.seq = 42;
         let lines = vec![
             line("shop", "app", "web.1", "at=info n=1", 1_795_262_400_123_456),
             odd,

@@ -454,7 +454,13 @@ impl Channel {
     pub(crate) fn restore_history(&self, lines: &[LogLine]) {
         let mut st = self.lock();
         for line in lines {
-            st.last_seq += 1;
+            // Saved lines keep their numbers (so a reader resumes across a restart); lines
+            // from files that had none are numbered on.
+            st.last_seq = if line.seq > st.last_seq {
+                line.seq
+            } else {
+                st.last_seq + 1
+            };
             let line = LogLine {
                 seq: st.last_seq,
                 ..line.clone()
