@@ -28,7 +28,10 @@ mod server;
 mod time;
 mod tls;
 
-pub use api::{ApiConfig, ApiState, Body, ChannelBody, Sessions, serve_api};
+pub use api::{
+    ApiConfig, ApiState, AppResource, Body, ChannelBody, Sessions, error as api_error,
+    json as api_json, no_such_app, read_body, read_json, serve_api,
+};
 pub use filter::{LineFilter, PLATFORM_PROCESSES};
 pub use framing::{DEFAULT_MAX_FRAME, FrameDecoder, FrameError, write_octet_counted};
 pub use history::{DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_LINES, History};

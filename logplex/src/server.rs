@@ -133,6 +133,7 @@ pub struct Logplex {
     shutdown: watch::Sender<bool>,
     listeners: Vec<JoinHandle<()>>,
     api: JoinHandle<()>,
+    api_state: Arc<ApiState>,
     config: LogplexConfig,
 }
 
@@ -238,7 +239,7 @@ impl Logplex {
         )));
         let api = tokio::spawn(serve_api(
             api_listener,
-            state,
+            state.clone(),
             tls.map(|(api, _)| api),
             rx,
             config.shutdown_timeout,
@@ -250,6 +251,7 @@ impl Logplex {
             shutdown,
             listeners,
             api,
+            api_state: state,
             config,
         })
     }
@@ -257,6 +259,16 @@ impl Logplex {
     /// The router, for in-process emitters and consumers.
     pub fn router(&self) -> &Router {
         &self.router
+    }
+
+    /// The API, to serve more resources (`ApiState::register`).
+    pub fn api(&self) -> &Arc<ApiState> {
+        &self.api_state
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.config.data_dir
     }
 
     /// Where the listeners are.

@@ -72,6 +72,21 @@ pub struct RouterArgs {
     /// Seconds an API request's headers may take to arrive (slow clients are cut off).
     #[arg(long, default_value_t = 10.0)]
     header_timeout: f64,
+    /// A PEM file of CA certificates drains trust beside the public roots (repeatable).
+    #[arg(long = "drain-ca", value_name = "FILE")]
+    drain_ca: Vec<PathBuf>,
+    /// Allow `http://` drains to any host (otherwise only to loopback).
+    #[arg(long)]
+    drain_allow_http: bool,
+    /// Lines a drain buffers while its receiver is slow or down, before dropping (L10).
+    #[arg(long, default_value_t = 1024)]
+    drain_buffer: usize,
+    /// Drains one app may have.
+    #[arg(long, default_value_t = 10)]
+    max_drains: usize,
+    /// Seconds a drain may take to connect, and to send one batch.
+    #[arg(long, default_value_t = 5.0)]
+    drain_timeout: f64,
     /// Seconds a log-session URL stays valid.
     #[arg(long, default_value_t = 300.0)]
     session_ttl: f64,
@@ -82,6 +97,20 @@ fn secs(s: f64, flag: &str) -> anyhow::Result<Duration> {
 }
 
 impl RouterArgs {
+    /// How drains run.
+    pub fn drains(&self) -> anyhow::Result<drains::DrainsConfig> {
+        let mut c = drains::DrainsConfig {
+            max_per_app: self.max_drains,
+            allow_http: self.drain_allow_http,
+            extra_ca: self.drain_ca.clone(),
+            ..Default::default()
+        };
+        c.delivery.buffer_lines = self.drain_buffer;
+        c.delivery.connect_timeout = secs(self.drain_timeout, "drain-timeout")?;
+        c.delivery.send_timeout = secs(self.drain_timeout, "drain-timeout")?;
+        Ok(c)
+    }
+
     pub fn config(&self) -> anyhow::Result<LogplexConfig> {
         let data_dir = self.data_dir.clone().unwrap_or_else(default_data_dir);
         let mut c = LogplexConfig::new(data_dir);
@@ -193,10 +222,22 @@ pub async fn terminated() -> anyhow::Result<&'static str> {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     crate::commands::runtime()?.block_on(async {
-        let logplex = start(args.router.config()?).await?;
+        let config = args.router.config()?;
+        let bound = config.shutdown_timeout;
+        let logplex = start(config).await?;
+        let drains = drains::Drains::start(
+            logplex.router().clone(),
+            Some(logplex.data_dir()),
+            args.router.drains()?,
+        )?;
+        logplex
+            .api()
+            .register("log-drains", std::sync::Arc::new(drains.clone()));
         let why = terminated().await?;
         println!("paas logplex: {why}, stopping");
+        // The router closes its channels; then drains send what waits, within the bound.
         logplex.stop().await;
+        drains.stop(bound).await;
         println!("paas logplex: stopped");
         Ok(ExitCode::SUCCESS)
     })

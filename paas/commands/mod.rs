@@ -3,6 +3,7 @@
 
 mod apps;
 mod client;
+mod drains;
 mod logfmt;
 mod logplex;
 mod logs;
@@ -45,6 +46,14 @@ pub enum Command {
     /// Revoke an ingest token.
     #[command(name = "tokens:revoke")]
     TokensRevoke(tokens::TokenArgs),
+    /// List an app's drains with their delivery health.
+    Drains(drains::ListArgs),
+    /// Add a drain: syslog://, syslog+tls://, syslog+udp:// or https:// URL.
+    #[command(name = "drains:add")]
+    DrainsAdd(drains::AddArgs),
+    /// Remove a drain by URL, token or id.
+    #[command(name = "drains:remove")]
+    DrainsRemove(drains::RemoveArgs),
     /// Create an API key that sees one app only.
     #[command(name = "keys:create")]
     KeysCreate(tokens::KeyArgs),
@@ -65,6 +74,9 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::TokensRotate(args) => tokens::rotate(args),
         Command::TokensRevoke(args) => tokens::revoke(args),
         Command::KeysCreate(args) => tokens::create_key(args),
+        Command::Drains(args) => drains::list(args),
+        Command::DrainsAdd(args) => drains::add(args),
+        Command::DrainsRemove(args) => drains::remove(args),
     }
 }
 

@@ -4,6 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod pki;
+pub mod rsyslog;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -196,6 +199,46 @@ impl Router {
         }
     }
 
+    /// A drain's JSON (with its delivery health).
+    pub fn drain(&self, app: &str, key: &str) -> Value {
+        self.get_json(&format!("/apps/{app}/log-drains/{}", escape(key)))
+    }
+
+    /// Adds a drain; returns its JSON.
+    pub fn add_drain(&self, app: &str, url: &str) -> Value {
+        let (status, body) = self.curl(&[
+            "-X",
+            "POST",
+            "-d",
+            &serde_json::json!({ "url": url }).to_string(),
+            &format!("/apps/{app}/log-drains"),
+        ]);
+        assert_eq!(status, 201, "add drain {url}: {body}");
+        serde_json::from_str(&body).expect("JSON")
+    }
+
+    /// Waits until the drain's delivery report satisfies `check`.
+    pub fn wait_drain(
+        &self,
+        app: &str,
+        key: &str,
+        what: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let start = Instant::now();
+        loop {
+            let d = self.drain(app, key);
+            if check(&d["delivery"]) {
+                return d;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "drain never {what}: {d}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Waits until `check` holds on the app's stats.
     pub fn wait_stats(&self, app: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
         let start = Instant::now();
@@ -293,6 +336,18 @@ impl Drop for Router {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A path segment with everything but unreserved characters escaped.
+pub fn escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// One RFC 5424 frame in Logplex's form, octet-counted.

@@ -22,12 +22,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-pub use response::{Body, ChannelBody};
+pub use response::{Body, ChannelBody, error, json, no_such_app};
 pub use sessions::Sessions;
 
 use crate::registry::KeyScope;
 use crate::router::Router;
-use response::{error, full, no_such_app, unauthorized};
+use response::{full, unauthorized};
 
 /// Limits and timings of the API.
 #[derive(Clone, Debug)]
@@ -62,6 +62,18 @@ impl Default for ApiConfig {
     }
 }
 
+/// A resource under `/apps/{app}/NAME` that another crate serves (the drains crate's
+/// `log-drains`): the API checks the key and the app, then hands the request over.
+pub trait AppResource: Send + Sync + std::fmt::Debug + 'static {
+    /// Answers a request for `/apps/{app}/NAME/{rest…}`.
+    fn handle(
+        &self,
+        req: Request<Incoming>,
+        app: String,
+        rest: Vec<String>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response<Body>> + Send>>;
+}
+
 /// What every request handler shares.
 #[derive(Debug)]
 pub struct ApiState {
@@ -69,6 +81,7 @@ pub struct ApiState {
     config: ApiConfig,
     sessions: Sessions,
     tls: bool,
+    resources: std::sync::RwLock<std::collections::HashMap<String, Arc<dyn AppResource>>>,
 }
 
 impl ApiState {
@@ -79,7 +92,29 @@ impl ApiState {
             config,
             sessions: Sessions::default(),
             tls,
+            resources: Default::default(),
         })
+    }
+
+    /// Serves `resource` at `/apps/{app}/NAME`.
+    pub fn register(&self, name: &str, resource: Arc<dyn AppResource>) {
+        self.resources
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_owned(), resource);
+    }
+
+    fn resource(&self, name: &str) -> Option<Arc<dyn AppResource>> {
+        self.resources
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// The router behind the API.
+    pub fn router(&self) -> &Router {
+        &self.router
     }
 
     /// Forgets expired log sessions.
@@ -223,6 +258,16 @@ async fn authorized(
         (&Method::DELETE, ["apps", app, "tokens", token]) => apps::revoke_token(state, app, token),
         (&Method::POST, ["apps", app, "keys"]) if operator => apps::create_key(state, app),
         (&Method::POST, ["apps", app, "log-sessions"]) => sessions::create(state, app, req).await,
+        (_, ["apps", app, name, rest @ ..]) if state.resource(name).is_some() => {
+            let Some(resource) = state.resource(name) else {
+                return no_such_app();
+            };
+            if state.router.app(app).is_none() {
+                return no_such_app();
+            }
+            let rest = rest.iter().map(|s| (*s).to_owned()).collect();
+            resource.handle(req, (*app).to_owned(), rest).await
+        }
         (_, ["metrics"] | ["apps"] | ["apps", _] | ["apps", _, "keys"]) if !operator => error(
             StatusCode::FORBIDDEN,
             "forbidden",
@@ -233,10 +278,7 @@ async fn authorized(
 }
 
 /// Reads a request body of at most `limit` bytes.
-pub(crate) async fn read_body(
-    req: Request<Incoming>,
-    limit: usize,
-) -> Result<Bytes, Response<Body>> {
+pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Response<Body>> {
     use http_body_util::BodyExt;
     match http_body_util::Limited::new(req.into_body(), limit)
         .collect()
@@ -257,7 +299,7 @@ pub(crate) async fn read_body(
 }
 
 /// Reads a small JSON request body (an empty body reads as `{}`).
-pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
+pub async fn read_json<T: serde::de::DeserializeOwned>(
     req: Request<Incoming>,
 ) -> Result<T, Response<Body>> {
     let body = read_body(req, 64 * 1024).await?;

@@ -302,11 +302,17 @@ impl Channel {
 
     /// Publishes a line the router itself made (L10, L11, L14, …): never rate limited.
     pub fn publish_platform(&self, line: LogLine) {
+        self.publish_platform_except(line, None);
+    }
+
+    /// The same, but not to the subscriber named `except`: a drain's own L10 goes to that
+    /// drain with its next batch, not through its buffer again.
+    pub fn publish_platform_except(&self, line: LogLine, except: Option<&str>) {
         let st = self.lock();
         if st.closed {
             return;
         }
-        self.fan_out(st, vec![line]);
+        self.fan_out_except(st, vec![line], except);
     }
 
     /// Tells the stream about rate-limited lines not yet reported, if a report is due.
@@ -335,7 +341,16 @@ impl Channel {
 
     /// History, then every subscriber, then the router-wide consumers. The batch is shared
     /// (one reference count per reader), and made only when someone reads.
-    fn fan_out(&self, mut st: MutexGuard<'_, State>, mut lines: Vec<LogLine>) {
+    fn fan_out(&self, st: MutexGuard<'_, State>, lines: Vec<LogLine>) {
+        self.fan_out_except(st, lines, None);
+    }
+
+    fn fan_out_except(
+        &self,
+        mut st: MutexGuard<'_, State>,
+        mut lines: Vec<LogLine>,
+        except: Option<&str>,
+    ) {
         if lines.is_empty() {
             return;
         }
@@ -349,7 +364,11 @@ impl Channel {
             return;
         }
         let batch: Batch = Arc::from(lines);
-        for sub in &st.subscribers {
+        for sub in st
+            .subscribers
+            .iter()
+            .filter(|s| Some(s.name.as_str()) != except)
+        {
             sub.queue.push_batch(&batch, &sub.filter);
         }
         drop(st);

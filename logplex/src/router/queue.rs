@@ -144,17 +144,31 @@ impl LineQueue {
 
     /// Takes up to `max` waiting lines, with the loss since the last take. Never waits.
     pub fn try_take(&self, max: usize) -> Taken {
+        self.try_take_bounded(max, usize::MAX)
+    }
+
+    /// Takes up to `max` waiting lines of at most `max_bytes` in all (but at least one line
+    /// when any waits), with the loss since the last take. Never waits.
+    pub fn try_take_bounded(&self, max: usize, max_bytes: usize) -> Taken {
         // Batches emptied here are released after the lock, on the reader's side.
         let mut done = Vec::new();
         let taken = {
             let mut st = self.lock();
-            let mut lines = Vec::with_capacity(st.waiting.min(max));
-            while lines.len() < max {
+            let mut lines: Vec<LogLine> = Vec::with_capacity(st.waiting.min(max));
+            let mut bytes = 0usize;
+            while lines.len() < max && bytes < max_bytes {
                 let Some((batch, gone)) = st.batches.front_mut() else {
                     break;
                 };
-                let k = (batch.len() - *gone).min(max - lines.len());
-                lines.extend_from_slice(&batch[*gone..*gone + k]);
+                let mut k = 0;
+                for line in &batch[*gone..] {
+                    if lines.len() == max || (bytes >= max_bytes && !lines.is_empty()) {
+                        break;
+                    }
+                    bytes += line.size();
+                    lines.push(line.clone());
+                    k += 1;
+                }
                 *gone += k;
                 if *gone == batch.len()
                     && let Some((b, _)) = st.batches.pop_front()
@@ -177,13 +191,18 @@ impl LineQueue {
     /// Waits for lines (or a loss to report) and takes up to `max`. `None` once the queue is
     /// closed and empty.
     pub async fn take(&self, max: usize) -> Option<Taken> {
+        self.take_bounded(max, usize::MAX).await
+    }
+
+    /// `take`, with at most `max_bytes` of lines (but at least one).
+    pub async fn take_bounded(&self, max: usize, max_bytes: usize) -> Option<Taken> {
         loop {
             let ready = self.ready.notified();
             {
                 let st = self.lock();
                 if st.waiting > 0 || st.loss.is_some() {
                     drop(st);
-                    return Some(self.try_take(max));
+                    return Some(self.try_take_bounded(max, max_bytes));
                 }
                 if st.closed {
                     return None;
@@ -294,6 +313,18 @@ mod tests {
         let t = q.try_take(100);
         assert_eq!((t.loss, messages(&t.lines)), (None, vec!["n=8".to_owned()]));
         assert_eq!(q.counts().dropped, 5);
+    }
+
+    #[test]
+    fn takes_are_bounded_in_bytes_but_never_empty() {
+        let q = LineQueue::new(10);
+        for i in 0..4 {
+            q.push(line("a", "app", "web.1", &"x".repeat(100), i));
+        }
+        // 3 + 5 + 100 bytes a line.
+        assert_eq!(q.try_take_bounded(10, 200).lines.len(), 2);
+        assert_eq!(q.try_take_bounded(10, 1).lines.len(), 1);
+        assert_eq!(q.try_take_bounded(10, usize::MAX).lines.len(), 1);
     }
 
     #[test]

@@ -1,0 +1,105 @@
+//! A drain's health, as `GET /apps/{app}/log-drains/{id}` and `paas drains` show it: what was
+//! delivered, dropped and is still buffered, the last success and the last error, and whether
+//! it is degraded (no success for a while, or failing now).
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use logplex::Timestamp;
+use serde::Serialize;
+
+/// No success for this long (while lines wait) makes a drain degraded.
+pub const DEGRADED_AFTER_MICROS: i64 = 60_000_000;
+
+#[derive(Debug, Default)]
+struct Last {
+    success: Option<Timestamp>,
+    error: Option<(Timestamp, String)>,
+    failing: bool,
+}
+
+/// Counters a drain's task keeps.
+#[derive(Debug, Default)]
+pub struct Health {
+    delivered: AtomicU64,
+    dropped: AtomicU64,
+    in_flight: AtomicU64,
+    last: Mutex<Last>,
+}
+
+/// What the API shows.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct HealthReport {
+    /// Lines delivered (acknowledged by the receiver: written to its socket, or a 2xx).
+    pub delivered: u64,
+    /// Lines dropped: buffer overflow (L10), or refused by the receiver (a 4xx other than 429).
+    pub dropped: u64,
+    /// Lines waiting: in the buffer and in the batch being sent.
+    pub buffered: u64,
+    /// Every line the drain was given.
+    pub accepted: u64,
+    /// When a batch last got through.
+    pub last_success_at: Option<Timestamp>,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// When it happened.
+    pub last_error_at: Option<Timestamp>,
+    /// Failing now, or nothing delivered for a minute while lines wait.
+    pub degraded: bool,
+}
+
+impl Health {
+    fn last(&self) -> std::sync::MutexGuard<'_, Last> {
+        self.last.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `n` lines got through.
+    pub fn delivered(&self, n: u64) {
+        self.delivered.fetch_add(n, Ordering::Relaxed);
+        let mut last = self.last();
+        last.success = Some(Timestamp::now());
+        last.failing = false;
+    }
+
+    /// `n` lines were dropped after leaving the buffer (refused, or lost at shutdown).
+    pub fn dropped(&self, n: u64) {
+        self.dropped.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The batch being sent now holds `n` lines.
+    pub fn in_flight(&self, n: u64) {
+        self.in_flight.store(n, Ordering::Relaxed);
+    }
+
+    /// A delivery attempt failed.
+    pub fn failed(&self, error: String) {
+        let mut last = self.last();
+        last.error = Some((Timestamp::now(), error));
+        last.failing = true;
+    }
+
+    /// Whether the last attempt failed.
+    pub fn is_failing(&self) -> bool {
+        self.last().failing
+    }
+
+    /// The report, given the buffer's counts (`accepted`, `dropped`, `buffered` of its queue).
+    pub fn report(&self, queue: logplex::QueueCounts) -> HealthReport {
+        let last = self.last();
+        let in_flight = self.in_flight.load(Ordering::Relaxed);
+        let buffered = queue.buffered + in_flight;
+        let quiet = last.success.map_or(i64::MAX, |t| {
+            Timestamp::now().as_micros().saturating_sub(t.as_micros())
+        });
+        HealthReport {
+            delivered: self.delivered.load(Ordering::Relaxed),
+            dropped: queue.dropped + self.dropped.load(Ordering::Relaxed),
+            buffered,
+            accepted: queue.accepted,
+            last_success_at: last.success,
+            last_error: last.error.as_ref().map(|(_, e)| e.clone()),
+            last_error_at: last.error.as_ref().map(|(t, _)| *t),
+            degraded: last.failing || (buffered > 0 && quiet > DEGRADED_AFTER_MICROS),
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! HTTPS drains: batches POSTed as `application/logplex-1` (octet-counted RFC 5424 frames in
+//! Logplex's HTTPS form, HOSTNAME `host`), with `Logplex-Msg-Count`, `Logplex-Frame-Id`
+//! (stable across retries of one batch), `Logplex-Drain-Token` and `User-Agent`; optionally
+//! gzipped. 2xx: delivered. 429, 5xx, timeouts and connection failures: retried with jittered
+//! exponential back-off, up to the configured attempts, then dropped and counted. Other 4xx:
+//! the receiver refuses the batch; it is dropped and counted at once.
+
+use std::io::Write as _;
+
+use bytes::Bytes;
+use http::{Request, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use logplex::{Form, Header, LogLine, write_octet_counted, write_syslog};
+use tokio::net::TcpStream;
+
+use crate::backoff::Backoff;
+use crate::delivery::Ctx;
+use crate::tls::is_certificate_error;
+use crate::url::Scheme;
+
+/// The `User-Agent` of our requests.
+pub const USER_AGENT: &str = concat!("paas-logplex/", env!("CARGO_PKG_VERSION"));
+
+/// One batch, built once and sent as many times as it takes.
+#[derive(Debug)]
+struct Batch {
+    body: Bytes,
+    count: usize,
+    lines: u64,
+    frame_id: String,
+    attempts: u32,
+}
+
+fn encode(out: &mut Vec<u8>, line: &LogLine, scratch: &mut Vec<u8>) {
+    scratch.clear();
+    let header = Header {
+        facility: line.facility,
+        severity: line.severity,
+        timestamp: line.time,
+        hostname: b"host",
+        app_name: &line.source,
+        proc_id: &line.process,
+    };
+    write_syslog(scratch, &header, &line.message, Form::LogplexHttp);
+    write_octet_counted(out, scratch);
+}
+
+/// What one attempt came to.
+enum Outcome {
+    Delivered,
+    /// Worth another try (429, 5xx, timeout, connection).
+    Retry(String),
+    /// The receiver refuses it (4xx but 429).
+    Refused(String),
+    /// The certificate did not verify.
+    Certificate(String),
+}
+
+/// Delivers an HTTPS (or loopback HTTP) drain's lines until its buffer is closed and empty.
+pub async fn run(mut ctx: Ctx) {
+    let mut backoff = Backoff::new(ctx.config.backoff_base, ctx.config.backoff_cap);
+    let mut sender: Option<SendRequest<Full<Bytes>>> = None;
+    let mut batch: Option<Batch> = None;
+    let gzip = ctx.config.gzip || ctx.url.gzip();
+    let mut scratch = Vec::with_capacity(512);
+    loop {
+        if batch.is_none() {
+            let queue = ctx.subscription.queue().clone();
+            let Some(taken) = queue
+                .take_bounded(ctx.config.batch_lines, ctx.config.batch_bytes)
+                .await
+            else {
+                break;
+            };
+            let mut body = Vec::with_capacity(ctx.config.batch_bytes.min(1 << 20));
+            let mut count = 0;
+            if let Some(loss) = taken.loss {
+                encode(&mut body, &ctx.overflow(loss), &mut scratch);
+                count += 1;
+            }
+            for line in &taken.lines {
+                encode(&mut body, line, &mut scratch);
+            }
+            count += taken.lines.len();
+            if count == 0 {
+                continue;
+            }
+            let body = if gzip { gzipped(&body) } else { body };
+            ctx.health.in_flight(taken.lines.len() as u64);
+            batch = Some(Batch {
+                body: Bytes::from(body),
+                count,
+                lines: taken.lines.len() as u64,
+                frame_id: uuid::Uuid::new_v4().simple().to_string(),
+                attempts: 0,
+            });
+        }
+        let Some(b) = batch.as_mut() else { continue };
+        b.attempts += 1;
+        let outcome = attempt(&ctx, &mut sender, b, gzip).await;
+        let done = match outcome {
+            Outcome::Delivered => {
+                ctx.health.delivered(b.lines);
+                backoff.reset();
+                true
+            }
+            Outcome::Refused(e) => {
+                ctx.health.failed(e);
+                ctx.health.dropped(b.lines);
+                true
+            }
+            Outcome::Retry(e) | Outcome::Certificate(e)
+                if b.attempts >= ctx.config.attempts || ctx.is_stopping() =>
+            {
+                ctx.health
+                    .failed(format!("{e} (gave up after {} attempts)", b.attempts));
+                ctx.health.dropped(b.lines);
+                true
+            }
+            Outcome::Certificate(e) => {
+                if backoff.failures() == 0 {
+                    ctx.certificate_failure(&e);
+                }
+                sender = None;
+                ctx.health.failed(e);
+                let delay = backoff.next_delay();
+                ctx.pause(delay).await;
+                false
+            }
+            Outcome::Retry(e) => {
+                sender = None;
+                ctx.health.failed(e);
+                let delay = backoff.next_delay();
+                ctx.pause(delay).await;
+                false
+            }
+        };
+        if done {
+            ctx.health.in_flight(0);
+            batch = None;
+        }
+    }
+    if let Some(b) = batch {
+        ctx.health.in_flight(0);
+        ctx.health.dropped(b.lines);
+    }
+}
+
+fn gzipped(body: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4),
+        flate2::Compression::fast(),
+    );
+    // Writing into a Vec cannot fail.
+    let _ = gz.write_all(body);
+    gz.finish().unwrap_or_default()
+}
+
+async fn connect(ctx: &Ctx) -> Result<SendRequest<Full<Bytes>>, Outcome> {
+    let authority = ctx.url.authority();
+    let timeout = ctx.config.connect_timeout;
+    let tcp = match tokio::time::timeout(timeout, TcpStream::connect(&authority)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(Outcome::Retry(format!("connect {authority}: {e}"))),
+        Err(_) => return Err(Outcome::Retry(format!("connect {authority}: timed out"))),
+    };
+    let _ = tcp.set_nodelay(true);
+    let handshake = |e: hyper::Error| Outcome::Retry(format!("HTTP with {authority}: {e}"));
+    if ctx.url.scheme == Scheme::Http {
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .map_err(handshake)?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        return Ok(sender);
+    }
+    let name = rustls::pki_types::ServerName::try_from(ctx.url.host.clone())
+        .map_err(|e| Outcome::Refused(format!("TLS name {}: {e}", ctx.url.host)))?;
+    let connector = tokio_rustls::TlsConnector::from(ctx.tls.clone());
+    let tls = match tokio::time::timeout(timeout, connector.connect(name, tcp)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) if is_certificate_error(&e) => {
+            return Err(Outcome::Certificate(format!("TLS with {authority}: {e}")));
+        }
+        Ok(Err(e)) => return Err(Outcome::Retry(format!("TLS with {authority}: {e}"))),
+        Err(_) => return Err(Outcome::Retry(format!("TLS with {authority}: timed out"))),
+    };
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .map_err(handshake)?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+async fn attempt(
+    ctx: &Ctx,
+    sender: &mut Option<SendRequest<Full<Bytes>>>,
+    batch: &Batch,
+    gzip: bool,
+) -> Outcome {
+    if sender.as_ref().is_none_or(|s| s.is_closed()) {
+        match connect(ctx).await {
+            Ok(s) => *sender = Some(s),
+            Err(o) => return o,
+        }
+    }
+    let Some(s) = sender.as_mut() else {
+        return Outcome::Retry("no connection".into());
+    };
+    let mut request = Request::post(&ctx.url.path)
+        .header(header::HOST, ctx.url.authority())
+        .header(header::CONTENT_TYPE, "application/logplex-1")
+        .header(header::USER_AGENT, USER_AGENT)
+        .header("Logplex-Msg-Count", batch.count)
+        .header("Logplex-Frame-Id", &batch.frame_id)
+        .header("Logplex-Drain-Token", &ctx.drain.token);
+    if gzip {
+        request = request.header(header::CONTENT_ENCODING, "gzip");
+    }
+    let Ok(request) = request.body(Full::new(batch.body.clone())) else {
+        return Outcome::Refused(format!("cannot build a request for {}", ctx.url));
+    };
+    let send = async {
+        s.ready().await?;
+        let response = s.send_request(request).await?;
+        let status = response.status();
+        // Read (and discard) the body so the connection can be reused.
+        let _ = response.into_body().collect().await;
+        Ok::<StatusCode, hyper::Error>(status)
+    };
+    match tokio::time::timeout(ctx.config.send_timeout, send).await {
+        Ok(Ok(status)) if status.is_success() => Outcome::Delivered,
+        Ok(Ok(status)) if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() => {
+            Outcome::Retry(format!("{} answered {status}", ctx.url))
+        }
+        Ok(Ok(status)) => Outcome::Refused(format!("{} answered {status}", ctx.url)),
+        Ok(Err(e)) => {
+            *sender = None;
+            Outcome::Retry(format!("{}: {e}", ctx.url))
+        }
+        Err(_) => {
+            *sender = None;
+            Outcome::Retry(format!(
+                "{}: no answer within {:?}",
+                ctx.url, ctx.config.send_timeout
+            ))
+        }
+    }
+}

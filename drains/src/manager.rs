@@ -1,0 +1,290 @@
+//! `Drains`: every drain's task, started from the store at start-up and as drains are added,
+//! each subscribed to its app's channel with its own bounded buffer, so a dead, slow or
+//! black-holed drain never slows ingest, tails or the other drains.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use logplex::{LineFilter, LineQueue, Router, Timestamp};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::delivery::{Ctx, DeliveryConfig};
+use crate::health::{Health, HealthReport};
+use crate::store::{Drain, DrainStore, StoreError};
+use crate::tls::{CaError, client_config};
+use crate::url::{DrainUrl, Scheme, UrlError};
+
+/// How drains are run.
+#[derive(Clone, Debug)]
+pub struct DrainsConfig {
+    /// Drains one app may have (Logplex: 6; Heroku today: 10).
+    pub max_per_app: usize,
+    /// Whether `http://` drains may point anywhere, not only to loopback.
+    pub allow_http: bool,
+    /// CA certificates to trust beside the public roots (PEM files).
+    pub extra_ca: Vec<std::path::PathBuf>,
+    /// Delivery limits.
+    pub delivery: DeliveryConfig,
+}
+
+impl Default for DrainsConfig {
+    fn default() -> Self {
+        DrainsConfig {
+            max_per_app: 10,
+            allow_http: false,
+            extra_ca: Vec::new(),
+            delivery: DeliveryConfig::default(),
+        }
+    }
+}
+
+/// Why a drain could not be added or removed.
+#[derive(Debug, thiserror::Error)]
+pub enum DrainError {
+    /// The URL is not a drain URL.
+    #[error(transparent)]
+    Url(#[from] UrlError),
+    /// This app already drains to this URL.
+    #[error("This app already has a drain to {0}.")]
+    Duplicate(String),
+    /// The app has as many drains as allowed.
+    #[error("You have already added the maximum number of drains allowed ({0}).")]
+    TooMany(usize),
+    /// No such app, or no such drain.
+    #[error("Couldn't find that {0}.")]
+    NotFound(&'static str),
+    /// Durable drains are not available in this build.
+    #[error("Durable drains are not available yet.")]
+    DurableUnavailable,
+    /// The store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why drains could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A `--drain-ca` file.
+    #[error(transparent)]
+    Ca(#[from] CaError),
+}
+
+#[derive(Debug)]
+struct Running {
+    health: Arc<Health>,
+    queue: Arc<LineQueue>,
+    task: JoinHandle<()>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    router: Router,
+    config: DrainsConfig,
+    tls: Arc<rustls::ClientConfig>,
+    http_tls: Arc<rustls::ClientConfig>,
+    store: Mutex<DrainStore>,
+    running: Mutex<HashMap<String, Running>>,
+    stopping: watch::Sender<bool>,
+}
+
+/// Every drain of every app. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Drains {
+    inner: Arc<Inner>,
+}
+
+impl Drains {
+    /// Opens the store (in `data_dir`, or in memory) and starts every drain of a live app.
+    pub fn start(
+        router: Router,
+        data_dir: Option<&Path>,
+        config: DrainsConfig,
+    ) -> Result<Drains, StartError> {
+        let store = match data_dir {
+            Some(dir) => DrainStore::open(dir)?,
+            None => DrainStore::in_memory(),
+        };
+        let cas: Vec<&Path> = config.extra_ca.iter().map(|p| p.as_path()).collect();
+        let tls = client_config(&cas, &[])?;
+        let http_tls = client_config(&cas, &[b"http/1.1"])?;
+        let drains = Drains {
+            inner: Arc::new(Inner {
+                router,
+                config,
+                tls,
+                http_tls,
+                store: Mutex::new(store),
+                running: Mutex::new(HashMap::new()),
+                stopping: watch::channel(false).0,
+            }),
+        };
+        let existing: Vec<Drain> = drains.store().all().cloned().collect();
+        for drain in existing {
+            drains.launch(drain);
+        }
+        Ok(drains)
+    }
+
+    fn store(&self) -> std::sync::MutexGuard<'_, DrainStore> {
+        self.inner.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, Running>> {
+        self.inner.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts a drain's task, if its app is live and its URL still reads.
+    fn launch(&self, drain: Drain) {
+        let Some(channel) = self.inner.router.channel(&drain.app) else {
+            return;
+        };
+        let Ok(url) = DrainUrl::parse(&drain.url, true) else {
+            tracing::warn!(drain = %drain.id, url = %drain.url, "stored drain URL no longer reads");
+            return;
+        };
+        let subscription = channel.subscribe(
+            "drain",
+            &drain.token,
+            LineFilter::default(),
+            self.inner.config.delivery.buffer_lines,
+        );
+        let health = Arc::new(Health::default());
+        let queue = subscription.queue().clone();
+        let tls = match url.scheme {
+            Scheme::Https => self.inner.http_tls.clone(),
+            _ => self.inner.tls.clone(),
+        };
+        let ctx = Ctx {
+            drain: drain.clone(),
+            url: url.clone(),
+            subscription,
+            channel,
+            health: health.clone(),
+            config: self.inner.config.delivery.clone(),
+            tls,
+            stopping: self.inner.stopping.subscribe(),
+        };
+        let task = match url.scheme {
+            Scheme::Https | Scheme::Http => tokio::spawn(crate::https::run(ctx)),
+            Scheme::Syslog | Scheme::SyslogTls | Scheme::SyslogUdp => {
+                tokio::spawn(crate::syslog::run(ctx))
+            }
+        };
+        self.running().insert(
+            drain.id,
+            Running {
+                health,
+                queue,
+                task,
+            },
+        );
+    }
+
+    /// The app's id (the Platform API puts it in each drain).
+    pub fn app_id(&self, app: &str) -> String {
+        self.inner.router.app(app).map(|a| a.id).unwrap_or_default()
+    }
+
+    /// Adds a drain to `app`.
+    pub fn add(&self, app: &str, url: &str, durable: bool) -> Result<Drain, DrainError> {
+        if self.inner.router.app(app).is_none() {
+            return Err(DrainError::NotFound("app"));
+        }
+        if durable {
+            return Err(DrainError::DurableUnavailable);
+        }
+        let parsed = DrainUrl::parse(url.trim(), self.inner.config.allow_http)?;
+        let drain = {
+            let mut store = self.store();
+            let existing = store.of_app(app);
+            if existing.iter().any(|d| d.url == parsed.raw) {
+                return Err(DrainError::Duplicate(parsed.raw));
+            }
+            if existing.len() >= self.inner.config.max_per_app {
+                return Err(DrainError::TooMany(self.inner.config.max_per_app));
+            }
+            let now = Timestamp::now();
+            let drain = Drain {
+                id: uuid::Uuid::new_v4().to_string(),
+                url: parsed.raw.clone(),
+                token: format!("d.{}", uuid::Uuid::new_v4()),
+                app: app.to_owned(),
+                durable,
+                created_at: now,
+                updated_at: now,
+            };
+            store.insert(drain.clone())?;
+            drain
+        };
+        self.launch(drain.clone());
+        Ok(drain)
+    }
+
+    /// Removes the drain of `app` whose id, URL or token is `key`; what waits for it is dropped.
+    pub fn remove(&self, app: &str, key: &str) -> Result<Drain, DrainError> {
+        let drain = self
+            .store()
+            .find(app, key)
+            .ok_or(DrainError::NotFound("drain"))?;
+        self.store().remove(&drain.id)?;
+        if let Some(running) = self.running().remove(&drain.id) {
+            running.task.abort();
+        }
+        Ok(drain)
+    }
+
+    /// The drains of `app`, with their health.
+    pub fn list(&self, app: &str) -> Vec<(Drain, Option<HealthReport>)> {
+        let drains = self.store().of_app(app);
+        let running = self.running();
+        drains
+            .into_iter()
+            .map(|d| {
+                let report = running
+                    .get(&d.id)
+                    .map(|r| r.health.report(r.queue.counts()));
+                (d, report)
+            })
+            .collect()
+    }
+
+    /// One drain of `app` with its health.
+    pub fn get(&self, app: &str, key: &str) -> Option<(Drain, Option<HealthReport>)> {
+        let drain = self.store().find(app, key)?;
+        let report = self
+            .running()
+            .get(&drain.id)
+            .map(|r| r.health.report(r.queue.counts()));
+        Some((drain, report))
+    }
+
+    /// Stops within `within`: once the router has closed its channels, each drain sends what
+    /// waits in its buffer; a drain that cannot deliver gives up when told the router stops.
+    pub async fn stop(&self, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        let tasks: Vec<(String, JoinHandle<()>)> = {
+            let mut running = self.running();
+            running.drain().map(|(id, r)| (id, r.task)).collect()
+        };
+        // Give drains most of the bound to deliver, then tell them to give up.
+        let give_up = deadline - within / 4;
+        let stopping = self.inner.stopping.clone();
+        let signal = tokio::spawn(async move {
+            tokio::time::sleep_until(give_up).await;
+            let _ = stopping.send(true);
+        });
+        for (id, mut task) in tasks {
+            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                tracing::warn!(drain = %id, "drain did not stop in time");
+                task.abort();
+            }
+        }
+        signal.abort();
+    }
+}

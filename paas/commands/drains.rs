@@ -1,0 +1,132 @@
+//! `paas drains`, `drains:add URL`, `drains:remove URL|TOKEN`: an app's drains and, first
+//! thing to check when logs don't arrive, how each is delivering.
+
+use std::process::ExitCode;
+
+use hyper::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::commands::apps::call;
+use crate::commands::client::{ApiArgs, AppArg};
+
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    app: AppArg,
+    #[command(flatten)]
+    api: ApiArgs,
+    /// Print the API's JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AddArgs {
+    /// The drain URL.
+    url: String,
+    #[command(flatten)]
+    app: AppArg,
+    #[command(flatten)]
+    api: ApiArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RemoveArgs {
+    /// The drain's URL, token (`d.…`) or id.
+    drain: String,
+    #[command(flatten)]
+    app: AppArg,
+    #[command(flatten)]
+    api: ApiArgs,
+}
+
+/// A path segment with everything but unreserved characters escaped.
+fn escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn describe(d: &Value) -> String {
+    let s = |v: &Value| v.as_str().unwrap_or("-").to_owned();
+    let mut out = format!("{}  {}", s(&d["url"]), s(&d["token"]));
+    let h = &d["delivery"];
+    if h.is_object() {
+        out.push_str(&format!(
+            "\n    delivered {}  dropped {}  buffered {}{}",
+            h["delivered"],
+            h["dropped"],
+            h["buffered"],
+            if h["degraded"] == true {
+                "  DEGRADED"
+            } else {
+                ""
+            }
+        ));
+        out.push_str(&format!("\n    last success {}", s(&h["last_success_at"])));
+        if !h["last_error"].is_null() {
+            out.push_str(&format!(
+                "\n    last error {} at {}",
+                s(&h["last_error"]),
+                s(&h["last_error_at"])
+            ));
+        }
+    }
+    out
+}
+
+pub fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
+    let app = args.app.name()?;
+    let drains = call(
+        &args.api,
+        Method::GET,
+        &format!("/apps/{app}/log-drains"),
+        None,
+        StatusCode::OK,
+    )?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&drains)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let list = drains.as_array().cloned().unwrap_or_default();
+    if list.is_empty() {
+        println!("{app} has no drains.");
+    }
+    for d in &list {
+        println!("{}", describe(d));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn add(args: AddArgs) -> anyhow::Result<ExitCode> {
+    let app = args.app.name()?;
+    let d = call(
+        &args.api,
+        Method::POST,
+        &format!("/apps/{app}/log-drains"),
+        Some(json!({ "url": args.url })),
+        StatusCode::CREATED,
+    )?;
+    println!(
+        "Successfully added drain {}",
+        d["url"].as_str().unwrap_or("")
+    );
+    println!("Drain token: {}", d["token"].as_str().unwrap_or(""));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn remove(args: RemoveArgs) -> anyhow::Result<ExitCode> {
+    let app = args.app.name()?;
+    let path = format!("/apps/{app}/log-drains/{}", escape(&args.drain));
+    let d = call(&args.api, Method::DELETE, &path, None, StatusCode::OK)?;
+    println!(
+        "Successfully removed drain {}",
+        d["url"].as_str().unwrap_or("")
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,321 @@
+//! syslog drains end to end: the real router delivering to a real rsyslogd (Debian's) over
+//! TCP and TLS, and to a UDP socket; receivers down, slow and untrusted; exact accounting.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use support::rsyslog::{Rsyslog, TlsFiles, free_port};
+use support::{Router, TempDir, frame, send};
+
+/// `expected` lines per process arrived intact and in order.
+fn assert_in_order(lines: &[String], token: &str, process: &str, prefix: &str, n: usize) {
+    let mine: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with(&format!("{token}|app|{process}|")))
+        .collect();
+    assert_eq!(
+        mine.len(),
+        n,
+        "{process}: {:?}",
+        &lines[..lines.len().min(5)]
+    );
+    for (i, l) in mine.iter().enumerate() {
+        let want = format!("{token}|app|{process}|{prefix} n={i} path=\"/a b\" status=200");
+        assert_eq!(**l, want);
+    }
+}
+
+fn send_lines(router: &Router, token: &str, n: usize) {
+    let mut conn = router.connect();
+    for i in 0..n {
+        for process in ["web.1", "worker.1"] {
+            send(
+                &mut conn,
+                &frame(
+                    token,
+                    process,
+                    &format!("{process} n={i} path=\"/a b\" status=200"),
+                ),
+            );
+        }
+    }
+}
+
+#[test]
+fn rsyslog_over_tcp_gets_every_line_intact_and_in_order() {
+    let dir = TempDir::new("drain-tcp");
+    let rsyslog = Rsyslog::start(&dir.0.join("rsyslog"), free_port(), None);
+    let router = Router::start(&dir.0.join("router"), &[]);
+    let token = router.create_app("shop");
+    let drain = router.add_drain("shop", &format!("syslog://127.0.0.1:{}", rsyslog.port));
+    let drain_token = drain["token"].as_str().unwrap().to_owned();
+    assert!(drain_token.starts_with("d."));
+    assert_eq!(drain["app"]["name"], "shop");
+    send_lines(&router, &token, 500);
+    let lines = rsyslog.wait_lines(1000);
+    assert_in_order(&lines, &drain_token, "web.1", "web.1", 500);
+    assert_in_order(&lines, &drain_token, "worker.1", "worker.1", 500);
+    let d = router.wait_drain("shop", &drain_token, "deliver everything", |h| {
+        h["delivered"] == 1000
+    });
+    let h = &d["delivery"];
+    assert_eq!(
+        (h["dropped"].as_u64(), h["buffered"].as_u64()),
+        (Some(0), Some(0)),
+        "{d}"
+    );
+    assert_eq!(h["degraded"], false);
+    assert!(h["last_success_at"].is_string());
+}
+
+#[test]
+fn rsyslog_over_tls_with_the_operators_ca() {
+    let dir = TempDir::new("drain-tls");
+    let pki = support::pki::make(&dir.0.join("pki"), "drain");
+    let rsyslog = Rsyslog::start(
+        &dir.0.join("rsyslog"),
+        free_port(),
+        Some(TlsFiles {
+            ca: &pki.ca,
+            cert: &pki.cert,
+            key: &pki.key,
+        }),
+    );
+    let router = Router::start(
+        &dir.0.join("router"),
+        &["--drain-ca", pki.ca.to_str().unwrap()],
+    );
+    let token = router.create_app("shop");
+    let drain = router.add_drain("shop", &format!("syslog+tls://localhost:{}", rsyslog.port));
+    let drain_token = drain["token"].as_str().unwrap().to_owned();
+    send_lines(&router, &token, 100);
+    let lines = rsyslog.wait_lines(200);
+    assert_in_order(&lines, &drain_token, "web.1", "web.1", 100);
+    assert_in_order(&lines, &drain_token, "worker.1", "worker.1", 100);
+}
+
+#[test]
+fn an_untrusted_certificate_delivers_nothing_and_says_l14() {
+    let dir = TempDir::new("drain-badca");
+    let pki = support::pki::make(&dir.0.join("pki"), "drain");
+    let rsyslog = Rsyslog::start(
+        &dir.0.join("rsyslog"),
+        free_port(),
+        Some(TlsFiles {
+            ca: &pki.ca,
+            cert: &pki.cert,
+            key: &pki.key,
+        }),
+    );
+    // The router trusts another CA only.
+    let other = support::pki::make(&dir.0.join("other"), "other");
+    let router = Router::start(
+        &dir.0.join("router"),
+        &["--drain-ca", other.ca.to_str().unwrap()],
+    );
+    let token = router.create_app("shop");
+    let url = format!("syslog+tls://localhost:{}", rsyslog.port);
+    let drain = router.add_drain("shop", &url);
+    let mut conn = router.connect();
+    send(&mut conn, &frame(&token, "web.1", "secret"));
+    let d = router.wait_drain("shop", drain["id"].as_str().unwrap(), "fail", |h| {
+        h["degraded"] == true
+    });
+    assert!(
+        d["delivery"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("TLS"),
+        "{d}"
+    );
+    assert_eq!(d["delivery"]["delivered"], 0);
+    let start = std::time::Instant::now();
+    loop {
+        let l14 = router.history("shop", &["--source", "logplex"]);
+        if let Some(l) = l14
+            .iter()
+            .find(|l| l.contains("Error L14 (certificate validation): error="))
+        {
+            assert!(l.contains(&format!("uri=\"{url}\"")), "{l}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no L14 line: {l14:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        rsyslog.lines().is_empty(),
+        "nothing reached the untrusted receiver"
+    );
+}
+
+#[test]
+fn a_receiver_down_then_up_gets_what_fit_and_the_rest_is_counted_with_l10() {
+    let dir = TempDir::new("drain-down");
+    let port = free_port();
+    let router = Router::start(
+        &dir.0.join("router"),
+        &["--drain-buffer", "50", "--drain-timeout", "1"],
+    );
+    let token = router.create_app("shop");
+    let drain = router.add_drain("shop", &format!("syslog://127.0.0.1:{port}"));
+    let id = drain["id"].as_str().unwrap().to_owned();
+    let drain_token = drain["token"].as_str().unwrap().to_owned();
+    let mut conn = router.connect();
+    for i in 0..200 {
+        send(&mut conn, &frame(&token, "web.1", &format!("down n={i}")));
+    }
+    router.wait_accepted("shop", 200);
+    let down = router.wait_drain("shop", &id, "notice the receiver is down", |h| {
+        h["degraded"] == true
+    });
+    assert!(
+        down["delivery"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("connect"),
+        "{down}"
+    );
+    // The receiver comes up: the drain reconnects by itself.
+    let rsyslog = Rsyslog::start(&dir.0.join("rsyslog"), port, None);
+    let d = router.wait_drain("shop", &id, "catch up", |h| {
+        h["buffered"] == 0 && h["delivered"].as_u64().unwrap_or(0) > 0
+    });
+    let h = &d["delivery"];
+    let (delivered, dropped) = (
+        h["delivered"].as_u64().unwrap(),
+        h["dropped"].as_u64().unwrap(),
+    );
+    assert_eq!(
+        delivered + dropped,
+        200,
+        "every line delivered or counted: {d}"
+    );
+    assert_eq!(h["accepted"], 200);
+    assert!(dropped >= 100, "the buffer of 50 overflowed: {d}");
+    // The receiver got the newest lines, in order, after the drain's own L10.
+    let lines = rsyslog.wait_lines(delivered as usize + 1);
+    let l10 = lines
+        .iter()
+        .position(|l| l.contains("Error L10 (output buffer overflow): drain '"))
+        .expect("the drain's own L10");
+    assert!(
+        lines[l10].starts_with(&format!("{drain_token}|paas|logplex|")),
+        "{}",
+        lines[l10]
+    );
+    assert!(lines.last().unwrap().ends_with("down n=199"));
+    // The app's stream says it too.
+    let stream = router.history("shop", &["--source", "logplex"]);
+    assert!(
+        stream.iter().any(|l| l.contains(&format!(
+            "Error L10 (output buffer overflow): drain '{drain_token}' dropped"
+        ))),
+        "{stream:?}"
+    );
+}
+
+#[test]
+fn udp_drains_get_one_datagram_per_message() {
+    let dir = TempDir::new("drain-udp");
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let router = Router::start(&dir.0, &[]);
+    let token = router.create_app("shop");
+    let drain = router.add_drain(
+        "shop",
+        &format!("syslog+udp://{}", socket.local_addr().unwrap()),
+    );
+    let mut conn = router.connect();
+    for i in 0..3 {
+        send(&mut conn, &frame(&token, "web.1", &format!("udp n={i}")));
+    }
+    let mut buf = [0u8; 2048];
+    for i in 0..3 {
+        let n = socket.recv(&mut buf).unwrap();
+        let got = String::from_utf8_lossy(&buf[..n]);
+        let want = format!(
+            " {} app web.1 - - udp n={i}",
+            drain["token"].as_str().unwrap()
+        );
+        assert!(got.starts_with("<190>1 ") && got.ends_with(&want), "{got}");
+    }
+}
+
+#[test]
+fn drains_are_managed_through_the_api_and_cli_and_survive_a_restart() {
+    let dir = TempDir::new("drain-api");
+    let mut router = Router::start(&dir.0, &["--max-drains", "2"]);
+    router.create_app("shop");
+    router.create_app("blog");
+    let a = router.add_drain("shop", "syslog://127.0.0.1:1514");
+    let post = |url: &str| {
+        router.curl(&[
+            "-X",
+            "POST",
+            "-d",
+            &serde_json::json!({ "url": url }).to_string(),
+            "/apps/shop/log-drains",
+        ])
+    };
+    let (s, b) = post("syslog://127.0.0.1:1514");
+    assert_eq!(s, 409, "{b}");
+    let (s, b) = post("ftp://nope");
+    assert_eq!(s, 422);
+    assert!(b.contains("scheme"), "{b}");
+    let (s, b) = post("http://example.com/logs");
+    assert_eq!(s, 422);
+    assert!(b.contains("loopback"), "{b}");
+    router.add_drain("shop", "https://127.0.0.1:9/logs");
+    let (s, b) = post("syslog+udp://127.0.0.1:1515");
+    assert_eq!(s, 422);
+    assert!(b.contains("maximum number of drains"), "{b}");
+    // Another app's drains are its own.
+    let (s, _) = router.curl(&[&format!(
+        "/apps/blog/log-drains/{}",
+        a["token"].as_str().unwrap()
+    )]);
+    assert_eq!(s, 404);
+    // The CLI lists them with their health.
+    let out = router.paas(&["drains", "-a", "shop"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("syslog://127.0.0.1:1514") && text.contains("delivered 0"),
+        "{text}"
+    );
+    // Survives a restart, then is removed by its URL-encoded URL.
+    router.terminate();
+    let router = Router::start(&dir.0, &[]);
+    let list: Vec<Value> =
+        serde_json::from_value(router.get_json("/apps/shop/log-drains")).unwrap();
+    assert_eq!(list.len(), 2);
+    let out = router.paas(&["drains:remove", "syslog://127.0.0.1:1514", "-a", "shop"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = router.paas(&[
+        "drains:add",
+        "syslog+tls://logs.example.com:6514",
+        "-a",
+        "shop",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Drain token: d."));
+    let list: Vec<Value> =
+        serde_json::from_value(router.get_json("/apps/shop/log-drains")).unwrap();
+    let urls: Vec<&str> = list.iter().filter_map(|d| d["url"].as_str()).collect();
+    assert_eq!(
+        urls,
+        [
+            "https://127.0.0.1:9/logs",
+            "syslog+tls://logs.example.com:6514"
+        ]
+    );
+}
