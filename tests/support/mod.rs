@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod pki;
+pub mod receiver;
 pub mod rsyslog;
 
 use std::io::{BufRead, BufReader, Read, Write};
