@@ -319,3 +319,125 @@ fn drains_are_managed_through_the_api_and_cli_and_survive_a_restart() {
         ]
     );
 }
+
+/// A receiver that reads as fast as it can and keeps every byte.
+fn fast_receiver() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = got.clone();
+    std::thread::spawn(move || {
+        for mut c in listener.incoming().flatten() {
+            let keep = keep.clone();
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 1 << 16];
+                while let Ok(n) = std::io::Read::read(&mut c, &mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    keep.lock().unwrap().extend_from_slice(&buf[..n]);
+                }
+            });
+        }
+    });
+    (addr, got)
+}
+
+/// The octet-counted frames in `bytes`.
+fn frames_in(mut bytes: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    while let Some(sp) = bytes.iter().position(|&b| b == b' ') {
+        let n: usize = std::str::from_utf8(&bytes[..sp]).unwrap().parse().unwrap();
+        out.push(String::from_utf8_lossy(&bytes[sp + 1..sp + 1 + n]).into_owned());
+        bytes = &bytes[sp + 1 + n..];
+    }
+    out
+}
+
+#[test]
+fn a_black_holed_drain_slows_nothing_and_counts_exactly() {
+    let dir = TempDir::new("drain-blackhole");
+    // A receiver that accepts and never reads: the kernel's buffers fill, then writes stall.
+    let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hole_addr = hole.local_addr().unwrap();
+    let _keep = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in hole.incoming().flatten() {
+            held.push(c);
+        }
+    });
+    let (good_addr, good_bytes) = fast_receiver();
+    let router = Router::start(
+        &dir.0.join("router"),
+        &["--drain-buffer", "10000", "--drain-timeout", "1"],
+    );
+    let token = router.create_app("shop");
+    let stuck = router.add_drain("shop", &format!("syslog://{hole_addr}"));
+    let good = router.add_drain("shop", &format!("syslog://{good_addr}"));
+    let url = support::log_session(&router, "shop", r#"{"tail": true, "lines": 0}"#);
+    let tail = support::Stream::open(&url, "text/plain");
+    router.wait_stats("shop", "open the tail", |s| s["tails"] == 1);
+    // 20,000 lines of 1 KB: more than the kernel holds for the hole plus the drain's buffer.
+    let n = 20_000;
+    let big = "x".repeat(1000);
+    let mut conn = router.connect();
+    for chunk in 0..20 {
+        for i in chunk * 1000..(chunk + 1) * 1000 {
+            send(&mut conn, &frame(&token, "web.1", &format!("n={i} {big}")));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    router.wait_accepted("shop", n as u64);
+    // The good drain and the tail get everything, in order; the stuck one slows neither.
+    tail.until(&format!("n={} ", n - 1));
+    let g = router.wait_drain(
+        "shop",
+        good["id"].as_str().unwrap(),
+        "deliver everything",
+        |h| h["delivered"] == n as u64,
+    );
+    assert_eq!(g["delivery"]["dropped"], 0, "{g}");
+    let frames = frames_in(&good_bytes.lock().unwrap());
+    assert_eq!(frames.len(), n);
+    assert!(
+        frames
+            .iter()
+            .enumerate()
+            .all(|(i, f)| f.contains(&format!(" web.1 - - n={i} ")))
+    );
+    let d = router.wait_drain("shop", stuck["id"].as_str().unwrap(), "fall behind", |h| {
+        h["dropped"].as_u64().unwrap_or(0) > 0 && h["accepted"] == n as u64
+    });
+    let h = &d["delivery"];
+    let sum = h["delivered"].as_u64().unwrap()
+        + h["dropped"].as_u64().unwrap()
+        + h["buffered"].as_u64().unwrap();
+    assert_eq!(
+        sum, n as u64,
+        "delivered + dropped + buffered = accepted: {d}"
+    );
+}
+
+#[test]
+fn a_clean_stop_delivers_what_the_drain_buffered() {
+    let dir = TempDir::new("drain-stop");
+    let rsyslog = Rsyslog::start(&dir.0.join("rsyslog"), free_port(), None);
+    let mut router = Router::start(&dir.0.join("router"), &["--drain-buffer", "10000"]);
+    let token = router.create_app("shop");
+    router.add_drain("shop", &format!("syslog://127.0.0.1:{}", rsyslog.port));
+    let mut conn = router.connect();
+    for i in 0..5000 {
+        send(
+            &mut conn,
+            &frame(&token, "web.1", &format!("in flight n={i}")),
+        );
+    }
+    router.wait_accepted("shop", 5000);
+    router.terminate();
+    let lines = rsyslog.wait_lines(5000);
+    assert_eq!(lines.len(), 5000);
+    assert!(lines[4999].ends_with("in flight n=4999"));
+}
