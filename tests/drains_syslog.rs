@@ -276,6 +276,14 @@ fn drains_are_managed_through_the_api_and_cli_and_survive_a_restart() {
     let (s, b) = post("syslog+udp://127.0.0.1:1515");
     assert_eq!(s, 422);
     assert!(b.contains("maximum number of drains"), "{b}");
+    // Two drains are one series per app and kind in /metrics (each drain's own figures are
+    // in the drains API).
+    let metrics = router.curl(&["/metrics"]).1;
+    let series = metrics
+        .lines()
+        .filter(|l| l.starts_with("logplex_lines_dropped_total{app=\"shop\",consumer=\"drain\"}"))
+        .count();
+    assert_eq!(series, 1, "{metrics}");
     // Another app's drains are its own.
     let (s, _) = router.curl(&[&format!(
         "/apps/blog/log-drains/{}",

@@ -86,20 +86,26 @@ impl Collector for RouterCollector {
             "Lines or frames refused at ingest, by app (empty: no valid token) and reason.",
             rejected,
         )?;
-        let mut dropped = Vec::new();
-        let mut buffered = Vec::new();
+        // Summed per app and kind of consumer (tails come and go; each drain's own figures
+        // are in the drains API), so that series stay few and stable.
+        let mut per_kind: std::collections::BTreeMap<(String, String), (u64, i64)> =
+            std::collections::BTreeMap::new();
         for s in &stats {
             for c in &s.consumers {
-                let labels = vec![("app", s.app.clone()), ("consumer", c.kind.clone())];
-                dropped.push((labels.clone(), c.dropped));
-                buffered.push((labels, c.buffered as i64));
+                let e = per_kind.entry((s.app.clone(), c.kind.clone())).or_default();
+                e.0 += c.dropped;
+                e.1 += c.buffered as i64;
             }
         }
         for c in router.consumer_stats() {
-            let labels = vec![("app", String::new()), ("consumer", c.kind.clone())];
-            dropped.push((labels.clone(), c.dropped));
-            buffered.push((labels, c.buffered as i64));
+            let e = per_kind.entry((String::new(), c.kind.clone())).or_default();
+            e.0 += c.dropped;
+            e.1 += c.buffered as i64;
         }
+        let labels =
+            |(app, kind): &(String, String)| vec![("app", app.clone()), ("consumer", kind.clone())];
+        let dropped: Vec<_> = per_kind.iter().map(|(k, v)| (labels(k), v.0)).collect();
+        let buffered: Vec<_> = per_kind.iter().map(|(k, v)| (labels(k), v.1)).collect();
         counter(
             &mut encoder,
             "logplex_lines_dropped",
