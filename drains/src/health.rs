@@ -11,11 +11,25 @@ use serde::Serialize;
 /// No success for this long (while lines wait) makes a drain degraded.
 pub const DEGRADED_AFTER_MICROS: i64 = 60_000_000;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Last {
+    /// When the drain started, so that one that never got anything through is degraded only
+    /// once it has been trying for a while.
+    started: Timestamp,
     success: Option<Timestamp>,
     error: Option<(Timestamp, String)>,
     failing: bool,
+}
+
+impl Default for Last {
+    fn default() -> Self {
+        Last {
+            started: Timestamp::now(),
+            success: None,
+            error: None,
+            failing: false,
+        }
+    }
 }
 
 /// Counters a drain's task keeps.
@@ -88,9 +102,10 @@ impl Health {
         let last = self.last();
         let in_flight = self.in_flight.load(Ordering::Relaxed);
         let buffered = queue.buffered + in_flight;
-        let quiet = last.success.map_or(i64::MAX, |t| {
-            Timestamp::now().as_micros().saturating_sub(t.as_micros())
-        });
+        let since = last.success.unwrap_or(last.started);
+        let quiet = Timestamp::now()
+            .as_micros()
+            .saturating_sub(since.as_micros());
         HealthReport {
             delivered: self.delivered.load(Ordering::Relaxed),
             dropped: queue.dropped + self.dropped.load(Ordering::Relaxed),
@@ -101,5 +116,45 @@ impl Health {
             last_error_at: last.error.as_ref().map(|(t, _)| *t),
             degraded: last.failing || (buffered > 0 && quiet > DEGRADED_AFTER_MICROS),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(accepted: u64, dropped: u64, buffered: u64) -> logplex::QueueCounts {
+        logplex::QueueCounts {
+            accepted,
+            taken: accepted - dropped - buffered,
+            dropped,
+            buffered,
+        }
+    }
+
+    #[test]
+    fn degraded_only_when_failing_or_quiet_for_long() {
+        let h = Health::default();
+        assert!(
+            !h.report(counts(5, 0, 5)).degraded,
+            "a new drain with lines waiting is not degraded yet"
+        );
+        h.failed("connect refused".into());
+        let r = h.report(counts(5, 0, 5));
+        assert!(r.degraded);
+        assert_eq!(r.last_error.as_deref(), Some("connect refused"));
+        h.delivered(5);
+        assert!(!h.report(counts(5, 0, 0)).degraded);
+    }
+
+    #[test]
+    fn the_counts_add_up() {
+        let h = Health::default();
+        h.in_flight(3);
+        h.delivered(10);
+        h.dropped(2);
+        let r = h.report(counts(20, 4, 1));
+        // 20 accepted = 10 delivered + (4 + 2) dropped + (1 + 3) buffered.
+        assert_eq!(r.accepted, r.delivered + r.dropped + r.buffered);
     }
 }
