@@ -453,3 +453,107 @@ fn a_clean_stop_delivers_what_the_drain_buffered() {
     assert_eq!(lines.len(), 5000);
     assert!(lines[4999].ends_with("in flight n=4999"));
 }
+
+/// Adds a durable drain; returns its JSON.
+fn add_durable(router: &Router, url: &str) -> Value {
+    let (status, body) = router.curl(&[
+        "-X",
+        "POST",
+        "-d",
+        &serde_json::json!({ "url": url, "durable": true }).to_string(),
+        "/apps/shop/log-drains",
+    ]);
+    assert_eq!(status, 201, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["durable"], true);
+    v
+}
+
+/// Every `durable n=I` for I in 0..n arrived (duplicates allowed, gaps not).
+fn assert_none_missing(lines: &[String], n: usize) {
+    let mut seen = vec![false; n];
+    for l in lines {
+        if let Some(i) = l
+            .rsplit("durable n=")
+            .next()
+            .and_then(|v| v.parse::<usize>().ok())
+            && i < n
+        {
+            seen[i] = true;
+        }
+    }
+    let missing: Vec<usize> = (0..n).filter(|i| !seen[*i]).collect();
+    assert!(
+        missing.is_empty(),
+        "missing {} lines, first {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+}
+
+#[test]
+fn a_durable_drain_keeps_everything_through_a_receiver_outage_and_a_restart() {
+    let dir = TempDir::new("drain-durable");
+    let port = free_port();
+    let mut router = Router::start(&dir.0.join("router"), &["--drain-timeout", "1"]);
+    let token = router.create_app("shop");
+    let drain = add_durable(&router, &format!("syslog://127.0.0.1:{port}"));
+    let id = drain["id"].as_str().unwrap().to_owned();
+    // 5,000 lines, five times the in-memory buffer, while the receiver is down.
+    let n = 5000;
+    let mut conn = router.connect();
+    for i in 0..n {
+        send(
+            &mut conn,
+            &frame(&token, "web.1", &format!("durable n={i}")),
+        );
+    }
+    router.wait_accepted("shop", n as u64);
+    let d = router.wait_drain("shop", &id, "spool everything", |h| {
+        h["buffered"] == n as u64
+    });
+    assert_eq!(
+        d["delivery"]["dropped"], 0,
+        "nothing dropped while the disk has room: {d}"
+    );
+    drop(conn);
+    router.terminate();
+    // Back up, and the receiver too: everything arrives.
+    let router = Router::start(&dir.0.join("router"), &["--drain-timeout", "1"]);
+    let rsyslog = Rsyslog::start(&dir.0.join("rsyslog"), port, None);
+    router.wait_drain("shop", &id, "deliver after the restart", |h| {
+        h["buffered"] == 0 && h["delivered"].as_u64().unwrap_or(0) >= n as u64
+    });
+    assert_none_missing(&rsyslog.wait_lines(n), n);
+}
+
+#[test]
+fn a_durable_drain_loses_nothing_synced_when_the_router_is_killed() {
+    let dir = TempDir::new("drain-kill");
+    let port = free_port();
+    let mut router = Router::start(&dir.0.join("router"), &["--drain-timeout", "1"]);
+    let token = router.create_app("shop");
+    let drain = add_durable(&router, &format!("syslog://127.0.0.1:{port}"));
+    let id = drain["id"].as_str().unwrap().to_owned();
+    let n = 2000;
+    let mut conn = router.connect();
+    for i in 0..n {
+        send(
+            &mut conn,
+            &frame(&token, "web.1", &format!("durable n={i}")),
+        );
+    }
+    router.wait_drain("shop", &id, "spool everything", |h| {
+        h["buffered"] == n as u64
+    });
+    // Past the sync window (100 ms), then SIGKILL: no clean stop.
+    std::thread::sleep(Duration::from_millis(400));
+    let _ = router.child.kill();
+    let _ = router.child.wait();
+    let router = Router::start(&dir.0.join("router"), &[]);
+    let rsyslog = Rsyslog::start(&dir.0.join("rsyslog"), port, None);
+    router.wait_drain("shop", &id, "deliver after the crash", |h| {
+        h["buffered"] == 0 && h["delivered"].as_u64().unwrap_or(0) >= n as u64
+    });
+    assert_none_missing(&rsyslog.wait_lines(n), n);
+}

@@ -38,6 +38,7 @@ pub struct Health {
     delivered: AtomicU64,
     dropped: AtomicU64,
     in_flight: AtomicU64,
+    spooled: AtomicU64,
     last: Mutex<Last>,
 }
 
@@ -48,7 +49,7 @@ pub struct HealthReport {
     pub delivered: u64,
     /// Lines dropped: buffer overflow (L10), or refused by the receiver (a 4xx other than 429).
     pub dropped: u64,
-    /// Lines waiting: in the buffer and in the batch being sent.
+    /// Lines waiting: in the buffer, in the batch being sent, and on disk (durable drains).
     pub buffered: u64,
     /// Every line the drain was given.
     pub accepted: u64,
@@ -85,6 +86,11 @@ impl Health {
         self.in_flight.store(n, Ordering::Relaxed);
     }
 
+    /// A durable drain's disk queue holds `n` lines.
+    pub fn spooled(&self, n: u64) {
+        self.spooled.store(n, Ordering::Relaxed);
+    }
+
     /// A delivery attempt failed.
     pub fn failed(&self, error: String) {
         let mut last = self.last();
@@ -101,7 +107,7 @@ impl Health {
     pub fn report(&self, queue: logplex::QueueCounts) -> HealthReport {
         let last = self.last();
         let in_flight = self.in_flight.load(Ordering::Relaxed);
-        let buffered = queue.buffered + in_flight;
+        let buffered = queue.buffered + in_flight + self.spooled.load(Ordering::Relaxed);
         let since = last.success.unwrap_or(last.started);
         let quiet = Timestamp::now()
             .as_micros()

@@ -14,6 +14,8 @@
 mod api;
 mod backoff;
 mod delivery;
+mod durable;
+mod feed;
 mod health;
 mod https;
 mod manager;
@@ -24,6 +26,7 @@ mod url;
 
 pub use backoff::Backoff;
 pub use delivery::DeliveryConfig;
+pub use durable::{DurableError, DurableQueue, FORMAT_VERSION as DURABLE_FORMAT_VERSION};
 pub use health::{Health, HealthReport};
 pub use https::USER_AGENT;
 pub use manager::{DrainError, Drains, DrainsConfig, StartError};

@@ -12,10 +12,15 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::delivery::{Ctx, DeliveryConfig};
+use crate::durable::DurableQueue;
+use crate::feed::{Encode, Feed, Spool};
 use crate::health::{Health, HealthReport};
 use crate::store::{Drain, DrainStore, StoreError};
 use crate::tls::{CaError, client_config};
 use crate::url::{DrainUrl, Scheme, UrlError};
+
+/// Lines a durable drain holds in memory on their way to disk, at least.
+const DURABLE_STAGING_LINES: usize = 16_384;
 
 /// How drains are run.
 #[derive(Clone, Debug)]
@@ -28,6 +33,8 @@ pub struct DrainsConfig {
     pub extra_ca: Vec<std::path::PathBuf>,
     /// Delivery limits.
     pub delivery: DeliveryConfig,
+    /// Bytes a durable drain may keep on disk before dropping its oldest lines.
+    pub durable_budget: u64,
 }
 
 impl Default for DrainsConfig {
@@ -37,6 +44,7 @@ impl Default for DrainsConfig {
             allow_http: false,
             extra_ca: Vec::new(),
             delivery: DeliveryConfig::default(),
+            durable_budget: 256 << 20,
         }
     }
 }
@@ -56,8 +64,8 @@ pub enum DrainError {
     /// No such app, or no such drain.
     #[error("Couldn't find that {0}.")]
     NotFound(&'static str),
-    /// Durable drains are not available in this build.
-    #[error("Durable drains are not available yet.")]
+    /// Durable drains need a data directory.
+    #[error("Durable drains need the router to have a data directory.")]
     DurableUnavailable,
     /// The store.
     #[error(transparent)]
@@ -89,6 +97,7 @@ struct Inner {
     tls: Arc<rustls::ClientConfig>,
     http_tls: Arc<rustls::ClientConfig>,
     store: Mutex<DrainStore>,
+    data_dir: Option<std::path::PathBuf>,
     running: Mutex<HashMap<String, Running>>,
     stopping: watch::Sender<bool>,
 }
@@ -120,6 +129,7 @@ impl Drains {
                 tls,
                 http_tls,
                 store: Mutex::new(store),
+                data_dir: data_dir.map(Path::to_owned),
                 running: Mutex::new(HashMap::new()),
                 stopping: watch::channel(false).0,
             }),
@@ -148,17 +158,63 @@ impl Drains {
             tracing::warn!(drain = %drain.id, url = %drain.url, "stored drain URL no longer reads");
             return;
         };
-        let subscription = channel.subscribe(
-            "drain",
-            &drain.token,
-            LineFilter::default(),
-            self.inner.config.delivery.buffer_lines,
-        );
+        // A durable drain's buffer is only the way to its disk queue, emptied as fast as the
+        // disk takes lines; it is larger so that a burst does not outrun the spooler.
+        let capacity = match drain.durable {
+            true => self
+                .inner
+                .config
+                .delivery
+                .buffer_lines
+                .max(DURABLE_STAGING_LINES),
+            false => self.inner.config.delivery.buffer_lines,
+        };
+        let subscription =
+            channel.subscribe("drain", &drain.token, LineFilter::default(), capacity);
         let health = Arc::new(Health::default());
         let queue = subscription.queue().clone();
         let tls = match url.scheme {
             Scheme::Https => self.inner.http_tls.clone(),
             _ => self.inner.tls.clone(),
+        };
+        let encode: Encode = match url.scheme {
+            Scheme::Https | Scheme::Http => crate::https::encode_line,
+            Scheme::Syslog | Scheme::SyslogTls | Scheme::SyslogUdp => crate::syslog::encode_line,
+        };
+        let feed = match (drain.durable, &self.inner.data_dir) {
+            (true, Some(dir)) => {
+                let path = dir.join("drains").join(&drain.id);
+                match DurableQueue::open(&path, self.inner.config.durable_budget) {
+                    Ok(q) => {
+                        health.spooled(q.len());
+                        let spool = Arc::new(Spool {
+                            queue: Mutex::new(q),
+                            ready: tokio::sync::Notify::new(),
+                            finished: std::sync::atomic::AtomicBool::new(false),
+                            owed: Mutex::new(None),
+                        });
+                        tokio::spawn(crate::feed::spool(
+                            queue.clone(),
+                            spool.clone(),
+                            encode,
+                            drain.token.clone(),
+                            channel.clone(),
+                            health.clone(),
+                            self.inner.config.delivery.batch_lines,
+                        ));
+                        Feed::Durable(encode, spool)
+                    }
+                    Err(e) => {
+                        // Delivery goes on from memory, and says why it is not durable.
+                        tracing::error!(drain = %drain.id, error = %e, "durable queue");
+                        health.failed(format!(
+                            "durable queue unavailable, buffering in memory: {e}"
+                        ));
+                        Feed::Memory(encode)
+                    }
+                }
+            }
+            _ => Feed::Memory(encode),
         };
         let ctx = Ctx {
             drain: drain.clone(),
@@ -171,9 +227,9 @@ impl Drains {
             stopping: self.inner.stopping.subscribe(),
         };
         let task = match url.scheme {
-            Scheme::Https | Scheme::Http => tokio::spawn(crate::https::run(ctx)),
+            Scheme::Https | Scheme::Http => tokio::spawn(crate::https::run(ctx, feed)),
             Scheme::Syslog | Scheme::SyslogTls | Scheme::SyslogUdp => {
-                tokio::spawn(crate::syslog::run(ctx))
+                tokio::spawn(crate::syslog::run(ctx, feed))
             }
         };
         self.running().insert(
@@ -196,7 +252,7 @@ impl Drains {
         if self.inner.router.app(app).is_none() {
             return Err(DrainError::NotFound("app"));
         }
-        if durable {
+        if durable && self.inner.data_dir.is_none() {
             return Err(DrainError::DurableUnavailable);
         }
         let parsed = DrainUrl::parse(url.trim(), self.inner.config.allow_http)?;
@@ -234,7 +290,12 @@ impl Drains {
             .ok_or(DrainError::NotFound("drain"))?;
         self.store().remove(&drain.id)?;
         if let Some(running) = self.running().remove(&drain.id) {
+            running.queue.close();
             running.task.abort();
+        }
+        if let Some(dir) = &self.inner.data_dir {
+            // A removed drain's disk queue goes with it.
+            let _ = std::fs::remove_dir_all(dir.join("drains").join(&drain.id));
         }
         Ok(drain)
     }

@@ -24,6 +24,10 @@ pub struct ListArgs {
 pub struct AddArgs {
     /// The drain URL.
     url: String,
+    /// Buffer on disk: survives the receiver being down and the router restarting,
+    /// delivers at least once, drops nothing until the disk budget is full.
+    #[arg(long)]
+    durable: bool,
     #[command(flatten)]
     app: AppArg,
     #[command(flatten)]
@@ -109,7 +113,7 @@ pub fn add(args: AddArgs) -> anyhow::Result<ExitCode> {
         &args.api,
         Method::POST,
         &format!("/apps/{app}/log-drains"),
-        Some(json!({ "url": args.url })),
+        Some(json!({ "url": args.url, "durable": args.durable })),
         StatusCode::CREATED,
     )?;
     println!(

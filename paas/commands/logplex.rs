@@ -81,6 +81,9 @@ pub struct RouterArgs {
     /// Lines a drain buffers while its receiver is slow or down, before dropping (L10).
     #[arg(long, default_value_t = 1024)]
     drain_buffer: usize,
+    /// Megabytes a durable drain may keep on disk before dropping its oldest lines (L10).
+    #[arg(long, default_value_t = 256)]
+    durable_budget_mb: u64,
     /// Drains one app may have.
     #[arg(long, default_value_t = 10)]
     max_drains: usize,
@@ -106,6 +109,7 @@ impl RouterArgs {
             ..Default::default()
         };
         c.delivery.buffer_lines = self.drain_buffer;
+        c.durable_budget = self.durable_budget_mb.saturating_mul(1 << 20);
         c.delivery.connect_timeout = secs(self.drain_timeout, "drain-timeout")?;
         c.delivery.send_timeout = secs(self.drain_timeout, "drain-timeout")?;
         Ok(c)
@@ -144,10 +148,18 @@ pub struct Args {
     router: RouterArgs,
 }
 
-/// Starts the router, prints where it listens, and writes the credentials file.
-pub async fn start(config: LogplexConfig) -> anyhow::Result<Logplex> {
+/// Starts the router with its drains, prints where it listens (once everything serves), and
+/// writes the credentials file.
+pub async fn start(
+    config: LogplexConfig,
+    drains: drains::DrainsConfig,
+) -> anyhow::Result<(Logplex, drains::Drains)> {
     let data_dir = config.data_dir.clone();
     let logplex = Logplex::start(config).await?;
+    let drains = drains::Drains::start(logplex.router().clone(), Some(logplex.data_dir()), drains)?;
+    logplex
+        .api()
+        .register("log-drains", std::sync::Arc::new(drains.clone()));
     let a = logplex.addresses();
     println!(
         "paas logplex: api on {} (POST /logs for ingest)",
@@ -190,7 +202,7 @@ pub async fn start(config: LogplexConfig) -> anyhow::Result<Logplex> {
             },
         )?;
     }
-    Ok(logplex)
+    Ok((logplex, drains))
 }
 
 fn write_credentials(data_dir: &std::path::Path, c: &Credentials) -> anyhow::Result<()> {
@@ -224,15 +236,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     crate::commands::runtime()?.block_on(async {
         let config = args.router.config()?;
         let bound = config.shutdown_timeout;
-        let logplex = start(config).await?;
-        let drains = drains::Drains::start(
-            logplex.router().clone(),
-            Some(logplex.data_dir()),
-            args.router.drains()?,
-        )?;
-        logplex
-            .api()
-            .register("log-drains", std::sync::Arc::new(drains.clone()));
+        let (logplex, drains) = start(config, args.router.drains()?).await?;
         let why = terminated().await?;
         println!("paas logplex: {why}, stopping");
         // The router closes its channels; then drains send what waits, within the bound.

@@ -17,24 +17,24 @@ use tokio::net::TcpStream;
 
 use crate::backoff::Backoff;
 use crate::delivery::Ctx;
+use crate::feed::{Batch, Feed};
 use crate::tls::is_certificate_error;
 use crate::url::Scheme;
 
 /// The `User-Agent` of our requests.
 pub const USER_AGENT: &str = concat!("paas-logplex/", env!("CARGO_PKG_VERSION"));
 
-/// One batch, built once and sent as many times as it takes.
+/// One batch's request body, built once and sent as many times as it takes.
 #[derive(Debug)]
-struct Batch {
-    body: Bytes,
+struct Body {
+    bytes: Bytes,
     count: usize,
-    lines: u64,
     frame_id: String,
     attempts: u32,
 }
 
-fn encode(out: &mut Vec<u8>, line: &LogLine, scratch: &mut Vec<u8>) {
-    scratch.clear();
+/// One line in the form HTTPS drains get (Logplex's: HOSTNAME `host`, no structured data).
+pub fn encode_line(line: &LogLine, _token: &str, out: &mut Vec<u8>) {
     let header = Header {
         facility: line.facility,
         severity: line.severity,
@@ -43,8 +43,7 @@ fn encode(out: &mut Vec<u8>, line: &LogLine, scratch: &mut Vec<u8>) {
         app_name: &line.source,
         proc_id: &line.process,
     };
-    write_syslog(scratch, &header, &line.message, Form::LogplexHttp);
-    write_octet_counted(out, scratch);
+    write_syslog(out, &header, &line.message, Form::LogplexHttp);
 }
 
 /// What one attempt came to.
@@ -58,66 +57,58 @@ enum Outcome {
     Certificate(String),
 }
 
-/// Delivers an HTTPS (or loopback HTTP) drain's lines until its buffer is closed and empty.
-pub async fn run(mut ctx: Ctx) {
+/// Delivers an HTTPS (or loopback HTTP) drain's lines until its feed ends.
+pub async fn run(mut ctx: Ctx, mut feed: Feed) {
     let mut backoff = Backoff::new(ctx.config.backoff_base, ctx.config.backoff_cap);
     let mut sender: Option<SendRequest<Full<Bytes>>> = None;
-    let mut batch: Option<Batch> = None;
+    let mut pending: Option<(Batch, Body)> = None;
     let gzip = ctx.config.gzip || ctx.url.gzip();
-    let mut scratch = Vec::with_capacity(512);
     loop {
-        if batch.is_none() {
-            let queue = ctx.subscription.queue().clone();
-            let Some(taken) = queue
-                .take_bounded(ctx.config.batch_lines, ctx.config.batch_bytes)
-                .await
-            else {
-                break;
+        if pending.is_none() {
+            let batch = match feed.next(&mut ctx).await {
+                Some(b) if b.frames.is_empty() => continue,
+                Some(b) => b,
+                None => break,
             };
-            let mut body = Vec::with_capacity(ctx.config.batch_bytes.min(1 << 20));
-            let mut count = 0;
-            if let Some(loss) = taken.loss {
-                encode(&mut body, &ctx.overflow(loss), &mut scratch);
-                count += 1;
-            }
-            for line in &taken.lines {
-                encode(&mut body, line, &mut scratch);
-            }
-            count += taken.lines.len();
-            if count == 0 {
-                continue;
+            let mut body = Vec::with_capacity(batch.frames.iter().map(|f| f.len() + 8).sum());
+            for f in &batch.frames {
+                write_octet_counted(&mut body, f);
             }
             let body = if gzip { gzipped(&body) } else { body };
-            ctx.health.in_flight(taken.lines.len() as u64);
-            batch = Some(Batch {
-                body: Bytes::from(body),
-                count,
-                lines: taken.lines.len() as u64,
+            let body = Body {
+                bytes: Bytes::from(body),
+                count: batch.frames.len(),
                 frame_id: uuid::Uuid::new_v4().simple().to_string(),
                 attempts: 0,
-            });
+            };
+            pending = Some((batch, body));
         }
-        let Some(b) = batch.as_mut() else { continue };
-        b.attempts += 1;
-        let outcome = attempt(&ctx, &mut sender, b, gzip).await;
-        let done = match outcome {
+        let Some((batch, body)) = pending.as_mut() else {
+            continue;
+        };
+        body.attempts += 1;
+        let outcome = attempt(&ctx, &mut sender, body, gzip).await;
+        let gave_up = body.attempts >= ctx.config.attempts || ctx.is_stopping();
+        match outcome {
             Outcome::Delivered => {
-                ctx.health.delivered(b.lines);
+                feed.done(&ctx, batch, true);
                 backoff.reset();
-                true
+                pending = None;
             }
             Outcome::Refused(e) => {
                 ctx.health.failed(e);
-                ctx.health.dropped(b.lines);
-                true
+                feed.done(&ctx, batch, false);
+                pending = None;
             }
-            Outcome::Retry(e) | Outcome::Certificate(e)
-                if b.attempts >= ctx.config.attempts || ctx.is_stopping() =>
-            {
+            Outcome::Retry(e) | Outcome::Certificate(e) if gave_up => {
                 ctx.health
-                    .failed(format!("{e} (gave up after {} attempts)", b.attempts));
-                ctx.health.dropped(b.lines);
-                true
+                    .failed(format!("{e} (gave up after {} attempts)", body.attempts));
+                if ctx.is_stopping() {
+                    // Stopping: from memory it is lost and counted; on disk it stays (below).
+                    break;
+                }
+                feed.done(&ctx, batch, false);
+                pending = None;
             }
             Outcome::Certificate(e) => {
                 if backoff.failures() == 0 {
@@ -127,25 +118,19 @@ pub async fn run(mut ctx: Ctx) {
                 ctx.health.failed(e);
                 let delay = backoff.next_delay();
                 ctx.pause(delay).await;
-                false
             }
             Outcome::Retry(e) => {
                 sender = None;
                 ctx.health.failed(e);
                 let delay = backoff.next_delay();
                 ctx.pause(delay).await;
-                false
             }
-        };
-        if done {
-            ctx.health.in_flight(0);
-            batch = None;
         }
     }
-    if let Some(b) = batch {
-        ctx.health.in_flight(0);
-        ctx.health.dropped(b.lines);
+    if let Some((batch, _)) = pending {
+        feed.abandon(&ctx, &batch);
     }
+    feed.finish().await;
 }
 
 fn gzipped(body: &[u8]) -> Vec<u8> {
@@ -200,7 +185,7 @@ async fn connect(ctx: &Ctx) -> Result<SendRequest<Full<Bytes>>, Outcome> {
 async fn attempt(
     ctx: &Ctx,
     sender: &mut Option<SendRequest<Full<Bytes>>>,
-    batch: &Batch,
+    batch: &Body,
     gzip: bool,
 ) -> Outcome {
     if sender.as_ref().is_none_or(|s| s.is_closed()) {
@@ -222,7 +207,7 @@ async fn attempt(
     if gzip {
         request = request.header(header::CONTENT_ENCODING, "gzip");
     }
-    let Ok(request) = request.body(Full::new(batch.body.clone())) else {
+    let Ok(request) = request.body(Full::new(batch.bytes.clone())) else {
         return Outcome::Refused(format!("cannot build a request for {}", ctx.url));
     };
     let send = async {

@@ -82,12 +82,7 @@ impl Connection {
     }
 
     /// Sends every frame (octet-counted on streams, one datagram each on UDP).
-    pub async fn send(
-        &mut self,
-        frames: &[Vec<u8>],
-        _udp: bool,
-        timeout: Duration,
-    ) -> Result<(), String> {
+    pub async fn send(&mut self, frames: &[Vec<u8>], timeout: Duration) -> Result<(), String> {
         let write = async {
             match self {
                 Connection::Udp(s) => {

@@ -10,7 +10,7 @@ use logplex::{Form, Header, LogLine, write_octet_counted, write_syslog};
 
 use crate::backoff::Backoff;
 use crate::delivery::Ctx;
-use crate::url::Scheme;
+use crate::feed::{Batch, Feed};
 use connection::Connection;
 
 /// One message in the form syslog drains get.
@@ -26,40 +26,26 @@ pub fn encode(out: &mut Vec<u8>, line: &LogLine, token: &str) {
     write_syslog(out, &header, &line.message, Form::Syslog);
 }
 
-/// Delivers a syslog drain's lines until its buffer is closed and empty (or the router stops
-/// and the receiver cannot take what is left).
-pub async fn run(mut ctx: Ctx) {
+/// `encode` in the shape a `Feed` wants.
+pub fn encode_line(line: &LogLine, token: &str, out: &mut Vec<u8>) {
+    encode(out, line, token);
+}
+
+/// Delivers a syslog drain's lines until its feed ends (its buffer closed and empty, or the
+/// router stops and the receiver cannot take what is left).
+pub async fn run(mut ctx: Ctx, mut feed: Feed) {
     let mut backoff = Backoff::new(ctx.config.backoff_base, ctx.config.backoff_cap);
     let mut conn: Option<Connection> = None;
-    let mut frames: Vec<Vec<u8>> = Vec::new();
-    let mut lines_in_batch = 0u64;
-    let mut message = Vec::with_capacity(512);
+    let mut batch: Option<Batch> = None;
     loop {
-        if frames.is_empty() {
-            let queue = ctx.subscription.queue().clone();
-            let Some(taken) = queue
-                .take_bounded(ctx.config.batch_lines, ctx.config.batch_bytes)
-                .await
-            else {
-                break;
-            };
-            if let Some(loss) = taken.loss {
-                let l10 = ctx.overflow(loss);
-                message.clear();
-                encode(&mut message, &l10, &ctx.drain.token);
-                frames.push(message.clone());
-            }
-            for line in &taken.lines {
-                message.clear();
-                encode(&mut message, line, &ctx.drain.token);
-                frames.push(message.clone());
-            }
-            lines_in_batch = taken.lines.len() as u64;
-            ctx.health.in_flight(lines_in_batch);
-            if frames.is_empty() {
-                continue;
+        if batch.is_none() {
+            match feed.next(&mut ctx).await {
+                Some(b) if b.frames.is_empty() => continue,
+                Some(b) => batch = Some(b),
+                None => break,
             }
         }
+        let Some(b) = batch.as_ref() else { continue };
         if conn.is_none() {
             match Connection::open(&ctx).await {
                 Ok(c) => conn = Some(c),
@@ -78,19 +64,10 @@ pub async fn run(mut ctx: Ctx) {
             }
         }
         let Some(c) = conn.as_mut() else { continue };
-        match c
-            .send(
-                &frames,
-                ctx.url.scheme == Scheme::SyslogUdp,
-                ctx.config.send_timeout,
-            )
-            .await
-        {
+        match c.send(&b.frames, ctx.config.send_timeout).await {
             Ok(()) => {
-                ctx.health.delivered(lines_in_batch);
-                ctx.health.in_flight(0);
-                frames.clear();
-                lines_in_batch = 0;
+                feed.done(&ctx, b, true);
+                batch = None;
                 backoff.reset();
             }
             Err(e) => {
@@ -104,14 +81,14 @@ pub async fn run(mut ctx: Ctx) {
             }
         }
     }
-    // Stopped with a batch that could not be sent: it is lost, and counted.
-    if lines_in_batch > 0 {
-        ctx.health.in_flight(0);
-        ctx.health.dropped(lines_in_batch);
+    // Stopped with a batch that could not be sent: lost and counted (or kept on disk).
+    if let Some(b) = batch {
+        feed.abandon(&ctx, &b);
     }
     if let Some(c) = conn {
         c.close().await;
     }
+    feed.finish().await;
 }
 
 /// Writes an octet-counted frame (for a stream).

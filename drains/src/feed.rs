@@ -1,0 +1,239 @@
+//! Where a drain's task gets its next batch: straight from its in-memory buffer, or, for a
+//! durable drain, from its queue on disk, which a spooler task fills from the buffer as fast
+//! as lines come. Either way a batch is a list of encoded messages (without framing), the
+//! number of the app's lines among them, and, on disk, what to acknowledge once delivered.
+
+use std::sync::{Arc, Mutex};
+
+use logplex::{LineQueue, LogLine, Loss, Timestamp};
+use tokio::sync::Notify;
+
+use crate::delivery::Ctx;
+use crate::durable::DurableQueue;
+use crate::health::Health;
+
+/// Encodes one line for a kind of drain (`LINE`, drain token, out).
+pub type Encode = fn(&LogLine, &str, &mut Vec<u8>);
+
+/// One batch to deliver.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Encoded messages, oldest first (the drain's own L10 first, when owed).
+    pub frames: Vec<Vec<u8>>,
+    /// The app's lines among them (the L10 is not one).
+    pub lines: u64,
+    /// On disk: acknowledge records before this sequence number once delivered.
+    ack: Option<u64>,
+}
+
+/// A durable drain's disk queue, shared by its spooler and its delivery.
+#[derive(Debug)]
+pub struct Spool {
+    pub queue: Mutex<DurableQueue>,
+    /// Records were pushed, or the spooler finished.
+    pub ready: Notify,
+    /// The spooler has moved everything the buffer will ever hold to disk.
+    pub finished: std::sync::atomic::AtomicBool,
+    /// A loss not yet told to the drain itself (its L10 travels with the next batch).
+    pub owed: Mutex<Option<Loss>>,
+}
+
+impl Spool {
+    fn lock(&self) -> std::sync::MutexGuard<'_, DurableQueue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn owe(&self, loss: Loss) {
+        let mut owed = self.owed.lock().unwrap_or_else(|p| p.into_inner());
+        match &mut *owed {
+            Some(o) => o.dropped += loss.dropped,
+            None => *owed = Some(loss),
+        }
+    }
+}
+
+/// The source of a drain's batches.
+#[derive(Debug)]
+pub enum Feed {
+    /// The in-memory buffer.
+    Memory(Encode),
+    /// The disk queue.
+    Durable(Encode, Arc<Spool>),
+}
+
+impl Feed {
+    /// The next batch; `None` when there will be no more (the buffer closed and is empty, or,
+    /// on disk, the router stops: what is on disk stays for the next start).
+    pub async fn next(&mut self, ctx: &mut Ctx) -> Option<Batch> {
+        match self {
+            Feed::Memory(encode) => {
+                let queue = ctx.subscription.queue().clone();
+                let taken = queue
+                    .take_bounded(ctx.config.batch_lines, ctx.config.batch_bytes)
+                    .await?;
+                let mut batch = Batch::default();
+                if let Some(loss) = taken.loss {
+                    batch
+                        .frames
+                        .push(encoded(*encode, &ctx.overflow(loss), &ctx.drain.token));
+                }
+                for line in &taken.lines {
+                    batch.frames.push(encoded(*encode, line, &ctx.drain.token));
+                }
+                batch.lines = taken.lines.len() as u64;
+                ctx.health.in_flight(batch.lines);
+                Some(batch)
+            }
+            Feed::Durable(encode, spool) => loop {
+                let ready = spool.ready.notified();
+                let peeked = tokio::task::block_in_place(|| {
+                    spool
+                        .lock()
+                        .peek(ctx.config.batch_lines, ctx.config.batch_bytes)
+                });
+                match peeked {
+                    Ok((first, records)) if !records.is_empty() => {
+                        let mut batch = Batch::default();
+                        let owed = spool.owed.lock().unwrap_or_else(|p| p.into_inner()).take();
+                        if let Some(loss) = owed {
+                            let l10 = ctx.overflow(loss);
+                            batch.frames.push(encoded(*encode, &l10, &ctx.drain.token));
+                        }
+                        batch.lines = records.len() as u64;
+                        batch.ack = Some(first + batch.lines);
+                        batch.frames.extend(records.into_iter().map(|r| r.to_vec()));
+                        return Some(batch);
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        ctx.health.failed(format!("durable queue: {e}"));
+                        return None;
+                    }
+                }
+                if ctx.is_stopping() || spool.finished.load(std::sync::atomic::Ordering::Acquire) {
+                    return None;
+                }
+                let mut stopping = ctx.stopping.clone();
+                tokio::select! {
+                    _ = ready => {}
+                    _ = stopping.wait_for(|s| *s) => {}
+                }
+            },
+        }
+    }
+
+    /// The batch got through (`delivered`) or was refused for good: either way it is done.
+    pub fn done(&mut self, ctx: &Ctx, batch: &Batch, delivered: bool) {
+        if delivered {
+            ctx.health.delivered(batch.lines);
+        } else {
+            ctx.health.dropped(batch.lines);
+        }
+        ctx.health.in_flight(0);
+        if let (Feed::Durable(_, spool), Some(upto)) = (self, batch.ack) {
+            let acked = tokio::task::block_in_place(|| spool.lock().ack(upto));
+            if let Err(e) = acked {
+                ctx.health.failed(format!("durable queue: {e}"));
+            }
+            ctx.health.spooled(spool_len(spool));
+        }
+    }
+
+    /// Before the task ends: a durable drain waits (a few seconds at most) for its spooler to
+    /// put on disk what the closed buffer still held, so that a clean stop loses nothing.
+    pub async fn finish(&self) {
+        let Feed::Durable(_, spool) = self else {
+            return;
+        };
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let ready = spool.ready.notified();
+            if spool.finished.load(std::sync::atomic::Ordering::Acquire)
+                || tokio::time::timeout_at(deadline, ready).await.is_err()
+            {
+                return;
+            }
+        }
+    }
+
+    /// The task ends with `batch` undelivered: from memory it is lost (and counted); on disk
+    /// it stays for the next start.
+    pub fn abandon(&mut self, ctx: &Ctx, batch: &Batch) {
+        ctx.health.in_flight(0);
+        if matches!(self, Feed::Memory(_)) {
+            ctx.health.dropped(batch.lines);
+        }
+    }
+}
+
+fn spool_len(spool: &Spool) -> u64 {
+    spool.lock().len()
+}
+
+fn encoded(encode: Encode, line: &LogLine, token: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(line.size() + 96);
+    encode(line, token, &mut out);
+    out
+}
+
+/// Moves a durable drain's lines from its in-memory buffer to disk until the buffer closes,
+/// syncing at most `SYNC_INTERVAL` after a write. A buffer overflow (the disk could not keep
+/// up) or the disk budget dropping old records is told as L10, in the app's stream now and to
+/// the drain with its next batch.
+#[allow(clippy::too_many_arguments)]
+pub async fn spool(
+    queue: Arc<LineQueue>,
+    spool: Arc<Spool>,
+    encode: Encode,
+    token: String,
+    channel: Arc<logplex::Channel>,
+    health: Arc<Health>,
+    batch_lines: usize,
+) {
+    let tell = |dropped: u64, since: Timestamp| {
+        let loss = Loss { dropped, since };
+        let line = logplex::drain_overflow(channel.app(), &token, dropped, since, Timestamp::now());
+        channel.publish_platform_except(line, Some(&token));
+        spool.owe(loss);
+    };
+    let mut tick = tokio::time::interval(crate::durable::SYNC_INTERVAL);
+    loop {
+        let taken = tokio::select! {
+            t = queue.take(batch_lines) => t,
+            _ = tick.tick() => {
+                let _ = tokio::task::block_in_place(|| spool.lock().sync());
+                continue;
+            }
+        };
+        let Some(taken) = taken else { break };
+        if let Some(loss) = taken.loss {
+            tell(loss.dropped, loss.since);
+        }
+        let frames: Vec<Vec<u8>> = taken
+            .lines
+            .iter()
+            .map(|l| encoded(encode, l, &token))
+            .collect();
+        let refs: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+        let pushed = tokio::task::block_in_place(|| spool.lock().push(&refs));
+        match pushed {
+            Ok(0) => {}
+            Ok(dropped) => {
+                health.dropped(dropped);
+                tell(dropped, Timestamp::now());
+            }
+            Err(e) => {
+                // The disk refused: these lines are lost, and counted.
+                health.dropped(taken.lines.len() as u64);
+                health.failed(format!("durable queue: {e}"));
+            }
+        }
+        health.spooled(spool_len(&spool));
+        spool.ready.notify_one();
+    }
+    let _ = tokio::task::block_in_place(|| spool.lock().sync());
+    spool
+        .finished
+        .store(true, std::sync::atomic::Ordering::Release);
+    spool.ready.notify_one();
+}
