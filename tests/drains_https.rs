@@ -126,3 +126,33 @@ fn https_with_the_operators_ca_and_gzip() {
         got[0].frames
     );
 }
+
+#[test]
+fn a_slow_receiver_times_out_and_the_batch_is_retried() {
+    let dir = TempDir::new("https-slow");
+    let receiver = Receiver::start(None);
+    let router = Router::start(&dir.0, &["--drain-timeout", "1"]);
+    let token = router.create_app("shop");
+    receiver.answer(&[1]);
+    let drain = router.add_drain("shop", &format!("http://{}/", receiver.addr));
+    let mut conn = router.connect();
+    send(&mut conn, &frame(&token, "web.1", "patience"));
+    let d = router.wait_drain(
+        "shop",
+        drain["id"].as_str().unwrap(),
+        "deliver on a retry",
+        |h| h["delivered"] == 1,
+    );
+    assert!(
+        d["delivery"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("no answer within"),
+        "{d}"
+    );
+    let got = receiver.wait("see two tries", |r| r.len() >= 2);
+    assert_eq!(
+        header(&got[0], "logplex-frame-id"),
+        header(&got[1], "logplex-frame-id")
+    );
+}

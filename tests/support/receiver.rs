@@ -101,7 +101,12 @@ impl Receiver {
                                     path,
                                     frames: frames_of(&body),
                                 });
-                                let status = s.lock().unwrap().pop_front().unwrap_or(200);
+                                let mut status = s.lock().unwrap().pop_front().unwrap_or(200);
+                                // 1: answer 200, but only after 3 s (a slow receiver).
+                                if status == 1 {
+                                    tokio::time::sleep(Duration::from_secs(3)).await;
+                                    status = 200;
+                                }
                                 let mut resp = Response::new(Full::new(Bytes::new()));
                                 *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
                                 Ok::<_, std::convert::Infallible>(resp)
@@ -133,7 +138,7 @@ impl Receiver {
         }
     }
 
-    /// Answers the next requests with these statuses (then 200).
+    /// Answers the next requests with these statuses (then 200); `1` is a 200 after 3 s.
     pub fn answer(&self, statuses: &[u16]) {
         self.script.lock().unwrap().extend(statuses);
     }
