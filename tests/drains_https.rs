@@ -18,7 +18,8 @@ fn header<'a>(r: &'a support::receiver::Received, name: &str) -> &'a str {
 fn batches_carry_logplex_headers_and_octet_counted_frames() {
     let dir = TempDir::new("https-headers");
     let receiver = Receiver::start(None);
-    let router = Router::start(&dir.0, &[]);
+    // Half a second for a batch to fill: the five lines go as one request.
+    let router = Router::start(&dir.0, &["--drain-batch-wait-ms", "500"]);
     let token = router.create_app("shop");
     let drain = router.add_drain("shop", &format!("http://{}/logs", receiver.addr));
     let drain_token = drain["token"].as_str().unwrap();
@@ -32,6 +33,7 @@ fn batches_carry_logplex_headers_and_octet_counted_frames() {
     let got = receiver.wait("got 5 lines", |r| {
         r.iter().map(|x| x.frames.len()).sum::<usize>() >= 5
     });
+    assert_eq!(got.len(), 1, "one batch");
     let frames: Vec<&String> = got.iter().flat_map(|r| &r.frames).collect();
     for (i, f) in frames.iter().enumerate() {
         assert_eq!(

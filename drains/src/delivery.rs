@@ -24,6 +24,8 @@ pub struct DeliveryConfig {
     pub batch_bytes: usize,
     /// Lines in one batch at most.
     pub batch_lines: usize,
+    /// How long an HTTPS batch waits to fill once it has a line.
+    pub batch_wait: Duration,
     /// Attempts at one HTTPS batch (429, 5xx, timeouts) before it is dropped and counted.
     pub attempts: u32,
     /// The first retry delay; later ones double, with jitter.
@@ -42,6 +44,7 @@ impl Default for DeliveryConfig {
             send_timeout: Duration::from_secs(5),
             batch_bytes: 100 * 1024,
             batch_lines: 1000,
+            batch_wait: Duration::from_millis(50),
             attempts: 5,
             backoff_base: Duration::from_millis(100),
             backoff_cap: Duration::from_secs(30),

@@ -55,8 +55,8 @@ impl Spool {
 /// The source of a drain's batches.
 #[derive(Debug)]
 pub enum Feed {
-    /// The in-memory buffer.
-    Memory(Encode),
+    /// The in-memory buffer, and how long to wait for a batch to fill once it has a line.
+    Memory(Encode, std::time::Duration),
     /// The disk queue.
     Durable(Encode, Arc<Spool>),
 }
@@ -66,11 +66,27 @@ impl Feed {
     /// on disk, the router stops: what is on disk stays for the next start).
     pub async fn next(&mut self, ctx: &mut Ctx) -> Option<Batch> {
         match self {
-            Feed::Memory(encode) => {
+            Feed::Memory(encode, linger) => {
                 let queue = ctx.subscription.queue().clone();
-                let taken = queue
-                    .take_bounded(ctx.config.batch_lines, ctx.config.batch_bytes)
-                    .await?;
+                let (max_lines, max_bytes) = (ctx.config.batch_lines, ctx.config.batch_bytes);
+                let mut taken = queue.take_bounded(max_lines, max_bytes).await?;
+                let bytes = |lines: &[LogLine]| lines.iter().map(LogLine::size).sum::<usize>();
+                if !linger.is_zero()
+                    && taken.lines.len() < max_lines
+                    && bytes(&taken.lines) < max_bytes
+                {
+                    // Let the batch fill a little (HTTPS: fewer, larger requests).
+                    tokio::time::sleep(*linger).await;
+                    let room = max_lines - taken.lines.len();
+                    let more = queue.try_take_bounded(room, max_bytes - bytes(&taken.lines));
+                    if let Some(loss) = more.loss {
+                        match &mut taken.loss {
+                            Some(l) => l.dropped += loss.dropped,
+                            None => taken.loss = Some(loss),
+                        }
+                    }
+                    taken.lines.extend(more.lines);
+                }
                 let mut batch = Batch::default();
                 if let Some(loss) = taken.loss {
                     batch
@@ -160,7 +176,7 @@ impl Feed {
     /// it stays for the next start.
     pub fn abandon(&mut self, ctx: &Ctx, batch: &Batch) {
         ctx.health.in_flight(0);
-        if matches!(self, Feed::Memory(_)) {
+        if matches!(self, Feed::Memory(..)) {
             ctx.health.dropped(batch.lines);
         }
     }

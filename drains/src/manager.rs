@@ -181,6 +181,10 @@ impl Drains {
             Scheme::Https | Scheme::Http => crate::https::encode_line,
             Scheme::Syslog | Scheme::SyslogTls | Scheme::SyslogUdp => crate::syslog::encode_line,
         };
+        let linger = match url.scheme {
+            Scheme::Https | Scheme::Http => self.inner.config.delivery.batch_wait,
+            _ => std::time::Duration::ZERO,
+        };
         let feed = match (drain.durable, &self.inner.data_dir) {
             (true, Some(dir)) => {
                 let path = dir.join("drains").join(&drain.id);
@@ -210,11 +214,11 @@ impl Drains {
                         health.failed(format!(
                             "durable queue unavailable, buffering in memory: {e}"
                         ));
-                        Feed::Memory(encode)
+                        Feed::Memory(encode, linger)
                     }
                 }
             }
-            _ => Feed::Memory(encode),
+            _ => Feed::Memory(encode, linger),
         };
         let ctx = Ctx {
             drain: drain.clone(),

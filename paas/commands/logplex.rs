@@ -84,6 +84,15 @@ pub struct RouterArgs {
     /// Megabytes a durable drain may keep on disk before dropping its oldest lines (L10).
     #[arg(long, default_value_t = 256)]
     durable_budget_mb: u64,
+    /// Kilobytes in one HTTPS drain batch at most (Logplex: 100).
+    #[arg(long, default_value_t = 100)]
+    drain_batch_kb: usize,
+    /// Milliseconds an HTTPS drain batch waits to fill once it has a line.
+    #[arg(long, default_value_t = 50)]
+    drain_batch_wait_ms: u64,
+    /// Attempts at one HTTPS batch (429, 5xx, timeouts) before it is dropped and counted.
+    #[arg(long, default_value_t = 5)]
+    drain_attempts: u32,
     /// Drains one app may have.
     #[arg(long, default_value_t = 10)]
     max_drains: usize,
@@ -109,6 +118,9 @@ impl RouterArgs {
             ..Default::default()
         };
         c.delivery.buffer_lines = self.drain_buffer;
+        c.delivery.batch_bytes = self.drain_batch_kb.max(1) * 1024;
+        c.delivery.batch_wait = std::time::Duration::from_millis(self.drain_batch_wait_ms);
+        c.delivery.attempts = self.drain_attempts.max(1);
         c.durable_budget = self.durable_budget_mb.saturating_mul(1 << 20);
         c.delivery.connect_timeout = secs(self.drain_timeout, "drain-timeout")?;
         c.delivery.send_timeout = secs(self.drain_timeout, "drain-timeout")?;
