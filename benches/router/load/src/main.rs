@@ -5,6 +5,7 @@
 //!                   [--api URL --key K --app A]
 //! logplex-load tail-latency --api URL --key K --app A --token T --syslog HOST:PORT
 //!                   [--rate 100000] [--seconds 5] [--ndjson]
+//! logplex-load sink [--listen 127.0.0.1:0] [--expect N] [--quiet-secs 10] [--ignore-pri P]
 //! ```
 //!
 //! `send` builds a pool of Heroku router-line frames (about 200 bytes each, RFC 6587 octet
@@ -12,12 +13,14 @@
 //! given the API it also waits for the apps' `accepted` counters and reports the rate from the
 //! first byte sent to the last line accepted. `tail-latency` opens a tail session, sends
 //! stamped lines at a steady pace and reports the percentiles of the time each took to reach
-//! the tail's reader. Both end with one `result key=value …` line for scripts.
+//! the tail's reader. `sink` is a syslog receiver that counts the frames a drain (or a relay)
+//! delivers (`benches/drains/relay.sh`). All end with one `result key=value …` line for scripts.
 
 mod frames;
 mod http;
 mod latency;
 mod send;
+mod sink;
 
 use clap::{Parser, Subcommand};
 
@@ -37,11 +40,14 @@ enum Command {
     Send(send::Args),
     /// Measure the time from a line's sending to its arrival on a live tail.
     TailLatency(latency::Args),
+    /// Count the syslog frames that arrive over TCP (octet counted or newline framed).
+    Sink(sink::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Send(args) => send::run(args),
         Command::TailLatency(args) => latency::run(args),
+        Command::Sink(args) => sink::run(args),
     }
 }

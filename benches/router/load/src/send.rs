@@ -137,6 +137,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     start.wait();
     let t0 = Instant::now();
+    let first_byte_unix_us = unix_micros();
     for t in threads {
         t.join()
             .map_err(|_| anyhow::anyhow!("a sending thread panicked"))??;
@@ -151,7 +152,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.lines as f64 / send_secs
     );
     let mut result = format!(
-        "result lines={} bytes={bytes} send_seconds={send_secs:.3} send_lines_per_sec={:.0}",
+        "result lines={} bytes={bytes} send_seconds={send_secs:.3} send_lines_per_sec={:.0} first_byte_unix_us={first_byte_unix_us}",
         args.lines,
         args.lines as f64 / send_secs
     );
