@@ -1,7 +1,9 @@
 //! Where a drain's task gets its next batch: straight from its in-memory buffer, or, for a
 //! durable drain, from its queue on disk, which a spooler task fills from the buffer as fast
-//! as lines come. Either way a batch is a list of encoded messages (without framing), the
-//! number of the app's lines among them, and, on disk, what to acknowledge once delivered.
+//! as lines come. Either way a batch is its messages, encoded and octet-counted one after the
+//! other in one buffer (written to a stream or an HTTPS body as it is, or one datagram per
+//! message), the number of the app's lines among them, and, on disk, what to acknowledge once
+//! delivered.
 
 use std::sync::{Arc, Mutex};
 
@@ -18,12 +20,32 @@ pub type Encode = fn(&LogLine, &str, &mut Vec<u8>);
 /// One batch to deliver.
 #[derive(Debug, Default)]
 pub struct Batch {
-    /// Encoded messages, oldest first (the drain's own L10 first, when owed).
-    pub frames: Vec<Vec<u8>>,
+    /// The messages, octet-counted, oldest first (the drain's own L10 first, when owed).
+    pub framed: Vec<u8>,
+    /// Where each message (without its count) lies in `framed`.
+    pub spans: Vec<std::ops::Range<usize>>,
     /// The app's lines among them (the L10 is not one).
     pub lines: u64,
     /// On disk: acknowledge records before this sequence number once delivered.
     ack: Option<u64>,
+}
+
+impl Batch {
+    fn push_frame(&mut self, message: &[u8]) {
+        logplex::write_octet_counted(&mut self.framed, message);
+        let end = self.framed.len();
+        self.spans.push(end - message.len()..end);
+    }
+
+    /// How many messages it holds.
+    pub fn count(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
 }
 
 /// A durable drain's disk queue, shared by its spooler and its delivery.
@@ -87,14 +109,18 @@ impl Feed {
                     }
                     taken.lines.extend(more.lines);
                 }
-                let mut batch = Batch::default();
+                let mut batch = Batch {
+                    framed: Vec::with_capacity(bytes(&taken.lines) + taken.lines.len() * 96),
+                    ..Batch::default()
+                };
+                let mut scratch = Vec::with_capacity(512);
                 if let Some(loss) = taken.loss {
-                    batch
-                        .frames
-                        .push(encoded(*encode, &ctx.overflow(loss), &ctx.drain.token));
+                    encode_into(*encode, &ctx.overflow(loss), &ctx.drain.token, &mut scratch);
+                    batch.push_frame(&scratch);
                 }
                 for line in &taken.lines {
-                    batch.frames.push(encoded(*encode, line, &ctx.drain.token));
+                    encode_into(*encode, line, &ctx.drain.token, &mut scratch);
+                    batch.push_frame(&scratch);
                 }
                 batch.lines = taken.lines.len() as u64;
                 ctx.health.in_flight(batch.lines);
@@ -113,11 +139,15 @@ impl Feed {
                         let owed = spool.owed.lock().unwrap_or_else(|p| p.into_inner()).take();
                         if let Some(loss) = owed {
                             let l10 = ctx.overflow(loss);
-                            batch.frames.push(encoded(*encode, &l10, &ctx.drain.token));
+                            let mut scratch = Vec::with_capacity(256);
+                            encode_into(*encode, &l10, &ctx.drain.token, &mut scratch);
+                            batch.push_frame(&scratch);
                         }
                         batch.lines = records.len() as u64;
                         batch.ack = Some(first + batch.lines);
-                        batch.frames.extend(records.into_iter().map(|r| r.to_vec()));
+                        for r in &records {
+                            batch.push_frame(r);
+                        }
                         return Some(batch);
                     }
                     Ok(_) => {}
@@ -186,10 +216,9 @@ fn spool_len(spool: &Spool) -> u64 {
     spool.lock().len()
 }
 
-fn encoded(encode: Encode, line: &LogLine, token: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(line.size() + 96);
-    encode(line, token, &mut out);
-    out
+fn encode_into(encode: Encode, line: &LogLine, token: &str, out: &mut Vec<u8>) {
+    out.clear();
+    encode(line, token, out);
 }
 
 /// Moves a durable drain's lines from its in-memory buffer to disk until the buffer closes,
@@ -225,12 +254,20 @@ pub async fn spool(
         if let Some(loss) = taken.loss {
             tell(loss.dropped, loss.since);
         }
-        let frames: Vec<Vec<u8>> = taken
-            .lines
+        let mut all = Vec::with_capacity(taken.lines.iter().map(|l| l.size() + 96).sum());
+        let mut ends = Vec::with_capacity(taken.lines.len());
+        for line in &taken.lines {
+            encode(line, &token, &mut all);
+            ends.push(all.len());
+        }
+        let refs: Vec<&[u8]> = ends
             .iter()
-            .map(|l| encoded(encode, l, &token))
+            .scan(0, |start, &end| {
+                let r = &all[*start..end];
+                *start = end;
+                Some(r)
+            })
             .collect();
-        let refs: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
         let pushed = tokio::task::block_in_place(|| spool.lock().push(&refs));
         match pushed {
             Ok(0) => {}

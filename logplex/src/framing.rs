@@ -247,9 +247,24 @@ fn memchr_newline(buf: &[u8]) -> Option<usize> {
     buf.iter().position(|&b| b == b'\n')
 }
 
+/// Appends `n` in decimal, with no allocation.
+pub(crate) fn write_decimal(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
 /// Appends `frame` octet-counted: `LEN SP FRAME`.
 pub fn write_octet_counted(out: &mut Vec<u8>, frame: &[u8]) {
-    out.extend_from_slice(frame.len().to_string().as_bytes());
+    write_decimal(out, frame.len());
     out.push(b' ');
     out.extend_from_slice(frame);
 }

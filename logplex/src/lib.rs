@@ -44,6 +44,7 @@ pub use platform::{
 pub use registry::{ApiKey, App, KeyScope, Registry, RegistryError, Token, is_valid_app_name};
 pub use rfc5424::{
     Form, Header, ParseError, SyslogMessage, parse as parse_syslog, write as write_syslog,
+    write_cached as write_syslog_cached,
 };
 pub use router::{
     Batch, BatchOutcome, Channel, ChannelConfig, ChannelStats, ConsumerStats, DEFAULT_TAIL_BUFFER,
@@ -51,5 +52,5 @@ pub use router::{
     RejectCounts, Router, RouterConfig, Subscription, Taken, TokenTarget, TooManyTails,
 };
 pub use server::{Addresses, Logplex, LogplexConfig, StartError};
-pub use time::{Timestamp, TimestampError};
+pub use time::{TimeFormatCache, Timestamp, TimestampError};
 pub use tls::{TlsError, provider as tls_provider, server_config as tls_server_config};

@@ -96,6 +96,28 @@ impl Timestamp {
         })
     }
 
+    /// `write_rfc3339`, reusing the text of the date and time when they are the same second
+    /// as the last timestamp written through `cache` (a drain writes many lines a second).
+    pub fn write_rfc3339_cached(self, out: &mut Vec<u8>, cache: &mut TimeFormatCache) {
+        let secs = self.micros.div_euclid(1_000_000);
+        if !cache.valid || cache.secs != secs {
+            let mut full = Vec::with_capacity(32);
+            self.write_rfc3339(&mut full);
+            cache.prefix.copy_from_slice(&full[..20]);
+            cache.secs = secs;
+            cache.valid = true;
+        }
+        out.extend_from_slice(&cache.prefix);
+        let mut micros = self.micros.rem_euclid(1_000_000);
+        let mut digits = [b'0'; 6];
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + (micros % 10) as u8;
+            micros /= 10;
+        }
+        out.extend_from_slice(&digits);
+        out.extend_from_slice(b"+00:00");
+    }
+
     /// Appends `2026-11-21T12:00:00.123456+00:00` (always six fraction digits and `+00:00`,
     /// as Logplex writes).
     pub fn write_rfc3339(self, out: &mut Vec<u8>) {
@@ -136,6 +158,14 @@ impl fmt::Display for Timestamp {
         self.write_rfc3339(&mut out);
         f.write_str(&String::from_utf8_lossy(&out))
     }
+}
+
+/// The text `YYYY-MM-DDTHH:MM:SS.` of the last second written.
+#[derive(Clone, Debug, Default)]
+pub struct TimeFormatCache {
+    prefix: [u8; 20],
+    secs: i64,
+    valid: bool,
 }
 
 /// The last date and time (to the second) read, and its seconds since the epoch (before the
@@ -312,6 +342,22 @@ mod tests {
         #[test]
         fn parsing_never_panics(s in proptest::collection::vec(any::<u8>(), 0..40)) {
             let _ = Timestamp::parse_rfc3339(&s);
+        }
+
+        /// The format cache writes what the plain writer writes.
+        #[test]
+        fn the_format_cache_changes_no_text(
+            stamps in proptest::collection::vec(-62_135_596_800_000_000i64..253_402_300_799_999_999i64, 1..30),
+            near in proptest::collection::vec(0i64..3_000_000, 1..30),
+        ) {
+            let mut cache = TimeFormatCache::default();
+            for micros in stamps.iter().copied().chain(near.iter().map(|d| 1_795_262_400_000_000 + d)) {
+                let t = Timestamp::from_micros(micros);
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                t.write_rfc3339(&mut a);
+                t.write_rfc3339_cached(&mut b, &mut cache);
+                prop_assert_eq!(a, b);
+            }
         }
 
         /// A shared cache never changes an answer: each timestamp of a run (many sharing

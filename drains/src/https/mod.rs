@@ -12,7 +12,7 @@ use http::{Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
-use logplex::{Form, Header, LogLine, write_octet_counted, write_syslog};
+use logplex::{Form, Header, LogLine, write_syslog_cached};
 use tokio::net::TcpStream;
 
 use crate::backoff::Backoff;
@@ -43,7 +43,14 @@ pub fn encode_line(line: &LogLine, _token: &str, out: &mut Vec<u8>) {
         app_name: &line.source,
         proc_id: &line.process,
     };
-    write_syslog(out, &header, &line.message, Form::LogplexHttp);
+    TIME_TEXT.with_borrow_mut(|cache| {
+        write_syslog_cached(out, &header, &line.message, Form::LogplexHttp, cache);
+    });
+}
+
+thread_local! {
+    /// The text of the last second written on this thread.
+    static TIME_TEXT: std::cell::RefCell<logplex::TimeFormatCache> = Default::default();
 }
 
 /// What one attempt came to.
@@ -65,19 +72,16 @@ pub async fn run(mut ctx: Ctx, mut feed: Feed) {
     let gzip = ctx.config.gzip || ctx.url.gzip();
     loop {
         if pending.is_none() {
-            let batch = match feed.next(&mut ctx).await {
-                Some(b) if b.frames.is_empty() => continue,
+            let mut batch = match feed.next(&mut ctx).await {
+                Some(b) if b.is_empty() => continue,
                 Some(b) => b,
                 None => break,
             };
-            let mut body = Vec::with_capacity(batch.frames.iter().map(|f| f.len() + 8).sum());
-            for f in &batch.frames {
-                write_octet_counted(&mut body, f);
-            }
-            let body = if gzip { gzipped(&body) } else { body };
+            let framed = std::mem::take(&mut batch.framed);
+            let body = if gzip { gzipped(&framed) } else { framed };
             let body = Body {
                 bytes: Bytes::from(body),
-                count: batch.frames.len(),
+                count: batch.count(),
                 frame_id: uuid::Uuid::new_v4().simple().to_string(),
                 attempts: 0,
             };

@@ -6,7 +6,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpStream, UdpSocket};
 
 use crate::delivery::Ctx;
-use crate::syslog::octet_counted;
+use crate::feed::Batch;
 use crate::tls::is_certificate_error;
 use crate::url::Scheme;
 
@@ -82,17 +82,17 @@ impl Connection {
     }
 
     /// Sends every frame (octet-counted on streams, one datagram each on UDP).
-    pub async fn send(&mut self, frames: &[Vec<u8>], timeout: Duration) -> Result<(), String> {
+    pub async fn send(&mut self, batch: &Batch, timeout: Duration) -> Result<(), String> {
         let write = async {
             match self {
                 Connection::Udp(s) => {
-                    for f in frames {
-                        s.send(f).await?;
+                    for span in &batch.spans {
+                        s.send(&batch.framed[span.clone()]).await?;
                     }
                     Ok(())
                 }
-                Connection::Tcp(s) => write_stream(s, frames).await,
-                Connection::Tls(s) => write_stream(s.as_mut(), frames).await,
+                Connection::Tcp(s) => write_stream(s, &batch.framed).await,
+                Connection::Tls(s) => write_stream(s.as_mut(), &batch.framed).await,
             }
         };
         match tokio::time::timeout(timeout, write).await {
@@ -117,12 +117,8 @@ impl Connection {
 
 async fn write_stream<S: tokio::io::AsyncWrite + Unpin>(
     s: &mut S,
-    frames: &[Vec<u8>],
+    framed: &[u8],
 ) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(frames.iter().map(|f| f.len() + 8).sum());
-    for f in frames {
-        buf.extend_from_slice(&octet_counted(f));
-    }
-    s.write_all(&buf).await?;
+    s.write_all(framed).await?;
     s.flush().await
 }

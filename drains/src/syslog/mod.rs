@@ -6,12 +6,17 @@
 
 mod connection;
 
-use logplex::{Form, Header, LogLine, write_octet_counted, write_syslog};
+use logplex::{Form, Header, LogLine, write_syslog_cached};
 
 use crate::backoff::Backoff;
 use crate::delivery::Ctx;
 use crate::feed::{Batch, Feed};
 use connection::Connection;
+
+thread_local! {
+    /// The text of the last second written on this thread (drains write many lines a second).
+    static TIME_TEXT: std::cell::RefCell<logplex::TimeFormatCache> = Default::default();
+}
 
 /// One message in the form syslog drains get.
 pub fn encode(out: &mut Vec<u8>, line: &LogLine, token: &str) {
@@ -23,7 +28,9 @@ pub fn encode(out: &mut Vec<u8>, line: &LogLine, token: &str) {
         app_name: &line.source,
         proc_id: &line.process,
     };
-    write_syslog(out, &header, &line.message, Form::Syslog);
+    TIME_TEXT.with_borrow_mut(|cache| {
+        write_syslog_cached(out, &header, &line.message, Form::Syslog, cache);
+    });
 }
 
 /// `encode` in the shape a `Feed` wants.
@@ -40,7 +47,7 @@ pub async fn run(mut ctx: Ctx, mut feed: Feed) {
     loop {
         if batch.is_none() {
             match feed.next(&mut ctx).await {
-                Some(b) if b.frames.is_empty() => continue,
+                Some(b) if b.is_empty() => continue,
                 Some(b) => batch = Some(b),
                 None => break,
             }
@@ -64,7 +71,7 @@ pub async fn run(mut ctx: Ctx, mut feed: Feed) {
             }
         }
         let Some(c) = conn.as_mut() else { continue };
-        match c.send(&b.frames, ctx.config.send_timeout).await {
+        match c.send(b, ctx.config.send_timeout).await {
             Ok(()) => {
                 feed.done(&ctx, b, true);
                 batch = None;
@@ -91,10 +98,11 @@ pub async fn run(mut ctx: Ctx, mut feed: Feed) {
     feed.finish().await;
 }
 
-/// Writes an octet-counted frame (for a stream).
-pub(crate) fn octet_counted(frame: &[u8]) -> Vec<u8> {
+/// An octet-counted frame (for a stream).
+#[cfg(test)]
+fn octet_counted(frame: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(frame.len() + 8);
-    write_octet_counted(&mut out, frame);
+    logplex::write_octet_counted(&mut out, frame);
     out
 }
 
