@@ -170,6 +170,9 @@ async fn read_frames<S: AsyncRead + Unpin>(
             }
         }
         sink.flush();
+        // Let the readers this read woke (tails, drains: in this worker's next-task slot, which
+        // the other workers cannot take) run, and let an idle worker take this connection.
+        tokio::task::yield_now().await;
         partial_since = if buf.is_empty() {
             None
         } else {
