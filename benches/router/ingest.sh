@@ -7,7 +7,7 @@
 #   LINES=200000 RUNS=1 TAIL_SECONDS=1 APPS=10 bash benches/router/ingest.sh    # quick run
 #
 # Environment: LINES (ingest frames, 2000000), RUNS (ingest runs, the median reported, 3),
-# CONNECTIONS (syslog connections for ingest, 1), TAIL_RATE (lines/s, 100000), TAIL_SECONDS (5),
+# CONNECTIONS (syslog connections for ingest, 1), TAIL (1: one live tail during ingest; 0: none), TAIL_RATE (lines/s, 100000), TAIL_SECONDS (5),
 # APPS (100), HISTORY_LINES (1500 per app), CARGO_TARGET_DIR (default ~/.cache/paas-target).
 # Installs curl and jq from Debian when missing; reads /proc (Linux).
 set -euo pipefail
@@ -18,6 +18,10 @@ runs=${RUNS:-3}
 connections=${CONNECTIONS:-1}
 tail_rate=${TAIL_RATE:-100000}
 tail_seconds=${TAIL_SECONDS:-5}
+# TAIL=0: ingest with no live tail (the router's own ceiling), for comparison.
+with_tail=${TAIL:-1}
+tail_label="1 tail open"
+[[ $with_tail == 1 ]] || tail_label="no tail"
 apps=${APPS:-100}
 history_lines=${HISTORY_LINES:-1500}
 
@@ -130,14 +134,17 @@ ingest_run() {
     start_router "ingest-$1"
     local token url tail_pid cpu0 cpu1 send_out stats hwm_kb cpu_us dropped
     token=$(create_app shop)
-    url=$(api_call POST /apps/shop/log-sessions '{"lines":0,"tail":true}' | jq -r .logplex_url)
-    curl -sN "$url" >/dev/null &
-    tail_pid=$!
-    pids+=("$tail_pid")
-    for _ in $(seq 100); do
-        [[ $(api_call GET /apps/shop/stats | jq .tails) -ge 1 ]] && break
-        sleep 0.05
-    done
+    tail_pid=""
+    if [[ $with_tail == 1 ]]; then
+        url=$(api_call POST /apps/shop/log-sessions '{"lines":0,"tail":true}' | jq -r .logplex_url)
+        curl -sN "$url" >/dev/null &
+        tail_pid=$!
+        pids+=("$tail_pid")
+        for _ in $(seq 100); do
+            [[ $(api_call GET /apps/shop/stats | jq .tails) -ge 1 ]] && break
+            sleep 0.05
+        done
+    fi
     cpu0=$(cpu_ticks)
     send_out=$("$load" send --addr "$syslog" --token "$token" --lines "$lines" \
         --connections "$connections" --api "$api" --key "$key" --app shop)
@@ -145,7 +152,7 @@ ingest_run() {
     hwm_kb=$(status_kb VmHWM)
     # The tail's counters leave the stats with the tail: read them while it is open.
     stats=$(api_call GET /apps/shop/stats)
-    kill "$tail_pid" 2>/dev/null || true
+    [[ -n $tail_pid ]] && kill "$tail_pid" 2>/dev/null || true
     stop_router
     cpu_us=$(awk -v t=$((cpu1 - cpu0)) -v hz="$clk_tck" -v n="$lines" 'BEGIN {printf "%.2f", t * 1e6 / hz / n}')
     dropped=$(jq '[.consumers[] | select(.kind == "tail") | .dropped] | add // 0' <<<"$stats")
@@ -158,7 +165,7 @@ ingest_run() {
 }
 
 echo
-echo "== ingest: $lines frames over $connections syslog TCP connection(s), one live tail; $runs run(s) =="
+echo "== ingest: $lines frames over $connections syslog TCP connection(s), $tail_label; $runs run(s) =="
 for run in $(seq "$runs"); do
     ingest_run "$run"
 done
@@ -212,7 +219,7 @@ p99=$(field p99_ms "$lat_out")
 echo
 echo "== summary (target beside each) =="
 printf '%-34s %-30s %-22s %s\n' \
-    "ingest, 1 tail open (median)" "$ingest_rate lines/s" ">= 2000000 lines/s" "$(verdict "$ingest_rate" ">=" 2000000)" \
+    "ingest, $tail_label (median)" "$ingest_rate lines/s" ">= 2000000 lines/s" "$(verdict "$ingest_rate" ">=" 2000000)" \
     "router CPU" "$cpu_us µs/line" "" "" \
     "peak RSS during ingest" "$(mib "$hwm_kb") MiB" "" "" \
     "tail drops during ingest" "$tail_dropped of $lines (L11)" "" "" \
