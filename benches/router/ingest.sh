@@ -25,40 +25,8 @@ tail_label="1 tail open"
 apps=${APPS:-100}
 history_lines=${HISTORY_LINES:-1500}
 
-# curl and jq from Debian, installed when missing.
-need=()
-for tool in curl jq; do
-    command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
-done
-if [ ${#need[@]} -gt 0 ]; then
-    sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
-    echo "ingest.sh: installing ${need[*]}"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/paas-target}
-(cd "$root" && cargo build --release -p paas -p logplex-load)
-paas=$CARGO_TARGET_DIR/release/paas
-load=$CARGO_TARGET_DIR/release/logplex-load
-
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do
-        kill "$p" 2>/dev/null || true
-    done
-    for p in "${pids[@]}"; do
-        wait "$p" 2>/dev/null || true
-    done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-key=bench-$(od -An -tx8 -N8 /dev/urandom | tr -d ' ')
-clk_tck=$(getconf CLK_TCK)
+source "$root/benches/lib/setup.sh"
+bench_setup ingest.sh
 
 # start_router NAME [FLAGS…]: a fresh router in $tmp/NAME; sets router_pid, api, syslog.
 start_router() {
