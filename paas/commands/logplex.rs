@@ -63,7 +63,8 @@ pub struct RouterArgs {
     /// Seconds an idle syslog connection is kept.
     #[arg(long, default_value_t = 600.0)]
     idle_timeout: f64,
-    /// Seconds a stop may take (connections and tails get this long to finish).
+    /// Seconds a stop may take: connections and tails get this long to finish, then drains get
+    /// as long again to deliver what they buffered.
     #[arg(long, default_value_t = 10.0)]
     shutdown_timeout: f64,
     /// Seconds between keep-alives on a quiet tail (SSE).
