@@ -1,0 +1,3 @@
+//! The dyno manager: processes from the Procfile, their states and R-codes (in progress).
+
+pub mod procfile;
