@@ -1,7 +1,7 @@
 //! The platform stack that feeds the router: the proxy, the routing mesh and the dyno
 //! manager, each writing Heroku-format lines into logplex. In progress (issue 5): so far the
-//! Procfile and the router's log line with the one mapping of every proxy failure to its
-//! status, H-code and description.
+//! Procfile, a dyno's output read into the router, and the router's log line with the one
+//! mapping of every proxy failure to its status, H-code and description.
 //!
 //! ```
 //! use stack::{Procfile, ProxyError, RouterLine};
@@ -16,6 +16,7 @@
 mod dyno;
 mod proxy;
 
+pub use dyno::output::{MAX_LINE, OutputCounts, pump};
 pub use dyno::procfile::{ProcessType, Procfile, ProcfileError};
 pub use proxy::errors::{ProxyError, Side};
 pub use proxy::line::RouterLine;

@@ -1,3 +1,4 @@
 //! The dyno manager: processes from the Procfile, their states and R-codes (in progress).
 
+pub mod output;
 pub mod procfile;

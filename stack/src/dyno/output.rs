@@ -1,0 +1,166 @@
+//! A dyno's output: its stdout and stderr read line by line into the router as `app[web.1]`
+//! lines. A line longer than the limit is cut into pieces of the limit (each a line, none
+//! lost), a last line without a newline is still a line, and bytes are kept as they are.
+
+use bytes::Bytes;
+use logplex::{EmitError, Emitter};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// The longest line a dyno writes before it is cut (Logplex's 10,000 B split broke structured
+/// lines; this is the router's frame limit instead).
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// What reading one stream came to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OutputCounts {
+    /// Lines handed to the router.
+    pub lines: u64,
+    /// Lines the router refused (over the app's rate budget, or the app gone): counted there.
+    pub refused: u64,
+    /// Lines cut because they were longer than the limit (each piece counts as a line).
+    pub cut: u64,
+}
+
+/// Reads `stream` to its end, emitting each line as `process`.
+pub async fn pump<R: AsyncRead + Unpin>(
+    mut stream: R,
+    emitter: Emitter,
+    process: String,
+    max_line: usize,
+) -> OutputCounts {
+    let mut counts = OutputCounts::default();
+    let mut pending: Vec<u8> = Vec::with_capacity(4096);
+    let mut buf = vec![0u8; 16 * 1024];
+    let emit = |line: &[u8], counts: &mut OutputCounts| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        counts.lines += 1;
+        match emitter.try_emit(&process, Bytes::copy_from_slice(line)) {
+            Ok(()) => {}
+            Err(EmitError::Full(_) | EmitError::Closed(_)) => counts.refused += 1,
+        }
+    };
+    // Whether the line being read has already had a piece emitted (it is being cut).
+    let mut cutting = false;
+    loop {
+        let n = match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        pending.extend_from_slice(&buf[..n]);
+        let mut start = 0;
+        while let Some(nl) = memchr_newline(&pending[start..]) {
+            let line = &pending[start..start + nl];
+            if line.len() > max_line && !cutting {
+                counts.cut += 1;
+            }
+            for piece in line.chunks(max_line.max(1)) {
+                emit(piece, &mut counts);
+            }
+            if line.is_empty() {
+                emit(line, &mut counts);
+            }
+            cutting = false;
+            start += nl + 1;
+        }
+        pending.drain(..start);
+        // A line still without its newline past the limit: send what there is, in pieces.
+        while pending.len() > max_line {
+            if !cutting {
+                counts.cut += 1;
+                cutting = true;
+            }
+            emit(&pending[..max_line], &mut counts);
+            pending.drain(..max_line);
+        }
+    }
+    if !pending.is_empty() {
+        emit(&pending, &mut counts);
+    }
+    counts
+}
+
+fn memchr_newline(b: &[u8]) -> Option<usize> {
+    b.iter().position(|&c| c == b'\n')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use logplex::{LineFilter, Registry, Router, RouterConfig};
+
+    fn messages(router: &Router) -> Vec<String> {
+        router
+            .channel("shop")
+            .unwrap()
+            .history(100, &LineFilter::default())
+            .iter()
+            .map(|l| {
+                format!(
+                    "{}[{}]: {}",
+                    String::from_utf8_lossy(&l.source),
+                    String::from_utf8_lossy(&l.process),
+                    String::from_utf8_lossy(&l.message)
+                )
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn lines_partial_lines_and_long_lines() {
+        let router = Router::new(RouterConfig::default(), Registry::in_memory());
+        router.create_app("shop").unwrap();
+        let emitter = router.emitter("shop", "app").unwrap();
+        let input: &[u8] = b"one\r\ntwo\n0123456789abc\nlast without newline";
+        let counts = pump(input, emitter, "web.1".into(), 10).await;
+        assert_eq!(
+            messages(&router),
+            [
+                "app[web.1]: one",
+                "app[web.1]: two",
+                "app[web.1]: 0123456789",
+                "app[web.1]: abc",
+                "app[web.1]: last witho",
+                "app[web.1]: ut newline",
+            ]
+        );
+        assert_eq!(
+            counts,
+            OutputCounts {
+                lines: 6,
+                refused: 0,
+                cut: 2
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_real_process_output_and_its_stderr() {
+        let router = Router::new(RouterConfig::default(), Registry::in_memory());
+        router.create_app("shop").unwrap();
+        let mut child = tokio::process::Command::new("sh")
+            .args(["-c", "printf 'hello\\nno newline'; echo oops >&2"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let err = child.stderr.take().unwrap();
+        let e = router.emitter("shop", "app").unwrap();
+        let (a, b) = tokio::join!(
+            pump(out, e.clone(), "web.1".into(), MAX_LINE),
+            pump(err, e, "web.1".into(), MAX_LINE)
+        );
+        assert_eq!((a.lines, b.lines), (2, 1));
+        let mut got = messages(&router);
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                "app[web.1]: hello",
+                "app[web.1]: no newline",
+                "app[web.1]: oops"
+            ]
+        );
+        child.wait().await.unwrap();
+    }
+}
