@@ -17,6 +17,7 @@ mod dyno;
 mod proxy;
 
 pub use dyno::output::{MAX_LINE, OutputCounts, pump};
+pub use dyno::process::{DynoExit, DynoSpec, run as run_dyno};
 pub use dyno::procfile::{ProcessType, Procfile, ProcfileError};
 pub use proxy::errors::{ProxyError, Side};
 pub use proxy::line::RouterLine;
