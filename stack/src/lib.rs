@@ -14,10 +14,12 @@
 //! ```
 
 mod dyno;
+mod mesh;
 mod proxy;
 
 pub use dyno::output::{MAX_LINE, OutputCounts, pump};
 pub use dyno::process::{DynoExit, DynoSpec, run as run_dyno};
 pub use dyno::procfile::{ProcessType, Procfile, ProcfileError};
+pub use mesh::{Lease, MAX_IN_FLIGHT, Mesh};
 pub use proxy::errors::{ProxyError, Side};
 pub use proxy::line::RouterLine;
