@@ -491,6 +491,17 @@ fn assert_none_missing(lines: &[String], n: usize) {
     );
 }
 
+/// Sends `durable n=I` for I in 0..n and waits until all are accepted; the connection stays
+/// open.
+fn send_numbered(router: &Router, token: &str, n: usize) -> std::net::TcpStream {
+    let mut conn = router.connect();
+    for i in 0..n {
+        send(&mut conn, &frame(token, "web.1", &format!("durable n={i}")));
+    }
+    router.wait_accepted("shop", n as u64);
+    conn
+}
+
 #[test]
 fn a_durable_drain_keeps_everything_through_a_receiver_outage_and_a_restart() {
     let dir = TempDir::new("drain-durable");
@@ -501,14 +512,7 @@ fn a_durable_drain_keeps_everything_through_a_receiver_outage_and_a_restart() {
     let id = drain["id"].as_str().unwrap().to_owned();
     // 5,000 lines, five times the in-memory buffer, while the receiver is down.
     let n = 5000;
-    let mut conn = router.connect();
-    for i in 0..n {
-        send(
-            &mut conn,
-            &frame(&token, "web.1", &format!("durable n={i}")),
-        );
-    }
-    router.wait_accepted("shop", n as u64);
+    let conn = send_numbered(&router, &token, n);
     let d = router.wait_drain("shop", &id, "spool everything", |h| {
         h["buffered"] == n as u64
     });
@@ -536,13 +540,7 @@ fn a_durable_drain_loses_nothing_synced_when_the_router_is_killed() {
     let drain = add_durable(&router, &format!("syslog://127.0.0.1:{port}"));
     let id = drain["id"].as_str().unwrap().to_owned();
     let n = 2000;
-    let mut conn = router.connect();
-    for i in 0..n {
-        send(
-            &mut conn,
-            &frame(&token, "web.1", &format!("durable n={i}")),
-        );
-    }
+    let _conn = send_numbered(&router, &token, n);
     router.wait_drain("shop", &id, "spool everything", |h| {
         h["buffered"] == n as u64
     });

@@ -72,7 +72,6 @@ send() {
     first_us=$(field first_byte_unix_us "$out")
 }
 
-field() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$2"; }
 
 # figures LABEL SINK_RESULT TICKS: sets got, rate, cpu_us, and prints them.
 figures() {
@@ -85,15 +84,6 @@ figures() {
     echo "$1: sink got $got of $lines lines ($(field ignored "$2") L10 notices apart), $rate msg/s from the sender's first byte to the sink's last frame; CPU $cpu_us µs/msg ($3 ticks of 1/$clk_tck s)"
 }
 
-# verdict VALUE OP TARGET (OP: >= or <=): ok or MISSED (MISSED when VALUE is not a number).
-verdict() {
-    awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN {
-        if (v !~ /^[0-9]+(\.[0-9]+)?$/) ok = 0
-        else if (op == ">=") ok = v + 0 >= t + 0
-        else ok = v + 0 <= t + 0
-        print (ok ? "ok" : "MISSED")
-    }'
-}
 
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) (figures are noisy unless the machine is otherwise idle)"
 

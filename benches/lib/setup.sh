@@ -6,7 +6,8 @@
 #   bench_setup NAME PACKAGE…       # NAME for messages; packages beyond curl and jq
 #
 # Sets: paas, load (binaries), tmp, pids (append every background process), key (an API key
-# for PAAS_API_KEY), clk_tck (clock ticks a second, for /proc CPU times).
+# for PAAS_API_KEY), clk_tck (clock ticks a second, for /proc CPU times). Defines `field` and
+# `verdict` for reading and judging results.
 
 bench_setup() {
     local name=$1
@@ -52,4 +53,17 @@ bench_cleanup() {
         wait "$p" 2>/dev/null || true
     done
     rm -rf "$tmp"
+}
+
+# field NAME TEXT: the value of NAME=… in TEXT (a `result k=v …` line).
+field() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$2"; }
+
+# verdict VALUE OP TARGET (OP: >= or <=): ok or MISSED (MISSED when VALUE is not a number).
+verdict() {
+    awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN {
+        if (v !~ /^[0-9]+(\.[0-9]+)?$/) ok = 0
+        else if (op == ">=") ok = v + 0 >= t + 0
+        else ok = v + 0 <= t + 0
+        print (ok ? "ok" : "MISSED")
+    }'
 }

@@ -82,16 +82,6 @@ status_kb() {
 }
 
 mib() { awk -v kb="$1" 'BEGIN {printf "%.1f", kb / 1024}'; }
-field() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$2"; }
-# verdict VALUE OP TARGET (OP: >= or <=): ok or MISSED (MISSED when VALUE is not a number).
-verdict() {
-    awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN {
-        if (v !~ /^[0-9]+(\.[0-9]+)?$/) ok = 0
-        else if (op == ">=") ok = v + 0 >= t + 0
-        else ok = v + 0 <= t + 0
-        print (ok ? "ok" : "MISSED")
-    }'
-}
 
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) (figures are noisy unless the machine is otherwise idle)"
 

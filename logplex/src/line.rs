@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::time::Timestamp;
+use crate::time::{TimeFormatCache, Timestamp};
 
 /// An app's name: the channel its lines go to. Cheap to clone.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -65,7 +65,12 @@ pub struct LogLine {
 impl LogLine {
     /// Appends the line as people read it: `TIME SOURCE[PROCESS]: MESSAGE` (no newline).
     pub fn write_display(&self, out: &mut Vec<u8>) {
-        self.time.write_rfc3339(out);
+        self.write_display_cached(out, &mut TimeFormatCache::default());
+    }
+
+    /// `write_display`, reusing the timestamp's text within a second (for streams of lines).
+    pub fn write_display_cached(&self, out: &mut Vec<u8>, cache: &mut TimeFormatCache) {
+        self.time.write_rfc3339_cached(out, cache);
         out.push(b' ');
         out.extend_from_slice(&self.source);
         if !self.process.is_empty() {

@@ -22,7 +22,7 @@ use crate::filter::LineFilter;
 use crate::line::LogLine;
 use crate::platform;
 use crate::router::{Channel, Subscription, Taken};
-use crate::time::Timestamp;
+use crate::time::{TimeFormatCache, Timestamp};
 
 /// Lines sent in one chunk of the stream at most.
 const CHUNK_LINES: usize = 512;
@@ -226,7 +226,11 @@ pub(crate) fn stream(state: &Arc<ApiState>, id: &str, headers: &HeaderMap) -> Re
         (channel.history(session.lines, &filter), None)
     };
     let (tx, body) = ChannelBody::new(8);
-    let writer = StreamWriter { format, tx };
+    let writer = StreamWriter {
+        format,
+        tx,
+        time: TimeFormatCache::default(),
+    };
     let config = (state.config.keepalive, state.config.tail_max);
     tokio::spawn(writer.run(history, subscription, channel, config));
     let content_type = match format {
@@ -254,6 +258,7 @@ const RETRY_MS: u32 = 1000;
 struct StreamWriter {
     format: Format,
     tx: mpsc::Sender<Bytes>,
+    time: TimeFormatCache,
 }
 
 impl StreamWriter {
@@ -326,16 +331,18 @@ impl StreamWriter {
         for line in lines {
             match self.format {
                 Format::Text => {
-                    line.write_display(&mut out);
+                    line.write_display_cached(&mut out, &mut self.time);
                     out.push(b'\n');
                 }
                 Format::EventStream => {
                     shown.clear();
-                    line.write_display(&mut shown);
+                    line.write_display_cached(&mut shown, &mut self.time);
                     // The line's place in the app's stream, to resume from; the router's own
                     // notices (an L11 made here) have none, and leave the last id as it is.
                     if line.seq > 0 {
-                        out.extend_from_slice(format!("id: {}\n", line.seq).as_bytes());
+                        out.extend_from_slice(b"id: ");
+                        crate::framing::write_decimal(&mut out, line.seq as usize);
+                        out.push(b'\n');
                     }
                     for part in shown.split(|&b| b == b'\n') {
                         out.extend_from_slice(b"data: ");

@@ -114,6 +114,9 @@ impl LineQueue {
                 .filter(|l| filter.matches(l))
                 .cloned()
                 .collect();
+            if kept.is_empty() {
+                return (0, false);
+            }
             Arc::from(kept)
         };
         let n = batch.len();

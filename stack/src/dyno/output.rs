@@ -48,7 +48,7 @@ pub async fn pump<R: AsyncRead + Unpin>(
         };
         pending.extend_from_slice(&buf[..n]);
         let mut start = 0;
-        while let Some(nl) = memchr_newline(&pending[start..]) {
+        while let Some(nl) = memchr::memchr(b'\n', &pending[start..]) {
             let line = &pending[start..start + nl];
             if line.len() > max_line && !cutting {
                 counts.cut += 1;
@@ -79,16 +79,13 @@ pub async fn pump<R: AsyncRead + Unpin>(
     counts
 }
 
-fn memchr_newline(b: &[u8]) -> Option<usize> {
-    b.iter().position(|&c| c == b'\n')
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use logplex::{LineFilter, Registry, Router, RouterConfig};
 
-    fn messages(router: &Router) -> Vec<String> {
+    /// The app's history as `source[process]: message`.
+    pub(crate) fn shown(router: &Router) -> Vec<String> {
         router
             .channel("shop")
             .unwrap()
@@ -113,7 +110,7 @@ mod tests {
         let input: &[u8] = b"one\r\ntwo\n0123456789abc\nlast without newline";
         let counts = pump(input, emitter, "web.1".into(), 10).await;
         assert_eq!(
-            messages(&router),
+            shown(&router),
             [
                 "app[web.1]: one",
                 "app[web.1]: two",
@@ -151,7 +148,7 @@ mod tests {
             pump(err, e, "web.1".into(), MAX_LINE)
         );
         assert_eq!((a.lines, b.lines), (2, 1));
-        let mut got = messages(&router);
+        let mut got = shown(&router);
         got.sort();
         assert_eq!(
             got,

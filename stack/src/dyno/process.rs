@@ -146,23 +146,17 @@ fn code_of(status: std::process::ExitStatus) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use logplex::{LineFilter, Registry, Router, RouterConfig};
+    use logplex::{Registry, Router, RouterConfig};
 
-    fn lines(router: &Router) -> Vec<String> {
-        router
-            .channel("shop")
+    use crate::dyno::output::tests::shown as lines;
+
+    /// A loopback port free a moment ago.
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
-            .history(100, &LineFilter::default())
-            .iter()
-            .map(|l| {
-                format!(
-                    "{}[{}]: {}",
-                    String::from_utf8_lossy(&l.source),
-                    String::from_utf8_lossy(&l.process),
-                    String::from_utf8_lossy(&l.message)
-                )
-            })
-            .collect()
+            .local_addr()
+            .unwrap()
+            .port()
     }
 
     fn spec(name: &str, command: &str, port: Option<u16>, boot: Duration) -> DynoSpec {
@@ -215,11 +209,7 @@ mod tests {
     #[tokio::test]
     async fn a_web_dyno_is_up_once_its_port_accepts() {
         let (router, app, platform) = router();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         // Listens on $PORT for one connection (the boot check), then exits cleanly.
         let command = "exec python3 -c 'import os,socket; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((\"127.0.0.1\", int(os.environ[\"PORT\"]))); s.listen(); print(\"listening\", flush=True); s.accept()'";
         let exit = run(
@@ -245,11 +235,7 @@ mod tests {
     #[tokio::test]
     async fn a_web_dyno_that_never_binds_gets_r10() {
         let (router, app, platform) = router();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let exit = run(
             spec("web.1", "sleep 30", Some(port), Duration::from_millis(300)),
             app,
