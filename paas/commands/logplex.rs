@@ -105,11 +105,16 @@ pub struct RouterArgs {
     session_ttl: f64,
 }
 
-fn secs(s: f64, flag: &str) -> anyhow::Result<Duration> {
+pub fn secs(s: f64, flag: &str) -> anyhow::Result<Duration> {
     Duration::try_from_secs_f64(s).with_context(|| format!("--{flag} must be a number of seconds"))
 }
 
 impl RouterArgs {
+    /// The certificate and key given, if any.
+    pub fn tls(&self) -> Option<(PathBuf, PathBuf)> {
+        self.tls_cert.clone().zip(self.tls_key.clone())
+    }
+
     /// How drains run.
     pub fn drains(&self) -> anyhow::Result<drains::DrainsConfig> {
         let mut c = drains::DrainsConfig {
@@ -161,11 +166,14 @@ pub struct Args {
     router: RouterArgs,
 }
 
-/// Starts the router with its drains, prints where it listens (once everything serves), and
-/// writes the credentials file.
+/// Starts the router with its drains, prints where it listens (once everything serves, each
+/// line starting with `who`), and writes the credentials file (with `app`, the app local
+/// commands act on by default).
 pub async fn start(
     config: LogplexConfig,
     drains: drains::DrainsConfig,
+    who: &str,
+    app: Option<&str>,
 ) -> anyhow::Result<(Logplex, drains::Drains)> {
     let data_dir = config.data_dir.clone();
     let logplex = Logplex::start(config).await?;
@@ -174,23 +182,20 @@ pub async fn start(
         .api()
         .register("log-drains", std::sync::Arc::new(drains.clone()));
     let a = logplex.addresses();
-    println!(
-        "paas logplex: api on {} (POST /logs for ingest)",
-        a.api_url()
-    );
+    println!("{who}: api on {} (POST /logs for ingest)", a.api_url());
     if let Some(s) = a.syslog {
-        println!("paas logplex: syslog tcp on {s}");
+        println!("{who}: syslog tcp on {s}");
     }
     if let Some(s) = a.syslog_tls {
-        println!("paas logplex: syslog tls on {s}");
+        println!("{who}: syslog tls on {s}");
     }
     if let Some(s) = a.udp {
-        println!("paas logplex: syslog udp on {s}");
+        println!("{who}: syslog udp on {s}");
     }
-    println!("paas logplex: data in {}", data_dir.display());
+    println!("{who}: data in {}", data_dir.display());
     if let Some(key) = logplex.new_operator_key() {
         println!(
-            "paas logplex: operator API key (shown once, also in {}): {key}",
+            "{who}: operator API key (shown once, also in {}): {key}",
             credentials_path(&data_dir).display()
         );
     }
@@ -212,6 +217,7 @@ pub async fn start(
             &Credentials {
                 api_url: a.api_url(),
                 api_key,
+                app: app.map(str::to_owned),
             },
         )?;
     }
@@ -249,7 +255,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     crate::commands::runtime()?.block_on(async {
         let config = args.router.config()?;
         let bound = config.shutdown_timeout;
-        let (logplex, drains) = start(config, args.router.drains()?).await?;
+        let (logplex, drains) = start(config, args.router.drains()?, "paas logplex", None).await?;
         let why = terminated().await?;
         println!("paas logplex: {why}, stopping");
         // The router closes its channels; then drains send what waits, within the bound.

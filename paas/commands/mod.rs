@@ -1,19 +1,35 @@
-//! The subcommands, one module each: `logfmt` (a local tool), `logplex` (the router), and the
-//! API clients `apps`, `tokens`, `logs`.
+//! The subcommands, one module each: `up` (everything), `logfmt` (a local tool), `logplex`
+//! (the router alone), the API clients `apps`, `tokens`, `logs`, `drains`, `ps` (with `scale`
+//! and `restart`), and `example` (the example app's processes).
 
 mod apps;
 mod client;
 mod drains;
+mod example;
 mod logfmt;
 mod logplex;
 mod logs;
+mod ps;
 mod tokens;
+mod up;
 
 use std::process::ExitCode;
 
 /// Every `paas` subcommand.
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
+    /// Run everything in one process: the router, the proxy and routing mesh, and an app's
+    /// dynos (the example app unless --app-dir names one).
+    Up(Box<up::Args>),
+    /// Show an app's dynos: state, since when, restarts.
+    Ps(ps::PsArgs),
+    /// Change how many dynos of each process type run: `paas scale web=3 worker=1`.
+    Scale(ps::ScaleArgs),
+    /// Restart a dyno (`web.1`), a process type (`web`), or every dyno.
+    Restart(ps::RestartArgs),
+    /// The example app's processes (what its Procfile runs).
+    #[command(name = "example-app", hide = true)]
+    ExampleApp(example::Args),
     /// Read logfmt lines and print them as JSON or coloured for a terminal, optionally
     /// filtered (`--where 'status>=500 service>1s'`).
     Logfmt(logfmt::Args),
@@ -61,6 +77,11 @@ pub enum Command {
 
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
+        Command::Up(args) => up::run(*args),
+        Command::Ps(args) => ps::ps(args),
+        Command::Scale(args) => ps::scale(args),
+        Command::Restart(args) => ps::restart(args),
+        Command::ExampleApp(args) => example::run(args),
         Command::Logfmt(args) => logfmt::run(args),
         Command::Logplex(args) => logplex::run(args),
         Command::Logs(args) => logs::run(args),

@@ -1,7 +1,7 @@
-//! The platform stack that feeds the router: the proxy, the routing mesh and the dyno
-//! manager, each writing Heroku-format lines into logplex. In progress (issue 5): so far the
-//! Procfile, a dyno's output read into the router, and the router's log line with the one
-//! mapping of every proxy failure to its status, H-code and description.
+//! The platform stack that feeds the router: the dyno manager (the Procfile's processes, their
+//! output, states, R-codes and runtime metrics), the routing mesh (which dyno takes a request,
+//! and the H-codes when none can) and the proxy (Vegur's HTTP semantics and one router line a
+//! request), each writing Heroku-format lines into logplex through an `Emitter`.
 //!
 //! ```
 //! use stack::{Procfile, ProxyError, RouterLine};
@@ -17,9 +17,14 @@ mod dyno;
 mod mesh;
 mod proxy;
 
+pub use dyno::api::{DynoApi, MAX_QUANTITY};
+pub use dyno::manager::{AppSpec, DynoInfo, DynoManager, DynoState, ManagerConfig, ManagerError};
+pub use dyno::metrics::{MemoryVerdict, RuntimeMetrics};
 pub use dyno::output::{MAX_LINE, OutputCounts, pump};
-pub use dyno::process::{DynoExit, DynoSpec, run as run_dyno};
+pub use dyno::process::{DynoEvent, DynoExit, DynoLimits, DynoSpec, run as run_dyno};
 pub use dyno::procfile::{ProcessType, Procfile, ProcfileError};
 pub use mesh::{Lease, MAX_IN_FLIGHT, Mesh};
 pub use proxy::errors::{ProxyError, Side};
+pub use proxy::headers::{Client, VIA};
 pub use proxy::line::RouterLine;
+pub use proxy::server::{Proxy, ProxyConfig};

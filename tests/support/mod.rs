@@ -58,14 +58,29 @@ pub struct Router {
     /// A CA file for curl, when the API serves HTTPS.
     pub ca: Option<PathBuf>,
     pub stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// `paas up`'s proxy: `http://127.0.0.1:PORT`.
+    pub proxy: Option<String>,
+    /// `paas up`'s HTTPS port.
+    pub proxy_tls: Option<u16>,
 }
 
 impl Router {
     /// Starts `paas logplex` on free ports in `data_dir`, with `extra` flags.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Router {
+        Router::start_command("logplex", data_dir, extra)
+    }
+
+    /// Starts `paas up` (the router, the proxy and the app's dynos) on free ports.
+    pub fn up(data_dir: &Path, extra: &[&str]) -> Router {
+        let ports = ["--http-port", "0", "--https-port", "0"];
+        Router::start_command("up", data_dir, &[&ports[..], extra].concat())
+    }
+
+    /// Starts `paas COMMAND` on free ports in `data_dir`, with `extra` flags.
+    fn start_command(command: &str, data_dir: &Path, extra: &[&str]) -> Router {
         let mut child = Command::new(env!("CARGO_BIN_EXE_paas"))
             .args([
-                "logplex",
+                command,
                 "--api-port",
                 "0",
                 "--syslog-port",
@@ -89,6 +104,7 @@ impl Router {
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
         let (mut api, mut syslog, mut udp, mut tls) = (None, None, None, None);
+        let (mut proxy, mut proxy_tls) = (None, None);
         for line in lines.by_ref() {
             let line = line.expect("read router output");
             let last = line.rsplit(' ').next().unwrap_or("").to_owned();
@@ -103,7 +119,16 @@ impl Router {
                 udp = last.parse().ok();
             } else if line.contains("syslog tls on") {
                 tls = last.parse().ok();
-            } else if line.contains("data in") {
+            } else if line.contains("proxy on http://") {
+                proxy = Some(last.clone());
+            } else if line.contains("proxy on https://") {
+                proxy_tls = line.split([':', ' ']).find_map(|w| w.parse::<u16>().ok());
+            } else if line.contains("cannot") || line.starts_with("paas: ") {
+                panic!("paas {command}: {line}");
+            }
+            if (command == "logplex" && line.contains("data in"))
+                || line.contains("see the router's lines")
+            {
                 break;
             }
         }
@@ -123,6 +148,8 @@ impl Router {
             data_dir: data_dir.to_owned(),
             ca: None,
             stdout: seen,
+            proxy,
+            proxy_tls,
         }
     }
 

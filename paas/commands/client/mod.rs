@@ -20,6 +20,9 @@ pub const DEFAULT_API_URL: &str = "http://127.0.0.1:8601";
 pub struct Credentials {
     pub api_url: String,
     pub api_key: String,
+    /// The app `paas up` runs: local commands act on it when no app is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
 }
 
 /// The file local clients read the API's URL and key from.
@@ -76,10 +79,10 @@ impl ApiArgs {
     }
 }
 
-/// The app a command acts on: `-a APP`, else `PAAS_APP`.
+/// The app a command acts on: `-a APP`, else `PAAS_APP`, else the app `paas up` runs.
 #[derive(Debug, Clone, clap::Args)]
 pub struct AppArg {
-    /// The app (default: PAAS_APP).
+    /// The app (default: PAAS_APP, then the app `paas up` runs).
     #[arg(short = 'a', long = "app", value_name = "APP")]
     app: Option<String>,
 }
@@ -89,6 +92,12 @@ impl AppArg {
         self.app
             .clone()
             .or_else(|| std::env::var("PAAS_APP").ok().filter(|s| !s.is_empty()))
+            .or_else(|| {
+                std::fs::read(credentials_path(&default_data_dir()))
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<Credentials>(&b).ok())
+                    .and_then(|c| c.app)
+            })
             .context("no app given: use -a APP or set PAAS_APP")
     }
 }

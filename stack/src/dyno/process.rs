@@ -1,24 +1,32 @@
-//! One dyno: a process of the app's Procfile, started with `PORT`, `DYNO`, `PS` and the app's
-//! config vars, its output read into the router, and its life told in Heroku's words as
-//! `paas[web.1]` lines: `Starting process with command `…``, `State changed from starting to
-//! up` (a web dyno once its port accepts connections, others once started), `Error R10 (Boot
+//! One dyno's run: a process of the app's Procfile, started with `PORT`, `DYNO`, `PS` and the
+//! app's config vars in a process group of its own, its output read into the router, and its
+//! life told in Heroku's words as `paas[web.1]` lines: `Starting process with command `…``,
+//! `State changed from starting to up` (a web dyno once its port accepts connections, others
+//! once started), `Error R10 (Boot timeout)`, `Error R14 (Memory quota exceeded)`, `Error R15
+//! (Memory quota vastly exceeded)`, `Stopping all processes with SIGTERM`, `Error R12 (Exit
 //! timeout)`, `Stopping process with SIGKILL`, `Process exited with status N`, `State changed
-//! from up to crashed`.
+//! from up to crashed`; and its runtime metrics every interval, as log-runtime-metrics writes
+//! them.
 
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use logplex::Emitter;
-use tokio::process::Command;
+use tokio::process::{Child, Command};
+use tokio::sync::watch;
 
+use crate::dyno::metrics::{MemoryVerdict, RuntimeMetrics};
 use crate::dyno::output::{MAX_LINE, pump};
+use crate::dyno::procfs;
 
-/// What a dyno runs.
+/// What a dyno runs, and the platform's limits on it.
 #[derive(Clone, Debug)]
 pub struct DynoSpec {
     /// `web.1`, `worker.2`.
     pub name: String,
+    /// This run's unique id (`paas.hello.3f2a…`), as log-runtime-metrics' `dyno=`.
+    pub id: String,
     /// The Procfile command (run by `sh -c`).
     pub command: String,
     /// The port a web dyno must listen on (`PORT`); `None` for other types.
@@ -27,22 +35,75 @@ pub struct DynoSpec {
     pub env: Vec<(String, String)>,
     /// The app's directory.
     pub dir: PathBuf,
-    /// How long a web dyno may take to accept connections on its port (R10; Heroku: 60 s).
-    pub boot_timeout: Duration,
+    /// The platform's limits.
+    pub limits: DynoLimits,
 }
 
-/// How a dyno ended.
+/// The timeouts and quotas a dyno runs under (Heroku's defaults; tests set short ones).
+#[derive(Clone, Debug)]
+pub struct DynoLimits {
+    /// How long a web dyno may take to accept connections on its port (R10; Heroku: 60 s).
+    pub boot_timeout: Duration,
+    /// How long a dyno may take to exit after SIGTERM before SIGKILL (R12; Heroku: 30 s).
+    pub exit_timeout: Duration,
+    /// Memory (resident + swap) past which R14 is logged; past twice this, R15 and a restart.
+    pub memory_quota: u64,
+    /// How often memory is checked against the quota.
+    pub memory_check: Duration,
+    /// How often runtime metrics are written (Heroku: 20 s); `None`: never.
+    pub metrics_interval: Option<Duration>,
+}
+
+impl Default for DynoLimits {
+    fn default() -> Self {
+        DynoLimits {
+            boot_timeout: Duration::from_secs(60),
+            exit_timeout: Duration::from_secs(30),
+            memory_quota: 512 << 20,
+            memory_check: Duration::from_secs(5),
+            metrics_interval: Some(Duration::from_secs(20)),
+        }
+    }
+}
+
+/// How a dyno's run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DynoExit {
-    /// It exited with this status (signals as 128 + N, as a shell says).
+    /// It exited by itself with this status (signals as 128 + N, as a shell says).
     Exited(i32),
     /// It did not bind its port in time and was killed (R10).
     BootTimeout,
+    /// It used over twice its memory quota and was killed (R15).
+    MemoryExceeded,
+    /// The platform stopped it (SIGTERM, then SIGKILL past the exit timeout); its status.
+    Stopped(i32),
+}
+
+impl DynoExit {
+    /// Whether the dyno crashed (rather than ending cleanly or being stopped).
+    pub fn crashed(self) -> bool {
+        !matches!(self, DynoExit::Exited(0) | DynoExit::Stopped(_))
+    }
+}
+
+/// What a run tells its supervisor as it goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DynoEvent {
+    /// The process started, with this pid (its process group).
+    Started(u32),
+    /// It is up: a web dyno accepts connections on its port.
+    Up,
 }
 
 /// Runs a dyno to its end, writing its output (`app`) and its life (`platform`) into the
-/// router.
-pub async fn run(spec: DynoSpec, app: Emitter, platform: Emitter) -> std::io::Result<DynoExit> {
+/// router. It stops, SIGTERM first, once `stop` holds `true`.
+pub async fn run(
+    spec: DynoSpec,
+    app: Emitter,
+    platform: Emitter,
+    mut stop: watch::Receiver<bool>,
+    on_event: impl Fn(DynoEvent) + Send,
+) -> std::io::Result<DynoExit> {
     let say = |message: String| {
         let _ = platform.try_emit(&spec.name, message);
     };
@@ -64,75 +125,193 @@ pub async fn run(spec: DynoSpec, app: Emitter, platform: Emitter) -> std::io::Re
         command.env("PORT", port.to_string());
     }
     let mut child = command.spawn()?;
-    let out = child
-        .stdout
-        .take()
-        .map(|s| tokio::spawn(pump(s, app.clone(), spec.name.clone(), MAX_LINE)));
-    let err = child
-        .stderr
-        .take()
-        .map(|s| tokio::spawn(pump(s, app.clone(), spec.name.clone(), MAX_LINE)));
-    let booted = match spec.port {
-        None => true,
-        Some(port) => {
-            let deadline = tokio::time::Instant::now() + spec.boot_timeout;
-            loop {
-                if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                    .await
-                    .is_ok()
-                {
-                    break true;
-                }
-                if tokio::time::Instant::now() >= deadline {
-                    break false;
-                }
-                if let Ok(Some(_)) = child.try_wait() {
-                    break false;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+    let pid = child.id().unwrap_or(0);
+    on_event(DynoEvent::Started(pid));
+    let pumps: Vec<_> = [
+        child
+            .stdout
+            .take()
+            .map(|s| tokio::spawn(pump(s, app.clone(), spec.name.clone(), MAX_LINE))),
+        child
+            .stderr
+            .take()
+            .map(|s| tokio::spawn(pump(s, app.clone(), spec.name.clone(), MAX_LINE))),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+
+    let booted = boot(&spec, &mut child, &mut stop).await;
+    let was_up = matches!(booted, Boot::Up);
+    let exit = match booted {
+        Boot::Up => {
+            say("State changed from starting to up".to_owned());
+            on_event(DynoEvent::Up);
+            supervise(&spec, &mut child, pid, &mut stop, &say).await?
+        }
+        Boot::Exited(code) => DynoExit::Exited(code),
+        Boot::Stop => terminate(&spec, &mut child, pid, &say).await,
+        Boot::TimedOut => {
+            let secs = spec.limits.boot_timeout.as_secs();
+            say(format!(
+                "Error R10 (Boot timeout) -> Web process failed to bind to $PORT within {secs} seconds of launch"
+            ));
+            say("Stopping process with SIGKILL".to_owned());
+            signal_group(pid, "KILL").await;
+            let _ = child.wait().await;
+            DynoExit::BootTimeout
         }
     };
-    let exit = if booted {
-        say("State changed from starting to up".to_owned());
-        let status = child.wait().await?;
-        DynoExit::Exited(code_of(status))
-    } else if let Ok(Some(status)) = child.try_wait() {
-        DynoExit::Exited(code_of(status))
-    } else {
-        let secs = spec.boot_timeout.as_secs();
-        say(format!(
-            "Error R10 (Boot timeout) -> Web process failed to bind to $PORT within {secs} seconds of launch"
-        ));
-        say("Stopping process with SIGKILL".to_owned());
-        kill_group(&mut child).await;
-        DynoExit::BootTimeout
-    };
-    for pumped in [out, err].into_iter().flatten() {
+    // Whatever the group left behind goes with it.
+    if procfs::group_alive(pid) {
+        signal_group(pid, "KILL").await;
+    }
+    for pumped in pumps {
         let _ = pumped.await;
     }
     match exit {
-        DynoExit::Exited(code) => {
-            say(format!("Process exited with status {code}"));
-            if code != 0 {
-                let from = if booted { "up" } else { "starting" };
-                say(format!("State changed from {from} to crashed"));
-            }
+        DynoExit::Exited(code) | DynoExit::Stopped(code) => {
+            say(format!("Process exited with status {code}"))
         }
-        DynoExit::BootTimeout => say("State changed from starting to crashed".to_owned()),
+        DynoExit::MemoryExceeded => say("Process exited with status 137".to_owned()),
+        DynoExit::BootTimeout => {}
+    }
+    if exit.crashed() {
+        let from = if was_up { "up" } else { "starting" };
+        say(format!("State changed from {from} to crashed"));
     }
     Ok(exit)
 }
 
-/// SIGKILL to the dyno's whole process group (the shell and what it started).
-async fn kill_group(child: &mut tokio::process::Child) {
-    if let Some(pid) = child.id() {
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{pid}")])
-            .status()
-            .await;
+enum Boot {
+    Up,
+    Exited(i32),
+    Stop,
+    TimedOut,
+}
+
+/// Waits for a web dyno to accept connections on its port (others are up once started).
+async fn boot(spec: &DynoSpec, child: &mut Child, stop: &mut watch::Receiver<bool>) -> Boot {
+    let Some(port) = spec.port else {
+        return Boot::Up;
+    };
+    let deadline = tokio::time::Instant::now() + spec.limits.boot_timeout;
+    loop {
+        if *stop.borrow_and_update() {
+            return Boot::Stop;
+        }
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Boot::Up;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Boot::Exited(code_of(status));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Boot::TimedOut;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            _ = stop.changed() => {}
+        }
     }
-    let _ = child.kill().await;
+}
+
+/// Watches an up dyno until it exits, is stopped, or uses over twice its memory quota; checks
+/// memory and writes runtime metrics meanwhile.
+async fn supervise(
+    spec: &DynoSpec,
+    child: &mut Child,
+    pid: u32,
+    stop: &mut watch::Receiver<bool>,
+    say: &impl Fn(String),
+) -> std::io::Result<DynoExit> {
+    let limits = &spec.limits;
+    let mut memory = tokio::time::interval(limits.memory_check);
+    memory.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let interval = limits.metrics_interval.unwrap_or(Duration::from_secs(3600));
+    let mut metrics = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    metrics.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut runtime = RuntimeMetrics::new(&spec.name, &spec.id, limits.memory_quota);
+    // R14 is told at most once a metrics interval while it lasts, as Heroku does.
+    let mut r14_told: Option<Instant> = None;
+    loop {
+        if *stop.borrow_and_update() {
+            return Ok(terminate(spec, child, pid, say).await);
+        }
+        tokio::select! {
+            status = child.wait() => return Ok(DynoExit::Exited(code_of(status?))),
+            _ = stop.changed() => {}
+            _ = memory.tick() => {
+                match runtime.check(procfs::group(pid)) {
+                    MemoryVerdict::Within => r14_told = None,
+                    MemoryVerdict::Exceeded => {
+                        if r14_told.is_none_or(|t| t.elapsed() >= interval) {
+                            say("Error R14 (Memory quota exceeded)".to_owned());
+                            r14_told = Some(Instant::now());
+                        }
+                    }
+                    MemoryVerdict::VastlyExceeded => {
+                        say("Error R15 (Memory quota vastly exceeded)".to_owned());
+                        say("Stopping process with SIGKILL".to_owned());
+                        signal_group(pid, "KILL").await;
+                        let _ = child.wait().await;
+                        return Ok(DynoExit::MemoryExceeded);
+                    }
+                }
+            }
+            _ = metrics.tick(), if limits.metrics_interval.is_some() => {
+                let stats = procfs::group(pid);
+                for line in runtime.lines(stats, procfs::load_average()) {
+                    say(line);
+                }
+            }
+        }
+    }
+}
+
+/// SIGTERM to the dyno's group; past the exit timeout, R12 and SIGKILL.
+async fn terminate(
+    spec: &DynoSpec,
+    child: &mut Child,
+    pid: u32,
+    say: &impl Fn(String),
+) -> DynoExit {
+    say("Stopping all processes with SIGTERM".to_owned());
+    signal_group(pid, "TERM").await;
+    let deadline = tokio::time::Instant::now() + spec.limits.exit_timeout;
+    // The shell may be gone while what it started still runs: wait for the whole group.
+    let status = tokio::time::timeout_at(deadline, child.wait()).await;
+    while procfs::group_alive(pid) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if status.is_err() || procfs::group_alive(pid) {
+        let secs = spec.limits.exit_timeout.as_secs();
+        say(format!(
+            "Error R12 (Exit timeout) -> At least one process failed to exit within {secs} seconds of SIGTERM"
+        ));
+        say("Stopping remaining processes with SIGKILL".to_owned());
+        signal_group(pid, "KILL").await;
+    }
+    match status {
+        Ok(Ok(status)) => DynoExit::Stopped(code_of(status)),
+        _ => DynoExit::Stopped(child.wait().await.map_or(137, code_of)),
+    }
+}
+
+/// A signal to the dyno's whole process group (the shell and what it started).
+async fn signal_group(pgid: u32, signal: &str) {
+    if pgid == 0 {
+        return;
+    }
+    let _ = Command::new("kill")
+        .args([&format!("-{signal}"), "--", &format!("-{pgid}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await;
 }
 
 fn code_of(status: std::process::ExitStatus) -> i32 {
@@ -151,7 +330,7 @@ mod tests {
     use crate::dyno::output::tests::shown as lines;
 
     /// A loopback port free a moment ago.
-    fn free_port() -> u16 {
+    pub(crate) fn free_port() -> u16 {
         std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -159,18 +338,29 @@ mod tests {
             .port()
     }
 
-    fn spec(name: &str, command: &str, port: Option<u16>, boot: Duration) -> DynoSpec {
+    fn spec(name: &str, command: &str, port: Option<u16>, limits: DynoLimits) -> DynoSpec {
         DynoSpec {
             name: name.into(),
+            id: "paas.shop.test".into(),
             command: command.into(),
             port,
             env: vec![("GREETING".into(), "hi".into())],
             dir: std::env::temp_dir(),
-            boot_timeout: boot,
+            limits,
         }
     }
 
-    fn router() -> (Router, Emitter, Emitter) {
+    fn quick() -> DynoLimits {
+        DynoLimits {
+            boot_timeout: Duration::from_secs(10),
+            exit_timeout: Duration::from_secs(5),
+            memory_quota: 1 << 40,
+            memory_check: Duration::from_millis(100),
+            metrics_interval: None,
+        }
+    }
+
+    fn shop() -> (Router, Emitter, Emitter) {
         let router = Router::new(RouterConfig::default(), Registry::in_memory());
         router.create_app("shop").unwrap();
         let app = router.emitter("shop", "app").unwrap();
@@ -178,22 +368,18 @@ mod tests {
         (router, app, platform)
     }
 
+    async fn run_to_end(spec: DynoSpec, app: Emitter, platform: Emitter) -> DynoExit {
+        let (_stop, rx) = watch::channel(false);
+        run(spec, app, platform, rx, |_| {}).await.unwrap()
+    }
+
     #[tokio::test]
     async fn a_worker_starts_logs_and_crashes_in_heroku_s_words() {
-        let (router, app, platform) = router();
-        let exit = run(
-            spec(
-                "worker.1",
-                "echo $GREETING from $DYNO; exit 3",
-                None,
-                Duration::from_secs(5),
-            ),
-            app,
-            platform,
-        )
-        .await
-        .unwrap();
+        let (router, app, platform) = shop();
+        let command = "echo $GREETING from $DYNO; exit 3";
+        let exit = run_to_end(spec("worker.1", command, None, quick()), app, platform).await;
         assert_eq!(exit, DynoExit::Exited(3));
+        assert!(exit.crashed());
         assert_eq!(
             lines(&router),
             [
@@ -208,18 +394,24 @@ mod tests {
 
     #[tokio::test]
     async fn a_web_dyno_is_up_once_its_port_accepts() {
-        let (router, app, platform) = router();
+        let (router, app, platform) = shop();
         let port = free_port();
         // Listens on $PORT for one connection (the boot check), then exits cleanly.
         let command = "exec python3 -c 'import os,socket; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((\"127.0.0.1\", int(os.environ[\"PORT\"]))); s.listen(); print(\"listening\", flush=True); s.accept()'";
+        let (_stop, rx) = watch::channel(false);
+        let events = std::sync::Mutex::new(Vec::new());
         let exit = run(
-            spec("web.1", command, Some(port), Duration::from_secs(10)),
+            spec("web.1", command, Some(port), quick()),
             app,
             platform,
+            rx,
+            |e| events.lock().unwrap().push(e),
         )
         .await
         .unwrap();
         assert_eq!(exit, DynoExit::Exited(0));
+        let events = events.into_inner().unwrap();
+        assert!(matches!(events[..], [DynoEvent::Started(pid), DynoEvent::Up] if pid > 0));
         let got = lines(&router);
         assert!(
             got.contains(&"paas[web.1]: State changed from starting to up".to_owned()),
@@ -234,15 +426,17 @@ mod tests {
 
     #[tokio::test]
     async fn a_web_dyno_that_never_binds_gets_r10() {
-        let (router, app, platform) = router();
-        let port = free_port();
-        let exit = run(
-            spec("web.1", "sleep 30", Some(port), Duration::from_millis(300)),
+        let (router, app, platform) = shop();
+        let limits = DynoLimits {
+            boot_timeout: Duration::from_millis(300),
+            ..quick()
+        };
+        let exit = run_to_end(
+            spec("web.1", "sleep 30", Some(free_port()), limits),
             app,
             platform,
         )
-        .await
-        .unwrap();
+        .await;
         assert_eq!(exit, DynoExit::BootTimeout);
         let got = lines(&router);
         assert!(
@@ -254,5 +448,130 @@ mod tests {
             got.last().unwrap(),
             "paas[web.1]: State changed from starting to crashed"
         );
+    }
+
+    #[tokio::test]
+    async fn a_stop_is_sigterm_and_a_dyno_that_ignores_it_gets_r12_then_sigkill() {
+        let (router, app, platform) = shop();
+        let limits = DynoLimits {
+            exit_timeout: Duration::from_millis(400),
+            ..quick()
+        };
+        // The shell ignores SIGTERM and so does the sleep it starts in the background.
+        let command = "trap '' TERM; sleep 30 & wait";
+        let (stop, rx) = watch::channel(false);
+        let dyno = tokio::spawn(run(
+            spec("worker.1", command, None, limits),
+            app,
+            platform,
+            rx,
+            |_| {},
+        ));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        stop.send_replace(true);
+        let exit = dyno.await.unwrap().unwrap();
+        assert!(matches!(exit, DynoExit::Stopped(_)), "{exit:?}");
+        assert!(!exit.crashed());
+        let got = lines(&router);
+        let at = |l: &str| {
+            got.iter()
+                .position(|g| g == l)
+                .unwrap_or_else(|| panic!("{l} not in {got:?}"))
+        };
+        assert!(
+            at("paas[worker.1]: Stopping all processes with SIGTERM")
+                < at(
+                    "paas[worker.1]: Error R12 (Exit timeout) -> At least one process failed to exit within 0 seconds of SIGTERM"
+                )
+        );
+        assert!(at("paas[worker.1]: Stopping remaining processes with SIGKILL") < got.len() - 1);
+        assert!(
+            got.last()
+                .unwrap()
+                .starts_with("paas[worker.1]: Process exited with status ")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stop_that_is_obeyed_is_a_clean_exit() {
+        let (router, app, platform) = shop();
+        let (stop, rx) = watch::channel(false);
+        let dyno = tokio::spawn(run(
+            spec("worker.1", "sleep 30", None, quick()),
+            app,
+            platform,
+            rx,
+            |_| {},
+        ));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        stop.send_replace(true);
+        assert_eq!(dyno.await.unwrap().unwrap(), DynoExit::Stopped(143));
+        let got = lines(&router);
+        assert!(!got.iter().any(|l| l.contains("R12")), "{got:?}");
+        assert_eq!(
+            got.last().unwrap(),
+            "paas[worker.1]: Process exited with status 143"
+        );
+    }
+
+    #[tokio::test]
+    async fn memory_over_the_quota_is_r14_and_over_twice_it_r15() {
+        let (router, app, platform) = shop();
+        // `sleep` uses about a megabyte: a quota of 1 KiB is vastly exceeded at once.
+        let limits = DynoLimits {
+            memory_quota: 1024,
+            metrics_interval: Some(Duration::from_millis(50)),
+            ..quick()
+        };
+        let exit = run_to_end(spec("worker.1", "sleep 30", None, limits), app, platform).await;
+        assert_eq!(exit, DynoExit::MemoryExceeded);
+        assert!(exit.crashed());
+        let got = lines(&router);
+        let tail: Vec<&str> = got.iter().rev().take(4).rev().map(String::as_str).collect();
+        assert_eq!(
+            tail,
+            [
+                "paas[worker.1]: Error R15 (Memory quota vastly exceeded)",
+                "paas[worker.1]: Stopping process with SIGKILL",
+                "paas[worker.1]: Process exited with status 137",
+                "paas[worker.1]: State changed from up to crashed",
+            ]
+        );
+
+        // Between the quota and twice it: R14, told but not acted on. The quota is two
+        // thirds of what the same command measures.
+        let mut probe = std::process::Command::new("sh");
+        use std::os::unix::process::CommandExt as _;
+        let mut probe = probe
+            .args(["-c", "sleep 30"])
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let used = procfs::group(probe.id()).rss;
+        probe.kill().unwrap();
+        let _ = probe.wait();
+        let (router, app, platform) = shop();
+        let limits = DynoLimits {
+            memory_quota: used * 2 / 3,
+            ..quick()
+        };
+        let (stop, rx) = watch::channel(false);
+        let dyno = tokio::spawn(run(
+            spec("worker.1", "sleep 30", None, limits),
+            app,
+            platform,
+            rx,
+            |_| {},
+        ));
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        stop.send_replace(true);
+        assert_eq!(dyno.await.unwrap().unwrap(), DynoExit::Stopped(143));
+        let got = lines(&router);
+        assert!(
+            got.contains(&"paas[worker.1]: Error R14 (Memory quota exceeded)".to_owned()),
+            "{got:?}"
+        );
+        assert!(!got.iter().any(|l| l.contains("R15")), "{got:?}");
     }
 }

@@ -80,9 +80,10 @@ impl Mesh {
         self.freed.notify_waiters();
     }
 
-    /// A dyno is no longer up (stopped or crashed).
-    pub fn set_down(&self, name: &str) {
-        self.lock().up.retain(|b| b.name != name);
+    /// The dyno `name` at `addr` is no longer up (stopping or crashed). A later run of the same
+    /// dyno, at another address, stays.
+    pub fn set_down(&self, name: &str, addr: SocketAddr) {
+        self.lock().up.retain(|b| b.name != name || b.addr != addr);
     }
 
     /// How many web dynos are booting; while any are, requests wait for them.

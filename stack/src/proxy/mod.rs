@@ -1,4 +1,8 @@
-//! The HTTP proxy in front of the dynos, with Heroku's (Vegur's) semantics (in progress).
+//! The proxy: Vegur's semantics in front of the routing mesh, one router line a request.
 
+pub mod body;
+pub mod connector;
 pub mod errors;
+pub mod headers;
 pub mod line;
+pub mod server;

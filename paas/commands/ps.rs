@@ -1,0 +1,154 @@
+//! `paas ps`, `paas scale web=3 worker=1`, `paas restart [web.1|web]`: the dynos of an app that
+//! `paas up` runs, through the Platform API's formation and dyno resources.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use hyper::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::commands::apps::call;
+use crate::commands::client::{ApiArgs, AppArg};
+
+#[derive(Debug, clap::Args)]
+pub struct PsArgs {
+    #[command(flatten)]
+    app: AppArg,
+    #[command(flatten)]
+    api: ApiArgs,
+    /// Print the API's JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ScaleArgs {
+    /// `TYPE=N` for each process type to change; none: show the formation.
+    changes: Vec<String>,
+    #[command(flatten)]
+    app: AppArg,
+    #[command(flatten)]
+    api: ApiArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RestartArgs {
+    /// A dyno (`web.1`) or a process type (`web`); none: every dyno.
+    dyno: Option<String>,
+    #[command(flatten)]
+    app: AppArg,
+    #[command(flatten)]
+    api: ApiArgs,
+}
+
+/// `~ 3m ago` for a number of seconds, as heroku ps writes it.
+fn ago(seconds: u64) -> String {
+    match seconds {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 86400 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86400),
+    }
+}
+
+pub fn ps(args: PsArgs) -> anyhow::Result<ExitCode> {
+    let app = args.app.name()?;
+    let dynos = call(
+        &args.api,
+        Method::GET,
+        &format!("/apps/{app}/dynos"),
+        None,
+        StatusCode::OK,
+    )?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&dynos)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let dynos = dynos.as_array().cloned().unwrap_or_default();
+    if dynos.is_empty() {
+        println!("No dynos on {app}");
+    }
+    let mut kind = String::new();
+    for d in &dynos {
+        let s = |k: &str| d[k].as_str().unwrap_or_default().to_owned();
+        if s("type") != kind {
+            kind = s("type");
+            let n = dynos.iter().filter(|x| x["type"] == d["type"]).count();
+            println!("=== {kind} ({}): {} ({n})", s("size"), s("command"));
+        }
+        let restarts = d["restarts"].as_u64().unwrap_or(0);
+        println!(
+            "{}: {} {} (~ {} ago){}",
+            s("name"),
+            s("state"),
+            s("updated_at"),
+            ago(d["state_seconds"].as_u64().unwrap_or(0)),
+            match restarts {
+                0 => String::new(),
+                1 => ", restarted once".to_owned(),
+                n => format!(", restarted {n} times"),
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn scale(args: ScaleArgs) -> anyhow::Result<ExitCode> {
+    let app = args.app.name()?;
+    let path = format!("/apps/{app}/formation");
+    let formation = if args.changes.is_empty() {
+        call(&args.api, Method::GET, &path, None, StatusCode::OK)?
+    } else {
+        let mut updates = Vec::new();
+        for change in &args.changes {
+            let (kind, n) = change
+                .split_once('=')
+                .or_else(|| change.split_once(':'))
+                .with_context(|| format!("{change:?}: expected TYPE=N"))?;
+            let Ok(quantity) = n.parse::<u64>() else {
+                bail!("{change:?}: {n:?} is not a number of dynos");
+            };
+            updates.push(json!({ "type": kind, "quantity": quantity }));
+        }
+        call(
+            &args.api,
+            Method::PATCH,
+            &path,
+            Some(json!({ "updates": updates })),
+            StatusCode::OK,
+        )?
+    };
+    let shown: Vec<String> = formation
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f: &Value| {
+            format!(
+                "{}={}:{}",
+                f["type"].as_str().unwrap_or_default(),
+                f["quantity"],
+                f["size"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    if args.changes.is_empty() {
+        println!("{}", shown.join(" "));
+    } else {
+        println!("Scaling dynos... done, now running {}", shown.join(", "));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn restart(args: RestartArgs) -> anyhow::Result<ExitCode> {
+    let app = args.app.name()?;
+    let path = match &args.dyno {
+        Some(d) => format!("/apps/{app}/dynos/{d}"),
+        None => format!("/apps/{app}/dynos"),
+    };
+    call(&args.api, Method::DELETE, &path, None, StatusCode::ACCEPTED)?;
+    match &args.dyno {
+        Some(d) => println!("Restarting {d} on {app}... done"),
+        None => println!("Restarting dynos on {app}... done"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,324 @@
+//! `paas up`: the whole platform in one process: the router (listeners, API, drains), the
+//! proxy and routing mesh, and an app's dynos (the example app unless `--app-dir` names one),
+//! in the foreground until Ctrl-C or SIGTERM; then the proxy stops accepting, the dynos get
+//! SIGTERM (SIGKILL past the exit timeout), and the router saves its history.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+use stack::{
+    AppSpec, DynoApi, DynoLimits, DynoManager, ManagerConfig, Mesh, Procfile, Proxy, ProxyConfig,
+};
+
+use crate::commands::logplex::{RouterArgs, secs, start, terminated};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    router: RouterArgs,
+    /// The app's directory: a Procfile, and optionally app.json (formation and env). Default:
+    /// the example app, built into paas.
+    #[arg(long, value_name = "DIR")]
+    app_dir: Option<PathBuf>,
+    /// The app's name (default: app.json's name, else the directory's).
+    #[arg(long)]
+    name: Option<String>,
+    /// The proxy's HTTP port; 0 picks a free one.
+    #[arg(long, default_value_t = 5000)]
+    http_port: u16,
+    /// The proxy's HTTPS port (HTTP/2 and HTTP/1.1; a self-signed certificate for localhost
+    /// unless --tls-cert and --tls-key are given); 0 picks a free one.
+    #[arg(long, default_value_t = 5443)]
+    https_port: u16,
+    /// Dynos per process type, over app.json's formation (repeatable): `--scale web=2`.
+    #[arg(long = "scale", value_name = "TYPE=N")]
+    scale: Vec<String>,
+    /// A config var every dyno gets (repeatable): `--env GREETING=hi`.
+    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE")]
+    env: Vec<String>,
+    /// A database the dynos reach through DATABASE_URL.
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+    /// Seconds a web dyno may take to bind its port (R10).
+    #[arg(long, default_value_t = 60.0)]
+    boot_timeout: f64,
+    /// Seconds a dyno may take to exit after SIGTERM before SIGKILL (R12).
+    #[arg(long, default_value_t = 30.0)]
+    exit_timeout: f64,
+    /// Memory quota per dyno in MB (R14 past it; R15 and a restart past twice it).
+    #[arg(long, default_value_t = 512)]
+    memory_quota_mb: u64,
+    /// Seconds between memory checks.
+    #[arg(long, default_value_t = 5.0)]
+    memory_check: f64,
+    /// Seconds between runtime metric lines per dyno; 0: none.
+    #[arg(long, default_value_t = 20.0)]
+    metrics_interval: f64,
+    /// Seconds before the second restart of a crashing dyno (doubling after).
+    #[arg(long, default_value_t = 1.0)]
+    restart_delay: f64,
+    /// Seconds to connect to a dyno (H19).
+    #[arg(long, default_value_t = 5.0)]
+    connect_timeout: f64,
+    /// Seconds from a request reaching the dyno to its response's first byte (H12).
+    #[arg(long, default_value_t = 30.0)]
+    request_timeout: f64,
+    /// Seconds either side of a request may stay quiet (H15, H28).
+    #[arg(long, default_value_t = 55.0)]
+    http_idle_timeout: f64,
+    /// Seconds requests wait for booting dynos (H20).
+    #[arg(long, default_value_t = 75.0)]
+    boot_wait: f64,
+    /// Seconds a dyno that refused or timed out a connection is skipped.
+    #[arg(long, default_value_t = 5.0)]
+    skip_for: f64,
+}
+
+/// The app to run, read from its directory or the built-in example.
+struct LoadedApp {
+    name: String,
+    dir: PathBuf,
+    procfile: Procfile,
+    formation: BTreeMap<String, usize>,
+    env: Vec<(String, String)>,
+}
+
+fn load_app(args: &Args, data_dir: &Path) -> anyhow::Result<LoadedApp> {
+    let (procfile_text, app_json, dir, dir_name) = match &args.app_dir {
+        Some(dir) => {
+            let procfile = std::fs::read_to_string(dir.join("Procfile"))
+                .with_context(|| format!("reading {}", dir.join("Procfile").display()))?;
+            let app_json = match std::fs::read_to_string(dir.join("app.json")) {
+                Ok(text) => Some(text),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(e).context("reading app.json"),
+            };
+            let name = std::fs::canonicalize(dir)
+                .ok()
+                .and_then(|d| d.file_name().map(|n| n.to_string_lossy().to_lowercase()));
+            (procfile, app_json, dir.clone(), name)
+        }
+        None => (
+            example_app::PROCFILE.to_owned(),
+            Some(example_app::APP_JSON.to_owned()),
+            data_dir.join("apps/example"),
+            None,
+        ),
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let procfile = Procfile::parse(&procfile_text)?;
+    let json: Value = match &app_json {
+        Some(text) => serde_json::from_str(text).context("app.json is not valid JSON")?,
+        None => Value::Null,
+    };
+    let name = args
+        .name
+        .clone()
+        .or_else(|| json["name"].as_str().map(str::to_owned))
+        .or(dir_name)
+        .unwrap_or_else(|| "app".to_owned());
+    if !logplex::is_valid_app_name(&name) {
+        bail!("{name:?} is not an app name (lowercase letters, digits and dashes); use --name");
+    }
+    let mut formation = BTreeMap::new();
+    for t in procfile.types() {
+        let from_json = json["formation"][&t.name]["quantity"].as_u64();
+        let default = usize::from(t.name == "web");
+        formation.insert(t.name.clone(), from_json.map_or(default, |q| q as usize));
+    }
+    for s in &args.scale {
+        let (kind, n) = s.split_once('=').context("--scale takes TYPE=N")?;
+        let n: usize = n
+            .parse()
+            .with_context(|| format!("--scale {s}: N is a number"))?;
+        if procfile.command(kind).is_none() {
+            bail!("--scale {s}: the Procfile has no {kind} process");
+        }
+        formation.insert(kind.to_owned(), n);
+    }
+    let mut env = Vec::new();
+    if let Some(vars) = json["env"].as_object() {
+        for (k, v) in vars {
+            let value = v["value"].as_str().or(v.as_str()).unwrap_or_default();
+            env.push((k.clone(), value.to_owned()));
+        }
+    }
+    for e in &args.env {
+        let (k, v) = e.split_once('=').context("--env takes KEY=VALUE")?;
+        env.push((k.to_owned(), v.to_owned()));
+    }
+    if let Some(url) = &args.database_url {
+        env.push(("DATABASE_URL".to_owned(), url.clone()));
+    }
+    // Dynos find `paas` (the example app's command) beside this binary, first on their PATH.
+    if let Some(bin) = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+    {
+        let path = std::env::var("PATH").unwrap_or_default();
+        env.push(("PATH".to_owned(), format!("{}:{path}", bin.display())));
+    }
+    Ok(LoadedApp {
+        name,
+        dir,
+        procfile,
+        formation,
+        env,
+    })
+}
+
+impl Args {
+    fn manager(&self) -> anyhow::Result<ManagerConfig> {
+        let metrics = secs(self.metrics_interval, "metrics-interval")?;
+        Ok(ManagerConfig {
+            limits: DynoLimits {
+                boot_timeout: secs(self.boot_timeout, "boot-timeout")?,
+                exit_timeout: secs(self.exit_timeout, "exit-timeout")?,
+                memory_quota: self.memory_quota_mb.saturating_mul(1 << 20),
+                memory_check: secs(self.memory_check, "memory-check")?
+                    .max(Duration::from_millis(10)),
+                metrics_interval: (!metrics.is_zero()).then_some(metrics),
+            },
+            restart_delay: secs(self.restart_delay, "restart-delay")?,
+            ..ManagerConfig::default()
+        })
+    }
+
+    fn proxy(&self) -> anyhow::Result<ProxyConfig> {
+        Ok(ProxyConfig {
+            connect_timeout: secs(self.connect_timeout, "connect-timeout")?,
+            response_timeout: secs(self.request_timeout, "request-timeout")?,
+            idle_timeout: secs(self.http_idle_timeout, "http-idle-timeout")?,
+            boot_wait: secs(self.boot_wait, "boot-wait")?,
+            skip_for: secs(self.skip_for, "skip-for")?,
+            ..ProxyConfig::default()
+        })
+    }
+}
+
+/// The proxy's certificate: the given one, else a self-signed one for localhost kept in the
+/// data directory (made on first start, so a client can trust it once).
+fn proxy_tls(router: &RouterArgs, data_dir: &Path) -> anyhow::Result<(PathBuf, PathBuf, bool)> {
+    if let Some((cert, key)) = router.tls() {
+        return Ok((cert, key, false));
+    }
+    let dir = data_dir.join("tls");
+    let (cert, key) = (dir.join("localhost.pem"), dir.join("localhost-key.pem"));
+    if !cert.exists() || !key.exists() {
+        std::fs::create_dir_all(&dir)?;
+        let made = rcgen::generate_simple_self_signed(vec![
+            "localhost".to_owned(),
+            "127.0.0.1".to_owned(),
+        ])
+        .context("making a self-signed certificate")?;
+        std::fs::write(&cert, made.cert.pem())?;
+        write_private(&key, made.signing_key.serialize_pem().as_bytes())?;
+    }
+    Ok((cert, key, true))
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(bytes)?;
+    Ok(())
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    crate::commands::runtime()?.block_on(async {
+        let config = args.router.config()?;
+        let data_dir = config.data_dir.clone();
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("creating {}", data_dir.display()))?;
+        let app = load_app(&args, &data_dir)?;
+        let bound = config.shutdown_timeout;
+        let bind = config.bind;
+        let (logplex, drains) = start(config, args.router.drains()?, "paas up", Some(&app.name)).await?;
+        let router = logplex.router().clone();
+        match router.create_app(&app.name) {
+            Ok(_) | Err(logplex::RegistryError::AppExists(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let (Some(output), Some(platform)) = (
+            router.emitter(&app.name, "app"),
+            router.emitter(&app.name, "paas"),
+        ) else {
+            bail!("the router has no channel for {}", app.name);
+        };
+        let mesh = Arc::new(Mesh::default());
+        let summary: Vec<String> = app
+            .formation
+            .iter()
+            .map(|(k, n)| format!("{k}={n}"))
+            .collect();
+        let manager = DynoManager::start(
+            AppSpec {
+                name: app.name.clone(),
+                dir: app.dir.clone(),
+                procfile: app.procfile.clone(),
+                env: app.env.clone(),
+                formation: app.formation.clone(),
+            },
+            args.manager()?,
+            output,
+            platform.clone(),
+            mesh.clone(),
+        )?;
+        let api = DynoApi::default();
+        api.add(manager.clone());
+        logplex.api().register("formation", api.formation());
+        logplex.api().register("dynos", api.dynos());
+
+        let proxy = Proxy::new(mesh, platform, args.proxy()?);
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let http = tokio::net::TcpListener::bind((bind, args.http_port))
+            .await
+            .with_context(|| format!("binding the proxy's HTTP port {}", args.http_port))?;
+        let https = tokio::net::TcpListener::bind((bind, args.https_port))
+            .await
+            .with_context(|| format!("binding the proxy's HTTPS port {}", args.https_port))?;
+        let (cert, key, self_signed) = proxy_tls(&args.router, &data_dir)?;
+        let tls = logplex::tls_server_config(&cert, &key, &[b"h2", b"http/1.1"])?;
+        let (http_at, https_at) = (http.local_addr()?, https.local_addr()?);
+        let serving = [
+            tokio::spawn(proxy.clone().serve(http, None, stopped.clone())),
+            tokio::spawn(proxy.serve(https, Some(tokio_rustls::TlsAcceptor::from(tls)), stopped)),
+        ];
+        println!("paas up: app {} ({}) from {}", app.name, summary.join(" "), app.dir.display());
+        println!("paas up: proxy on http://{http_at}");
+        println!(
+            "paas up: proxy on https://localhost:{} (HTTP/2){}",
+            https_at.port(),
+            if self_signed {
+                format!(", self-signed certificate {}", cert.display())
+            } else {
+                String::new()
+            }
+        );
+        println!("paas up: see the router's lines with `paas logs --source router --tail`, the dynos with `paas ps`");
+
+        let why = terminated().await?;
+        println!("paas up: {why}, stopping");
+        stop.send_replace(true);
+        for s in serving {
+            let _ = s.await;
+        }
+        manager.stop().await;
+        logplex.stop().await;
+        drains.stop(bound).await;
+        println!("paas up: stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}

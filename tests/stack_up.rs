@@ -1,0 +1,936 @@
+//! `paas up` end to end: the real binary runs the router, the proxy and the example app's
+//! dynos; real clients (curl, raw sockets, a WebSocket client) go through the proxy, and each
+//! router line is read back from the router and checked field by field.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::{Router, TempDir};
+
+/// Short timeouts, so every H-code comes quickly.
+const QUICK: &[&str] = &[
+    "--request-timeout",
+    "1.5",
+    "--http-idle-timeout",
+    "1",
+    "--connect-timeout",
+    "0.3",
+    "--boot-wait",
+    "1",
+    "--exit-timeout",
+    "3",
+    "--restart-delay",
+    "0.3",
+    "--skip-for",
+    "2",
+    "--metrics-interval",
+    "0",
+];
+
+fn paas_up(tag: &str, extra: &[&str]) -> (TempDir, Router) {
+    let dir = TempDir::new(tag);
+    // A test's own value of a flag wins over the quick default.
+    let quick: Vec<&str> = QUICK
+        .chunks(2)
+        .filter(|pair| !extra.contains(&pair[0]))
+        .flatten()
+        .copied()
+        .collect();
+    let router = Router::up(&dir.0, &[&quick[..], extra].concat());
+    (dir, router)
+}
+
+/// A request id a test can find its line by.
+fn request_id(tag: &str) -> String {
+    format!("test-{tag}-{:0>20}", std::process::id())
+}
+
+/// `curl` through the proxy: (status, body). `args` go before the URL.
+fn curl(up: &Router, path: &str, args: &[&str]) -> (u16, String) {
+    let url = format!("{}{path}", up.proxy.as_deref().expect("proxy address"));
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "20", "-w", "\n%{http_code}"])
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (status.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+/// The router's lines of the app, as `paas logs` prints them.
+fn router_lines(up: &Router) -> Vec<String> {
+    up.history("hello", &["--source", "router"])
+}
+
+/// Waits for the router line of request `id` and returns its fields.
+fn line_of(up: &Router, id: &str) -> BTreeMap<String, String> {
+    let needle = format!("request_id={id} ");
+    let start = Instant::now();
+    loop {
+        if let Some(line) = router_lines(up).into_iter().find(|l| l.contains(&needle)) {
+            return fields(&line);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no router line for {id}: {:?}",
+            router_lines(up)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The logfmt fields of a displayed line (`TIMESTAMP paas[router]: at=info …`).
+fn fields(line: &str) -> BTreeMap<String, String> {
+    let message = line.split_once("]: ").map_or(line, |(_, m)| m);
+    logfmt::pairs(message.as_bytes())
+        .map(|p| {
+            (
+                String::from_utf8_lossy(p.key).into_owned(),
+                p.value
+                    .map(|v| v.to_str_lossy().into_owned())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// Asserts the fields every router line has, and returns the line's fields.
+fn assert_error_line(
+    up: &Router,
+    id: &str,
+    code: &str,
+    desc: &str,
+    status: u16,
+) -> BTreeMap<String, String> {
+    let f = line_of(up, id);
+    assert_eq!(f["code"], code, "{f:?}");
+    assert_eq!(f["desc"], desc, "{f:?}");
+    assert_eq!(f["status"], status.to_string(), "{f:?}");
+    assert_eq!(f["method"], "GET", "{f:?}");
+    assert_eq!(f["protocol"], "http", "{f:?}");
+    assert!(f["host"].starts_with("127.0.0.1:"), "{f:?}");
+    assert_eq!(f["fwd"], "127.0.0.1", "{f:?}");
+    for key in ["connect", "service", "bytes", "dyno", "path"] {
+        assert!(f.contains_key(key), "{key} missing: {f:?}");
+    }
+    f
+}
+
+fn is_ms(v: &str) -> bool {
+    v.strip_suffix("ms")
+        .is_some_and(|n| n.parse::<u64>().is_ok())
+}
+
+#[test]
+fn a_request_is_proxied_with_vegur_s_headers_and_logged_in_heroku_s_shape() {
+    let (_dir, up) = paas_up("up-info", &[]);
+    let id = request_id("info");
+    let (status, body) = curl(
+        &up,
+        "/echo?headers",
+        &[
+            "-H",
+            &format!("X-Request-Id: {id}"),
+            "-H",
+            "X-Forwarded-For: 198.51.100.1",
+            "-H",
+            "Connection: keep-alive, x-secret",
+            "-H",
+            "X-Secret: 1",
+        ],
+    );
+    assert_eq!(status, 200, "{body}");
+    let echoed: serde_json::Value = serde_json::from_str(&body).expect("echo JSON");
+    let h = &echoed["headers"];
+    assert_eq!(h["x-request-id"], id.as_str());
+    assert_eq!(h["x-forwarded-for"], "198.51.100.1, 127.0.0.1");
+    assert_eq!(h["x-forwarded-proto"], "http");
+    assert_eq!(h["via"], "1.1 paas");
+    assert!(
+        h["x-request-start"]
+            .as_str()
+            .is_some_and(|t| t.len() == 13 && t.parse::<u64>().is_ok()),
+        "{h}"
+    );
+    assert!(
+        h.get("x-secret").is_none(),
+        "hop-by-hop header forwarded: {h}"
+    );
+    let port = up.proxy.as_deref().unwrap().rsplit(':').next().unwrap();
+    assert_eq!(h["x-forwarded-port"], port);
+
+    let f = line_of(&up, &id);
+    assert_eq!(f["at"], "info");
+    assert_eq!(f["method"], "GET");
+    assert_eq!(f["path"], "/echo?headers");
+    assert_eq!(f["host"], format!("127.0.0.1:{port}"));
+    assert_eq!(f["fwd"], "198.51.100.1, 127.0.0.1");
+    assert!(f["dyno"] == "web.1" || f["dyno"] == "web.2", "{f:?}");
+    assert!(is_ms(&f["connect"]) && is_ms(&f["service"]), "{f:?}");
+    assert_eq!(f["status"], "200");
+    assert_eq!(f["bytes"], body.len().to_string());
+    assert_eq!(f["protocol"], "http");
+    assert!(!f.contains_key("code"));
+    // The field order is Heroku's.
+    let line = router_lines(&up)
+        .into_iter()
+        .find(|l| l.contains(&id))
+        .unwrap();
+    let keys: Vec<&str> = line
+        .split_once("]: ")
+        .unwrap()
+        .1
+        .split(' ')
+        .filter_map(|kv| kv.split_once('=').map(|(k, _)| k))
+        .filter(|k| !k.is_empty() && !k.contains('"') && !k.contains(','))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "at",
+            "method",
+            "path",
+            "host",
+            "request_id",
+            "fwd",
+            "dyno",
+            "connect",
+            "service",
+            "status",
+            "bytes",
+            "protocol"
+        ]
+    );
+
+    // A made-up id when the client's is not valid; the response carries Via.
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "-H",
+            "X-Request-Id: short",
+        ])
+        .arg(format!("{}/", up.proxy.as_deref().unwrap()))
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    assert!(head.contains("via: 1.1 paas"), "{head}");
+
+    // The dyno's own line is in the same stream.
+    let app = up.history("hello", &["--source", "app"]);
+    assert!(
+        app.iter()
+            .any(|l| l.contains("path=/echo?headers status=200")),
+        "{app:?}"
+    );
+}
+
+#[test]
+fn http2_over_tls_with_the_generated_certificate() {
+    let (dir, up) = paas_up("up-h2", &[]);
+    let ca = dir.0.join("tls/localhost.pem");
+    let id = request_id("h2");
+    let out = Command::new("curl")
+        .args(["-s", "--http2", "--cacert"])
+        .arg(&ca)
+        .args([
+            "-w",
+            "\n%{http_version} %{http_code}",
+            "-H",
+            &format!("X-Request-Id: {id}"),
+        ])
+        .arg(format!(
+            "https://localhost:{}/",
+            up.proxy_tls.expect("https port")
+        ))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.ends_with("\n2 200"),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.starts_with("hello from web."), "{text}");
+    let f = line_of(&up, &id);
+    assert_eq!(f["protocol"], "https");
+    assert_eq!(f["status"], "200");
+    assert!(f["host"].starts_with("localhost:"), "{f:?}");
+
+    // Certificate verification is on: without the CA, curl refuses.
+    let refused = Command::new("curl")
+        .args(["-s", "-o", "/dev/null"])
+        .arg(format!("https://localhost:{}/", up.proxy_tls.unwrap()))
+        .status()
+        .unwrap();
+    assert!(!refused.success());
+}
+
+#[test]
+fn a_websocket_is_piped_through_the_proxy() {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    let (_dir, up) = paas_up("up-ws", &[]);
+    let addr = up
+        .proxy
+        .as_deref()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_owned();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let (mut ws, response) = tokio_tungstenite::client_async(format!("ws://{addr}/ws"), stream)
+            .await
+            .expect("WebSocket handshake through the proxy");
+        assert_eq!(response.status(), 101);
+        for text in ["hello", "through the proxy"] {
+            ws.send(Message::text(text)).await.unwrap();
+            let echoed = tokio::time::timeout(Duration::from_secs(5), ws.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            assert_eq!(echoed.into_text().unwrap().as_str(), text);
+        }
+        ws.send(Message::binary(vec![0u8, 1, 2, 255]))
+            .await
+            .unwrap();
+        let echoed = ws.next().await.unwrap().unwrap();
+        assert_eq!(echoed.into_data().as_ref(), &[0u8, 1, 2, 255]);
+        ws.close(None).await.unwrap();
+    });
+    let line = router_lines(&up)
+        .into_iter()
+        .find(|l| l.contains("path=\"/ws\""))
+        .expect("a line for the upgrade");
+    let f = fields(&line);
+    assert_eq!(f["status"], "101");
+    assert_eq!(f["at"], "info");
+}
+
+#[test]
+fn h12_request_timeout() {
+    let (_dir, up) = paas_up("up-h12", &[]);
+    let id = request_id("h12");
+    let (status, body) = curl(
+        &up,
+        "/slow?ms=4000",
+        &["-H", &format!("X-Request-Id: {id}")],
+    );
+    assert_eq!(status, 503);
+    assert!(body.contains("H12"), "{body}");
+    let f = assert_error_line(&up, &id, "H12", "Request timeout", 503);
+    assert_eq!(f["at"], "error");
+    assert!(f["dyno"].starts_with("web."), "{f:?}");
+    let service: u64 = f["service"].trim_end_matches("ms").parse().unwrap();
+    assert!(service >= 1500, "{f:?}");
+}
+
+#[test]
+fn h13_connection_closed_without_response_and_h17_bad_response() {
+    let (_dir, up) = paas_up("up-h13", &[]);
+    let id = request_id("h13");
+    let (status, _) = curl(&up, "/close", &["-H", &format!("X-Request-Id: {id}")]);
+    assert_eq!(status, 503);
+    assert_error_line(&up, &id, "H13", "Connection closed without response", 503);
+    let id = request_id("h17");
+    let (status, _) = curl(&up, "/garbage", &["-H", &format!("X-Request-Id: {id}")]);
+    assert_eq!(status, 503);
+    assert_error_line(&up, &id, "H17", "Bad HTTP response", 503);
+    // The app is fine after both.
+    assert_eq!(curl(&up, "/", &[]).0, 200);
+}
+
+#[test]
+fn a_crash_mid_request_is_h13_and_the_dyno_comes_back() {
+    let (_dir, up) = paas_up("up-crash", &["--scale", "web=1", "--scale", "worker=0"]);
+    let id = request_id("crash");
+    let (status, _) = curl(&up, "/crash", &["-H", &format!("X-Request-Id: {id}")]);
+    assert_eq!(status, 503);
+    assert_error_line(&up, &id, "H13", "Connection closed without response", 503);
+    // The dyno is restarted at once (its first crash) and serves again.
+    let start = Instant::now();
+    loop {
+        if curl(&up, "/", &[]).0 == 200 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "web.1 did not come back"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let lines = up.history("hello", &["--dyno", "web.1", "--source", "paas"]);
+    let text = lines.join("\n");
+    for expected in [
+        "paas[web.1]: Process exited with status 1",
+        "paas[web.1]: State changed from up to crashed",
+        "paas[web.1]: State changed from crashed to starting",
+    ] {
+        assert!(text.contains(expected), "{expected} not in {text}");
+    }
+    let ps = up.paas(&["ps", "--json"]);
+    let dynos: serde_json::Value = serde_json::from_slice(&ps.stdout).unwrap();
+    assert_eq!(dynos[0]["name"], "web.1");
+    assert_eq!(dynos[0]["restarts"], 1);
+    assert_eq!(dynos[0]["state"], "up");
+}
+
+#[test]
+fn h14_no_web_dynos_then_scaling_up_serves() {
+    let (_dir, up) = paas_up("up-h14", &["--scale", "web=0", "--scale", "worker=0"]);
+    let id = request_id("h14");
+    let (status, _) = curl(&up, "/", &["-H", &format!("X-Request-Id: {id}")]);
+    assert_eq!(status, 503);
+    let f = assert_error_line(&up, &id, "H14", "No web processes running", 503);
+    assert_eq!(f["dyno"], "");
+    assert_eq!(f["connect"], "");
+    let out = up.paas(&["scale", "web=1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("web=1:standard-1X"));
+    // A request while web.1 boots waits for it (within the boot wait) rather than failing.
+    let start = Instant::now();
+    loop {
+        let (status, _) = curl(&up, "/", &[]);
+        if status == 200 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "status {status}");
+    }
+}
+
+#[test]
+fn h15_idle_dyno_and_h28_idle_client() {
+    let (_dir, up) = paas_up("up-h15", &[]);
+    let id = request_id("h15");
+    let (_, body) = curl(&up, "/stall-body", &["-H", &format!("X-Request-Id: {id}")]);
+    assert!(
+        body.len() < 100,
+        "the stalled body was not cut: {}",
+        body.len()
+    );
+    let f = assert_error_line(&up, &id, "H15", "Idle connection", 503);
+    assert_eq!(f["bytes"], "10", "{f:?}");
+
+    // A client that promises 100 bytes and sends 10.
+    let id = request_id("h28");
+    let addr = up
+        .proxy
+        .as_deref()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_owned();
+    let mut s = TcpStream::connect(&addr).unwrap();
+    write!(s, "POST /echo HTTP/1.1\r\nHost: x\r\nX-Request-Id: {id}\r\nContent-Length: 100\r\n\r\n0123456789").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    let f = line_of(&up, &id);
+    assert_eq!(f["code"], "H28", "{f:?}");
+    assert_eq!(f["desc"], "Client Connection Idle");
+    assert_eq!(f["status"], "499");
+    assert_eq!(f["method"], "POST");
+}
+
+#[test]
+fn h11_backlog_too_deep() {
+    let (_dir, up) = paas_up(
+        "up-h11",
+        &[
+            "--scale",
+            "web=1",
+            "--scale",
+            "worker=0",
+            "--request-timeout",
+            "10",
+        ],
+    );
+    let addr = up
+        .proxy
+        .as_deref()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_owned();
+    // 50 in flight on the dyno, 50 waiting: the next is refused.
+    let held: Vec<TcpStream> = (0..100)
+        .map(|_| {
+            let mut s = TcpStream::connect(&addr).unwrap();
+            s.write_all(b"GET /slow?ms=4000 HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(700));
+    let id = request_id("h11");
+    let (status, _) = curl(&up, "/", &["-H", &format!("X-Request-Id: {id}")]);
+    assert_eq!(status, 503);
+    let f = assert_error_line(&up, &id, "H11", "Backlog too deep", 503);
+    assert_eq!(f["dyno"], "");
+    drop(held);
+}
+
+#[test]
+fn h19_connect_timeout_and_h21_connection_refused() {
+    let (_dir, up) = paas_up("up-h19", &["--scale", "web=1", "--scale", "worker=0"]);
+    assert_eq!(curl(&up, "/stall-accept", &[]).0, 200);
+    let id = request_id("h19");
+    let (status, _) = curl(&up, "/", &["-H", &format!("X-Request-Id: {id}")]);
+    assert_eq!(status, 503);
+    let f = assert_error_line(&up, &id, "H19", "Backend connection timeout", 503);
+    assert_eq!(f["dyno"], "web.1");
+
+    let (_dir, up) = paas_up("up-h21", &["--scale", "web=1", "--scale", "worker=0"]);
+    assert_eq!(curl(&up, "/unlisten", &[]).0, 200);
+    let id = request_id("h21");
+    let (status, _) = curl(&up, "/", &["-H", &format!("X-Request-Id: {id}")]);
+    assert_eq!(status, 503);
+    assert_error_line(&up, &id, "H21", "Backend connection refused", 503);
+}
+
+/// An app directory with a Procfile.
+fn app_dir(dir: &TempDir, procfile: &str) -> String {
+    let app = dir.0.join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(app.join("Procfile"), procfile).unwrap();
+    app.display().to_string()
+}
+
+#[test]
+fn h10_app_crashed_and_h20_boot_timeout() {
+    let dir = TempDir::new("up-h10-app");
+    let crashing = app_dir(&dir, "web: echo boom; exit 1\n");
+    let (_d, up) = paas_up(
+        "up-h10",
+        &[
+            "--app-dir",
+            &crashing,
+            "--name",
+            "hello",
+            "--restart-delay",
+            "30",
+        ],
+    );
+    // First crash: an immediate restart; second crash: a 30 s wait, crashed meanwhile.
+    let start = Instant::now();
+    while up
+        .history("hello", &["--source", "paas"])
+        .iter()
+        .filter(|l| l.contains("to crashed"))
+        .nth(1)
+        .is_none()
+    {
+        assert!(start.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let id = request_id("h10");
+    let (status, _) = curl(&up, "/", &["-H", &format!("X-Request-Id: {id}")]);
+    assert_eq!(status, 503);
+    assert_error_line(&up, &id, "H10", "App crashed", 503);
+
+    let dir = TempDir::new("up-h20-app");
+    let slow = app_dir(&dir, "web: sleep 60\n");
+    let (_d, up) = paas_up(
+        "up-h20",
+        &[
+            "--app-dir",
+            &slow,
+            "--name",
+            "hello",
+            "--boot-timeout",
+            "30",
+        ],
+    );
+    let id = request_id("h20");
+    let (status, _) = curl(&up, "/", &["-H", &format!("X-Request-Id: {id}")]);
+    assert_eq!(status, 503);
+    assert_error_line(&up, &id, "H20", "App boot timeout", 503);
+}
+
+#[test]
+fn h25_oversized_headers_and_hostile_requests() {
+    let (_dir, up) = paas_up("up-h25", &[]);
+    let id = request_id("h25");
+    let cookie = format!("Cookie: {}", "c".repeat(9 * 1024));
+    let (status, _) = curl(
+        &up,
+        "/",
+        &["-H", &format!("X-Request-Id: {id}"), "-H", &cookie],
+    );
+    assert_eq!(status, 400);
+    assert_error_line(&up, &id, "H25", "HTTP restriction", 400);
+
+    let addr = up
+        .proxy
+        .as_deref()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_owned();
+    let answer = |bytes: &[u8]| {
+        let mut s = TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = s.write_all(bytes);
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    // Garbage, a truncated request line, a header block past the server's buffer, an
+    // unsupported Expect: each a clear status, and the proxy carries on.
+    assert!(answer(b"\x00\x01\x02 garbage\r\n\r\n").starts_with("HTTP/1.1 400"));
+    let _ = answer(b"GET / HT");
+    let huge = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(2 << 20)
+    );
+    let big = answer(huge.as_bytes());
+    assert!(big.starts_with("HTTP/1.1 431") || big.is_empty(), "{big}");
+    let expect = answer(b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: something-else\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx");
+    assert!(
+        expect.starts_with("HTTP/1.1 417") || expect.starts_with("HTTP/1.1 400"),
+        "{expect}"
+    );
+    assert_eq!(curl(&up, "/", &[]).0, 200);
+}
+
+#[test]
+fn h27_client_gone_before_the_response() {
+    let (_dir, up) = paas_up("up-h27", &["--request-timeout", "10"]);
+    let id = request_id("h27");
+    let addr = up
+        .proxy
+        .as_deref()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_owned();
+    let mut s = TcpStream::connect(&addr).unwrap();
+    write!(
+        s,
+        "GET /slow?ms=1500 HTTP/1.1\r\nHost: x\r\nX-Request-Id: {id}\r\n\r\n"
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    drop(s);
+    let f = line_of(&up, &id);
+    assert_eq!(f["code"], "H27", "{f:?}");
+    assert_eq!(f["sock"], "client");
+    assert_eq!(f["at"], "warning");
+    assert_eq!(f["desc"], "Client Request Interrupted");
+    assert_eq!(f["status"], "499");
+}
+
+#[test]
+fn streaming_and_large_bodies_go_through_unbuffered() {
+    let (_dir, up) = paas_up("up-stream", &["--http-idle-timeout", "5"]);
+    // 64 MiB through the proxy, checked by size.
+    let id = request_id("big");
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{size_download} %{http_code}",
+            "-H",
+            &format!("X-Request-Id: {id}"),
+        ])
+        .arg(format!("{}/big?mb=64", up.proxy.as_deref().unwrap()))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{} 200", 64u64 << 20)
+    );
+    assert_eq!(line_of(&up, &id)["bytes"], (64u64 << 20).to_string());
+    // Chunks arrive as the dyno writes them, not at the end.
+    let addr = up
+        .proxy
+        .as_deref()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_owned();
+    let mut s = TcpStream::connect(&addr).unwrap();
+    s.write_all(b"GET /drip?chunks=3&ms=700 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let start = Instant::now();
+    let mut buf = [0u8; 4096];
+    let mut got = String::new();
+    while !got.contains("chunk 0") {
+        let n = s.read(&mut buf).unwrap();
+        got.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(
+        start.elapsed() < Duration::from_millis(650),
+        "the first chunk waited for the rest"
+    );
+    // A request body with Expect: 100-continue is streamed to the dyno and echoed.
+    let (status, body) = curl(
+        &up,
+        "/echo",
+        &[
+            "--data-binary",
+            &"x".repeat(100_000),
+            "-H",
+            "Expect: 100-continue",
+        ],
+    );
+    assert_eq!(status, 200);
+    assert_eq!(body.len(), 100_000);
+}
+
+#[test]
+fn scale_restart_and_ps_act_on_a_running_app() {
+    let (_dir, up) = paas_up("up-scale", &["--scale", "web=1", "--scale", "worker=1"]);
+    let out = up.paas(&["scale", "web=2", "worker=0"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dynos = |up: &Router| -> serde_json::Value {
+        serde_json::from_slice(&up.paas(&["ps", "--json"]).stdout).unwrap()
+    };
+    let start = Instant::now();
+    loop {
+        let d = dynos(&up);
+        let names: Vec<&str> = d
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["name"].as_str().unwrap())
+            .collect();
+        let all_up = d.as_array().unwrap().iter().all(|d| d["state"] == "up");
+        if names == ["web.1", "web.2"] && all_up {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{d}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let worker = up
+        .history("hello", &["--dyno", "worker.1", "--source", "paas"])
+        .join("\n");
+    for expected in [
+        "State changed from up to down",
+        "Stopping all processes with SIGTERM",
+        "Process exited with status",
+    ] {
+        assert!(worker.contains(expected), "{expected} not in {worker}");
+    }
+    let ps = String::from_utf8_lossy(&up.paas(&["ps"]).stdout).into_owned();
+    assert!(
+        ps.contains("=== web (standard-1X): paas example-app web (2)"),
+        "{ps}"
+    );
+    assert!(ps.contains("web.2: up "), "{ps}");
+
+    let out = up.paas(&["restart", "web.1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let start = Instant::now();
+    loop {
+        let web1 = up
+            .history("hello", &["--dyno", "web.1", "--source", "paas"])
+            .join("\n");
+        if web1.contains("Restarting")
+            && web1.matches("State changed from starting to up").count() == 2
+        {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{web1}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Errors are the API's words.
+    let bad = up.paas(&["scale", "nosuch=1"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("Couldn't find that formation."));
+    let bad = up.paas(&["scale", "web=lots"]);
+    assert!(!bad.status.success());
+    let (status, _) = up.curl(&[
+        "-X",
+        "PATCH",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        "{\"updates\":[{\"type\":\"web\",\"quantity\":1000}]}",
+        "/apps/hello/formation",
+    ]);
+    assert_eq!(status, 422);
+}
+
+#[test]
+fn scaling_1_3_1_under_steady_load_fails_no_request() {
+    let (_dir, up) = paas_up(
+        "up-load",
+        &[
+            "--scale",
+            "web=1",
+            "--scale",
+            "worker=0",
+            "--request-timeout",
+            "10",
+        ],
+    );
+    let addr = up
+        .proxy
+        .as_deref()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_owned();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (addr, stop) = (addr.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let (mut ok, mut failed) = (0u64, Vec::new());
+                let mut conn: Option<TcpStream> = None;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let s = conn.get_or_insert_with(|| TcpStream::connect(&addr).unwrap());
+                    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+                    match read_response(s) {
+                        Some(200) => ok += 1,
+                        other => {
+                            failed.push(other);
+                            conn = None;
+                        }
+                    }
+                }
+                (ok, failed)
+            })
+        })
+        .collect();
+    let scale = |spec: &str| {
+        let out = up.paas(&["scale", spec]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::thread::sleep(Duration::from_secs(8));
+    scale("web=3");
+    std::thread::sleep(Duration::from_secs(11));
+    // The last 1500 router lines: all three web dynos serve.
+    let lines = router_lines(&up);
+    for dyno in ["dyno=web.1 ", "dyno=web.2 ", "dyno=web.3 "] {
+        assert!(
+            lines.iter().any(|l| l.contains(dyno)),
+            "{dyno} served nothing"
+        );
+    }
+    scale("web=1");
+    std::thread::sleep(Duration::from_secs(11));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut ok, mut failed) = (0, Vec::new());
+    for c in clients {
+        let (o, f) = c.join().unwrap();
+        ok += o;
+        failed.extend(f);
+    }
+    assert!(
+        failed.is_empty(),
+        "{} failed of {}: {failed:?}",
+        failed.len(),
+        ok + failed.len() as u64
+    );
+    assert!(ok > 1000, "only {ok} requests in 30 s");
+    let ps = String::from_utf8_lossy(&up.paas(&["ps"]).stdout).into_owned();
+    assert!(ps.contains("paas example-app web (1)"), "{ps}");
+}
+
+/// Reads one HTTP/1.1 response with a Content-Length body; its status.
+fn read_response(s: &mut TcpStream) -> Option<u16> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if s.read(&mut byte).ok()? == 0 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&head).to_lowercase();
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let length: usize = text
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    s.read_exact(&mut body).ok()?;
+    Some(status)
+}
+
+#[test]
+fn ctrl_c_stops_every_dyno_and_runtime_metrics_are_written() {
+    let (_dir, mut up) = paas_up("up-stop", &["--metrics-interval", "0.3"]);
+    let start = Instant::now();
+    loop {
+        let lines = up.history("hello", &["--source", "paas"]);
+        if lines.iter().any(|l| {
+            l.contains("paas[web.1]: source=web.1 dyno=paas.hello.")
+                && l.contains("sample#memory_rss=")
+        }) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no runtime metrics: {lines:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let ps: serde_json::Value = serde_json::from_slice(&up.paas(&["ps", "--json"]).stdout).unwrap();
+    let pids: Vec<u64> = ps
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["pid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 3);
+    let _ = Command::new("kill")
+        .args(["-INT", &up.child.id().to_string()])
+        .status();
+    let start = Instant::now();
+    loop {
+        if let Ok(Some(status)) = up.child.try_wait() {
+            assert!(status.success());
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "paas up did not stop on Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // No process of any dyno's group is left.
+    for pid in pids {
+        let left: Vec<String> = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+            .filter(|stat| {
+                let after = stat.rsplit_once(')').map_or("", |(_, a)| a);
+                after.split_whitespace().nth(2) == Some(&pid.to_string())
+                    && after.split_whitespace().next() != Some("Z")
+            })
+            .collect();
+        assert!(left.is_empty(), "group {pid} left: {left:?}");
+    }
+    let said = up.stdout.lock().unwrap().join("\n");
+    assert!(said.contains("paas up: stopped"), "{said}");
+}
