@@ -77,6 +77,9 @@ pub struct Args {
     /// Seconds a dyno that refused or timed out a connection is skipped.
     #[arg(long, default_value_t = 5.0)]
     skip_for: f64,
+    /// Threads serving the proxy's requests, each accepting on its own (default: one a core).
+    #[arg(long)]
+    proxy_threads: Option<usize>,
 }
 
 /// The app to run, read from its directory or the built-in example.
@@ -190,13 +193,15 @@ impl Args {
     }
 
     fn proxy(&self) -> anyhow::Result<ProxyConfig> {
+        let defaults = ProxyConfig::default();
         Ok(ProxyConfig {
             connect_timeout: secs(self.connect_timeout, "connect-timeout")?,
             response_timeout: secs(self.request_timeout, "request-timeout")?,
             idle_timeout: secs(self.http_idle_timeout, "http-idle-timeout")?,
             boot_wait: secs(self.boot_wait, "boot-wait")?,
             skip_for: secs(self.skip_for, "skip-for")?,
-            ..ProxyConfig::default()
+            threads: self.proxy_threads.unwrap_or(defaults.threads).max(1),
+            ..defaults
         })
     }
 }
@@ -313,7 +318,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("paas up: {why}, stopping");
         stop.send_replace(true);
         for s in serving {
-            let _ = s.await;
+            if let Ok(Err(e)) = s.await {
+                eprintln!("paas up: the proxy stopped with an error: {e}");
+            }
         }
         manager.stop().await;
         logplex.stop().await;

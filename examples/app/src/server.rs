@@ -23,6 +23,9 @@ pub(crate) struct App {
     /// `$DYNO`, or `web.?`.
     pub(crate) dyno: String,
     pub(crate) listener: ListenerControl,
+    /// Whether each request is logged (`LOG_REQUESTS=0` turns it off, for benchmarks of the
+    /// proxy; failures are logged regardless).
+    pub(crate) log_requests: bool,
 }
 
 /// Requests being served now, across connections.
@@ -70,6 +73,10 @@ pub async fn serve(listener: TcpListener) -> io::Result<()> {
         greeting: std::env::var("GREETING").unwrap_or_else(|_| "hello".to_owned()),
         dyno: std::env::var("DYNO").unwrap_or_else(|_| "web.?".to_owned()),
         listener: control,
+        log_requests: !matches!(
+            std::env::var("LOG_REQUESTS").as_deref(),
+            Ok("0" | "false" | "no")
+        ),
     });
     accept_loop
         .run(|stream| {
@@ -110,7 +117,9 @@ async fn connection(stream: TcpStream, app: Arc<App>) {
             Ok(outcome) => (line.status, line.sample) = (outcome.status, outcome.sample),
             Err(error) => line.error = Some(error),
         }
-        let _ = events::emit(&line);
+        if app.log_requests || line.error.is_some() {
+            let _ = events::emit(&line);
+        }
         match served.map(|outcome| outcome.then) {
             Ok(Then::KeepAlive) => continue,
             Ok(Then::Close) | Err(_) => break,

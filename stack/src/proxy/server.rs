@@ -40,6 +40,8 @@ pub struct ProxyConfig {
     pub pool_per_dyno: usize,
     /// How long open connections get to finish when the proxy stops.
     pub shutdown_grace: Duration,
+    /// Threads serving requests (default: one a core).
+    pub threads: usize,
 }
 
 impl Default for ProxyConfig {
@@ -52,6 +54,7 @@ impl Default for ProxyConfig {
             skip_for: Duration::from_secs(5),
             pool_per_dyno: 64,
             shutdown_grace: Duration::from_secs(10),
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
         }
     }
 }
@@ -60,47 +63,98 @@ impl Default for ProxyConfig {
 #[derive(Debug)]
 pub struct Proxy {
     mesh: Arc<Mesh>,
-    client: HttpClient<Connector, RequestBody>,
     emitter: Emitter,
     config: ProxyConfig,
 }
+
+/// The client side: a keep-alive pool of connections to dynos. Each proxy thread has its own,
+/// so that a request, its dyno connection and their wake-ups stay on one thread.
+type DynoClient = HttpClient<Connector, RequestBody>;
 
 impl Proxy {
     /// A proxy to the dynos of `mesh`, writing its lines into `emitter` (the app's `paas`
     /// source; the process is `router`).
     pub fn new(mesh: Arc<Mesh>, emitter: Emitter, config: ProxyConfig) -> Arc<Proxy> {
-        let client = HttpClient::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(config.pool_per_dyno)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(Connector {
-                timeout: config.connect_timeout,
-            });
         Arc::new(Proxy {
             mesh,
-            client,
             emitter,
             config,
         })
     }
 
+    fn client(&self) -> DynoClient {
+        HttpClient::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(self.config.pool_per_dyno)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(Connector {
+                timeout: self.config.connect_timeout,
+            })
+    }
+
     /// Serves `listener` (TLS when `tls` is given) until `stop` holds `true`, then lets open
-    /// connections finish within the grace period.
+    /// connections finish within the grace period. The work is done by `threads` threads, each
+    /// with a runtime of its own accepting from the listener (as nginx's workers do): a
+    /// connection, its requests and their dyno connections stay on one thread.
     pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        tls: Option<TlsAcceptor>,
+        stop: watch::Receiver<bool>,
+    ) -> std::io::Result<()> {
+        let listener = listener.into_std()?;
+        let mut threads = Vec::with_capacity(self.config.threads.max(1));
+        for i in 0..self.config.threads.max(1) {
+            let listener = listener.try_clone()?;
+            let (proxy, tls, stop) = (self.clone(), tls.clone(), stop.clone());
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("proxy-{i}"))
+                    .spawn(move || -> std::io::Result<()> {
+                        let runtime = tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()?;
+                        runtime.block_on(async move {
+                            let listener = TcpListener::from_std(listener)?;
+                            proxy.serve_thread(listener, tls, stop).await;
+                            Ok(())
+                        })
+                    })?,
+            );
+        }
+        drop(listener);
+        let joined = tokio::task::spawn_blocking(move || {
+            threads
+                .into_iter()
+                .map(|t| {
+                    t.join()
+                        .unwrap_or_else(|_| Err(std::io::Error::other("a proxy thread panicked")))
+                })
+                .collect::<std::io::Result<Vec<()>>>()
+        })
+        .await;
+        joined.map_err(std::io::Error::other)?.map(|_| ())
+    }
+
+    /// One proxy thread's accept loop.
+    async fn serve_thread(
         self: Arc<Self>,
         listener: TcpListener,
         tls: Option<TlsAcceptor>,
         mut stop: watch::Receiver<bool>,
     ) {
+        let dyno_client = self.client();
         let port = listener.local_addr().map_or(0, |a| a.port());
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
             .timer(TokioTimer::new())
             .header_read_timeout(self.config.idle_timeout)
-            .max_buf_size(1 << 20)
-            .max_headers(headers::MAX_HEADERS + 1);
+            // Heads up to 1 MiB reach the service, which answers Vegur's limits with H25;
+            // past that hyper answers 431 itself. hyper's limit of 100 headers is kept (431 past
+            // it): raising it to Vegur's 1000 costs every request the parsing of 1000 slots.
+            .max_buf_size(1 << 20);
         builder.http2().timer(TokioTimer::new());
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         loop {
@@ -122,9 +176,11 @@ impl Proxy {
                 port,
             };
             let proxy = self.clone();
+            let dyno_client = dyno_client.clone();
             let service = hyper::service::service_fn(move |req| {
                 let proxy = proxy.clone();
-                async move { Ok::<_, Infallible>(proxy.handle(req, client).await) }
+                let dyno_client = dyno_client.clone();
+                async move { Ok::<_, Infallible>(proxy.handle(&dyno_client, req, client).await) }
             });
             let builder = builder.clone();
             let watcher = graceful.watcher();
@@ -155,8 +211,9 @@ impl Proxy {
     }
 
     /// One request, start to end.
-    pub async fn handle(
+    async fn handle(
         &self,
+        dyno_client: &DynoClient,
         mut req: Request<Incoming>,
         client: Client,
     ) -> Response<ResponseBody> {
@@ -234,7 +291,7 @@ impl Proxy {
             *dyno_req.headers_mut() = parts.headers.clone();
             let sent_at = Instant::now();
             let sent =
-                tokio::time::timeout(self.config.response_timeout, self.client.request(dyno_req))
+                tokio::time::timeout(self.config.response_timeout, dyno_client.request(dyno_req))
                     .await;
             match sent {
                 Ok(Ok(res)) => break (lease, res, sent_at),
