@@ -934,3 +934,40 @@ fn ctrl_c_stops_every_dyno_and_runtime_metrics_are_written() {
     let said = up.stdout.lock().unwrap().join("\n");
     assert!(said.contains("paas up: stopped"), "{said}");
 }
+
+#[test]
+fn session_affinity_keeps_a_client_on_its_dyno() {
+    let (_dir, up) = paas_up("up-affinity", &["--session-affinity", "--scale", "web=2"]);
+    let first = Command::new("curl")
+        .args(["-s", "-D", "-"])
+        .arg(format!("{}/", up.proxy.as_deref().unwrap()))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&first.stdout).into_owned();
+    let cookie = text
+        .lines()
+        .find_map(|l| {
+            l.to_lowercase()
+                .strip_prefix("set-cookie: ")
+                .map(|_| l[12..].to_owned())
+        })
+        .unwrap_or_else(|| panic!("no affinity cookie: {text}"));
+    let dyno = cookie
+        .split(';')
+        .next()
+        .and_then(|c| c.strip_prefix("paas-session-affinity="))
+        .unwrap_or_else(|| panic!("{cookie}"))
+        .to_owned();
+    assert!(text.ends_with(&format!("hello from {dyno}\n")), "{text}");
+    for _ in 0..10 {
+        let (status, body) = curl(
+            &up,
+            "/",
+            &["-H", &format!("Cookie: paas-session-affinity={dyno}")],
+        );
+        assert_eq!(
+            (status, body.as_str()),
+            (200, format!("hello from {dyno}\n").as_str())
+        );
+    }
+}

@@ -80,6 +80,10 @@ pub struct Args {
     /// Threads serving the proxy's requests, each accepting on its own (default: one a core).
     #[arg(long)]
     proxy_threads: Option<usize>,
+    /// Session affinity: a client's requests go to the same web dyno (a cookie says which)
+    /// while it can take them.
+    #[arg(long)]
+    session_affinity: bool,
 }
 
 /// The app to run, read from its directory or the built-in example.
@@ -201,6 +205,7 @@ impl Args {
             boot_wait: secs(self.boot_wait, "boot-wait")?,
             skip_for: secs(self.skip_for, "skip-for")?,
             threads: self.proxy_threads.unwrap_or(defaults.threads).max(1),
+            affinity: self.session_affinity,
             ..defaults
         })
     }

@@ -13,6 +13,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use logplex::Emitter;
+use rustix::process::{Pid, Signal, kill_process_group};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
@@ -157,14 +158,14 @@ pub async fn run(
                 "Error R10 (Boot timeout) -> Web process failed to bind to $PORT within {secs} seconds of launch"
             ));
             say("Stopping process with SIGKILL".to_owned());
-            signal_group(pid, "KILL").await;
+            signal_group(pid, Signal::KILL);
             let _ = child.wait().await;
             DynoExit::BootTimeout
         }
     };
     // Whatever the group left behind goes with it.
     if procfs::group_alive(pid) {
-        signal_group(pid, "KILL").await;
+        signal_group(pid, Signal::KILL);
     }
     for pumped in pumps {
         let _ = pumped.await;
@@ -256,7 +257,7 @@ async fn supervise(
                     MemoryVerdict::VastlyExceeded => {
                         say("Error R15 (Memory quota vastly exceeded)".to_owned());
                         say("Stopping process with SIGKILL".to_owned());
-                        signal_group(pid, "KILL").await;
+                        signal_group(pid, Signal::KILL);
                         let _ = child.wait().await;
                         return Ok(DynoExit::MemoryExceeded);
                     }
@@ -280,7 +281,7 @@ async fn terminate(
     say: &impl Fn(String),
 ) -> DynoExit {
     say("Stopping all processes with SIGTERM".to_owned());
-    signal_group(pid, "TERM").await;
+    signal_group(pid, Signal::TERM);
     let deadline = tokio::time::Instant::now() + spec.limits.exit_timeout;
     // The shell may be gone while what it started still runs: wait for the whole group.
     let status = tokio::time::timeout_at(deadline, child.wait()).await;
@@ -293,7 +294,7 @@ async fn terminate(
             "Error R12 (Exit timeout) -> At least one process failed to exit within {secs} seconds of SIGTERM"
         ));
         say("Stopping remaining processes with SIGKILL".to_owned());
-        signal_group(pid, "KILL").await;
+        signal_group(pid, Signal::KILL);
     }
     match status {
         Ok(Ok(status)) => DynoExit::Stopped(code_of(status)),
@@ -302,16 +303,11 @@ async fn terminate(
 }
 
 /// A signal to the dyno's whole process group (the shell and what it started).
-async fn signal_group(pgid: u32, signal: &str) {
-    if pgid == 0 {
-        return;
+fn signal_group(pgid: u32, signal: Signal) {
+    if let Some(pid) = i32::try_from(pgid).ok().and_then(Pid::from_raw) {
+        // The group may be gone already: nothing to do then.
+        let _ = kill_process_group(pid, signal);
     }
-    let _ = Command::new("kill")
-        .args([&format!("-{signal}"), "--", &format!("-{pgid}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .await;
 }
 
 fn code_of(status: std::process::ExitStatus) -> i32 {

@@ -106,7 +106,7 @@ impl Mesh {
 
     /// Picks a dyno now, or says why none can take the request: H10 (crashed), H14 (no web
     /// dynos), or `None` when the request should wait (all busy, or dynos booting).
-    fn try_pick(self: &Arc<Self>) -> Result<Option<Lease>, ProxyError> {
+    fn try_pick(self: &Arc<Self>, prefer: Option<&str>) -> Result<Option<Lease>, ProxyError> {
         let mut t = self.lock();
         if t.up.is_empty() {
             return match (t.booting, t.crashed) {
@@ -116,13 +116,17 @@ impl Mesh {
             };
         }
         let now = Instant::now();
-        let candidates: Vec<usize> = (0..t.up.len())
-            .filter(|&i| {
-                let b = &t.up[i];
-                b.skip_until.is_none_or(|u| u <= now)
-                    && b.in_flight.load(Ordering::Acquire) < MAX_IN_FLIGHT
-            })
-            .collect();
+        let available = |b: &Backend| {
+            b.skip_until.is_none_or(|u| u <= now)
+                && b.in_flight.load(Ordering::Acquire) < MAX_IN_FLIGHT
+        };
+        // Session affinity: the client's dyno, while it can take the request.
+        if let Some(backend) = prefer.and_then(|name| t.up.iter().find(|b| b.name == name))
+            && available(backend)
+        {
+            return Ok(Some(self.lease(backend)));
+        }
+        let candidates: Vec<usize> = (0..t.up.len()).filter(|&i| available(&t.up[i])).collect();
         if candidates.is_empty() {
             return Ok(None);
         }
@@ -139,25 +143,39 @@ impl Mesh {
         let (a, b) = (candidates[i], candidates[j]);
         let load = |i: usize| t.up[i].in_flight.load(Ordering::Acquire);
         let chosen = if load(b) < load(a) { b } else { a };
-        let backend = &t.up[chosen];
+        Ok(Some(self.lease(&t.up[chosen])))
+    }
+
+    /// One of `backend`'s in-flight slots.
+    fn lease(self: &Arc<Self>, backend: &Backend) -> Lease {
         backend.in_flight.fetch_add(1, Ordering::AcqRel);
-        Ok(Some(Lease {
+        Lease {
             dyno: backend.name.clone(),
             addr: backend.addr,
             slot: backend.in_flight.clone(),
             mesh_freed: Some(self.clone()),
-        }))
+        }
     }
 
     /// Picks a dyno for a request, waiting while all are busy or booting: H11 when more
     /// requests wait than the backlog holds (50 × dynos), H20 when booting dynos are not up
     /// within `boot_wait`, H10 or H14 at once when there is nothing to wait for.
     pub async fn pick(self: &Arc<Self>, boot_wait: Duration) -> Result<Lease, ProxyError> {
+        self.pick_preferring(None, boot_wait).await
+    }
+
+    /// As [`Mesh::pick`], but the dyno `prefer` (session affinity) when it is up and can take
+    /// the request.
+    pub async fn pick_preferring(
+        self: &Arc<Self>,
+        prefer: Option<&str>,
+        boot_wait: Duration,
+    ) -> Result<Lease, ProxyError> {
         let deadline = tokio::time::Instant::now() + boot_wait;
         let mut queued = false;
         let result = loop {
             let freed = self.freed.notified();
-            match self.try_pick() {
+            match self.try_pick(prefer) {
                 Ok(Some(lease)) => break Ok(lease),
                 Err(e) => break Err(e),
                 Ok(None) => {}
@@ -298,6 +316,39 @@ mod tests {
                 "web.2"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn affinity_keeps_a_client_on_its_dyno_while_it_can_serve() {
+        let mesh = Arc::new(Mesh::default());
+        mesh.set_up("web.1", addr(1));
+        mesh.set_up("web.2", addr(2));
+        for _ in 0..20 {
+            let lease = mesh
+                .pick_preferring(Some("web.2"), Duration::from_secs(1))
+                .await
+                .unwrap();
+            assert_eq!(lease.dyno, "web.2");
+        }
+        // A dyno that went away (or a cookie naming none) is no preference at all.
+        mesh.set_down("web.2", addr(2));
+        let lease = mesh
+            .pick_preferring(Some("web.2"), Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert_eq!(lease.dyno, "web.1");
+        let lease = mesh
+            .pick_preferring(Some("nonsense"), Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert_eq!(lease.dyno, "web.1");
+        // A later run of web.1 at another address is not removed by the old run's going down.
+        mesh.set_up("web.1", addr(3));
+        mesh.set_down("web.1", addr(1));
+        assert_eq!(
+            mesh.pick(Duration::from_secs(1)).await.unwrap().addr,
+            addr(3)
+        );
     }
 
     async fn futures_pick(mesh: &Arc<Mesh>, n: usize) -> Vec<Lease> {

@@ -109,6 +109,32 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     }
 }
 
+/// The session affinity cookie's name.
+pub const AFFINITY_COOKIE: &str = "paas-session-affinity";
+
+/// The dyno a client's affinity cookie names, if any.
+pub fn affinity(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix(AFFINITY_COOKIE)?.strip_prefix('='))
+        .filter(|d| {
+            d.len() <= 64
+                && d.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+        })
+        .map(str::to_owned)
+}
+
+/// The cookie that keeps a client on `dyno`.
+pub fn affinity_cookie(dyno: &str) -> HeaderValue {
+    header_value(&format!(
+        "{AFFINITY_COOKIE}={dyno}; Path=/; HttpOnly; SameSite=Lax"
+    ))
+}
+
 /// What the proxy knows of the client's connection.
 #[derive(Clone, Copy, Debug)]
 pub struct Client {
@@ -257,6 +283,26 @@ mod tests {
         forward_request(&mut h, client(), 1, true);
         assert_eq!(h["connection"], "upgrade");
         assert_eq!(h["upgrade"], "websocket");
+    }
+
+    #[test]
+    fn the_affinity_cookie_is_read_among_others_and_checked() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "cookie",
+            HeaderValue::from_static("a=1; paas-session-affinity=web.2; b=2"),
+        );
+        assert_eq!(affinity(&h).as_deref(), Some("web.2"));
+        h.insert(
+            "cookie",
+            HeaderValue::from_static("paas-session-affinity=web.2\"; x"),
+        );
+        assert_eq!(affinity(&h), None);
+        assert_eq!(affinity(&HeaderMap::new()), None);
+        assert_eq!(
+            affinity_cookie("web.3"),
+            "paas-session-affinity=web.3; Path=/; HttpOnly; SameSite=Lax"
+        );
     }
 
     #[test]

@@ -42,6 +42,10 @@ pub struct ProxyConfig {
     pub shutdown_grace: Duration,
     /// Threads serving requests (default: one a core).
     pub threads: usize,
+    /// Session affinity: a client's requests go to the dyno named in its
+    /// `paas-session-affinity` cookie while that dyno can take them (Heroku's
+    /// `http-session-affinity` feature).
+    pub affinity: bool,
 }
 
 impl Default for ProxyConfig {
@@ -55,6 +59,7 @@ impl Default for ProxyConfig {
             pool_per_dyno: 64,
             shutdown_grace: Duration::from_secs(10),
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            affinity: false,
         }
     }
 }
@@ -271,10 +276,20 @@ impl Proxy {
         // A request without a body that fails on a pooled connection the dyno had just closed
         // is sent once more (the dyno may have been stopping).
         let replayable = body.as_ref().is_some_and(http_body::Body::is_end_stream) && !upgrade;
+        let affinity = self
+            .config
+            .affinity
+            .then(|| headers::affinity(&parts.headers))
+            .flatten();
         let mut attempt = 0;
         let (lease, res, sent_at) = loop {
             attempt += 1;
-            let lease = match self.mesh.pick(self.config.boot_wait).await {
+            let prefer = affinity.as_deref().filter(|_| attempt == 1);
+            let lease = match self
+                .mesh
+                .pick_preferring(prefer, self.config.boot_wait)
+                .await
+            {
                 Ok(lease) => lease,
                 Err(e) => return failure(&mut rec, e),
             };
@@ -353,6 +368,11 @@ impl Proxy {
         }
         let (mut parts, body) = res.into_parts();
         headers::forward_response(&mut parts.headers, false);
+        if self.config.affinity && affinity.as_deref() != Some(lease.dyno.as_str()) {
+            parts
+                .headers
+                .append(header::SET_COOKIE, headers::affinity_cookie(&lease.dyno));
+        }
         let status = parts.status.as_u16();
         Response::from_parts(
             parts,
