@@ -59,6 +59,10 @@ pub struct Args {
     /// Seconds between runtime metric lines per dyno; 0: none.
     #[arg(long, default_value_t = 20.0)]
     metrics_interval: f64,
+    /// Lines a second each dyno's stdout (and stderr) may write before reading pauses (its
+    /// writes then wait), so that one dyno cannot take the app's whole rate budget; 0: no limit.
+    #[arg(long, default_value_t = 100_000)]
+    dyno_log_rate: u64,
     /// Seconds before the second restart of a crashing dyno (doubling after).
     #[arg(long, default_value_t = 1.0)]
     restart_delay: f64,
@@ -190,6 +194,7 @@ impl Args {
                 memory_check: secs(self.memory_check, "memory-check")?
                     .max(Duration::from_millis(10)),
                 metrics_interval: (!metrics.is_zero()).then_some(metrics),
+                log_rate: self.dyno_log_rate,
             },
             restart_delay: secs(self.restart_delay, "restart-delay")?,
             ..ManagerConfig::default()

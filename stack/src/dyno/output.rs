@@ -21,13 +21,18 @@ pub struct OutputCounts {
     pub cut: u64,
 }
 
-/// Reads `stream` to its end, emitting each line as `process`.
+/// Reads `stream` to its end, emitting each line as `process`, at most `max_rate` lines a
+/// second (0: no limit). Past that rate reading pauses, so a dyno flooding its output is slowed
+/// (its writes wait on the pipe) rather than taking the app's whole rate budget from the other
+/// dynos; nothing is dropped here.
 pub async fn pump<R: AsyncRead + Unpin>(
     mut stream: R,
     emitter: Emitter,
     process: String,
     max_line: usize,
+    max_rate: u64,
 ) -> OutputCounts {
+    let mut pace = Pace::new(max_rate);
     let mut counts = OutputCounts::default();
     let mut pending: Vec<u8> = Vec::with_capacity(4096);
     let mut buf = vec![0u8; 16 * 1024];
@@ -61,8 +66,12 @@ pub async fn pump<R: AsyncRead + Unpin>(
             }
             cutting = false;
             start += nl + 1;
+            if counts.lines % 64 == 0 {
+                pace.after(counts.lines).await;
+            }
         }
         pending.drain(..start);
+        pace.after(counts.lines).await;
         // A line still without its newline past the limit: send what there is, in pieces.
         while pending.len() > max_line {
             if !cutting {
@@ -77,6 +86,43 @@ pub async fn pump<R: AsyncRead + Unpin>(
         emit(&pending, &mut counts);
     }
     counts
+}
+
+/// A dyno's output rate: a token bucket of lines, with one second's burst.
+#[derive(Debug)]
+struct Pace {
+    per_second: u64,
+    start: tokio::time::Instant,
+}
+
+impl Pace {
+    fn new(per_second: u64) -> Self {
+        Pace {
+            per_second,
+            start: tokio::time::Instant::now(),
+        }
+    }
+
+    /// After `lines` in all: waits until they are within the rate (plus one second's burst).
+    async fn after(&mut self, lines: u64) {
+        if self.per_second == 0 {
+            return;
+        }
+        let allowed_by = self.start
+            + std::time::Duration::from_secs_f64(
+                lines.saturating_sub(self.per_second) as f64 / self.per_second as f64,
+            );
+        let now = tokio::time::Instant::now();
+        if allowed_by > now {
+            tokio::time::sleep_until(allowed_by).await;
+        } else if now - allowed_by > std::time::Duration::from_secs(1) {
+            // A quiet dyno does not save up more than a second's burst.
+            self.start =
+                now - std::time::Duration::from_secs_f64(
+                    lines.saturating_sub(self.per_second) as f64 / self.per_second as f64,
+                ) + std::time::Duration::from_secs(1);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -108,7 +154,7 @@ pub(crate) mod tests {
         router.create_app("shop").unwrap();
         let emitter = router.emitter("shop", "app").unwrap();
         let input: &[u8] = b"one\r\ntwo\n0123456789abc\nlast without newline";
-        let counts = pump(input, emitter, "web.1".into(), 10).await;
+        let counts = pump(input, emitter, "web.1".into(), 10, 0).await;
         assert_eq!(
             shown(&router),
             [
@@ -144,8 +190,8 @@ pub(crate) mod tests {
         let err = child.stderr.take().unwrap();
         let e = router.emitter("shop", "app").unwrap();
         let (a, b) = tokio::join!(
-            pump(out, e.clone(), "web.1".into(), MAX_LINE),
-            pump(err, e, "web.1".into(), MAX_LINE)
+            pump(out, e.clone(), "web.1".into(), MAX_LINE, 0),
+            pump(err, e, "web.1".into(), MAX_LINE, 0)
         );
         assert_eq!((a.lines, b.lines), (2, 1));
         let mut got = shown(&router);
@@ -159,5 +205,55 @@ pub(crate) mod tests {
             ]
         );
         child.wait().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_flooding_dyno_is_slowed_and_a_quiet_one_still_gets_through() {
+        // The app's budget: what the flood would take whole without its own pace.
+        let config = RouterConfig {
+            app_rate: 4000,
+            history_lines: 10_000,
+            ..RouterConfig::default()
+        };
+        let router = Router::new(config, Registry::in_memory());
+        router.create_app("shop").unwrap();
+        let e = router.emitter("shop", "app").unwrap();
+        let flood: Vec<u8> = b"y\n".repeat(6000);
+        let start = std::time::Instant::now();
+        let flooding = tokio::spawn(pump(
+            std::io::Cursor::new(flood),
+            e.clone(),
+            "worker.1".into(),
+            MAX_LINE,
+            2000,
+        ));
+        let (mut quiet_w, quiet_r) = tokio::io::duplex(1024);
+        let quiet = tokio::spawn(pump(quiet_r, e, "web.1".into(), MAX_LINE, 2000));
+        for i in 0..5 {
+            use tokio::io::AsyncWriteExt as _;
+            quiet_w
+                .write_all(format!("quiet {i}\n").as_bytes())
+                .await
+                .unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        drop(quiet_w);
+        let quiet = quiet.await.unwrap();
+        let flood = flooding.await.unwrap();
+        // Nothing refused by the app's budget, from either: the flood waited for its pace
+        // (6000 lines at 2000 a second, one second's burst: about 2 s).
+        assert_eq!((quiet.lines, quiet.refused), (5, 0));
+        assert_eq!((flood.lines, flood.refused), (6000, 0));
+        assert!(
+            start.elapsed() >= std::time::Duration::from_millis(1800),
+            "{:?}",
+            start.elapsed()
+        );
+        let kept = router
+            .channel("shop")
+            .unwrap()
+            .history(10_000, &LineFilter::default());
+        let quiet: Vec<_> = kept.iter().filter(|l| &l.process[..] == b"web.1").collect();
+        assert_eq!(quiet.len(), 5);
     }
 }

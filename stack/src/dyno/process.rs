@@ -53,6 +53,9 @@ pub struct DynoLimits {
     pub memory_check: Duration,
     /// How often runtime metrics are written (Heroku: 20 s); `None`: never.
     pub metrics_interval: Option<Duration>,
+    /// Lines a second each of the dyno's output streams may write before reading it pauses
+    /// (0: no limit), so that one dyno cannot take the app's whole rate budget.
+    pub log_rate: u64,
 }
 
 impl Default for DynoLimits {
@@ -63,6 +66,7 @@ impl Default for DynoLimits {
             memory_quota: 512 << 20,
             memory_check: Duration::from_secs(5),
             metrics_interval: Some(Duration::from_secs(20)),
+            log_rate: 100_000,
         }
     }
 }
@@ -129,14 +133,24 @@ pub async fn run(
     let pid = child.id().unwrap_or(0);
     on_event(DynoEvent::Started(pid));
     let pumps: Vec<_> = [
-        child
-            .stdout
-            .take()
-            .map(|s| tokio::spawn(pump(s, app.clone(), spec.name.clone(), MAX_LINE))),
-        child
-            .stderr
-            .take()
-            .map(|s| tokio::spawn(pump(s, app.clone(), spec.name.clone(), MAX_LINE))),
+        child.stdout.take().map(|s| {
+            tokio::spawn(pump(
+                s,
+                app.clone(),
+                spec.name.clone(),
+                MAX_LINE,
+                spec.limits.log_rate,
+            ))
+        }),
+        child.stderr.take().map(|s| {
+            tokio::spawn(pump(
+                s,
+                app.clone(),
+                spec.name.clone(),
+                MAX_LINE,
+                spec.limits.log_rate,
+            ))
+        }),
     ]
     .into_iter()
     .flatten()
@@ -353,6 +367,7 @@ mod tests {
             memory_quota: 1 << 40,
             memory_check: Duration::from_millis(100),
             metrics_interval: None,
+            log_rate: 0,
         }
     }
 
