@@ -32,7 +32,38 @@ const QUICK: &[&str] = &[
     "0",
 ];
 
+/// One web dyno, no worker.
+const ONE_WEB: &[&str] = &["--scale", "web=1", "--scale", "worker=0"];
+
+/// The proxy's `host:port`.
+fn proxy_addr(up: &Router) -> String {
+    let url = up.proxy.as_deref().expect("proxy address");
+    url.trim_start_matches("http://").to_owned()
+}
+
 fn paas_up(tag: &str, extra: &[&str]) -> (TempDir, Router) {
+    let (dir, up) = paas_up_booting(tag, extra);
+    // Every dyno up before the test begins (many `paas up`s boot at once on 2 cores).
+    let start = Instant::now();
+    loop {
+        let (status, body) = up.curl(&["/apps/hello/dynos"]);
+        let dynos: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let all_up = dynos
+            .as_array()
+            .is_some_and(|d| d.iter().all(|d| d["state"] == "up"));
+        if status == 200 && all_up {
+            return (dir, up);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "dynos not up: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `paas up` as soon as it listens, whatever its dynos are doing.
+fn paas_up_booting(tag: &str, extra: &[&str]) -> (TempDir, Router) {
     let dir = TempDir::new(tag);
     // A test's own value of a flag wins over the quick default.
     let quick: Vec<&str> = QUICK
@@ -281,12 +312,7 @@ fn a_websocket_is_piped_through_the_proxy() {
     use futures_util::{SinkExt as _, StreamExt as _};
     use tokio_tungstenite::tungstenite::Message;
     let (_dir, up) = paas_up("up-ws", &[]);
-    let addr = up
-        .proxy
-        .as_deref()
-        .unwrap()
-        .trim_start_matches("http://")
-        .to_owned();
+    let addr = proxy_addr(&up);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
@@ -354,7 +380,7 @@ fn h13_connection_closed_without_response_and_h17_bad_response() {
 
 #[test]
 fn a_crash_mid_request_is_h13_and_the_dyno_comes_back() {
-    let (_dir, up) = paas_up("up-crash", &["--scale", "web=1", "--scale", "worker=0"]);
+    let (_dir, up) = paas_up("up-crash", ONE_WEB);
     let id = request_id("crash");
     let (status, _) = curl(&up, "/crash", &["-H", &format!("X-Request-Id: {id}")]);
     assert_eq!(status, 503);
@@ -429,12 +455,7 @@ fn h15_idle_dyno_and_h28_idle_client() {
 
     // A client that promises 100 bytes and sends 10.
     let id = request_id("h28");
-    let addr = up
-        .proxy
-        .as_deref()
-        .unwrap()
-        .trim_start_matches("http://")
-        .to_owned();
+    let addr = proxy_addr(&up);
     let mut s = TcpStream::connect(&addr).unwrap();
     write!(s, "POST /echo HTTP/1.1\r\nHost: x\r\nX-Request-Id: {id}\r\nContent-Length: 100\r\n\r\n0123456789").unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -449,23 +470,8 @@ fn h15_idle_dyno_and_h28_idle_client() {
 
 #[test]
 fn h11_backlog_too_deep() {
-    let (_dir, up) = paas_up(
-        "up-h11",
-        &[
-            "--scale",
-            "web=1",
-            "--scale",
-            "worker=0",
-            "--request-timeout",
-            "10",
-        ],
-    );
-    let addr = up
-        .proxy
-        .as_deref()
-        .unwrap()
-        .trim_start_matches("http://")
-        .to_owned();
+    let (_dir, up) = paas_up("up-h11", &[ONE_WEB, &["--request-timeout", "10"]].concat());
+    let addr = proxy_addr(&up);
     // 50 in flight on the dyno, 50 waiting: the next is refused.
     let held: Vec<TcpStream> = (0..100)
         .map(|_| {
@@ -486,7 +492,7 @@ fn h11_backlog_too_deep() {
 
 #[test]
 fn h19_connect_timeout_and_h21_connection_refused() {
-    let (_dir, up) = paas_up("up-h19", &["--scale", "web=1", "--scale", "worker=0"]);
+    let (_dir, up) = paas_up("up-h19", ONE_WEB);
     assert_eq!(curl(&up, "/stall-accept", &[]).0, 200);
     let id = request_id("h19");
     let (status, _) = curl(&up, "/", &["-H", &format!("X-Request-Id: {id}")]);
@@ -494,7 +500,7 @@ fn h19_connect_timeout_and_h21_connection_refused() {
     let f = assert_error_line(&up, &id, "H19", "Backend connection timeout", 503);
     assert_eq!(f["dyno"], "web.1");
 
-    let (_dir, up) = paas_up("up-h21", &["--scale", "web=1", "--scale", "worker=0"]);
+    let (_dir, up) = paas_up("up-h21", ONE_WEB);
     assert_eq!(curl(&up, "/unlisten", &[]).0, 200);
     let id = request_id("h21");
     let (status, _) = curl(&up, "/", &["-H", &format!("X-Request-Id: {id}")]);
@@ -514,7 +520,7 @@ fn app_dir(dir: &TempDir, procfile: &str) -> String {
 fn h10_app_crashed_and_h20_boot_timeout() {
     let dir = TempDir::new("up-h10-app");
     let crashing = app_dir(&dir, "web: echo boom; exit 1\n");
-    let (_d, up) = paas_up(
+    let (_d, up) = paas_up_booting(
         "up-h10",
         &[
             "--app-dir",
@@ -544,7 +550,7 @@ fn h10_app_crashed_and_h20_boot_timeout() {
 
     let dir = TempDir::new("up-h20-app");
     let slow = app_dir(&dir, "web: sleep 60\n");
-    let (_d, up) = paas_up(
+    let (_d, up) = paas_up_booting(
         "up-h20",
         &[
             "--app-dir",
@@ -574,12 +580,7 @@ fn h25_oversized_headers_and_hostile_requests() {
     assert_eq!(status, 400);
     assert_error_line(&up, &id, "H25", "HTTP restriction", 400);
 
-    let addr = up
-        .proxy
-        .as_deref()
-        .unwrap()
-        .trim_start_matches("http://")
-        .to_owned();
+    let addr = proxy_addr(&up);
     let answer = |bytes: &[u8]| {
         let mut s = TcpStream::connect(&addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -610,12 +611,7 @@ fn h25_oversized_headers_and_hostile_requests() {
 fn h27_client_gone_before_the_response() {
     let (_dir, up) = paas_up("up-h27", &["--request-timeout", "10"]);
     let id = request_id("h27");
-    let addr = up
-        .proxy
-        .as_deref()
-        .unwrap()
-        .trim_start_matches("http://")
-        .to_owned();
+    let addr = proxy_addr(&up);
     let mut s = TcpStream::connect(&addr).unwrap();
     write!(
         s,
@@ -656,12 +652,7 @@ fn streaming_and_large_bodies_go_through_unbuffered() {
     );
     assert_eq!(line_of(&up, &id)["bytes"], (64u64 << 20).to_string());
     // Chunks arrive as the dyno writes them, not at the end.
-    let addr = up
-        .proxy
-        .as_deref()
-        .unwrap()
-        .trim_start_matches("http://")
-        .to_owned();
+    let addr = proxy_addr(&up);
     let mut s = TcpStream::connect(&addr).unwrap();
     s.write_all(b"GET /drip?chunks=3&ms=700 HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
@@ -775,23 +766,8 @@ fn scale_restart_and_ps_act_on_a_running_app() {
 
 #[test]
 fn scaling_1_3_1_under_steady_load_fails_no_request() {
-    let (_dir, up) = paas_up(
-        "up-load",
-        &[
-            "--scale",
-            "web=1",
-            "--scale",
-            "worker=0",
-            "--request-timeout",
-            "10",
-        ],
-    );
-    let addr = up
-        .proxy
-        .as_deref()
-        .unwrap()
-        .trim_start_matches("http://")
-        .to_owned();
+    let (_dir, up) = paas_up("up-load", &[ONE_WEB, &["--request-timeout", "10"]].concat());
+    let addr = proxy_addr(&up);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let clients: Vec<_> = (0..4)
         .map(|_| {
@@ -970,4 +946,44 @@ fn session_affinity_keeps_a_client_on_its_dyno() {
             (200, format!("hello from {dyno}\n").as_str())
         );
     }
+}
+
+#[test]
+fn the_dyno_api_needs_a_key_that_sees_the_app() {
+    let (_dir, up) = paas_up("up-auth", &["--scale", "worker=0"]);
+    let (status, _) = up.curl_as("wrong-key", &["/apps/hello/dynos"]);
+    assert_eq!(status, 401);
+    let other = up.curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        "{\"name\":\"other\"}",
+        "/apps",
+    ]);
+    assert_eq!(other.0, 201, "{other:?}");
+    let (status, body) = up.curl(&["-X", "POST", "/apps/other/keys"]);
+    assert_eq!(status, 201, "{body}");
+    let key: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let key = key["key"].as_str().unwrap();
+    // A key of another app sees no such app; it may not scale or restart it either.
+    assert_eq!(up.curl_as(key, &["/apps/hello/dynos"]).0, 404);
+    assert_eq!(
+        up.curl_as(key, &["-X", "DELETE", "/apps/hello/dynos"]).0,
+        404
+    );
+    let (status, body) = up.curl(&["/apps/other/formation"]);
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("no running dynos"), "{body}");
+    let (status, body) = up.curl(&[
+        "-X",
+        "PATCH",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        "{\"updates\": \"nope\"}",
+        "/apps/hello/formation",
+    ]);
+    assert!(status == 400 || status == 422, "{status} {body}");
 }

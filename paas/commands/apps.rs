@@ -63,6 +63,16 @@ pub fn call(
     Ok(serde_json::from_slice(&response.body)?)
 }
 
+/// A list from the API: printed as JSON and `None` with `--json`, else the items to show.
+pub fn list_or_json(api: &ApiArgs, path: &str, json: bool) -> anyhow::Result<Option<Vec<Value>>> {
+    let list = call(api, Method::GET, path, None, StatusCode::OK)?;
+    if json {
+        print_json(&list)?;
+        return Ok(None);
+    }
+    Ok(Some(list.as_array().cloned().unwrap_or_default()))
+}
+
 fn print_json(v: &Value) -> anyhow::Result<ExitCode> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(ExitCode::SUCCESS)

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::commands::apps::call;
+use crate::commands::apps::{call, list_or_json};
 use crate::commands::client::{ApiArgs, AppArg};
 
 #[derive(Debug, clap::Args)]
@@ -86,18 +86,9 @@ fn describe(d: &Value) -> String {
 
 pub fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
     let app = args.app.name()?;
-    let drains = call(
-        &args.api,
-        Method::GET,
-        &format!("/apps/{app}/log-drains"),
-        None,
-        StatusCode::OK,
-    )?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&drains)?);
+    let Some(list) = list_or_json(&args.api, &format!("/apps/{app}/log-drains"), args.json)? else {
         return Ok(ExitCode::SUCCESS);
-    }
-    let list = drains.as_array().cloned().unwrap_or_default();
+    };
     if list.is_empty() {
         println!("{app} has no drains.");
     }

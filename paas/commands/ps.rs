@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::commands::apps::call;
+use crate::commands::apps::{call, list_or_json};
 use crate::commands::client::{ApiArgs, AppArg};
 
 #[derive(Debug, clap::Args)]
@@ -53,18 +53,9 @@ fn ago(seconds: u64) -> String {
 
 pub fn ps(args: PsArgs) -> anyhow::Result<ExitCode> {
     let app = args.app.name()?;
-    let dynos = call(
-        &args.api,
-        Method::GET,
-        &format!("/apps/{app}/dynos"),
-        None,
-        StatusCode::OK,
-    )?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&dynos)?);
+    let Some(dynos) = list_or_json(&args.api, &format!("/apps/{app}/dynos"), args.json)? else {
         return Ok(ExitCode::SUCCESS);
-    }
-    let dynos = dynos.as_array().cloned().unwrap_or_default();
+    };
     if dynos.is_empty() {
         println!("No dynos on {app}");
     }

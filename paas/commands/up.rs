@@ -260,6 +260,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let app = load_app(&args, &data_dir)?;
         let bound = config.shutdown_timeout;
         let bind = config.bind;
+        // The proxy's ports first: a port in use stops `paas up` before anything starts.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let http = tokio::net::TcpListener::bind((bind, args.http_port))
+            .await
+            .with_context(|| format!("binding the proxy's HTTP port {}", args.http_port))?;
+        let https = tokio::net::TcpListener::bind((bind, args.https_port))
+            .await
+            .with_context(|| format!("binding the proxy's HTTPS port {}", args.https_port))?;
+        let (cert, key, self_signed) = proxy_tls(&args.router, &data_dir)?;
+        let tls = logplex::tls_server_config(&cert, &key, &[b"h2", b"http/1.1"])?;
         let (logplex, drains) = start(config, args.router.drains()?, "paas up", Some(&app.name)).await?;
         let router = logplex.router().clone();
         match router.create_app(&app.name) {
@@ -297,15 +307,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         logplex.api().register("dynos", api.dynos());
 
         let proxy = Proxy::new(mesh, platform, args.proxy()?);
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let http = tokio::net::TcpListener::bind((bind, args.http_port))
-            .await
-            .with_context(|| format!("binding the proxy's HTTP port {}", args.http_port))?;
-        let https = tokio::net::TcpListener::bind((bind, args.https_port))
-            .await
-            .with_context(|| format!("binding the proxy's HTTPS port {}", args.https_port))?;
-        let (cert, key, self_signed) = proxy_tls(&args.router, &data_dir)?;
-        let tls = logplex::tls_server_config(&cert, &key, &[b"h2", b"http/1.1"])?;
         let (http_at, https_at) = (http.local_addr()?, https.local_addr()?);
         let serving = [
             tokio::spawn(proxy.clone().serve(http, None, stopped.clone())),
