@@ -122,28 +122,37 @@ impl ClientFault {
     }
 }
 
-/// A rolling idle window: each byte moves it on.
+/// A rolling idle window: each byte moves it on. The timer is armed only when the body has to
+/// wait (a body that is always ready, as most are, costs no timer).
 #[derive(Debug)]
 struct Idle {
     window: Duration,
-    sleep: Pin<Box<Sleep>>,
+    sleep: Option<Pin<Box<Sleep>>>,
 }
 
 impl Idle {
     fn new(window: Duration) -> Self {
         Idle {
             window,
-            sleep: Box::pin(tokio::time::sleep(window)),
+            sleep: None,
         }
     }
 
+    /// Bytes came: the window starts again at the next wait.
     fn reset(&mut self) {
-        let deadline = tokio::time::Instant::now() + self.window;
-        self.sleep.as_mut().reset(deadline);
+        if let Some(sleep) = self.sleep.as_mut() {
+            let deadline = tokio::time::Instant::now() + self.window;
+            sleep.as_mut().reset(deadline);
+        }
     }
 
+    /// The body has to wait: whether the window has passed (the waker is registered if not).
     fn expired(&mut self, cx: &mut Context<'_>) -> bool {
-        self.sleep.as_mut().poll(cx).is_ready()
+        let window = self.window;
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(window)));
+        sleep.as_mut().poll(cx).is_ready()
     }
 }
 

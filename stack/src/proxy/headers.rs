@@ -160,7 +160,7 @@ pub fn forward_request(
     let id = match headers.get(&X_REQUEST_ID) {
         Some(v) if valid_request_id(v.as_bytes()) => v.to_str().unwrap_or_default().to_owned(),
         _ => {
-            let id = uuid::Uuid::new_v4().to_string();
+            let id = new_request_id();
             headers.insert(X_REQUEST_ID, header_value(&id));
             id
         }
@@ -198,6 +198,32 @@ fn append_via(headers: &mut HeaderMap) {
         _ => HeaderValue::from_static(VIA),
     };
     headers.insert(header::VIA, via);
+}
+
+/// A new request id: a version-4 UUID, as Heroku's router makes, from a per-thread generator
+/// seeded once from the OS (a request id must not repeat; it need not be secret, and a
+/// `getrandom` call a request was a measurable part of the proxy's CPU).
+pub fn new_request_id() -> String {
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(uuid::Uuid::new_v4().as_u64_pair().0 | 1);
+    }
+    // wyrand: two 64-bit draws make the 122 random bits.
+    let draw = || {
+        STATE.with(|s| {
+            let x = s.get().wrapping_add(0xa076_1d64_78bd_642f);
+            s.set(x);
+            let t = u128::from(x) * u128::from(x ^ 0xe703_7ed1_a0b4_28db);
+            ((t >> 64) as u64) ^ (t as u64)
+        })
+    };
+    let bits = (u128::from(draw()) << 64) | u128::from(draw());
+    let mut buf = uuid::Uuid::encode_buffer();
+    uuid::Builder::from_random_bytes(bits.to_le_bytes())
+        .into_uuid()
+        .hyphenated()
+        .encode_lower(&mut buf)
+        .to_owned()
 }
 
 /// A header value from text made here (always valid; anything else would be a bug, and is
@@ -238,6 +264,18 @@ mod tests {
             assert_ne!(id, bad);
             assert_eq!(id.len(), 36);
             assert_eq!(h["x-request-id"], id.as_str());
+        }
+    }
+
+    #[test]
+    fn made_request_ids_are_distinct_version_4_uuids() {
+        let ids: std::collections::HashSet<String> =
+            (0..10_000).map(|_| new_request_id()).collect();
+        assert_eq!(ids.len(), 10_000);
+        for id in ids.iter().take(100) {
+            let parsed = uuid::Uuid::parse_str(id).unwrap();
+            assert_eq!(parsed.get_version_num(), 4);
+            assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122);
         }
     }
 
