@@ -51,6 +51,14 @@ fn ago(seconds: u64) -> String {
     }
 }
 
+/// `2026/11/22 06:32:27 +0000` from the API's RFC 3339 time, as heroku ps writes it.
+fn since(rfc3339: &str) -> String {
+    match (rfc3339.get(..10), rfc3339.get(11..19)) {
+        (Some(date), Some(time)) => format!("{} {time} +0000", date.replace('-', "/")),
+        _ => rfc3339.to_owned(),
+    }
+}
+
 pub fn ps(args: PsArgs) -> anyhow::Result<ExitCode> {
     let app = args.app.name()?;
     let Some(dynos) = list_or_json(&args.api, &format!("/apps/{app}/dynos"), args.json)? else {
@@ -72,7 +80,7 @@ pub fn ps(args: PsArgs) -> anyhow::Result<ExitCode> {
             "{}: {} {} (~ {} ago){}",
             s("name"),
             s("state"),
-            s("updated_at"),
+            since(&s("updated_at")),
             ago(d["state_seconds"].as_u64().unwrap_or(0)),
             match restarts {
                 0 => String::new(),
@@ -142,4 +150,22 @@ pub fn restart(args: RestartArgs) -> anyhow::Result<ExitCode> {
         None => println!("Restarting dynos on {app}... done"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_and_ages_read_as_heroku_ps_writes_them() {
+        assert_eq!(
+            since("2026-11-22T06:32:27.252509+00:00"),
+            "2026/11/22 06:32:27 +0000"
+        );
+        assert_eq!(since("garbage"), "garbage");
+        assert_eq!(
+            [ago(5), ago(125), ago(7300), ago(200_000)],
+            ["5s", "2m", "2h", "2d"]
+        );
+    }
 }

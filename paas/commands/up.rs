@@ -201,7 +201,8 @@ impl Args {
         })
     }
 
-    fn proxy(&self) -> anyhow::Result<ProxyConfig> {
+    /// The proxy's settings; open connections get `grace` to finish at a stop.
+    fn proxy(&self, grace: Duration) -> anyhow::Result<ProxyConfig> {
         let defaults = ProxyConfig::default();
         Ok(ProxyConfig {
             connect_timeout: secs(self.connect_timeout, "connect-timeout")?,
@@ -211,6 +212,7 @@ impl Args {
             skip_for: secs(self.skip_for, "skip-for")?,
             threads: self.proxy_threads.unwrap_or(defaults.threads).max(1),
             affinity: self.session_affinity,
+            shutdown_grace: grace,
             ..defaults
         })
     }
@@ -306,7 +308,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         logplex.api().register("formation", api.formation());
         logplex.api().register("dynos", api.dynos());
 
-        let proxy = Proxy::new(mesh, platform, args.proxy()?);
+        let proxy = Proxy::new(mesh, platform, args.proxy(bound)?);
         let (http_at, https_at) = (http.local_addr()?, https.local_addr()?);
         let serving = [
             tokio::spawn(proxy.clone().serve(http, None, stopped.clone())),

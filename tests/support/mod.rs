@@ -360,7 +360,19 @@ impl Router {
 }
 
 impl Drop for Router {
+    /// SIGTERM first, so that `paas up` stops its dynos (a SIGKILL would leave them running);
+    /// SIGKILL if it has not stopped within 10 s.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
