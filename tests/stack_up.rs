@@ -895,16 +895,7 @@ fn ctrl_c_stops_every_dyno_and_runtime_metrics_are_written() {
     }
     // No process of any dyno's group is left.
     for pid in pids {
-        let left: Vec<String> = std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
-            .filter(|stat| {
-                let after = stat.rsplit_once(')').map_or("", |(_, a)| a);
-                after.split_whitespace().nth(2) == Some(&pid.to_string())
-                    && after.split_whitespace().next() != Some("Z")
-            })
-            .collect();
+        let left = group_members(pid);
         assert!(left.is_empty(), "group {pid} left: {left:?}");
     }
     let said = up.stdout.lock().unwrap().join("\n");
@@ -986,4 +977,48 @@ fn the_dyno_api_needs_a_key_that_sees_the_app() {
         "/apps/hello/formation",
     ]);
     assert!(status == 400 || status == 422, "{status} {body}");
+}
+
+/// The processes of group `pgid` still alive (zombies excluded).
+fn group_members(pgid: u64) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| {
+            let mut after = stat
+                .rsplit_once(')')
+                .map_or("", |(_, a)| a)
+                .split_whitespace();
+            let state = after.next();
+            after.nth(1) == Some(&pgid.to_string()) && state != Some("Z")
+        })
+        .collect()
+}
+
+#[test]
+fn dynos_die_with_paas_up_even_on_sigkill() {
+    let (_dir, mut up) = paas_up("up-sigkill", &[]);
+    let ps: serde_json::Value = serde_json::from_slice(&up.paas(&["ps", "--json"]).stdout).unwrap();
+    let pids: Vec<u64> = ps
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["pid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 3);
+    assert!(pids.iter().all(|&p| !group_members(p).is_empty()));
+    up.child.kill().unwrap();
+    up.child.wait().unwrap();
+    let start = Instant::now();
+    for pid in pids {
+        while !group_members(pid).is_empty() {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "group {pid} outlived paas up: {:?}",
+                group_members(pid)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }

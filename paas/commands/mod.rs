@@ -5,6 +5,7 @@
 mod apps;
 mod client;
 mod drains;
+mod dyno_run;
 mod example;
 mod logfmt;
 mod logplex;
@@ -30,6 +31,9 @@ pub enum Command {
     /// The example app's processes (what its Procfile runs).
     #[command(name = "example-app", hide = true)]
     ExampleApp(example::Args),
+    /// Runs a dyno's command for `paas up`, dying with it.
+    #[command(name = "dyno-run", hide = true)]
+    DynoRun(dyno_run::Args),
     /// Read logfmt lines and print them as JSON or coloured for a terminal, optionally
     /// filtered (`--where 'status>=500 service>1s'`).
     Logfmt(logfmt::Args),
@@ -82,6 +86,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Scale(args) => ps::scale(args),
         Command::Restart(args) => ps::restart(args),
         Command::ExampleApp(args) => example::run(args),
+        Command::DynoRun(args) => dyno_run::run(args),
         Command::Logfmt(args) => logfmt::run(args),
         Command::Logplex(args) => logplex::run(args),
         Command::Logs(args) => logs::run(args),

@@ -197,6 +197,8 @@ impl Args {
                 log_rate: self.dyno_log_rate,
             },
             restart_delay: secs(self.restart_delay, "restart-delay")?,
+            // Each dyno through `paas dyno-run`, so that it dies with this process.
+            launcher: std::env::current_exe().ok(),
             ..ManagerConfig::default()
         })
     }

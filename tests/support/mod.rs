@@ -363,6 +363,9 @@ impl Drop for Router {
     /// SIGTERM first, so that `paas up` stops its dynos (a SIGKILL would leave them running);
     /// SIGKILL if it has not stopped within 10 s.
     fn drop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();

@@ -29,6 +29,8 @@ pub struct ManagerConfig {
     pub restart_delay_max: Duration,
     /// A dyno up this long has its run of crashes forgotten.
     pub stable_after: Duration,
+    /// What runs each dyno's command (see `DynoSpec::launcher`).
+    pub launcher: Option<PathBuf>,
 }
 
 impl Default for ManagerConfig {
@@ -38,6 +40,7 @@ impl Default for ManagerConfig {
             restart_delay: Duration::from_secs(1),
             restart_delay_max: Duration::from_secs(300),
             stable_after: Duration::from_secs(60),
+            launcher: None,
         }
     }
 }
@@ -476,6 +479,7 @@ impl DynoManager {
                 env: self.inner.app.env.clone(),
                 dir: self.inner.app.dir.clone(),
                 limits: config.limits.clone(),
+                launcher: config.launcher.clone(),
             };
             let this = self.clone();
             let web_name = name.clone();

@@ -38,6 +38,10 @@ pub struct DynoSpec {
     pub dir: PathBuf,
     /// The platform's limits.
     pub limits: DynoLimits,
+    /// A program that runs the command for the platform: `LAUNCHER dyno-run COMMAND` instead
+    /// of `sh -c COMMAND` (`paas dyno-run` makes the dyno die with `paas` itself, even on a
+    /// SIGKILL). `None`: `sh -c`.
+    pub launcher: Option<PathBuf>,
 }
 
 /// The timeouts and quotas a dyno runs under (Heroku's defaults; tests set short ones).
@@ -113,9 +117,19 @@ pub async fn run(
         let _ = platform.try_emit(&spec.name, message);
     };
     say(format!("Starting process with command `{}`", spec.command));
-    let mut command = Command::new("sh");
+    let mut command = match &spec.launcher {
+        Some(launcher) => {
+            let mut c = Command::new(launcher);
+            c.args(["dyno-run", &spec.command]);
+            c
+        }
+        None => {
+            let mut c = Command::new("sh");
+            c.args(["-c", &spec.command]);
+            c
+        }
+    };
     command
-        .args(["-c", &spec.command])
         .current_dir(&spec.dir)
         .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env("DYNO", &spec.name)
@@ -357,6 +371,7 @@ mod tests {
             env: vec![("GREETING".into(), "hi".into())],
             dir: std::env::temp_dir(),
             limits,
+            launcher: None,
         }
     }
 
