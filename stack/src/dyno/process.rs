@@ -258,6 +258,8 @@ async fn supervise(
     say: &impl Fn(String),
 ) -> std::io::Result<DynoExit> {
     let limits = &spec.limits;
+    // The launcher leads the group: its memory and CPU are the platform's, not the app's.
+    let launcher = spec.launcher.is_some().then_some(pid);
     let mut memory = tokio::time::interval(limits.memory_check);
     memory.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let interval = limits.metrics_interval.unwrap_or(Duration::from_secs(3600));
@@ -274,7 +276,7 @@ async fn supervise(
             status = child.wait() => return Ok(DynoExit::Exited(code_of(status?))),
             _ = stop.changed() => {}
             _ = memory.tick() => {
-                match runtime.check(procfs::group(pid)) {
+                match runtime.check(procfs::group(pid, launcher)) {
                     MemoryVerdict::Within => r14_told = None,
                     MemoryVerdict::Exceeded => {
                         if r14_told.is_none_or(|t| t.elapsed() >= interval) {
@@ -292,7 +294,7 @@ async fn supervise(
                 }
             }
             _ = metrics.tick(), if limits.metrics_interval.is_some() => {
-                let stats = procfs::group(pid);
+                let stats = procfs::group(pid, launcher);
                 for line in runtime.lines(stats, procfs::load_average()) {
                     say(line);
                 }
@@ -574,7 +576,7 @@ mod tests {
             .spawn()
             .unwrap();
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let used = procfs::group(probe.id()).rss;
+        let used = procfs::group(probe.id(), None).rss;
         probe.kill().unwrap();
         let _ = probe.wait();
         let (router, app, platform) = shop();

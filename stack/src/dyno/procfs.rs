@@ -22,8 +22,9 @@ pub struct GroupStats {
 const PAGE: u64 = 4096;
 const TICKS_PER_SECOND: u64 = 100;
 
-/// Sums the processes whose process group is `pgid`.
-pub fn group(pgid: u32) -> GroupStats {
+/// Sums the processes whose process group is `pgid`, but for `skip` (the platform's own
+/// launcher, which is not the app's to pay for).
+pub fn group(pgid: u32, skip: Option<u32>) -> GroupStats {
     let mut stats = GroupStats::default();
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return stats;
@@ -33,6 +34,9 @@ pub fn group(pgid: u32) -> GroupStats {
         let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
             continue;
         };
+        if Some(pid) == skip {
+            continue;
+        }
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
             continue;
         };
@@ -148,9 +152,10 @@ mod tests {
             .spawn()
             .unwrap();
         let pgid = child.id();
-        let stats = group(pgid);
+        let stats = group(pgid, None);
         assert_eq!(stats.processes, 1);
         assert!(stats.rss > 0, "{stats:?}");
+        assert_eq!(group(pgid, Some(pgid)).processes, 0);
         assert!(group_alive(pgid));
         child.kill().unwrap();
         child.wait().unwrap();
