@@ -1022,3 +1022,26 @@ fn dynos_die_with_paas_up_even_on_sigkill() {
         }
     }
 }
+
+#[test]
+fn the_request_timeout_counts_from_the_end_of_a_slow_upload() {
+    // Request timeout 1.5 s, idle window 1 s: a body sent over 2.1 s, never quiet for 1 s,
+    // answered at once after its last byte, is not H12.
+    let (_dir, up) = paas_up("up-upload", &[]);
+    let id = request_id("upload");
+    let mut s = TcpStream::connect(proxy_addr(&up)).unwrap();
+    write!(
+        s,
+        "POST /echo HTTP/1.1\r\nHost: x\r\nX-Request-Id: {id}\r\nContent-Length: 30\r\n\r\n"
+    )
+    .unwrap();
+    for chunk in ["0123456789", "abcdefghij", "ABCDEFGHIJ"] {
+        std::thread::sleep(Duration::from_millis(700));
+        s.write_all(chunk.as_bytes()).unwrap();
+    }
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    assert_eq!(read_response(&mut s), Some(200));
+    let f = line_of(&up, &id);
+    assert_eq!(f["at"], "info", "{f:?}");
+    assert_eq!(f["status"], "200");
+}

@@ -5,7 +5,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -13,6 +13,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use logplex::Emitter;
+use tokio::sync::Notify;
 use tokio::time::Sleep;
 
 use crate::mesh::Lease;
@@ -98,27 +99,54 @@ impl Drop for Recorder {
     }
 }
 
-/// Why the client's side of a request failed, if it did.
+/// What the proxy knows of a request's client side as it is sent on: whether the whole body
+/// has been read from the client (the request timeout counts from then, as Heroku's does), and
+/// why it failed, if it did (H27, H28).
 #[derive(Clone, Debug, Default)]
-pub struct ClientFault(Arc<AtomicU8>);
+pub struct ClientSide(Arc<Shared>);
 
-impl ClientFault {
+#[derive(Debug, Default)]
+struct Shared {
+    fault: AtomicU8,
+    sent: AtomicBool,
+    sent_notify: Notify,
+}
+
+impl ClientSide {
     const GONE: u8 = 1;
     const IDLE: u8 = 2;
 
     /// H27 (the client went away while sending) or H28 (it went quiet), if either happened.
-    pub fn get(&self) -> Option<ProxyError> {
-        match self.0.load(Ordering::Acquire) {
+    pub fn fault(&self) -> Option<ProxyError> {
+        match self.0.fault.load(Ordering::Acquire) {
             Self::GONE => Some(ProxyError::ClientInterrupted),
             Self::IDLE => Some(ProxyError::ClientIdle),
             _ => None,
         }
     }
 
-    fn set(&self, fault: u8) {
+    fn set_fault(&self, fault: u8) {
         let _ = self
             .0
+            .fault
             .compare_exchange(0, fault, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    fn set_sent(&self) {
+        if !self.0.sent.swap(true, Ordering::AcqRel) {
+            self.0.sent_notify.notify_waiters();
+        }
+    }
+
+    /// Resolves once the whole request has been read from the client.
+    pub async fn sent(&self) {
+        loop {
+            let notified = self.0.sent_notify.notified();
+            if self.0.sent.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
     }
 }
 
@@ -163,25 +191,29 @@ use std::future::Future as _;
 pub struct RequestBody {
     inner: Option<Incoming>,
     idle: Idle,
-    fault: ClientFault,
+    client: ClientSide,
 }
 
 impl RequestBody {
     /// Watches `inner`, which may be quiet for `idle` at most.
-    pub fn new(inner: Incoming, idle: Duration, fault: ClientFault) -> Self {
+    pub fn new(inner: Incoming, idle: Duration, client: ClientSide) -> Self {
+        if inner.is_end_stream() {
+            client.set_sent();
+        }
         RequestBody {
             inner: Some(inner),
             idle: Idle::new(idle),
-            fault,
+            client,
         }
     }
 
     /// No body (a request sent again).
-    pub fn empty() -> Self {
+    pub fn empty(client: ClientSide) -> Self {
+        client.set_sent();
         RequestBody {
             inner: None,
             idle: Idle::new(Duration::from_secs(3600)),
-            fault: ClientFault::default(),
+            client,
         }
     }
 }
@@ -198,19 +230,25 @@ impl Body for RequestBody {
         let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(None);
         };
-        match Pin::new(inner).poll_frame(cx) {
+        match Pin::new(&mut *inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 this.idle.reset();
+                if inner.is_end_stream() {
+                    this.client.set_sent();
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {
-                this.fault.set(ClientFault::GONE);
+                this.client.set_fault(ClientSide::GONE);
                 Poll::Ready(Some(Err(e.into())))
             }
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => {
+                this.client.set_sent();
+                Poll::Ready(None)
+            }
             Poll::Pending => {
                 if this.idle.expired(cx) {
-                    this.fault.set(ClientFault::IDLE);
+                    this.client.set_fault(ClientSide::IDLE);
                     return Poll::Ready(Some(Err(
                         "the client sent nothing within the idle window".into(),
                     )));

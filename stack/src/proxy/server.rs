@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use crate::mesh::Mesh;
-use crate::proxy::body::{ClientFault, Recorder, RequestBody, ResponseBody};
+use crate::proxy::body::{ClientSide, Recorder, RequestBody, ResponseBody};
 use crate::proxy::connector::{ConnectedAt, Connector};
 use crate::proxy::errors::ProxyError;
 use crate::proxy::headers::{self, Client};
@@ -271,7 +271,7 @@ impl Proxy {
             parts.headers.insert(header::HOST, v);
         }
         parts.version = Version::HTTP_11;
-        let fault = ClientFault::default();
+        let client_side = ClientSide::default();
         let mut body = Some(body);
         // A request without a body that fails on a pooled connection the dyno had just closed
         // is sent once more (the dyno may have been stopping).
@@ -297,17 +297,24 @@ impl Proxy {
                 return failure(&mut rec, ProxyError::RequestError);
             };
             let mut dyno_req = Request::new(match body.take() {
-                Some(b) => RequestBody::new(b, self.config.idle_timeout, fault.clone()),
-                None => RequestBody::empty(),
+                Some(b) => RequestBody::new(b, self.config.idle_timeout, client_side.clone()),
+                None => RequestBody::empty(client_side.clone()),
             });
             *dyno_req.method_mut() = parts.method.clone();
             *dyno_req.uri_mut() = uri;
             *dyno_req.version_mut() = Version::HTTP_11;
             *dyno_req.headers_mut() = parts.headers.clone();
             let sent_at = Instant::now();
-            let sent =
-                tokio::time::timeout(self.config.response_timeout, dyno_client.request(dyno_req))
-                    .await;
+            // The request timeout counts from when the whole request has reached the dyno (a
+            // long upload is not H12; a stalled one is H28).
+            let timeout = async {
+                client_side.sent().await;
+                tokio::time::sleep(self.config.response_timeout).await;
+            };
+            let sent = tokio::select! {
+                res = dyno_client.request(dyno_req) => Ok(res),
+                () = timeout => Err(()),
+            };
             match sent {
                 Ok(Ok(res)) => break (lease, res, sent_at),
                 Err(_) => {
@@ -323,7 +330,7 @@ impl Proxy {
                             ext.get::<ConnectedAt>().copied()
                         })
                         .is_some_and(|c| c.at < sent_at);
-                    let error = fault.get().unwrap_or_else(|| classify(&e));
+                    let error = client_side.fault().unwrap_or_else(|| classify(&e));
                     if matches!(
                         error,
                         ProxyError::BackendConnectTimeout | ProxyError::BackendConnectionRefused
