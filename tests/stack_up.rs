@@ -64,7 +64,11 @@ fn paas_up(tag: &str, extra: &[&str]) -> (TempDir, Router) {
 
 /// `paas up` as soon as it listens, whatever its dynos are doing.
 fn paas_up_booting(tag: &str, extra: &[&str]) -> (TempDir, Router) {
-    let dir = TempDir::new(tag);
+    start_in(TempDir::new(tag), extra)
+}
+
+/// `paas up` with its data in `dir`.
+fn start_in(dir: TempDir, extra: &[&str]) -> (TempDir, Router) {
     // A test's own value of a flag wins over the quick default.
     let quick: Vec<&str> = QUICK
         .chunks(2)
@@ -93,6 +97,13 @@ fn curl(up: &Router, path: &str, args: &[&str]) -> (u16, String) {
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (body, status) = text.rsplit_once('\n').unwrap_or(("", "0"));
     (status.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+/// A GET of `path` through the proxy with a request id made from `tag`: (id, status, body).
+fn request(up: &Router, tag: &str, path: &str) -> (String, u16, String) {
+    let id = request_id(tag);
+    let (status, body) = curl(up, path, &["-H", &format!("X-Request-Id: {id}")]);
+    (id, status, body)
 }
 
 /// The router's lines of the app, as `paas logs` prints them.
@@ -366,12 +377,10 @@ fn h12_request_timeout() {
 #[test]
 fn h13_connection_closed_without_response_and_h17_bad_response() {
     let (_dir, up) = paas_up("up-h13", &[]);
-    let id = request_id("h13");
-    let (status, _) = curl(&up, "/close", &["-H", &format!("X-Request-Id: {id}")]);
+    let (id, status, _) = request(&up, "h13", "/close");
     assert_eq!(status, 503);
     assert_error_line(&up, &id, "H13", "Connection closed without response", 503);
-    let id = request_id("h17");
-    let (status, _) = curl(&up, "/garbage", &["-H", &format!("X-Request-Id: {id}")]);
+    let (id, status, _) = request(&up, "h17", "/garbage");
     assert_eq!(status, 503);
     assert_error_line(&up, &id, "H17", "Bad HTTP response", 503);
     // The app is fine after both.
@@ -381,8 +390,7 @@ fn h13_connection_closed_without_response_and_h17_bad_response() {
 #[test]
 fn a_crash_mid_request_is_h13_and_the_dyno_comes_back() {
     let (_dir, up) = paas_up("up-crash", ONE_WEB);
-    let id = request_id("crash");
-    let (status, _) = curl(&up, "/crash", &["-H", &format!("X-Request-Id: {id}")]);
+    let (id, status, _) = request(&up, "crash", "/crash");
     assert_eq!(status, 503);
     assert_error_line(&up, &id, "H13", "Connection closed without response", 503);
     // The dyno is restarted at once (its first crash) and serves again.
@@ -416,8 +424,7 @@ fn a_crash_mid_request_is_h13_and_the_dyno_comes_back() {
 #[test]
 fn h14_no_web_dynos_then_scaling_up_serves() {
     let (_dir, up) = paas_up("up-h14", &["--scale", "web=0", "--scale", "worker=0"]);
-    let id = request_id("h14");
-    let (status, _) = curl(&up, "/", &["-H", &format!("X-Request-Id: {id}")]);
+    let (id, status, _) = request(&up, "h14", "/");
     assert_eq!(status, 503);
     let f = assert_error_line(&up, &id, "H14", "No web processes running", 503);
     assert_eq!(f["dyno"], "");
@@ -482,8 +489,7 @@ fn h11_backlog_too_deep() {
         })
         .collect();
     std::thread::sleep(Duration::from_millis(700));
-    let id = request_id("h11");
-    let (status, _) = curl(&up, "/", &["-H", &format!("X-Request-Id: {id}")]);
+    let (id, status, _) = request(&up, "h11", "/");
     assert_eq!(status, 503);
     let f = assert_error_line(&up, &id, "H11", "Backlog too deep", 503);
     assert_eq!(f["dyno"], "");
@@ -494,42 +500,37 @@ fn h11_backlog_too_deep() {
 fn h19_connect_timeout_and_h21_connection_refused() {
     let (_dir, up) = paas_up("up-h19", ONE_WEB);
     assert_eq!(curl(&up, "/stall-accept", &[]).0, 200);
-    let id = request_id("h19");
-    let (status, _) = curl(&up, "/", &["-H", &format!("X-Request-Id: {id}")]);
+    let (id, status, _) = request(&up, "h19", "/");
     assert_eq!(status, 503);
     let f = assert_error_line(&up, &id, "H19", "Backend connection timeout", 503);
     assert_eq!(f["dyno"], "web.1");
 
     let (_dir, up) = paas_up("up-h21", ONE_WEB);
     assert_eq!(curl(&up, "/unlisten", &[]).0, 200);
-    let id = request_id("h21");
-    let (status, _) = curl(&up, "/", &["-H", &format!("X-Request-Id: {id}")]);
+    let (id, status, _) = request(&up, "h21", "/");
     assert_eq!(status, 503);
     assert_error_line(&up, &id, "H21", "Backend connection refused", 503);
 }
 
-/// An app directory with a Procfile.
-fn app_dir(dir: &TempDir, procfile: &str) -> String {
-    let app = dir.0.join("app");
+/// `paas up` on an app `hello` of this Procfile, as soon as it listens.
+fn paas_up_app(tag: &str, procfile: &str, extra: &[&str]) -> (TempDir, Router) {
+    let dir = TempDir::new(tag);
+    let app = dir.0.join("app-src");
     std::fs::create_dir_all(&app).unwrap();
     std::fs::write(app.join("Procfile"), procfile).unwrap();
-    app.display().to_string()
+    let app = app.display().to_string();
+    start_in(
+        dir,
+        &[&["--app-dir", app.as_str(), "--name", "hello"], extra].concat(),
+    )
 }
 
 #[test]
 fn h10_app_crashed_and_h20_boot_timeout() {
-    let dir = TempDir::new("up-h10-app");
-    let crashing = app_dir(&dir, "web: echo boom; exit 1\n");
-    let (_d, up) = paas_up_booting(
+    let (_d, up) = paas_up_app(
         "up-h10",
-        &[
-            "--app-dir",
-            &crashing,
-            "--name",
-            "hello",
-            "--restart-delay",
-            "30",
-        ],
+        "web: echo boom; exit 1\n",
+        &["--restart-delay", "30"],
     );
     // First crash: an immediate restart; second crash: a 30 s wait, crashed meanwhile.
     let start = Instant::now();
@@ -543,26 +544,12 @@ fn h10_app_crashed_and_h20_boot_timeout() {
         assert!(start.elapsed() < Duration::from_secs(10));
         std::thread::sleep(Duration::from_millis(50));
     }
-    let id = request_id("h10");
-    let (status, _) = curl(&up, "/", &["-H", &format!("X-Request-Id: {id}")]);
+    let (id, status, _) = request(&up, "h10", "/");
     assert_eq!(status, 503);
     assert_error_line(&up, &id, "H10", "App crashed", 503);
 
-    let dir = TempDir::new("up-h20-app");
-    let slow = app_dir(&dir, "web: sleep 60\n");
-    let (_d, up) = paas_up_booting(
-        "up-h20",
-        &[
-            "--app-dir",
-            &slow,
-            "--name",
-            "hello",
-            "--boot-timeout",
-            "30",
-        ],
-    );
-    let id = request_id("h20");
-    let (status, _) = curl(&up, "/", &["-H", &format!("X-Request-Id: {id}")]);
+    let (_d, up) = paas_up_app("up-h20", "web: sleep 60\n", &["--boot-timeout", "30"]);
+    let (id, status, _) = request(&up, "h20", "/");
     assert_eq!(status, 503);
     assert_error_line(&up, &id, "H20", "App boot timeout", 503);
 }

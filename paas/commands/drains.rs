@@ -7,18 +7,7 @@ use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::commands::apps::{call, list_or_json};
-use crate::commands::client::{ApiArgs, AppArg};
-
-#[derive(Debug, clap::Args)]
-pub struct ListArgs {
-    #[command(flatten)]
-    app: AppArg,
-    #[command(flatten)]
-    api: ApiArgs,
-    /// Print the API's JSON.
-    #[arg(long)]
-    json: bool,
-}
+use crate::commands::client::{ApiArgs, AppArg, AppListArgs};
 
 #[derive(Debug, clap::Args)]
 pub struct AddArgs {
@@ -84,7 +73,7 @@ fn describe(d: &Value) -> String {
     out
 }
 
-pub fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
+pub fn list(args: AppListArgs) -> anyhow::Result<ExitCode> {
     let app = args.app.name()?;
     let Some(list) = list_or_json(&args.api, &format!("/apps/{app}/log-drains"), args.json)? else {
         return Ok(ExitCode::SUCCESS);

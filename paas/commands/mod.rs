@@ -23,7 +23,7 @@ pub enum Command {
     /// dynos (the example app unless --app-dir names one).
     Up(Box<up::Args>),
     /// Show an app's dynos: state, since when, restarts.
-    Ps(ps::PsArgs),
+    Ps(client::AppListArgs),
     /// Change how many dynos of each process type run: `paas scale web=3 worker=1`.
     Scale(ps::ScaleArgs),
     /// Restart a dyno (`web.1`), a process type (`web`), or every dyno.
@@ -67,7 +67,7 @@ pub enum Command {
     #[command(name = "tokens:revoke")]
     TokensRevoke(tokens::TokenArgs),
     /// List an app's drains with their delivery health.
-    Drains(drains::ListArgs),
+    Drains(client::AppListArgs),
     /// Add a drain: syslog://, syslog+tls://, syslog+udp:// or https:// URL.
     #[command(name = "drains:add")]
     DrainsAdd(drains::AddArgs),

@@ -8,18 +8,7 @@ use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::commands::apps::{call, list_or_json};
-use crate::commands::client::{ApiArgs, AppArg};
-
-#[derive(Debug, clap::Args)]
-pub struct PsArgs {
-    #[command(flatten)]
-    app: AppArg,
-    #[command(flatten)]
-    api: ApiArgs,
-    /// Print the API's JSON.
-    #[arg(long)]
-    json: bool,
-}
+use crate::commands::client::{ApiArgs, AppArg, AppListArgs};
 
 #[derive(Debug, clap::Args)]
 pub struct ScaleArgs {
@@ -59,7 +48,7 @@ fn since(rfc3339: &str) -> String {
     }
 }
 
-pub fn ps(args: PsArgs) -> anyhow::Result<ExitCode> {
+pub fn ps(args: AppListArgs) -> anyhow::Result<ExitCode> {
     let app = args.app.name()?;
     let Some(dynos) = list_or_json(&args.api, &format!("/apps/{app}/dynos"), args.json)? else {
         return Ok(ExitCode::SUCCESS);

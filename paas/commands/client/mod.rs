@@ -102,6 +102,18 @@ impl AppArg {
     }
 }
 
+/// The flags of a command that lists something of an app: the app, the API, `--json`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AppListArgs {
+    #[command(flatten)]
+    pub app: AppArg,
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// Print the API's JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Turns an API error response into a readable error: its `message`, and the status.
 pub fn api_error(response: &Response) -> anyhow::Error {
     let message = serde_json::from_slice::<serde_json::Value>(&response.body)

@@ -396,6 +396,15 @@ mod tests {
         (router, app, platform)
     }
 
+    /// Runs a dyno, stops it after `ms` milliseconds, and returns how it ended.
+    async fn stop_after(spec: DynoSpec, app: Emitter, platform: Emitter, ms: u64) -> DynoExit {
+        let (stop, rx) = watch::channel(false);
+        let dyno = tokio::spawn(run(spec, app, platform, rx, |_| {}));
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        stop.send_replace(true);
+        dyno.await.unwrap().unwrap()
+    }
+
     async fn run_to_end(spec: DynoSpec, app: Emitter, platform: Emitter) -> DynoExit {
         let (_stop, rx) = watch::channel(false);
         run(spec, app, platform, rx, |_| {}).await.unwrap()
@@ -487,17 +496,7 @@ mod tests {
         };
         // The shell ignores SIGTERM and so does the sleep it starts in the background.
         let command = "trap '' TERM; sleep 30 & wait";
-        let (stop, rx) = watch::channel(false);
-        let dyno = tokio::spawn(run(
-            spec("worker.1", command, None, limits),
-            app,
-            platform,
-            rx,
-            |_| {},
-        ));
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        stop.send_replace(true);
-        let exit = dyno.await.unwrap().unwrap();
+        let exit = stop_after(spec("worker.1", command, None, limits), app, platform, 200).await;
         assert!(matches!(exit, DynoExit::Stopped(_)), "{exit:?}");
         assert!(!exit.crashed());
         let got = lines(&router);
@@ -523,17 +522,16 @@ mod tests {
     #[tokio::test]
     async fn a_stop_that_is_obeyed_is_a_clean_exit() {
         let (router, app, platform) = shop();
-        let (stop, rx) = watch::channel(false);
-        let dyno = tokio::spawn(run(
-            spec("worker.1", "sleep 30", None, quick()),
-            app,
-            platform,
-            rx,
-            |_| {},
-        ));
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        stop.send_replace(true);
-        assert_eq!(dyno.await.unwrap().unwrap(), DynoExit::Stopped(143));
+        assert_eq!(
+            stop_after(
+                spec("worker.1", "sleep 30", None, quick()),
+                app,
+                platform,
+                200
+            )
+            .await,
+            DynoExit::Stopped(143)
+        );
         let got = lines(&router);
         assert!(!got.iter().any(|l| l.contains("R12")), "{got:?}");
         assert_eq!(
@@ -584,17 +582,16 @@ mod tests {
             memory_quota: used * 2 / 3,
             ..quick()
         };
-        let (stop, rx) = watch::channel(false);
-        let dyno = tokio::spawn(run(
-            spec("worker.1", "sleep 30", None, limits),
-            app,
-            platform,
-            rx,
-            |_| {},
-        ));
-        tokio::time::sleep(Duration::from_millis(600)).await;
-        stop.send_replace(true);
-        assert_eq!(dyno.await.unwrap().unwrap(), DynoExit::Stopped(143));
+        assert_eq!(
+            stop_after(
+                spec("worker.1", "sleep 30", None, limits),
+                app,
+                platform,
+                600
+            )
+            .await,
+            DynoExit::Stopped(143)
+        );
         let got = lines(&router);
         assert!(
             got.contains(&"paas[worker.1]: Error R14 (Memory quota exceeded)".to_owned()),

@@ -273,9 +273,14 @@ impl Proxy {
         parts.version = Version::HTTP_11;
         let client_side = ClientSide::default();
         let mut body = Some(body);
-        // A request without a body that fails on a pooled connection the dyno had just closed
-        // is sent once more (the dyno may have been stopping).
-        let replayable = body.as_ref().is_some_and(http_body::Body::is_end_stream) && !upgrade;
+        // A safe request without a body that fails on a pooled connection the dyno had just
+        // closed is sent once more (as nginx retries idempotent requests); only then are its
+        // headers kept for a second copy.
+        let replayable = matches!(
+            parts.method,
+            http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
+        ) && body.as_ref().is_some_and(http_body::Body::is_end_stream)
+            && !upgrade;
         let affinity = self
             .config
             .affinity
@@ -303,7 +308,11 @@ impl Proxy {
             *dyno_req.method_mut() = parts.method.clone();
             *dyno_req.uri_mut() = uri;
             *dyno_req.version_mut() = Version::HTTP_11;
-            *dyno_req.headers_mut() = parts.headers.clone();
+            *dyno_req.headers_mut() = if replayable && attempt == 1 {
+                parts.headers.clone()
+            } else {
+                std::mem::take(&mut parts.headers)
+            };
             let sent_at = Instant::now();
             // The request timeout counts from when the whole request has reached the dyno (a
             // long upload is not H12; a stalled one is H28).
