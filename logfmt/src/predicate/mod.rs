@@ -46,6 +46,13 @@ pub struct Predicate {
     expr: Expr,
 }
 
+impl Predicate {
+    /// How deep `(`, `not` and `!` may nest before the text is refused.
+    pub const MAX_DEPTH: usize = parse::MAX_DEPTH;
+    /// The longest filter text read, in bytes.
+    pub const MAX_LEN: usize = parse::MAX_LEN;
+}
+
 #[derive(Clone, Debug, PartialEq)]
 enum Expr {
     And(Vec<Expr>),

@@ -24,6 +24,18 @@ pub struct PredicateError {
 
 type Res<'a, T> = IResult<&'a str, T>;
 
+/// How deep `(`, `not` and `!` may nest: the parser recurses once a level, so without a
+/// bound a few kilobytes of `((((` would overflow the stack of whatever thread parses it.
+pub const MAX_DEPTH: usize = 32;
+
+/// The longest filter text read, in bytes.
+pub const MAX_LEN: usize = 16 * 1024;
+
+/// The error a too-deep nesting fails with, told apart from grammar errors by its kind.
+fn too_deep(i: &str) -> nom::Err<nom::error::Error<&str>> {
+    nom::Err::Failure(nom::error::Error::new(i, nom::error::ErrorKind::TooLarge))
+}
+
 fn is_key_char(c: char) -> bool {
     !c.is_whitespace() && !matches!(c, '=' | '!' | '<' | '>' | '~' | '(' | ')' | '"')
 }
@@ -106,13 +118,19 @@ fn term(i: &str) -> Res<'_, Expr> {
     ))
 }
 
-fn unary(i: &str) -> Res<'_, Expr> {
+/// `depth` counts the `(`, `not` and `!` this unary stands inside.
+fn unary(i: &str, depth: usize) -> Res<'_, Expr> {
+    if depth >= MAX_DEPTH {
+        return Err(too_deep(i));
+    }
     let negation = alt((terminated(keyword("not"), multispace0), tag("!")));
     alt((
-        map(preceded(negation, cut(unary)), |e| Expr::Not(Box::new(e))),
+        map(preceded(negation, cut(|i| unary(i, depth + 1))), |e| {
+            Expr::Not(Box::new(e))
+        }),
         delimited(
             (char('('), multispace0),
-            cut(expr),
+            cut(|i| expr(i, depth + 1)),
             cut((multispace0, char(')'))),
         ),
         term,
@@ -120,17 +138,21 @@ fn unary(i: &str) -> Res<'_, Expr> {
     .parse(i)
 }
 
-fn and(i: &str) -> Res<'_, Expr> {
+fn and(i: &str, depth: usize) -> Res<'_, Expr> {
     let or_next = peek(alt((keyword("or"), tag("||"))));
     let joiner = opt(terminated(alt((keyword("and"), tag("&&"))), multispace0));
-    let next = preceded((multispace0, not(or_next), joiner), unary);
-    let (i, (first, rest)) = (unary, many0(next)).parse(i)?;
+    let next = preceded((multispace0, not(or_next), joiner), |i| unary(i, depth));
+    let (i, (first, rest)) = (|i| unary(i, depth), many0(next)).parse(i)?;
     Ok((i, flatten(first, rest, Expr::And)))
 }
 
-fn expr(i: &str) -> Res<'_, Expr> {
+fn expr(i: &str, depth: usize) -> Res<'_, Expr> {
     let separator = (multispace0, alt((keyword("or"), tag("||"))), multispace0);
-    let (i, (first, rest)) = (and, many0(preceded(separator, cut(and)))).parse(i)?;
+    let (i, (first, rest)) = (
+        |i| and(i, depth),
+        many0(preceded(separator, cut(|i| and(i, depth)))),
+    )
+        .parse(i)?;
     Ok((i, flatten(first, rest, Expr::Or)))
 }
 
@@ -144,6 +166,12 @@ fn flatten(first: Expr, mut rest: Vec<Expr>, join: fn(Vec<Expr>) -> Expr) -> Exp
 
 pub(super) fn parse(s: &str) -> Result<Expr, PredicateError> {
     let at = |rest: &str| s.len() - rest.len() + 1;
+    if s.len() > MAX_LEN {
+        return Err(PredicateError {
+            column: MAX_LEN + 1,
+            msg: format!("the filter is longer than {MAX_LEN} bytes"),
+        });
+    }
     let mut trimmed = take_while::<_, _, nom::error::Error<&str>>(char::is_whitespace);
     let (start, _) = trimmed.parse(s).map_err(|_| PredicateError {
         column: 1,
@@ -155,12 +183,18 @@ pub(super) fn parse(s: &str) -> Result<Expr, PredicateError> {
             msg: "empty filter".into(),
         });
     }
-    match terminated(expr, multispace0).parse(start) {
+    match terminated(|i| expr(i, 0), multispace0).parse(start) {
         Ok(("", e)) => Ok(e),
         Ok((rest, _)) => Err(PredicateError {
             column: at(rest),
             msg: format!("unexpected {:?}", first_token(rest)),
         }),
+        Err(nom::Err::Failure(e)) if e.code == nom::error::ErrorKind::TooLarge => {
+            Err(PredicateError {
+                column: at(e.input),
+                msg: format!("nested more than {MAX_DEPTH} levels deep"),
+            })
+        }
         Err(nom::Err::Error(e) | nom::Err::Failure(e)) => {
             let msg = if e.input.is_empty() {
                 "unexpected end of filter".to_owned()
@@ -225,5 +259,44 @@ mod tests {
         );
         assert!(parse("a or").is_err());
         assert!(parse("not").is_err());
+    }
+
+    /// Regression: 2,000 `(` or 5,000 `!` overflowed the stack (issue 10) and took the router
+    /// down with it. Run on a small thread stack, so a lost bound fails here, not by luck.
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let deep = std::thread::Builder::new()
+            .stack_size(1 << 20)
+            .spawn(|| {
+                let parens = format!("{}a=1{}", "(".repeat(2000), ")".repeat(2000));
+                let bangs = format!("{}a", "!".repeat(5000));
+                let nots = format!("{}a", "not ".repeat(3000));
+                let mixed = format!("{}a", "(!".repeat(1500));
+                [parens, bangs, nots, mixed].map(|f| err(&f))
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        for e in deep {
+            assert!(
+                e.contains(&format!("nested more than {MAX_DEPTH} levels deep")),
+                "{e}"
+            );
+        }
+        let just = format!(
+            "{}a=1{}",
+            "(".repeat(MAX_DEPTH - 1),
+            ")".repeat(MAX_DEPTH - 1)
+        );
+        assert!(parse(&just).is_ok(), "{MAX_DEPTH} levels still parse");
+        assert!(parse(&format!("{}a", "!".repeat(MAX_DEPTH - 1))).is_ok());
+        let long = format!("a={}", "x".repeat(MAX_LEN));
+        assert_eq!(
+            err(&long),
+            format!(
+                "invalid filter at column {}: the filter is longer than {MAX_LEN} bytes",
+                MAX_LEN + 1
+            )
+        );
     }
 }
