@@ -16,13 +16,13 @@ use crate::health::HealthReport;
 use crate::manager::{DrainError, Drains};
 use crate::store::Drain;
 
-fn drain_json(d: &Drain, health: Option<HealthReport>, app_id: &str) -> Value {
+fn drain_json(d: &Drain, health: Option<HealthReport>, app: &str) -> Value {
     json!({
         "id": d.id,
         "url": d.url,
         "token": d.token,
         "addon": null,
-        "app": { "id": app_id, "name": d.app },
+        "app": { "id": d.app_id, "name": app },
         "created_at": d.created_at,
         "updated_at": d.updated_at,
         "durable": d.durable,
@@ -76,14 +76,13 @@ fn percent_decode(s: &str) -> String {
 
 impl Drains {
     async fn serve(self, req: Request<Incoming>, app: String, rest: Vec<String>) -> Response<Body> {
-        let app_id = self.app_id(&app);
         let method = req.method().clone();
         match (method, rest.as_slice()) {
             (Method::GET, []) => {
                 let list: Vec<Value> = self
                     .list(&app)
                     .into_iter()
-                    .map(|(d, h)| drain_json(&d, h, &app_id))
+                    .map(|(d, h)| drain_json(&d, h, &app))
                     .collect();
                 api_json(StatusCode::OK, &list)
             }
@@ -100,16 +99,16 @@ impl Drains {
                     );
                 };
                 match self.add(&app, &url, body.durable) {
-                    Ok(d) => api_json(StatusCode::CREATED, &drain_json(&d, None, &app_id)),
+                    Ok(d) => api_json(StatusCode::CREATED, &drain_json(&d, None, &app)),
                     Err(e) => failure(e),
                 }
             }
             (Method::GET, [key]) => match self.get(&app, &percent_decode(key)) {
-                Some((d, h)) => api_json(StatusCode::OK, &drain_json(&d, h, &app_id)),
+                Some((d, h)) => api_json(StatusCode::OK, &drain_json(&d, h, &app)),
                 None => failure(DrainError::NotFound("drain")),
             },
             (Method::DELETE, [key]) => match self.remove(&app, &percent_decode(key)) {
-                Ok(d) => api_json(StatusCode::OK, &drain_json(&d, None, &app_id)),
+                Ok(d) => api_json(StatusCode::OK, &drain_json(&d, None, &app)),
                 Err(e) => failure(e),
             },
             _ => api_error(StatusCode::NOT_FOUND, "not_found", "No such resource."),

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use logplex::{LineFilter, LineQueue, Router, Timestamp};
+use logplex::{AppLifecycle, LineFilter, LineQueue, Router, Timestamp};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -134,11 +134,33 @@ impl Drains {
                 stopping: watch::channel(false).0,
             }),
         };
-        let existing: Vec<Drain> = drains.store().all().cloned().collect();
+        let existing = drains.adopt_stored()?;
         for drain in existing {
             drains.launch(drain);
         }
+        let hook: Arc<dyn AppLifecycle> = Arc::new(drains.clone());
+        drains.inner.router.on_app_deleted(hook);
         Ok(drains)
+    }
+
+    /// The stored drains of live apps. A drain from before apps had ids in the file takes its
+    /// app's id by name; one whose app is gone is removed with its disk queue, so that an app
+    /// made later under the same name never inherits it.
+    fn adopt_stored(&self) -> Result<Vec<Drain>, StoreError> {
+        let router = &self.inner.router;
+        let gone = self.store().retain(|d| {
+            if d.app_id.is_empty()
+                && let Some(app) = router.app(&d.app)
+            {
+                d.app_id = app.id;
+            }
+            router.app_by_id(&d.app_id).is_some()
+        })?;
+        for drain in gone {
+            tracing::info!(drain = %drain.id, app = %drain.app, "drain of a deleted app removed");
+            self.forget_disk(&drain);
+        }
+        Ok(self.store().all().cloned().collect())
     }
 
     fn store(&self) -> std::sync::MutexGuard<'_, DrainStore> {
@@ -151,7 +173,7 @@ impl Drains {
 
     /// Starts a drain's task, if its app is live and its URL still reads.
     fn launch(&self, drain: Drain) {
-        let Some(channel) = self.inner.router.channel(&drain.app) else {
+        let Some(channel) = self.inner.router.channel_by_id(&drain.app_id) else {
             return;
         };
         let Ok(url) = DrainUrl::parse(&drain.url, true) else {
@@ -246,23 +268,25 @@ impl Drains {
         );
     }
 
-    /// The app's id (the Platform API puts it in each drain).
-    pub fn app_id(&self, app: &str) -> String {
-        self.inner.router.app(app).map(|a| a.id).unwrap_or_default()
+    /// The id of the app called `app`.
+    fn app_id(&self, app: &str) -> Result<String, DrainError> {
+        self.inner
+            .router
+            .app(app)
+            .map(|a| a.id)
+            .ok_or(DrainError::NotFound("app"))
     }
 
     /// Adds a drain to `app`.
     pub fn add(&self, app: &str, url: &str, durable: bool) -> Result<Drain, DrainError> {
-        if self.inner.router.app(app).is_none() {
-            return Err(DrainError::NotFound("app"));
-        }
+        let app_id = self.app_id(app)?;
         if durable && self.inner.data_dir.is_none() {
             return Err(DrainError::DurableUnavailable);
         }
         let parsed = DrainUrl::parse(url.trim(), self.inner.config.allow_http)?;
         let drain = {
             let mut store = self.store();
-            let existing = store.of_app(app);
+            let existing = store.of_app(&app_id);
             if existing.iter().any(|d| d.url == parsed.raw) {
                 return Err(DrainError::Duplicate(parsed.raw));
             }
@@ -275,6 +299,7 @@ impl Drains {
                 url: parsed.raw.clone(),
                 token: format!("d.{}", uuid::Uuid::new_v4()),
                 app: app.to_owned(),
+                app_id,
                 durable,
                 created_at: now,
                 updated_at: now,
@@ -288,25 +313,40 @@ impl Drains {
 
     /// Removes the drain of `app` whose id, URL or token is `key`; what waits for it is dropped.
     pub fn remove(&self, app: &str, key: &str) -> Result<Drain, DrainError> {
+        let app_id = self
+            .app_id(app)
+            .map_err(|_| DrainError::NotFound("drain"))?;
         let drain = self
             .store()
-            .find(app, key)
+            .find(&app_id, key)
             .ok_or(DrainError::NotFound("drain"))?;
         self.store().remove(&drain.id)?;
+        self.stop_one(&drain);
+        Ok(drain)
+    }
+
+    /// Stops a removed drain's task and deletes its disk queue.
+    fn stop_one(&self, drain: &Drain) {
         if let Some(running) = self.running().remove(&drain.id) {
             running.queue.close();
             running.task.abort();
         }
+        self.forget_disk(drain);
+    }
+
+    /// A removed drain's disk queue goes with it.
+    fn forget_disk(&self, drain: &Drain) {
         if let Some(dir) = &self.inner.data_dir {
-            // A removed drain's disk queue goes with it.
             let _ = std::fs::remove_dir_all(dir.join("drains").join(&drain.id));
         }
-        Ok(drain)
     }
 
     /// The drains of `app`, with their health.
     pub fn list(&self, app: &str) -> Vec<(Drain, Option<HealthReport>)> {
-        let drains = self.store().of_app(app);
+        let Ok(app_id) = self.app_id(app) else {
+            return Vec::new();
+        };
+        let drains = self.store().of_app(&app_id);
         let running = self.running();
         drains
             .into_iter()
@@ -321,7 +361,7 @@ impl Drains {
 
     /// One drain of `app` with its health.
     pub fn get(&self, app: &str, key: &str) -> Option<(Drain, Option<HealthReport>)> {
-        let drain = self.store().find(app, key)?;
+        let drain = self.store().find(&self.app_id(app).ok()?, key)?;
         let report = self
             .running()
             .get(&drain.id)
@@ -351,5 +391,23 @@ impl Drains {
             }
         }
         signal.abort();
+    }
+}
+
+/// A deleted app's drains go with it, at once: their tasks stop, their disk queues are
+/// deleted, and the store forgets them.
+impl AppLifecycle for Drains {
+    fn app_deleted(&self, app: &logplex::App) {
+        let gone = self.store().retain(|d| d.app_id != app.id);
+        match gone {
+            Ok(gone) => {
+                for drain in gone {
+                    self.stop_one(&drain);
+                }
+            }
+            Err(e) => {
+                tracing::error!(app = %app.name, error = %e, "removing a deleted app's drains")
+            }
+        }
     }
 }

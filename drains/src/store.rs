@@ -21,8 +21,14 @@ pub struct Drain {
     pub url: String,
     /// `d.<uuid>`: the HOSTNAME of syslog frames and `Logplex-Drain-Token` of HTTPS batches.
     pub token: String,
-    /// The app it drains.
+    /// The name of the app it drains, when it was added (for reading the file; the app's
+    /// current name is the registry's).
     pub app: String,
+    /// The id of the app it drains: what the drain hangs on. A drain never outlives its app,
+    /// and never drains another app that takes the name. (Empty in files written before ids
+    /// were kept; filled in at start.)
+    #[serde(default)]
+    pub app_id: String,
     /// Whether its buffer is on disk (at-least-once, survives restarts).
     #[serde(default)]
     pub durable: bool,
@@ -139,26 +145,47 @@ impl DrainStore {
         self.contents.drains.values()
     }
 
-    /// The drains of `app`, oldest first.
-    pub fn of_app(&self, app: &str) -> Vec<Drain> {
+    /// The drains of the app whose id is `app_id`, oldest first.
+    pub fn of_app(&self, app_id: &str) -> Vec<Drain> {
         let mut v: Vec<Drain> = self
             .contents
             .drains
             .values()
-            .filter(|d| d.app == app)
+            .filter(|d| d.app_id == app_id)
             .cloned()
             .collect();
         v.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
         v
     }
 
-    /// The drain of `app` whose id, URL or token is `key`.
-    pub fn find(&self, app: &str, key: &str) -> Option<Drain> {
+    /// The drain of the app whose id is `app_id` whose id, URL or token is `key`.
+    pub fn find(&self, app_id: &str, key: &str) -> Option<Drain> {
         self.contents
             .drains
             .values()
-            .find(|d| d.app == app && (d.id == key || d.url == key || d.token == key))
+            .find(|d| d.app_id == app_id && (d.id == key || d.url == key || d.token == key))
             .cloned()
+    }
+
+    /// Keeps only the drains `keep` says yes to (after filling in what it changes), and saves
+    /// when anything changed; returns the drains taken out.
+    pub fn retain(
+        &mut self,
+        mut keep: impl FnMut(&mut Drain) -> bool,
+    ) -> Result<Vec<Drain>, StoreError> {
+        let before = self.contents.drains.clone();
+        let mut gone = Vec::new();
+        self.contents.drains.retain(|_, d| {
+            let kept = keep(d);
+            if !kept {
+                gone.push(d.clone());
+            }
+            kept
+        });
+        if self.contents.drains != before {
+            self.save()?;
+        }
+        Ok(gone)
     }
 
     /// Adds a drain.
@@ -185,6 +212,7 @@ mod tests {
             url: url.to_owned(),
             token: format!("d.{}", uuid::Uuid::new_v4()),
             app: app.to_owned(),
+            app_id: format!("id-of-{app}"),
             durable: false,
             created_at: Timestamp::now(),
             updated_at: Timestamp::now(),
@@ -202,12 +230,12 @@ mod tests {
             s.insert(drain("blog", "syslog://127.0.0.1:1514")).unwrap();
         }
         let s = DrainStore::open(&dir).unwrap();
-        assert_eq!(s.of_app("shop"), vec![d.clone()]);
+        assert_eq!(s.of_app("id-of-shop"), vec![d.clone()]);
         for key in [&d.id, &d.url, &d.token] {
-            assert_eq!(s.find("shop", key).as_ref(), Some(&d));
+            assert_eq!(s.find("id-of-shop", key).as_ref(), Some(&d));
         }
         assert_eq!(
-            s.find("blog", &d.token),
+            s.find("id-of-blog", &d.token),
             None,
             "another app's drain is not found"
         );

@@ -41,15 +41,19 @@ pub use persist::{HistoryFileError, decode_history, encode_history};
 pub use platform::{
     LOGPLEX_PROCESS, certificate_error, drain_overflow, rate_limited, tail_overflow,
 };
-pub use registry::{ApiKey, App, KeyScope, Registry, RegistryError, Token, is_valid_app_name};
+pub use registry::{
+    ApiKey, App, Caller, KeyOrigin, KeyScope, NewKey, RESERVED_SOURCES, Registry, RegistryError,
+    RegistryLimits, Token, is_valid_app_name,
+};
 pub use rfc5424::{
     Form, Header, ParseError, SyslogMessage, parse as parse_syslog, write as write_syslog,
     write_cached as write_syslog_cached,
 };
 pub use router::{
-    Batch, BatchOutcome, Channel, ChannelConfig, ChannelStats, ConsumerStats, DEFAULT_TAIL_BUFFER,
-    EmitError, Emitter, HistoryStats, LineQueue, Loss, QueueCounts, RateBudget, Reject,
-    RejectCounts, Router, RouterConfig, Subscription, Taken, TokenTarget, TooManyTails,
+    AppLifecycle, Batch, BatchOutcome, Channel, ChannelConfig, ChannelStats, ConsumerStats,
+    DEFAULT_TAIL_BUFFER, EmitError, Emitter, HistoryStats, LineQueue, Loss, QueueCounts,
+    RateBudget, Reject, RejectCounts, Router, RouterConfig, Subscription, Taken, TokenTarget,
+    TooManyTails,
 };
 pub use server::{Addresses, Logplex, LogplexConfig, StartError};
 pub use time::{TimeFormatCache, Timestamp, TimestampError};

@@ -122,33 +122,57 @@ fn param<'a>(sd: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
     Some(&sd[start..start + len])
 }
 
-/// Writes an app's history file atomically (temporary file, fsync, rename).
-pub fn save_history(data_dir: &Path, app: &AppName, lines: &[LogLine]) -> std::io::Result<()> {
+/// An app's history file: named by the app's id, so that an app made again under a deleted
+/// one's name never reads the old app's lines.
+fn history_path(data_dir: &Path, app_id: &str) -> PathBuf {
+    history_dir(data_dir).join(format!("{app_id}.log"))
+}
+
+/// Writes an app's history file atomically: only its owner may read it (0600, in a 0700
+/// directory), as tenants' lines are private to them.
+pub fn save_history(data_dir: &Path, app_id: &str, lines: &[LogLine]) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
     let dir = history_dir(data_dir);
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join(format!("{app}.log"));
-    let tmp = dir.join(format!(".{app}.log.tmp"));
-    let mut file = std::fs::File::create(&tmp)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+    let tmp = dir.join(format!(".{app_id}.log.tmp"));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
     file.write_all(&encode_history(lines))?;
     file.sync_all()?;
-    std::fs::rename(&tmp, &path)
+    std::fs::rename(&tmp, history_path(data_dir, app_id))
 }
 
-/// Reads an app's history file; no file is no history.
-pub fn load_history(data_dir: &Path, app: &AppName) -> Result<Vec<LogLine>, String> {
-    let path = history_dir(data_dir).join(format!("{app}.log"));
-    match std::fs::read(&path) {
-        Ok(bytes) => {
-            decode_history(app, Bytes::from(bytes)).map_err(|e| format!("{}: {e}", path.display()))
+/// Reads an app's history file; no file is no history. A file of an older version, named
+/// by the app's name, is read when there is none by its id (and goes at the next save).
+pub fn load_history(data_dir: &Path, app: &AppName, app_id: &str) -> Result<Vec<LogLine>, String> {
+    for path in [
+        history_path(data_dir, app_id),
+        history_dir(data_dir).join(format!("{app}.log")),
+    ] {
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                return decode_history(app, Bytes::from(bytes))
+                    .map_err(|e| format!("{}: {e}", path.display()));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(format!("{}: {e}", path.display())),
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(format!("{}: {e}", path.display())),
     }
+    Ok(Vec::new())
 }
 
-/// Removes an app's history file (when the app is deleted).
-pub fn remove_history(data_dir: &Path, app: &str) {
-    let _ = std::fs::remove_file(history_dir(data_dir).join(format!("{app}.log")));
+/// Removes a history file by its name without `.log`: an app's id (when the app is deleted),
+/// or an older version's app name.
+pub fn remove_history(data_dir: &Path, stem: &str) {
+    let _ = std::fs::remove_file(history_dir(data_dir).join(format!("{stem}.log")));
 }
 
 #[cfg(test)]

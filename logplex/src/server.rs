@@ -15,8 +15,9 @@ use tokio_rustls::TlsAcceptor;
 use crate::api::{ApiConfig, ApiState, serve_api};
 use crate::ingest::{StreamConfig, serve_stream, serve_udp};
 use crate::persist::{load_history, remove_history, save_history};
-use crate::registry::{KeyScope, Registry, RegistryError};
-use crate::router::{Router, RouterConfig};
+use crate::registry::App;
+use crate::registry::{Registry, RegistryError, RegistryLimits};
+use crate::router::{AppLifecycle, Router, RouterConfig};
 use crate::time::Timestamp;
 use crate::tls::{TlsError, server_config};
 
@@ -39,6 +40,8 @@ pub struct LogplexConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// An operator key to accept (e.g. `PAAS_API_KEY`).
     pub operator_key: Option<String>,
+    /// Tokens and keys an app may have.
+    pub registry_limits: RegistryLimits,
     /// Channels.
     pub router: RouterConfig,
     /// The API.
@@ -61,6 +64,7 @@ impl LogplexConfig {
             data_dir,
             tls: None,
             operator_key: None,
+            registry_limits: RegistryLimits::default(),
             router: RouterConfig::default(),
             api: ApiConfig::default(),
             stream: StreamConfig::default(),
@@ -147,25 +151,34 @@ impl Logplex {
     /// Opens the data directory, restores apps and history, binds every listener and starts
     /// serving.
     pub async fn start(config: LogplexConfig) -> Result<Logplex, StartError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+        private_dir(&config.data_dir).map_err(|source| StartError::DataDir {
             path: config.data_dir.clone(),
             source,
         })?;
         let mut registry = Registry::open(&config.data_dir)?;
+        registry.set_limits(config.registry_limits);
         let mut new_operator_key = None;
-        match &config.operator_key {
-            Some(key) => registry.adopt_operator_key(key)?,
+        let changed = match &config.operator_key {
+            Some(key) => registry.configure_operator_key(key),
             None if !registry.has_operator_key() => {
-                new_operator_key = Some(registry.create_key(KeyScope::Operator)?.key);
+                new_operator_key = Some(registry.bootstrap_operator_key().secret);
+                true
             }
-            None => {}
+            None => false,
+        };
+        if changed {
+            registry.save()?;
         }
         let router = Router::new(config.router.clone(), registry);
-        for channel in router.all_channels() {
-            let lines =
-                load_history(&config.data_dir, channel.app()).map_err(StartError::History)?;
+        for app in router.apps() {
+            let Some(channel) = router.channel(&app.name) else {
+                continue;
+            };
+            let lines = load_history(&config.data_dir, channel.app(), &app.id)
+                .map_err(StartError::History)?;
             channel.restore_history(&lines);
         }
+        router.on_app_deleted(Arc::new(HistoryFiles(config.data_dir.clone())));
         let tls = match &config.tls {
             Some((cert, key)) => Some((
                 TlsAcceptor::from(server_config(cert, key, &[b"h2", b"http/1.1"])?),
@@ -306,13 +319,14 @@ impl Logplex {
     }
 
     fn save_history(&self) {
-        let live: std::collections::HashSet<String> =
-            self.router.apps().into_iter().map(|a| a.name).collect();
-        for channel in self.router.all_channels() {
-            if let Err(e) =
-                save_history(&self.config.data_dir, channel.app(), &channel.all_history())
-            {
-                tracing::error!(app = %channel.app(), error = %e, "saving history");
+        let apps = self.router.apps();
+        let live: std::collections::HashSet<&str> = apps.iter().map(|a| a.id.as_str()).collect();
+        for app in &apps {
+            let Some(channel) = self.router.channel(&app.name) else {
+                continue;
+            };
+            if let Err(e) = save_history(&self.config.data_dir, &app.id, &channel.all_history()) {
+                tracing::error!(app = %app.name, error = %e, "saving history");
             }
         }
         if let Ok(dir) = std::fs::read_dir(crate::persist::history_dir(&self.config.data_dir)) {
@@ -325,6 +339,28 @@ impl Logplex {
                 }
             }
         }
+    }
+}
+
+/// Makes the data directory, or keeps the one there, readable by its owner only (0700): it
+/// holds tenants' lines and credentials.
+fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
+/// Deletes an app's saved history with the app.
+#[derive(Debug)]
+struct HistoryFiles(PathBuf);
+
+impl AppLifecycle for HistoryFiles {
+    fn app_deleted(&self, app: &App) {
+        remove_history(&self.0, &app.id);
+        remove_history(&self.0, &app.name);
     }
 }
 

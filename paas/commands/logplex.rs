@@ -103,6 +103,19 @@ pub struct RouterArgs {
     /// Seconds a log-session URL stays valid.
     #[arg(long, default_value_t = 300.0)]
     session_ttl: f64,
+    /// Ingest tokens one app may have.
+    #[arg(long, default_value_t = 50)]
+    max_tokens_per_app: usize,
+    /// API keys one app may have.
+    #[arg(long, default_value_t = 20)]
+    max_keys_per_app: usize,
+    /// API writes (creating tokens, keys, drains, sessions, …) one key may make a second; more
+    /// are refused with 429 and Retry-After. 0: no limit.
+    #[arg(long, default_value_t = 10)]
+    api_write_rate: u32,
+    /// API writes one key may make in a burst, above --api-write-rate.
+    #[arg(long, default_value_t = 50)]
+    api_write_burst: u32,
 }
 
 pub fn secs(s: f64, flag: &str) -> anyhow::Result<Duration> {
@@ -156,6 +169,12 @@ impl RouterArgs {
         c.api.keepalive = secs(self.keepalive, "keepalive")?;
         c.api.session_ttl = secs(self.session_ttl, "session-ttl")?;
         c.api.header_timeout = secs(self.header_timeout, "header-timeout")?;
+        c.api.write_rate = self.api_write_rate;
+        c.api.write_burst = self.api_write_burst;
+        c.registry_limits = logplex::RegistryLimits {
+            tokens_per_app: self.max_tokens_per_app,
+            keys_per_app: self.max_keys_per_app,
+        };
         Ok(c)
     }
 }

@@ -7,6 +7,7 @@ mod client;
 mod drains;
 mod dyno_run;
 mod example;
+mod keys;
 mod logfmt;
 mod logplex;
 mod logs;
@@ -74,9 +75,17 @@ pub enum Command {
     /// Remove a drain by URL, token or id.
     #[command(name = "drains:remove")]
     DrainsRemove(drains::RemoveArgs),
-    /// Create an API key that sees one app only.
+    /// List API keys: every key, or with -a an app's (ids and last four characters only).
+    Keys(keys::ListArgs),
+    /// Create an API key: one that sees one app only with -a, else an operator key.
     #[command(name = "keys:create")]
-    KeysCreate(tokens::KeyArgs),
+    KeysCreate(keys::CreateArgs),
+    /// Revoke an API key by id: it stops working at once.
+    #[command(name = "keys:revoke")]
+    KeysRevoke(keys::KeyArgs),
+    /// Replace an API key with a new one of the same scope (the old stops working).
+    #[command(name = "keys:rotate")]
+    KeysRotate(keys::KeyArgs),
 }
 
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -99,7 +108,10 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::TokensCreate(args) => tokens::create(args),
         Command::TokensRotate(args) => tokens::rotate(args),
         Command::TokensRevoke(args) => tokens::revoke(args),
-        Command::KeysCreate(args) => tokens::create_key(args),
+        Command::Keys(args) => keys::list(args),
+        Command::KeysCreate(args) => keys::create(args),
+        Command::KeysRevoke(args) => keys::revoke(args),
+        Command::KeysRotate(args) => keys::rotate(args),
         Command::Drains(args) => drains::list(args),
         Command::DrainsAdd(args) => drains::add(args),
         Command::DrainsRemove(args) => drains::remove(args),

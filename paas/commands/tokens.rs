@@ -1,4 +1,4 @@
-//! `paas tokens`, `tokens:create`, `tokens:rotate`, `tokens:revoke`, `keys:create`.
+//! `paas tokens`, `tokens:create`, `tokens:rotate`, `tokens:revoke`.
 
 use std::process::ExitCode;
 
@@ -30,14 +30,6 @@ pub struct CreateArgs {
 pub struct TokenArgs {
     /// The token (`t.…`).
     token: String,
-    #[command(flatten)]
-    app: AppArg,
-    #[command(flatten)]
-    api: ApiArgs,
-}
-
-#[derive(Debug, clap::Args)]
-pub struct KeyArgs {
     #[command(flatten)]
     app: AppArg,
     #[command(flatten)]
@@ -95,18 +87,5 @@ pub fn revoke(args: TokenArgs) -> anyhow::Result<ExitCode> {
         StatusCode::OK,
     )?;
     println!("Revoked {}", args.token);
-    Ok(ExitCode::SUCCESS)
-}
-
-pub fn create_key(args: KeyArgs) -> anyhow::Result<ExitCode> {
-    let app = args.app.name()?;
-    let k = call(
-        &args.api,
-        Method::POST,
-        &format!("/apps/{app}/keys"),
-        None,
-        StatusCode::CREATED,
-    )?;
-    println!("{}", k["key"].as_str().unwrap_or(""));
     Ok(ExitCode::SUCCESS)
 }

@@ -70,6 +70,11 @@ impl Router {
         Router::start_command("logplex", data_dir, extra)
     }
 
+    /// Starts `paas logplex` as `start` does, with `key` as the operator key it is given.
+    pub fn start_keyed(data_dir: &Path, key: &str, extra: &[&str]) -> Router {
+        Router::start_command_keyed("logplex", data_dir, key, extra)
+    }
+
     /// Starts `paas up` (the router, the proxy and the app's dynos) on free ports.
     pub fn up(data_dir: &Path, extra: &[&str]) -> Router {
         let ports = ["--http-port", "0", "--https-port", "0"];
@@ -78,6 +83,10 @@ impl Router {
 
     /// Starts `paas COMMAND` on free ports in `data_dir`, with `extra` flags.
     fn start_command(command: &str, data_dir: &Path, extra: &[&str]) -> Router {
+        Router::start_command_keyed(command, data_dir, KEY, extra)
+    }
+
+    fn start_command_keyed(command: &str, data_dir: &Path, key: &str, extra: &[&str]) -> Router {
         let mut child = Command::new(env!("CARGO_BIN_EXE_paas"))
             .args([
                 command,
@@ -95,7 +104,7 @@ impl Router {
             ])
             .arg(data_dir)
             .args(extra)
-            .env("PAAS_API_KEY", KEY)
+            .env("PAAS_API_KEY", key)
             .env_remove("PAAS_API_URL")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -46,11 +46,17 @@ pub(crate) fn app_json(app: &App) -> Value {
     })
 }
 
-fn token_json(t: &Token) -> Value {
-    json!({ "token": t.token, "name": t.name, "app": { "name": t.app }, "created_at": t.created_at })
+fn token_json(t: &Token, app: &str) -> Value {
+    json!({
+        "token": t.token,
+        "name": t.name,
+        "app": { "id": t.app_id, "name": app },
+        "created_at": t.created_at,
+    })
 }
 
-fn registry_error(e: RegistryError) -> Response<Body> {
+/// The one mapping of registry errors to API answers.
+pub(crate) fn registry_error(e: RegistryError) -> Response<Body> {
     match e {
         RegistryError::NoSuchApp(_) => no_such_app(),
         RegistryError::AppExists(name) => error(
@@ -63,15 +69,25 @@ fn registry_error(e: RegistryError) -> Response<Body> {
             "invalid_params",
             "Name must start with a letter, end with a letter or digit and can only contain lowercase letters, digits, and dashes; 3 to 30 characters.",
         ),
-        RegistryError::InvalidSourceName(_) => error(
+        e @ (RegistryError::InvalidSourceName { .. } | RegistryError::TooMany { .. }) => error(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_params",
-            "A token's name (the source its lines carry) must be 1 to 48 printable ASCII characters without spaces.",
+            &format!("{}.", capitalized(&e.to_string())),
         ),
         RegistryError::NoSuchToken => error(
             StatusCode::NOT_FOUND,
             "not_found",
             "Couldn't find that token.",
+        ),
+        RegistryError::NoSuchKey => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "Couldn't find that key.",
+        ),
+        e @ RegistryError::ConfiguredKey => error(
+            StatusCode::CONFLICT,
+            "conflict",
+            &format!("{}.", capitalized(&e.to_string())),
         ),
         other => {
             tracing::error!(error = %other, "registry");
@@ -82,6 +98,14 @@ fn registry_error(e: RegistryError) -> Response<Body> {
             )
         }
     }
+}
+
+fn capitalized(s: &str) -> String {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 /// `GET /apps`: every app the caller may see.
@@ -117,7 +141,7 @@ pub(crate) async fn create(state: &Arc<ApiState>, req: Request<Incoming>) -> Res
     match state.router.create_app(&name) {
         Ok((app, token)) => {
             let mut v = app_json(&app);
-            v["ingest_token"] = token_json(&token);
+            v["ingest_token"] = token_json(&token, &app.name);
             json(StatusCode::CREATED, &v)
         }
         Err(e) => registry_error(e),
@@ -153,7 +177,12 @@ pub(crate) fn tokens(state: &ApiState, app: &str) -> Response<Body> {
     if state.router.app(app).is_none() {
         return no_such_app();
     }
-    let list: Vec<Value> = state.router.tokens(app).iter().map(token_json).collect();
+    let list: Vec<Value> = state
+        .router
+        .tokens(app)
+        .iter()
+        .map(|t| token_json(t, app))
+        .collect();
     json(StatusCode::OK, &list)
 }
 
@@ -174,44 +203,24 @@ pub(crate) async fn create_token(
     };
     let name = body.name.unwrap_or_else(|| "app".to_owned());
     match state.router.create_token(app, &name) {
-        Ok(t) => json(StatusCode::CREATED, &token_json(&t)),
+        Ok(t) => json(StatusCode::CREATED, &token_json(&t, app)),
         Err(e) => registry_error(e),
     }
 }
 
-fn own_token(state: &ApiState, app: &str, token: &str) -> bool {
-    state.router.token(token).is_some_and(|t| t.app == app)
-}
-
-/// `POST /apps/{app}/tokens/{token}/actions/rotate`: a new token replaces it.
+/// `POST /apps/{app}/tokens/{token}/actions/rotate`: a new token replaces it. Only the app's
+/// own tokens: another app's is "not found", whoever asks.
 pub(crate) fn rotate_token(state: &ApiState, app: &str, token: &str) -> Response<Body> {
-    if !own_token(state, app, token) {
-        return registry_error(RegistryError::NoSuchToken);
-    }
-    match state.router.rotate_token(token) {
-        Ok(t) => json(StatusCode::CREATED, &token_json(&t)),
+    match state.router.rotate_token(app, token) {
+        Ok(t) => json(StatusCode::CREATED, &token_json(&t, app)),
         Err(e) => registry_error(e),
     }
 }
 
 /// `DELETE /apps/{app}/tokens/{token}`.
 pub(crate) fn revoke_token(state: &ApiState, app: &str, token: &str) -> Response<Body> {
-    if !own_token(state, app, token) {
-        return registry_error(RegistryError::NoSuchToken);
-    }
-    match state.router.revoke_token(token) {
-        Ok(t) => json(StatusCode::OK, &token_json(&t)),
-        Err(e) => registry_error(e),
-    }
-}
-
-/// `POST /apps/{app}/keys`: an API key that sees this app only.
-pub(crate) fn create_key(state: &ApiState, app: &str) -> Response<Body> {
-    match state.router.create_key(KeyScope::App(app.to_owned())) {
-        Ok(k) => json(
-            StatusCode::CREATED,
-            &json!({ "key": k.key, "app": { "name": app }, "created_at": k.created_at }),
-        ),
+    match state.router.revoke_token(app, token) {
+        Ok(t) => json(StatusCode::OK, &token_json(&t, app)),
         Err(e) => registry_error(e),
     }
 }

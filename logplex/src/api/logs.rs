@@ -250,6 +250,20 @@ fn decode(
                 format!("Malformed log messages: frame {index}: {e}."),
             )
         })?;
+        if msg
+            .hostname
+            .as_deref()
+            .is_some_and(crate::ingest::is_drain_output)
+        {
+            return Err(refused(
+                StatusCode::BAD_REQUEST,
+                Reject::DrainLoop,
+                index as u64 + 1,
+                format!(
+                    "Frame {index} is a drain's output (its HOSTNAME is a drain token): a router does not ingest drain output again."
+                ),
+            ));
+        }
         if let Some(named) = &msg.app_name
             && named.starts_with(b"t.")
             && !token_is(named, target)

@@ -9,7 +9,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use http::{Response, StatusCode};
 
 use crate::api::response::{Body, error, full};
-use crate::router::{Reject, Router};
+use crate::router::{Limit, Reject, Router};
 
 #[derive(Debug)]
 struct RouterCollector(Router);
@@ -175,6 +175,17 @@ impl Collector for RouterCollector {
             listeners
                 .iter()
                 .map(|(n, l)| (vec![("listener", (*n).to_owned())], load(&l.bytes))),
+        )?;
+        counter(
+            &mut encoder,
+            "logplex_limit_refusals",
+            "Requests refused at a tenant limit outside the line path, by limit.",
+            Limit::ALL.iter().map(|l| {
+                (
+                    vec![("limit", l.as_str().to_owned())],
+                    router.limits().get(*l),
+                )
+            }),
         )?;
         let invalid = ConstCounter::new(ingest.invalid_utf8_total());
         invalid.encode(encoder.encode_descriptor(

@@ -5,10 +5,12 @@
 
 mod apps;
 mod auth;
+mod keys;
 mod logs;
 mod metrics;
 mod response;
 mod sessions;
+mod write_budget;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -25,7 +27,7 @@ use tokio_rustls::TlsAcceptor;
 pub use response::{Body, ChannelBody, error, json, no_such_app};
 pub use sessions::Sessions;
 
-use crate::registry::KeyScope;
+use crate::registry::{Caller, KeyScope};
 use crate::router::Router;
 use response::{full, unauthorized};
 
@@ -46,6 +48,10 @@ pub struct ApiConfig {
     pub tail_max: Duration,
     /// How long a request's headers may take to arrive.
     pub header_timeout: Duration,
+    /// API writes (anything but GET) a key may make a second (0: no limit).
+    pub write_rate: u32,
+    /// API writes a key may make at once.
+    pub write_burst: u32,
 }
 
 impl Default for ApiConfig {
@@ -58,6 +64,8 @@ impl Default for ApiConfig {
             keepalive: Duration::from_secs(15),
             tail_max: Duration::from_secs(3600),
             header_timeout: Duration::from_secs(10),
+            write_rate: 10,
+            write_burst: 50,
         }
     }
 }
@@ -80,6 +88,7 @@ pub struct ApiState {
     router: Router,
     config: ApiConfig,
     sessions: Sessions,
+    writes: write_budget::WriteBudget,
     tls: bool,
     resources: std::sync::RwLock<std::collections::HashMap<String, Arc<dyn AppResource>>>,
 }
@@ -89,6 +98,7 @@ impl ApiState {
     pub fn new(router: Router, config: ApiConfig, tls: bool) -> Arc<Self> {
         Arc::new(ApiState {
             router,
+            writes: write_budget::WriteBudget::new(config.write_rate, config.write_burst),
             config,
             sessions: Sessions::default(),
             tls,
@@ -190,7 +200,7 @@ pub async fn serve_api(
 }
 
 /// Who is calling: an operator, or a key for one app.
-fn caller(state: &ApiState, req: &Request<Incoming>) -> Option<KeyScope> {
+fn caller(state: &ApiState, req: &Request<Incoming>) -> Option<Caller> {
     let (_, secret) = auth::credentials(req.headers())?;
     state.router.authenticate(&secret)
 }
@@ -222,10 +232,28 @@ async fn handle(
         (&Method::POST, ["logs"]) => logs::post_logs(&state, req).await,
         (&Method::GET, ["log-sessions", id]) => sessions::stream(&state, id, req.headers()),
         _ => {
-            let Some(scope) = caller(&state, &req) else {
+            let Some(caller) = caller(&state, &req) else {
                 return unauthorized();
             };
-            authorized(&state, req, &method, &segments, scope).await
+            let write = !matches!(method, Method::GET | Method::HEAD);
+            if write
+                && let Err(retry) = state
+                    .writes
+                    .try_charge(&caller.key_id, std::time::Instant::now())
+            {
+                state
+                    .router
+                    .limits()
+                    .hit(crate::router::Limit::ApiWriteRate);
+                return response::too_many(
+                    &format!(
+                        "This key is over its budget of {} API writes a second; retry in {retry} s.",
+                        state.config.write_rate
+                    ),
+                    retry,
+                );
+            }
+            authorized(&state, req, &method, &segments, caller.scope).await
         }
     }
 }
@@ -256,7 +284,22 @@ async fn authorized(
             apps::rotate_token(state, app, token)
         }
         (&Method::DELETE, ["apps", app, "tokens", token]) => apps::revoke_token(state, app, token),
-        (&Method::POST, ["apps", app, "keys"]) if operator => apps::create_key(state, app),
+        (&Method::GET, ["keys"]) if operator => keys::list(state, &scope),
+        (&Method::POST, ["keys"]) if operator => keys::create(state, &scope),
+        (&Method::DELETE, ["keys", id]) => keys::revoke(state, id, &scope),
+        (&Method::POST, ["keys", id, "actions", "rotate"]) => keys::rotate(state, id, &scope),
+        (&Method::GET, ["apps", app, "keys"]) => {
+            keys::list(state, &KeyScope::App((*app).to_owned()))
+        }
+        (&Method::POST, ["apps", app, "keys"]) if operator => {
+            keys::create(state, &KeyScope::App((*app).to_owned()))
+        }
+        (&Method::DELETE, ["apps", app, "keys", id]) => {
+            keys::revoke(state, id, &KeyScope::App((*app).to_owned()))
+        }
+        (&Method::POST, ["apps", app, "keys", id, "actions", "rotate"]) => {
+            keys::rotate(state, id, &KeyScope::App((*app).to_owned()))
+        }
         (&Method::POST, ["apps", app, "log-sessions"]) => sessions::create(state, app, req).await,
         (_, ["apps", app, name, rest @ ..]) if state.resource(name).is_some() => {
             let Some(resource) = state.resource(name) else {
@@ -268,11 +311,13 @@ async fn authorized(
             let rest = rest.iter().map(|s| (*s).to_owned()).collect();
             resource.handle(req, (*app).to_owned(), rest).await
         }
-        (_, ["metrics"] | ["apps"] | ["apps", _] | ["apps", _, "keys"]) if !operator => error(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "This key may act on its own app only.",
-        ),
+        (_, ["metrics"] | ["apps"] | ["apps", _] | ["apps", _, "keys"] | ["keys"]) if !operator => {
+            error(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "This key may act on its own app only.",
+            )
+        }
         _ => error(StatusCode::NOT_FOUND, "not_found", "No such resource."),
     }
 }

@@ -77,6 +77,15 @@ pub fn unavailable(message: &str, retry_after_secs: u64) -> Response<Body> {
     r
 }
 
+/// 429 with `Retry-After`: the caller is over a budget of its own.
+pub fn too_many(message: &str, retry_after_secs: u64) -> Response<Body> {
+    let mut r = error(StatusCode::TOO_MANY_REQUESTS, "rate_limit", message);
+    if let Ok(v) = header::HeaderValue::from_str(&retry_after_secs.to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
+}
+
 /// A body fed chunk by chunk from a task; it ends when the task drops its sender. When the
 /// client goes away the body is dropped, and the task sees its sender closed.
 #[derive(Debug)]

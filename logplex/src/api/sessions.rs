@@ -29,7 +29,9 @@ const CHUNK_LINES: usize = 512;
 
 #[derive(Clone, Debug)]
 struct Session {
-    app: String,
+    /// The app's id, not its name: a session outlives nothing of a deleted app, even when
+    /// another app takes the name.
+    app_id: String,
     lines: usize,
     tail: bool,
     source: Option<String>,
@@ -97,9 +99,9 @@ pub(crate) async fn create(
     app: &str,
     req: Request<Incoming>,
 ) -> Response<Body> {
-    if state.router.channel(app).is_none() {
+    let Some(app_id) = state.router.app(app).map(|a| a.id) else {
         return no_such_app();
-    }
+    };
     let host = req
         .headers()
         .get(header::HOST)
@@ -121,7 +123,7 @@ pub(crate) async fn create(
         },
     };
     let session = Session {
-        app: app.to_owned(),
+        app_id,
         lines: (lines as usize).min(max),
         tail: body.tail.unwrap_or(false),
         source: body.source,
@@ -171,7 +173,7 @@ pub(crate) fn stream(state: &Arc<ApiState>, id: &str, headers: &HeaderMap) -> Re
             "Log session not found or expired.",
         );
     };
-    let Some(channel) = state.router.channel(&session.app) else {
+    let Some(channel) = state.router.channel_by_id(&session.app_id) else {
         return error(
             StatusCode::NOT_FOUND,
             "not_found",

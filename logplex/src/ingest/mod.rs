@@ -21,6 +21,19 @@ use crate::rfc5424::{SyslogMessage, parse_fields};
 use crate::router::{Channel, Reject, Router, TokenTarget};
 use crate::time::{TimeCache, Timestamp};
 
+/// Whether a frame's HOSTNAME is a drain token (`d.` and a UUID): Logplex's drains write
+/// their token there, so such a frame is some router's drain output coming back in.
+pub(crate) fn is_drain_output(hostname: &[u8]) -> bool {
+    let Some(uuid) = hostname.strip_prefix(b"d.") else {
+        return false;
+    };
+    uuid.len() == 36
+        && uuid.iter().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => *b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
+}
+
 /// A syslog message as a line of the token's app.
 pub(crate) fn to_line(msg: SyslogMessage, target: &TokenTarget, received: Timestamp) -> LogLine {
     LogLine {
@@ -101,6 +114,13 @@ impl FrameSink {
             Ok(f) => f,
             Err(_) => return self.reject(Reject::Malformed),
         };
+        if fields
+            .hostname
+            .clone()
+            .is_some_and(|h| is_drain_output(&frame[h]))
+        {
+            return self.reject(Reject::DrainLoop);
+        }
         let known = match fields.app_name.clone() {
             Some(token) => self.resolve(&frame[token]),
             None => false,
@@ -156,5 +176,25 @@ impl FrameSink {
             channel.publish(lines, now);
         }
         self.pending.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drain_tokens_in_hostname_are_drain_output() {
+        assert!(is_drain_output(b"d.0b7d2a4e-9c51-4f3e-8a2d-5e6f7a8b9c0d"));
+        for not in [
+            &b"host"[..],
+            b"d.",
+            b"d.0b7d2a4e-9c51-4f3e-8a2d-5e6f7a8b9c0",
+            b"d.0b7d2a4e_9c51-4f3e-8a2d-5e6f7a8b9c0d",
+            b"t.0b7d2a4e-9c51-4f3e-8a2d-5e6f7a8b9c0d",
+            b"d.0b7d2a4e-9c51-4f3e-8a2d-5e6f7a8b9c0dx",
+        ] {
+            assert!(!is_drain_output(not), "{}", String::from_utf8_lossy(not));
+        }
     }
 }

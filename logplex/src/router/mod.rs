@@ -4,24 +4,26 @@
 mod budget;
 mod channel;
 mod emitter;
+mod limits;
 mod queue;
 pub(crate) mod stats;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use bytes::Bytes;
 
 pub use budget::RateBudget;
 pub use channel::{BatchOutcome, Channel, ChannelConfig, Subscription, TooManyTails};
 pub use emitter::{EmitError, Emitter};
+pub use limits::{Limit, LimitCounters};
 pub use queue::{Batch, DEFAULT_TAIL_BUFFER, LineQueue, Loss, QueueCounts, Taken};
 pub use stats::{ChannelStats, ConsumerStats, HistoryStats, Reject, RejectCounts};
 
 use crate::history::{DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_LINES};
 use crate::line::AppName;
-use crate::registry::{ApiKey, App, KeyScope, Registry, RegistryError, Token};
+use crate::registry::{ApiKey, App, Caller, KeyScope, NewKey, Registry, RegistryError, Token};
 use crate::time::Timestamp;
 use channel::Consumers;
 
@@ -63,8 +65,16 @@ pub struct TokenTarget {
     pub token: Arc<str>,
 }
 
+/// Something outside the router that hangs on apps' ids (drains, saved history) and must
+/// let go of an app when it is deleted.
+pub trait AppLifecycle: Send + Sync + std::fmt::Debug {
+    /// `app` is deleted: its id will never be seen again.
+    fn app_deleted(&self, app: &App);
+}
+
 #[derive(Debug)]
 struct Inner {
+    lifecycle: RwLock<Vec<Arc<dyn AppLifecycle>>>,
     config: RouterConfig,
     registry: RwLock<Registry>,
     /// Bumped on every registry change, so cached token lookups know to look again.
@@ -72,6 +82,7 @@ struct Inner {
     channels: RwLock<HashMap<String, Arc<Channel>>>,
     consumers: Arc<Consumers>,
     unattributed: RejectCounts,
+    limits: LimitCounters,
     ingest: crate::ingest::IngestStats,
     stopping: AtomicBool,
 }
@@ -87,12 +98,14 @@ impl Router {
     pub fn new(config: RouterConfig, registry: Registry) -> Self {
         let router = Router {
             inner: Arc::new(Inner {
+                lifecycle: RwLock::new(Vec::new()),
                 config,
                 registry: RwLock::new(registry),
                 generation: AtomicU64::new(0),
                 channels: RwLock::new(HashMap::new()),
                 consumers: Arc::new(Consumers::default()),
                 unattributed: RejectCounts::default(),
+                limits: LimitCounters::default(),
                 ingest: crate::ingest::IngestStats::default(),
                 stopping: AtomicBool::new(false),
             }),
@@ -116,12 +129,35 @@ impl Router {
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    fn registry_mut(&self) -> RwLockWriteGuard<'_, Registry> {
-        self.inner.generation.fetch_add(1, Ordering::Release);
-        self.inner
-            .registry
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
+    /// Changes the registry: the change is made under the write lock and the generation
+    /// bumped before it is let go (so no reader caches a look-up of the old state under the new
+    /// generation); the file is written after, so ingest never waits on a disk.
+    fn change<T>(
+        &self,
+        f: impl FnOnce(&mut Registry) -> Result<T, RegistryError>,
+    ) -> Result<T, RegistryError> {
+        let (out, snapshot) = {
+            let mut registry = self
+                .inner
+                .registry
+                .write()
+                .unwrap_or_else(|p| p.into_inner());
+            let out = f(&mut registry).inspect_err(|e| match e {
+                RegistryError::TooMany { what: "tokens", .. } => {
+                    self.inner.limits.hit(Limit::TokensPerApp)
+                }
+                RegistryError::TooMany { .. } => self.inner.limits.hit(Limit::KeysPerApp),
+                RegistryError::InvalidSourceName { .. } => self.inner.limits.hit(Limit::TokenName),
+                _ => {}
+            })?;
+            let snapshot = registry.snapshot()?;
+            self.inner.generation.fetch_add(1, Ordering::Release);
+            (out, snapshot)
+        };
+        if let Some((snapshot, file)) = snapshot {
+            file.write(&snapshot)?;
+        }
+        Ok(out)
     }
 
     fn channels(&self) -> RwLockReadGuard<'_, HashMap<String, Arc<Channel>>> {
@@ -159,14 +195,15 @@ impl Router {
 
     /// Makes an app, its channel and its first ingest token.
     pub fn create_app(&self, name: &str) -> Result<(App, Token), RegistryError> {
-        let made = self.registry_mut().create_app(name)?;
+        let made = self.change(|r| r.create_app(name))?;
         self.open_channel(name);
         Ok(made)
     }
 
-    /// Deletes an app: its channel closes (tails end), its tokens and keys stop working.
+    /// Deletes an app: its channel closes (tails end), its tokens and keys stop working, and
+    /// everything hung on its id elsewhere (drains, sessions, saved history) is let go at once.
     pub fn delete_app(&self, name: &str) -> Result<App, RegistryError> {
-        let app = self.registry_mut().delete_app(name)?;
+        let app = self.change(|r| r.delete_app(name))?;
         let channel = self
             .inner
             .channels
@@ -176,7 +213,25 @@ impl Router {
         if let Some(channel) = channel {
             channel.close();
         }
+        let hooks: Vec<_> = self
+            .inner
+            .lifecycle
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for hook in hooks {
+            hook.app_deleted(&app);
+        }
         Ok(app)
+    }
+
+    /// Tells `hook` of every app deleted from now on.
+    pub fn on_app_deleted(&self, hook: Arc<dyn AppLifecycle>) {
+        self.inner
+            .lifecycle
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(hook);
     }
 
     /// Every app, by name.
@@ -189,9 +244,21 @@ impl Router {
         self.registry().app(name).cloned()
     }
 
+    /// The app whose id is `id`.
+    pub fn app_by_id(&self, id: &str) -> Option<App> {
+        self.registry().app_by_id(id).cloned()
+    }
+
     /// The channel of the app called `name`.
     pub fn channel(&self, name: &str) -> Option<Arc<Channel>> {
         self.channels().get(name).cloned()
+    }
+
+    /// The channel of the app whose id is `id`: `None` once that app is gone, even when
+    /// another app has taken its name.
+    pub fn channel_by_id(&self, id: &str) -> Option<Arc<Channel>> {
+        let name = self.registry().app_by_id(id)?.name.clone();
+        self.channel(&name)
     }
 
     /// Every channel.
@@ -203,27 +270,22 @@ impl Router {
 
     /// The tokens of `app`.
     pub fn tokens(&self, app: &str) -> Vec<Token> {
-        self.registry().tokens(app).cloned().collect()
+        self.registry().tokens(app)
     }
 
     /// A new ingest token for `app`, whose lines carry the source `name`.
     pub fn create_token(&self, app: &str, name: &str) -> Result<Token, RegistryError> {
-        self.registry_mut().create_token(app, name)
+        self.change(|r| r.create_token(app, name))
     }
 
-    /// Replaces a token with a new one for the same app and source.
-    pub fn rotate_token(&self, token: &str) -> Result<Token, RegistryError> {
-        self.registry_mut().rotate_token(token)
+    /// Replaces `app`'s token with a new one for the same source.
+    pub fn rotate_token(&self, app: &str, token: &str) -> Result<Token, RegistryError> {
+        self.change(|r| r.rotate_token(app, token))
     }
 
-    /// Revokes a token.
-    pub fn revoke_token(&self, token: &str) -> Result<Token, RegistryError> {
-        self.registry_mut().revoke_token(token)
-    }
-
-    /// The token's details, if it is one.
-    pub fn token(&self, token: &str) -> Option<Token> {
-        self.registry().token(token).cloned()
+    /// Revokes `app`'s token.
+    pub fn revoke_token(&self, app: &str, token: &str) -> Result<Token, RegistryError> {
+        self.change(|r| r.revoke_token(app, token))
     }
 
     /// Where a token's lines go, if it is a live token of a live app.
@@ -237,7 +299,7 @@ impl Router {
                 "app" => Bytes::from_static(crate::line::APP_SOURCE),
                 name => Bytes::copy_from_slice(name.as_bytes()),
             };
-            (t.app.clone(), source)
+            (reg.app_by_id(&t.app_id)?.name.clone(), source)
         };
         let channel = self.channel(&app)?;
         Some(TokenTarget {
@@ -248,18 +310,28 @@ impl Router {
     }
 
     /// A new API key.
-    pub fn create_key(&self, scope: KeyScope) -> Result<ApiKey, RegistryError> {
-        self.registry_mut().create_key(scope)
+    pub fn create_key(&self, scope: &KeyScope) -> Result<NewKey, RegistryError> {
+        self.change(|r| r.create_key(scope))
     }
 
-    /// Keeps `key` as an operator key.
-    pub fn adopt_operator_key(&self, key: &str) -> Result<(), RegistryError> {
-        self.registry_mut().adopt_operator_key(key)
+    /// The keys `scope` may see.
+    pub fn keys(&self, scope: &KeyScope) -> Vec<ApiKey> {
+        self.registry().keys(scope)
     }
 
-    /// What a presented API key may do, if it is one.
-    pub fn authenticate(&self, key: &str) -> Option<KeyScope> {
-        self.registry().key(key).cloned()
+    /// Revokes key `id`, if `by` may act on it.
+    pub fn revoke_key(&self, id: &str, by: &KeyScope) -> Result<ApiKey, RegistryError> {
+        self.change(|r| r.revoke_key(id, by))
+    }
+
+    /// Replaces key `id` with a new one, if `by` may act on it.
+    pub fn rotate_key(&self, id: &str, by: &KeyScope) -> Result<NewKey, RegistryError> {
+        self.change(|r| r.rotate_key(id, by))
+    }
+
+    /// Who presents API key `secret`, if anyone.
+    pub fn authenticate(&self, secret: &str) -> Option<Caller> {
+        self.registry().authenticate(secret)
     }
 
     /// An emitter writing into `app` as `source`, for the stack's layers.
@@ -280,6 +352,11 @@ impl Router {
     /// Rejections no app can be charged with (frames with no valid token).
     pub fn unattributed(&self) -> &RejectCounts {
         &self.inner.unattributed
+    }
+
+    /// How often each limit outside the line path refused.
+    pub fn limits(&self) -> &LimitCounters {
+        &self.inner.limits
     }
 
     /// The ingest listeners' counters.
@@ -324,7 +401,7 @@ mod tests {
             (target.channel.app().as_str(), &target.source[..]),
             ("shop", &b"app"[..])
         );
-        router.revoke_token(&token.token).unwrap();
+        router.revoke_token("shop", &token.token).unwrap();
         assert!(router.generation() > g);
         assert!(router.resolve_token(token.token.as_bytes()).is_none());
         assert!(router.resolve_token(b"\xff\xfe").is_none());

@@ -31,11 +31,14 @@ pub enum Reject {
     BodyTooLarge,
     /// Sent while the router was stopping, or to an app being deleted.
     Closed,
+    /// A drain's own output (HOSTNAME `d.<uuid>`, a drain token) sent back into a router:
+    /// never ingested again, so that no chain of drains can multiply lines.
+    DrainLoop,
 }
 
 impl Reject {
     /// Every reason, in the order stats list them.
-    pub const ALL: [Reject; 10] = [
+    pub const ALL: [Reject; 11] = [
         Reject::TooLarge,
         Reject::BadLength,
         Reject::Garbage,
@@ -46,6 +49,7 @@ impl Reject {
         Reject::CountMismatch,
         Reject::BodyTooLarge,
         Reject::Closed,
+        Reject::DrainLoop,
     ];
 
     /// The reason's name in stats and metrics.
@@ -61,6 +65,7 @@ impl Reject {
             Reject::CountMismatch => "count_mismatch",
             Reject::BodyTooLarge => "body_too_large",
             Reject::Closed => "closed",
+            Reject::DrainLoop => "drain_loop",
         }
     }
 
@@ -171,7 +176,7 @@ mod tests {
         for (i, r) in Reject::ALL.iter().enumerate() {
             assert_eq!(c.get(*r), i as u64 + 1, "{}", r.as_str());
         }
-        assert_eq!(c.total(), (1..=10).sum::<u64>());
+        assert_eq!(c.total(), (1..=Reject::ALL.len() as u64).sum::<u64>());
         let names: std::collections::HashSet<_> = c.snapshot().iter().map(|(n, _)| *n).collect();
         assert_eq!(names.len(), Reject::ALL.len());
     }
