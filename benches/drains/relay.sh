@@ -96,6 +96,7 @@ ours_run() {
     start_sink "$dir" --ignore-pri 172
     PAAS_API_KEY=$key "$paas" logplex --api-port 0 --syslog-port 0 --udp-port 0 \
         --syslog-tls-port 0 --data-dir "$dir/data" --app-rate 0 --drain-buffer "$buffer" \
+        --drain-allow-net 127.0.0.0/8 \
         >"$dir/router.out" 2>"$dir/router.err" &
     local router=$!
     pids+=("$router")

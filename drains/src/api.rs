@@ -32,9 +32,10 @@ fn drain_json(d: &Drain, health: Option<HealthReport>, app: &str) -> Value {
 
 fn failure(e: DrainError) -> Response<Body> {
     let (status, id) = match &e {
-        DrainError::Url(_) | DrainError::TooMany(_) | DrainError::DurableUnavailable => {
-            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_params")
-        }
+        DrainError::Url(_)
+        | DrainError::Refused { .. }
+        | DrainError::TooMany(_)
+        | DrainError::DurableUnavailable => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_params"),
         DrainError::Duplicate(_) => (StatusCode::CONFLICT, "conflict"),
         DrainError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
         DrainError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),

@@ -1,5 +1,5 @@
 //! What every drain's task shares: its drain, its queue, its health, the app's channel (for
-//! L10 and L14 lines), the limits, and the stop signal.
+//! L10, L14 and refused-destination lines), the limits, how to connect, and the stop signal.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,6 +7,7 @@ use std::time::Duration;
 use logplex::{Channel, LogLine, Loss, Subscription, Timestamp};
 use tokio::sync::watch;
 
+use crate::dial::Dialer;
 use crate::health::Health;
 use crate::store::Drain;
 use crate::url::DrainUrl;
@@ -63,6 +64,8 @@ pub struct Ctx {
     pub health: Arc<Health>,
     pub config: DeliveryConfig,
     pub tls: Arc<rustls::ClientConfig>,
+    /// Connects under the address policy.
+    pub dialer: Dialer,
     /// Turns true when the router stops: give up retrying what cannot be delivered.
     pub stopping: watch::Receiver<bool>,
 }
@@ -87,6 +90,17 @@ impl Ctx {
     pub fn certificate_failure(&self, error: &str) {
         self.channel.publish_platform(logplex::certificate_error(
             self.channel.app(),
+            error,
+            &self.drain.url,
+            Timestamp::now(),
+        ));
+    }
+
+    /// Reports in the app's stream that the address policy refused where the drain leads.
+    pub fn destination_refused(&self, error: &str) {
+        self.channel.publish_platform(logplex::drain_refused(
+            self.channel.app(),
+            &self.drain.token,
             error,
             &self.drain.url,
             Timestamp::now(),

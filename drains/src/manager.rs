@@ -1,6 +1,8 @@
 //! `Drains`: every drain's task, started from the store at start-up and as drains are added,
 //! each subscribed to its app's channel with its own bounded buffer, so a dead, slow or
-//! black-holed drain never slows ingest, tails or the other drains.
+//! black-holed drain never slows ingest, tails or the other drains. Where a drain may lead is
+//! the address policy's to say: when it is added, when a stored one starts, and (through its
+//! `Dialer`) at every connect.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -12,9 +14,12 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::delivery::{Ctx, DeliveryConfig};
+use crate::dial::{Dialer, SystemResolver};
 use crate::durable::DurableQueue;
 use crate::feed::{Encode, Feed, Spool};
 use crate::health::{Health, HealthReport};
+use crate::metrics::{DrainMetrics, Stage};
+use crate::policy::{AddressPolicy, Refusal};
 use crate::store::{Drain, DrainStore, StoreError};
 use crate::tls::{CaError, client_config};
 use crate::url::{DrainUrl, Scheme, UrlError};
@@ -35,6 +40,8 @@ pub struct DrainsConfig {
     pub delivery: DeliveryConfig,
     /// Bytes a durable drain may keep on disk before dropping its oldest lines.
     pub durable_budget: u64,
+    /// Where drains may lead: not to internal addresses, but for the ranges opened.
+    pub policy: AddressPolicy,
 }
 
 impl Default for DrainsConfig {
@@ -45,6 +52,7 @@ impl Default for DrainsConfig {
             extra_ca: Vec::new(),
             delivery: DeliveryConfig::default(),
             durable_budget: 256 << 20,
+            policy: AddressPolicy::default(),
         }
     }
 }
@@ -55,6 +63,14 @@ pub enum DrainError {
     /// The URL is not a drain URL.
     #[error(transparent)]
     Url(#[from] UrlError),
+    /// The address policy refuses where the URL leads.
+    #[error("{url:?} is not an allowed drain destination: {refusal}.")]
+    Refused {
+        /// The URL.
+        url: String,
+        /// Why.
+        refusal: Refusal,
+    },
     /// This app already drains to this URL.
     #[error("This app already has a drain to {0}.")]
     Duplicate(String),
@@ -100,6 +116,8 @@ struct Inner {
     data_dir: Option<std::path::PathBuf>,
     running: Mutex<HashMap<String, Running>>,
     stopping: watch::Sender<bool>,
+    dialer: Dialer,
+    metrics: Arc<DrainMetrics>,
 }
 
 /// Every drain of every app. Cheap to clone.
@@ -122,6 +140,12 @@ impl Drains {
         let cas: Vec<&Path> = config.extra_ca.iter().map(|p| p.as_path()).collect();
         let tls = client_config(&cas, &[])?;
         let http_tls = client_config(&cas, &[b"http/1.1"])?;
+        let metrics = Arc::new(DrainMetrics::default());
+        let dialer = Dialer::new(
+            Arc::new(config.policy.clone()),
+            Arc::new(SystemResolver),
+            metrics.clone(),
+        );
         let drains = Drains {
             inner: Arc::new(Inner {
                 router,
@@ -132,6 +156,8 @@ impl Drains {
                 data_dir: data_dir.map(Path::to_owned),
                 running: Mutex::new(HashMap::new()),
                 stopping: watch::channel(false).0,
+                dialer,
+                metrics,
             }),
         };
         let existing = drains.adopt_stored()?;
@@ -171,14 +197,41 @@ impl Drains {
         self.inner.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Starts a drain's task, if its app is live and its URL still reads.
+    /// The counters `/metrics` shows.
+    pub fn metrics(&self) -> Arc<DrainMetrics> {
+        self.inner.metrics.clone()
+    }
+
+    /// Whether the address policy lets a drain lead to `url` (as far as can be told before
+    /// resolving it); a refusal is counted at `at`.
+    fn check_destination(&self, url: &DrainUrl, at: Stage) -> Result<(), DrainError> {
+        self.inner
+            .config
+            .policy
+            .check_host(url.target())
+            .map_err(|refusal| {
+                self.inner
+                    .metrics
+                    .destination_refused(at, &url.raw, &refusal);
+                DrainError::Refused {
+                    url: url.raw.clone(),
+                    refusal,
+                }
+            })
+    }
+
+    /// Starts a drain's task, if its app is live; a stored drain whose URL no longer reads or
+    /// leads where the policy refuses is kept but not delivered to, and says why.
     fn launch(&self, drain: Drain) {
         let Some(channel) = self.inner.router.channel_by_id(&drain.app_id) else {
             return;
         };
-        let Ok(url) = DrainUrl::parse(&drain.url, true) else {
-            tracing::warn!(drain = %drain.id, url = %drain.url, "stored drain URL no longer reads");
-            return;
+        let url = DrainUrl::parse(&drain.url, true)
+            .map_err(DrainError::from)
+            .and_then(|url| self.check_destination(&url, Stage::Start).map(|()| url));
+        let url = match url {
+            Ok(url) => url,
+            Err(e) => return self.hold(drain, &channel, e),
         };
         // A durable drain's buffer is only the way to its disk queue, emptied as fast as the
         // disk takes lines; it is larger so that a burst does not outrun the spooler.
@@ -250,6 +303,7 @@ impl Drains {
             health: health.clone(),
             config: self.inner.config.delivery.clone(),
             tls,
+            dialer: self.inner.dialer.clone(),
             stopping: self.inner.stopping.subscribe(),
         };
         let task = match url.scheme {
@@ -258,6 +312,33 @@ impl Drains {
                 tokio::spawn(crate::syslog::run(ctx, feed))
             }
         };
+        self.running().insert(
+            drain.id,
+            Running {
+                health,
+                queue,
+                task,
+            },
+        );
+    }
+
+    /// Keeps a stored drain that cannot run: nothing is delivered to it (its buffer takes no
+    /// line), its health says why, and so does one line in the app's stream.
+    fn hold(&self, drain: Drain, channel: &logplex::Channel, why: DrainError) {
+        let why = why.to_string();
+        tracing::warn!(drain = %drain.id, url = %drain.url, error = %why, "drain not started");
+        channel.publish_platform(logplex::drain_refused(
+            channel.app(),
+            &drain.token,
+            &why,
+            &drain.url,
+            Timestamp::now(),
+        ));
+        let health = Arc::new(Health::default());
+        health.failed(format!("not delivering: {why}"));
+        let queue = Arc::new(LineQueue::new(1));
+        queue.close();
+        let task = tokio::spawn(async {});
         self.running().insert(
             drain.id,
             Running {
@@ -284,6 +365,7 @@ impl Drains {
             return Err(DrainError::DurableUnavailable);
         }
         let parsed = DrainUrl::parse(url.trim(), self.inner.config.allow_http)?;
+        self.check_destination(&parsed, Stage::Create)?;
         let drain = {
             let mut store = self.store();
             let existing = store.of_app(&app_id);

@@ -1,8 +1,11 @@
 //! Drain URLs: `syslog://` (TCP), `syslog+tls://`, `syslog+udp://`, `https://`, and `http://`
 //! only for loopback or when the operator allows it. Default ports as Logplex's: 601 for
-//! syslog (TCP, TLS), 514 for UDP, 443/80 for HTTP(S).
+//! syslog (TCP, TLS), 514 for UDP, 443/80 for HTTP(S). The host is read strictly
+//! (`host.rs`); whether a drain may go there is the address policy's to say (`policy.rs`).
 
 use std::fmt;
+
+use crate::host::{Host, is_localhost};
 
 /// How a drain is reached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +35,8 @@ pub struct DrainUrl {
     pub port: u16,
     /// Path and query, for HTTP(S) (`/` when none).
     pub path: String,
+    /// The host, read: an address or a name.
+    target: Host,
 }
 
 /// Why a URL is not a drain.
@@ -45,11 +50,14 @@ impl fmt::Display for DrainUrl {
     }
 }
 
-fn is_loopback(host: &str) -> bool {
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+fn is_loopback(host: &Host) -> bool {
+    match host {
+        Host::Ip(std::net::IpAddr::V6(v6)) => v6
+            .to_ipv4_mapped()
+            .map_or(v6.is_loopback(), |v4| v4.is_loopback()),
+        Host::Ip(ip) => ip.is_loopback(),
+        Host::Name(name) => is_localhost(name),
+    }
 }
 
 impl DrainUrl {
@@ -79,24 +87,23 @@ impl DrainUrl {
         if authority.contains('@') {
             return Err(bad("credentials in the URL are not supported here"));
         }
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (host, port, bracketed) = if let Some(v6) = authority.strip_prefix('[') {
             let (host, after) = v6.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
-            (host, after.strip_prefix(':'))
+            match after {
+                "" => (host, None, true),
+                _ => match after.strip_prefix(':') {
+                    Some(port) => (host, Some(port), true),
+                    None => return Err(bad("something follows ']' that is not a port")),
+                },
+            }
         } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (authority, None),
+            match authority.split_once(':') {
+                Some((h, p)) if !p.contains(':') => (h, Some(p), false),
+                Some(_) => return Err(bad("an IPv6 address must be written in brackets ([::1])")),
+                None => (authority, None, false),
             }
         };
-        if host.is_empty() {
-            return Err(bad("no host"));
-        }
-        if !host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'_'))
-        {
-            return Err(bad("the host has characters a host name cannot have"));
-        }
+        let target = Host::parse(host, bracketed).map_err(bad)?;
         let port = match port {
             None => default_port,
             Some(p) => match p.parse::<u16>() {
@@ -104,7 +111,7 @@ impl DrainUrl {
                 _ => return Err(bad("the port is not a number from 1 to 65535")),
             },
         };
-        if scheme == Scheme::Http && !allow_http && !is_loopback(host) {
+        if scheme == Scheme::Http && !allow_http && !is_loopback(&target) {
             return Err(bad(
                 "http:// is allowed only to loopback; use https:// (or the operator's --drain-allow-http)",
             ));
@@ -126,7 +133,14 @@ impl DrainUrl {
             } else {
                 path.to_owned()
             },
+            target,
         })
+    }
+
+    /// The host, read: an address (connected to as it is) or a name (resolved at each
+    /// connect).
+    pub fn target(&self) -> &Host {
+        &self.target
     }
 
     /// Whether it is reached over TLS.
@@ -193,10 +207,33 @@ mod tests {
             ("syslog://[::1", "unclosed"),
             ("syslog://a/b", "no path"),
             ("https://bad_host!", "host"),
+            ("syslog://0x7f000001:601", "looks like an IP address"),
+            ("syslog://2130706433", "looks like an IP address"),
+            ("syslog://0177.0.0.1", "looks like an IP address"),
+            ("syslog://127.1:601", "looks like an IP address"),
+            ("syslog://::1", "brackets"),
+            ("syslog://fe80::1:601", "brackets"),
+            ("syslog://[::1]x", "not a port"),
+            ("syslog://[fe80::1%25eth0]", "not an IPv6 address"),
+            ("https://a..example.com/", "empty label"),
+            ("https://-a.example.com/", "starts or ends"),
         ] {
             let e = DrainUrl::parse(bad, false).unwrap_err();
             assert!(e.0.contains(why), "{bad}: {e}");
         }
         assert!(DrainUrl::parse("http://example.com", true).is_ok());
+    }
+
+    #[test]
+    fn the_host_is_read_once() {
+        let u = DrainUrl::parse("syslog://[::ffff:169.254.169.254]:601", false).unwrap();
+        assert_eq!(
+            u.target(),
+            &Host::Ip("::ffff:169.254.169.254".parse().unwrap())
+        );
+        let u = DrainUrl::parse("https://Logs.Example.com/x", false).unwrap();
+        assert_eq!(u.target(), &Host::Name("Logs.Example.com".into()));
+        assert!(DrainUrl::parse("http://[::ffff:127.0.0.1]:80", false).is_ok());
+        assert!(DrainUrl::parse("http://api.localhost:80", false).is_ok());
     }
 }

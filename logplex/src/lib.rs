@@ -29,8 +29,8 @@ mod time;
 mod tls;
 
 pub use api::{
-    ApiConfig, ApiState, AppResource, Body, ChannelBody, Sessions, error as api_error,
-    json as api_json, no_such_app, read_body, read_json, serve_api,
+    ApiConfig, ApiState, AppResource, Body, ChannelBody, CounterFamily, MetricsSource, Sessions,
+    error as api_error, json as api_json, no_such_app, read_body, read_json, serve_api,
 };
 pub use filter::{LineFilter, PLATFORM_PROCESSES};
 pub use framing::{DEFAULT_MAX_FRAME, FrameDecoder, FrameError, write_octet_counted};
@@ -39,7 +39,7 @@ pub use ingest::{IngestStats, ListenerStats, StreamConfig, serve_stream, serve_u
 pub use line::{APP_SOURCE, AppName, LogLine, PLATFORM_SOURCE};
 pub use persist::{HistoryFileError, decode_history, encode_history};
 pub use platform::{
-    LOGPLEX_PROCESS, certificate_error, drain_overflow, rate_limited, tail_overflow,
+    LOGPLEX_PROCESS, certificate_error, drain_overflow, drain_refused, rate_limited, tail_overflow,
 };
 pub use registry::{
     ApiKey, App, Caller, KeyOrigin, KeyScope, NewKey, RESERVED_SOURCES, Registry, RegistryError,

@@ -61,13 +61,34 @@ pub fn rate_limited(app: &AppName, dropped: u64, since: Timestamp, now: Timestam
 /// `Error L14 (certificate validation): error="…" uri="…"`, both values always quoted as
 /// Heroku writes them.
 pub fn certificate_error(app: &AppName, error: &str, uri: &str, now: Timestamp) -> LogLine {
-    let quote = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
     let message = format!(
         "Error L14 (certificate validation): error=\"{}\" uri=\"{}\"",
-        quote(error),
-        quote(uri)
+        quoted(error),
+        quoted(uri)
     );
     platform_line(app, now, message)
+}
+
+/// `Error (drain destination refused): drain 'd.…' error="…" uri="…"`: the router's address
+/// policy refused where a drain leads (an internal address, or a name resolving to one).
+/// Logplex has no code for this; the words say what happened.
+pub fn drain_refused(
+    app: &AppName,
+    drain: &str,
+    error: &str,
+    uri: &str,
+    now: Timestamp,
+) -> LogLine {
+    let message = format!(
+        "Error (drain destination refused): drain '{drain}' error=\"{}\" uri=\"{}\"",
+        quoted(error),
+        quoted(uri)
+    );
+    platform_line(app, now, message)
+}
+
+fn quoted(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
 #[cfg(test)]
@@ -102,6 +123,19 @@ mod tests {
                 .message
             ),
             "Error L14 (certificate validation): error=\"bad certificate\" uri=\"syslog+tls://logs.example.com:6514\""
+        );
+        assert_eq!(
+            String::from_utf8_lossy(
+                &drain_refused(
+                    &app,
+                    "d.5e7a",
+                    "10.0.0.1 is \"private\"",
+                    "syslog://10.0.0.1",
+                    now
+                )
+                .message
+            ),
+            "Error (drain destination refused): drain 'd.5e7a' error=\"10.0.0.1 is \\\"private\\\"\" uri=\"syslog://10.0.0.1\""
         );
         let l = tail_overflow(&app, 1, since, now);
         assert_eq!((l.facility, l.severity), (21, 4), "<172>, as Logplex");

@@ -79,6 +79,13 @@ pub struct RouterArgs {
     /// Allow `http://` drains to any host (otherwise only to loopback).
     #[arg(long)]
     drain_allow_http: bool,
+    /// Let drains reach this range (CIDR such as 10.1.0.0/16, or one address; repeatable).
+    /// Otherwise drains may not lead to loopback, private (10/8, 172.16/12, 192.168/16),
+    /// CGNAT, link-local, unique-local, multicast, broadcast, unspecified or reserved
+    /// addresses, however written, checked when added and on what a name resolves to at every
+    /// connect. `paas up` always allows loopback (127.0.0.0/8, ::1).
+    #[arg(long = "drain-allow-net", value_name = "CIDR")]
+    drain_allow_net: Vec<drains::Cidr>,
     /// Lines a drain buffers while its receiver is slow or down, before dropping (L10).
     #[arg(long, default_value_t = 1024)]
     drain_buffer: usize,
@@ -134,6 +141,7 @@ impl RouterArgs {
             max_per_app: self.max_drains,
             allow_http: self.drain_allow_http,
             extra_ca: self.drain_ca.clone(),
+            policy: drains::AddressPolicy::allowing(self.drain_allow_net.iter().copied()),
             ..Default::default()
         };
         c.delivery.buffer_lines = self.drain_buffer;
@@ -200,6 +208,7 @@ pub async fn start(
     logplex
         .api()
         .register("log-drains", std::sync::Arc::new(drains.clone()));
+    logplex.api().register_metrics(drains.metrics());
     let a = logplex.addresses();
     println!("{who}: api on {} (POST /logs for ingest)", a.api_url());
     if let Some(s) = a.syslog {

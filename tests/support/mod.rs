@@ -65,8 +65,16 @@ pub struct Router {
 }
 
 impl Router {
-    /// Starts `paas logplex` on free ports in `data_dir`, with `extra` flags.
+    /// Starts `paas logplex` on free ports in `data_dir`, with `extra` flags; its drains may
+    /// reach this machine's receivers (`--drain-allow-net 127.0.0.0/8`).
     pub fn start(data_dir: &Path, extra: &[&str]) -> Router {
+        let loopback = ["--drain-allow-net", "127.0.0.0/8"];
+        Router::start_command("logplex", data_dir, &[&loopback[..], extra].concat())
+    }
+
+    /// Starts `paas logplex` with the default address policy (drains reach no internal
+    /// address) and `extra` flags.
+    pub fn start_strict(data_dir: &Path, extra: &[&str]) -> Router {
         Router::start_command("logplex", data_dir, extra)
     }
 

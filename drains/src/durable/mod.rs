@@ -79,6 +79,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, ErrorKind, Read as _, Seek as _, SeekFrom, Write as _};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -231,7 +232,7 @@ impl DurableQueue {
         budget_bytes: u64,
         segment_bytes: u64,
     ) -> Result<DurableQueue, DurableError> {
-        fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
+        make_private(dir)?;
         let lock = lock_dir(dir)?;
         let tmp = dir.join(ACK_TMP_FILE);
         match fs::remove_file(&tmp) {
@@ -791,6 +792,32 @@ impl Drop for DurableQueue {
     }
 }
 
+/// Lines of an app are its own: the queue's directories are 0700 and its files 0600, those
+/// made now and those an older version left readable.
+const DIR_MODE: u32 = 0o700;
+const FILE_MODE: u32 = 0o600;
+
+/// Creates `dir` (and the directories above it that are missing) for the owner alone, and
+/// takes back what an older version left open to others.
+fn make_private(dir: &Path) -> Result<(), DurableError> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(dir)
+        .and_then(|()| fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE)))
+        .map_err(|e| io_error(dir, e))?;
+    for entry in fs::read_dir(dir).map_err(|e| io_error(dir, e))? {
+        let entry = entry.map_err(|e| io_error(dir, e))?;
+        let path = entry.path();
+        let meta = entry.metadata().map_err(|e| io_error(&path, e))?;
+        if meta.is_file() && meta.permissions().mode() & 0o777 != FILE_MODE {
+            fs::set_permissions(&path, fs::Permissions::from_mode(FILE_MODE))
+                .map_err(|e| io_error(&path, e))?;
+        }
+    }
+    Ok(())
+}
+
 /// Takes the directory's lock file, or fails if another queue holds it.
 fn lock_dir(dir: &Path) -> Result<File, DurableError> {
     let path = dir.join(LOCK_FILE);
@@ -798,6 +825,7 @@ fn lock_dir(dir: &Path) -> Result<File, DurableError> {
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(FILE_MODE)
         .open(&path)
         .map_err(|e| io_error(&path, e))?;
     match file.try_lock() {
@@ -827,7 +855,13 @@ fn read_ack(dir: &Path) -> Result<Option<u64>, DurableError> {
 fn write_ack(dir: &Path, head: u64) -> Result<(), DurableError> {
     let tmp = dir.join(ACK_TMP_FILE);
     let path = dir.join(ACK_FILE);
-    let mut file = File::create(&tmp).map_err(|e| io_error(&tmp, e))?;
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(FILE_MODE)
+        .open(&tmp)
+        .map_err(|e| io_error(&tmp, e))?;
     file.write_all(&encode_ack(head))
         .and_then(|()| file.sync_all())
         .map_err(|e| io_error(&tmp, e))?;
@@ -877,6 +911,7 @@ fn create_segment(dir: &Path, first_seq: u64) -> Result<(Segment, File), Durable
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
+        .mode(FILE_MODE)
         .open(&path)
         .map_err(|e| io_error(&path, e))?;
     file.write_all(&encode_segment_header(first_seq))

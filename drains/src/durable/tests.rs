@@ -565,6 +565,65 @@ fn a_segment_with_bad_magic_is_corrupt() {
     ));
 }
 
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// Every file in `dir` with its mode.
+fn file_modes(dir: &Path) -> Vec<(String, u32)> {
+    let mut modes: Vec<(String, u32)> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .map(|e| (e.file_name().into_string().unwrap(), mode(&e.path())))
+        .collect();
+    modes.sort();
+    modes
+}
+
+#[test]
+fn queue_files_are_the_owners_alone() {
+    let tmp = TempDir::new();
+    let dir = tmp.path().join("drains").join("d1");
+    let mut q = DurableQueue::open_with(&dir, BIG, 256).unwrap();
+    push_all(&mut q, &(0..20).map(record).collect::<Vec<_>>());
+    q.ack(3).unwrap();
+    q.sync().unwrap();
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(
+        mode(&tmp.path().join("drains")),
+        0o700,
+        "the directories it made"
+    );
+    let files = file_modes(&dir);
+    assert!(files.iter().any(|(n, _)| n == ACK_FILE), "{files:?}");
+    assert!(
+        files.iter().filter(|(n, _)| n.ends_with(".seg")).count() > 1,
+        "{files:?}"
+    );
+    assert!(files.iter().all(|(_, m)| *m == 0o600), "{files:?}");
+}
+
+#[test]
+fn an_older_queue_is_made_private_when_opened() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let tmp = TempDir::new();
+    let dir = tmp.queue();
+    let mut q = DurableQueue::open(&dir, BIG).unwrap();
+    push_all(&mut q, &[record(1), record(2)]);
+    q.ack(2).unwrap();
+    drop(q);
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    for (name, _) in file_modes(&dir) {
+        fs::set_permissions(dir.join(name), fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let q = DurableQueue::open(&dir, BIG).unwrap();
+    assert_eq!(mode(&dir), 0o700);
+    let files = file_modes(&dir);
+    assert!(files.iter().all(|(_, m)| *m == 0o600), "{files:?}");
+    drop(q);
+}
+
 #[test]
 fn a_directory_is_open_once() {
     let tmp = TempDir::new();

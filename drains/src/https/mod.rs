@@ -7,19 +7,17 @@
 
 use std::io::Write as _;
 
+use crate::backoff::Backoff;
+use crate::delivery::Ctx;
+use crate::dial::ConnectError;
+use crate::feed::{Batch, Feed};
+use crate::url::Scheme;
 use bytes::Bytes;
 use http::{Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use logplex::{Form, Header, LogLine, write_syslog_cached};
-use tokio::net::TcpStream;
-
-use crate::backoff::Backoff;
-use crate::delivery::Ctx;
-use crate::feed::{Batch, Feed};
-use crate::tls::is_certificate_error;
-use crate::url::Scheme;
 
 /// The `User-Agent` of our requests.
 pub const USER_AGENT: &str = concat!("paas-logplex/", env!("CARGO_PKG_VERSION"));
@@ -62,6 +60,20 @@ enum Outcome {
     Refused(String),
     /// The certificate did not verify.
     Certificate(String),
+    /// The address policy refuses where the host leads now (retried: DNS may change).
+    Blocked(String),
+}
+
+impl Outcome {
+    /// Tells the app's stream, as Logplex would, what the first failure of a run was: L14
+    /// for a certificate, a refused destination line for the address policy.
+    fn tell(&self, ctx: &Ctx) {
+        match self {
+            Outcome::Certificate(e) => ctx.certificate_failure(e),
+            Outcome::Blocked(e) => ctx.destination_refused(e),
+            Outcome::Delivered | Outcome::Retry(_) | Outcome::Refused(_) => {}
+        }
+    }
 }
 
 /// Delivers an HTTPS (or loopback HTTP) drain's lines until its feed ends.
@@ -93,6 +105,9 @@ pub async fn run(mut ctx: Ctx, mut feed: Feed) {
         body.attempts += 1;
         let outcome = attempt(&ctx, &mut sender, body, gzip).await;
         let gave_up = body.attempts >= ctx.config.attempts || ctx.is_stopping();
+        if backoff.failures() == 0 {
+            outcome.tell(&ctx);
+        }
         match outcome {
             Outcome::Delivered => {
                 feed.done(&ctx, batch, true);
@@ -104,28 +119,22 @@ pub async fn run(mut ctx: Ctx, mut feed: Feed) {
                 feed.done(&ctx, batch, false);
                 pending = None;
             }
-            Outcome::Retry(e) | Outcome::Certificate(e) if gave_up => {
-                ctx.health
-                    .failed(format!("{e} (gave up after {} attempts)", body.attempts));
-                if ctx.is_stopping() {
-                    // Stopping: from memory it is lost and counted; on disk it stays (below).
-                    break;
-                }
-                feed.done(&ctx, batch, false);
-                pending = None;
-            }
-            Outcome::Certificate(e) => {
-                if backoff.failures() == 0 {
-                    ctx.certificate_failure(&e);
-                }
+            Outcome::Retry(e) | Outcome::Certificate(e) | Outcome::Blocked(e) => {
                 sender = None;
-                ctx.health.failed(e);
-                let delay = backoff.next_delay();
-                ctx.pause(delay).await;
-            }
-            Outcome::Retry(e) => {
-                sender = None;
-                ctx.health.failed(e);
+                if gave_up {
+                    ctx.health
+                        .failed(format!("{e} (gave up after {} attempts)", body.attempts));
+                    if ctx.is_stopping() {
+                        // Stopping: from memory it is lost and counted; on disk it stays (below).
+                        break;
+                    }
+                    feed.done(&ctx, batch, false);
+                    pending = None;
+                } else {
+                    ctx.health.failed(e);
+                }
+                // Also after giving a batch up, so that a receiver that keeps failing is not
+                // hammered (with one attempt a batch, nothing else would pause).
                 let delay = backoff.next_delay();
                 ctx.pause(delay).await;
             }
@@ -148,16 +157,24 @@ fn gzipped(body: &[u8]) -> Vec<u8> {
 }
 
 async fn connect(ctx: &Ctx) -> Result<SendRequest<Full<Bytes>>, Outcome> {
-    let authority = ctx.url.authority();
-    let timeout = ctx.config.connect_timeout;
-    let tcp = match tokio::time::timeout(timeout, TcpStream::connect(&authority)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err(Outcome::Retry(format!("connect {authority}: {e}"))),
-        Err(_) => return Err(Outcome::Retry(format!("connect {authority}: timed out"))),
+    let (url, timeout) = (&ctx.url, ctx.config.connect_timeout);
+    let failed = |e: ConnectError| {
+        let message = e.to_string();
+        match e {
+            ConnectError::TlsName { .. } => Outcome::Refused(message),
+            e if e.refusal().is_some() => Outcome::Blocked(message),
+            e if e.is_certificate() => Outcome::Certificate(message),
+            _ => Outcome::Retry(message),
+        }
     };
-    let _ = tcp.set_nodelay(true);
-    let handshake = |e: hyper::Error| Outcome::Retry(format!("HTTP with {authority}: {e}"));
-    if ctx.url.scheme == Scheme::Http {
+    let handshake = |e: hyper::Error| Outcome::Retry(format!("HTTP with {}: {e}", url.authority()));
+    if url.scheme == Scheme::Http {
+        let tcp = ctx
+            .dialer
+            .tcp(url, timeout)
+            .await
+            .map_err(|e| failed(e.into()))?;
+        let _ = tcp.set_nodelay(true);
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
             .await
             .map_err(handshake)?;
@@ -166,17 +183,12 @@ async fn connect(ctx: &Ctx) -> Result<SendRequest<Full<Bytes>>, Outcome> {
         });
         return Ok(sender);
     }
-    let name = rustls::pki_types::ServerName::try_from(ctx.url.host.clone())
-        .map_err(|e| Outcome::Refused(format!("TLS name {}: {e}", ctx.url.host)))?;
-    let connector = tokio_rustls::TlsConnector::from(ctx.tls.clone());
-    let tls = match tokio::time::timeout(timeout, connector.connect(name, tcp)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) if is_certificate_error(&e) => {
-            return Err(Outcome::Certificate(format!("TLS with {authority}: {e}")));
-        }
-        Ok(Err(e)) => return Err(Outcome::Retry(format!("TLS with {authority}: {e}"))),
-        Err(_) => return Err(Outcome::Retry(format!("TLS with {authority}: timed out"))),
-    };
+    let tls = ctx
+        .dialer
+        .tls(url, ctx.tls.clone(), timeout)
+        .await
+        .map_err(failed)?;
+    let _ = tls.get_ref().0.set_nodelay(true);
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
         .await
         .map_err(handshake)?;

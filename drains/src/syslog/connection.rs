@@ -6,19 +6,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpStream, UdpSocket};
 
 use crate::delivery::Ctx;
+use crate::dial::{ConnectError, TlsStream};
 use crate::feed::Batch;
-use crate::tls::is_certificate_error;
 use crate::url::Scheme;
-
-/// Why a connection could not be made.
-#[derive(Debug)]
-pub struct ConnectError {
-    pub message: String,
-    /// A certificate verification failure (L14).
-    pub certificate: bool,
-}
-
-type TlsStream = tokio_rustls::client::TlsStream<TcpStream>;
 
 #[derive(Debug)]
 pub enum Connection {
@@ -27,57 +17,23 @@ pub enum Connection {
     Udp(UdpSocket),
 }
 
-fn plain(message: String) -> ConnectError {
-    ConnectError {
-        message,
-        certificate: false,
-    }
-}
-
 impl Connection {
+    /// Connects to the drain's receiver through the dialer (the address policy, checked on
+    /// what the host resolves to now).
     pub async fn open(ctx: &Ctx) -> Result<Connection, ConnectError> {
-        let url = &ctx.url;
-        let authority = url.authority();
-        let timeout = ctx.config.connect_timeout;
-        if url.scheme == Scheme::SyslogUdp {
-            let socket = UdpSocket::bind(if url.host.contains(':') {
-                "[::]:0"
-            } else {
-                "0.0.0.0:0"
-            })
-            .await
-            .map_err(|e| plain(format!("udp socket: {e}")))?;
-            socket
-                .connect(&authority)
-                .await
-                .map_err(|e| plain(format!("udp {authority}: {e}")))?;
-            return Ok(Connection::Udp(socket));
-        }
-        let tcp = match tokio::time::timeout(timeout, TcpStream::connect(&authority)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(plain(format!("connect {authority}: {e}"))),
-            Err(_) => {
-                return Err(plain(format!(
-                    "connect {authority}: timed out after {timeout:?}"
-                )));
+        let (url, timeout) = (&ctx.url, ctx.config.connect_timeout);
+        match url.scheme {
+            Scheme::SyslogUdp => Ok(Connection::Udp(ctx.dialer.udp(url, timeout).await?)),
+            Scheme::SyslogTls => {
+                let tls = ctx.dialer.tls(url, ctx.tls.clone(), timeout).await?;
+                let _ = tls.get_ref().0.set_nodelay(true);
+                Ok(Connection::Tls(Box::new(tls)))
             }
-        };
-        let _ = tcp.set_nodelay(true);
-        if url.scheme != Scheme::SyslogTls {
-            return Ok(Connection::Tcp(tcp));
-        }
-        let name = rustls::pki_types::ServerName::try_from(url.host.clone())
-            .map_err(|e| plain(format!("TLS name {}: {e}", url.host)))?;
-        let connector = tokio_rustls::TlsConnector::from(ctx.tls.clone());
-        match tokio::time::timeout(timeout, connector.connect(name, tcp)).await {
-            Ok(Ok(s)) => Ok(Connection::Tls(Box::new(s))),
-            Ok(Err(e)) => Err(ConnectError {
-                certificate: is_certificate_error(&e),
-                message: format!("TLS with {authority}: {e}"),
-            }),
-            Err(_) => Err(plain(format!(
-                "TLS with {authority}: timed out after {timeout:?}"
-            ))),
+            _ => {
+                let tcp = ctx.dialer.tcp(url, timeout).await?;
+                let _ = tcp.set_nodelay(true);
+                Ok(Connection::Tcp(tcp))
+            }
         }
     }
 

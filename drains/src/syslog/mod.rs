@@ -57,10 +57,16 @@ pub async fn run(mut ctx: Ctx, mut feed: Feed) {
             match Connection::open(&ctx).await {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
-                    if e.certificate && backoff.failures() == 0 {
-                        ctx.certificate_failure(&e.message);
+                    let message = e.to_string();
+                    if backoff.failures() == 0 {
+                        // Told in the stream once a run of failures, as Logplex does.
+                        if e.is_certificate() {
+                            ctx.certificate_failure(&message);
+                        } else if e.refusal().is_some() {
+                            ctx.destination_refused(&message);
+                        }
                     }
-                    ctx.health.failed(e.message);
+                    ctx.health.failed(message);
                     if ctx.is_stopping() {
                         break;
                     }

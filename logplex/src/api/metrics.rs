@@ -11,8 +11,38 @@ use http::{Response, StatusCode};
 use crate::api::response::{Body, error, full};
 use crate::router::{Limit, Reject, Router};
 
+/// Counters kept outside the router (the drains crate's), shown on `/metrics` beside its own
+/// (registered with `ApiState::register_metrics`).
+pub trait MetricsSource: Send + Sync + std::fmt::Debug + 'static {
+    /// Each counter family with its labelled values, read at scrape time.
+    fn counters(&self) -> Vec<CounterFamily>;
+}
+
+/// One counter family: `NAME_total{labels} value` lines under one `# HELP`.
+#[derive(Clone, Debug, Default)]
+pub struct CounterFamily {
+    /// Its name (without `_total`).
+    pub name: &'static str,
+    /// Its help text.
+    pub help: &'static str,
+    /// Each series: its labels and its value.
+    pub values: Vec<(Vec<(&'static str, String)>, u64)>,
+}
+
 #[derive(Debug)]
 struct RouterCollector(Router);
+
+#[derive(Debug)]
+struct SourceCollector(std::sync::Arc<dyn MetricsSource>);
+
+impl Collector for SourceCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        for family in self.0.counters() {
+            counter(&mut encoder, family.name, family.help, family.values)?;
+        }
+        Ok(())
+    }
+}
 
 fn counter(
     encoder: &mut DescriptorEncoder<'_>,
@@ -198,10 +228,16 @@ impl Collector for RouterCollector {
     }
 }
 
-/// The Prometheus text of the router's counters.
-pub(crate) fn render(router: &Router) -> Response<Body> {
+/// The Prometheus text of the router's counters, and of the other `sources`.
+pub(crate) fn render(
+    router: &Router,
+    sources: Vec<std::sync::Arc<dyn MetricsSource>>,
+) -> Response<Body> {
     let mut registry = prometheus_client::registry::Registry::default();
     registry.register_collector(Box::new(RouterCollector(router.clone())));
+    for source in sources {
+        registry.register_collector(Box::new(SourceCollector(source)));
+    }
     let mut out = String::new();
     match prometheus_client::encoding::text::encode(&mut out, &registry) {
         Ok(()) => full(

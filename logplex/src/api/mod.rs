@@ -24,6 +24,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+pub use metrics::{CounterFamily, MetricsSource};
 pub use response::{Body, ChannelBody, error, json, no_such_app};
 pub use sessions::Sessions;
 
@@ -91,6 +92,7 @@ pub struct ApiState {
     writes: write_budget::WriteBudget,
     tls: bool,
     resources: std::sync::RwLock<std::collections::HashMap<String, Arc<dyn AppResource>>>,
+    metrics: std::sync::RwLock<Vec<Arc<dyn MetricsSource>>>,
 }
 
 impl ApiState {
@@ -103,7 +105,23 @@ impl ApiState {
             sessions: Sessions::default(),
             tls,
             resources: Default::default(),
+            metrics: Default::default(),
         })
+    }
+
+    /// Shows `source`'s counters on `/metrics`.
+    pub fn register_metrics(&self, source: Arc<dyn MetricsSource>) {
+        self.metrics
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(source);
+    }
+
+    fn metric_sources(&self) -> Vec<Arc<dyn MetricsSource>> {
+        self.metrics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Serves `resource` at `/apps/{app}/NAME`.
@@ -272,7 +290,9 @@ async fn authorized(
     }
     let operator = scope == KeyScope::Operator;
     match (method, segments) {
-        (&Method::GET, ["metrics"]) if operator => metrics::render(&state.router),
+        (&Method::GET, ["metrics"]) if operator => {
+            metrics::render(&state.router, state.metric_sources())
+        }
         (&Method::GET, ["apps"]) => apps::list(state, &scope),
         (&Method::POST, ["apps"]) if operator => apps::create(state, req).await,
         (&Method::GET, ["apps", app]) => apps::info(state, app),

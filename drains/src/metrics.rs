@@ -1,0 +1,77 @@
+//! The drains' own events on `/metrics`: destinations the address policy refused, by where
+//! (`create`: the API's 422; `start`: a stored drain the policy now refuses; `connect`: what a
+//! name resolved to) and by kind of address. Each event is counted and logged in one place.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use logplex::{CounterFamily, MetricsSource};
+
+use crate::policy::{Refusal, Special};
+
+/// Where a destination was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    /// Adding a drain (the API answers 422).
+    Create,
+    /// Starting a stored drain.
+    Start,
+    /// Connecting, on the addresses its host resolved to.
+    Connect,
+}
+
+impl Stage {
+    fn as_str(self) -> &'static str {
+        match self {
+            Stage::Create => "create",
+            Stage::Start => "start",
+            Stage::Connect => "connect",
+        }
+    }
+}
+
+/// The drains' counters.
+#[derive(Debug, Default)]
+pub struct DrainMetrics {
+    refused: Mutex<BTreeMap<(Stage, Special), u64>>,
+}
+
+impl DrainMetrics {
+    /// A destination refused by the address policy: logged and counted.
+    pub fn destination_refused(&self, at: Stage, url: &str, refusal: &Refusal) {
+        tracing::warn!(at = at.as_str(), %url, %refusal, "drain destination refused");
+        let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        *refused.entry((at, refusal.special)).or_default() += 1;
+    }
+
+    /// Refusals so far, at `at`, of every kind.
+    pub fn refused_at(&self, at: Stage) -> u64 {
+        let refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        refused
+            .iter()
+            .filter(|((stage, _), _)| *stage == at)
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
+impl MetricsSource for DrainMetrics {
+    fn counters(&self) -> Vec<CounterFamily> {
+        let refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        vec![CounterFamily {
+            name: "logplex_drain_destinations_refused",
+            help: "Drain destinations the address policy refused (--drain-allow-net opens \
+                   ranges), by stage (create, start, connect) and kind of address.",
+            values: refused
+                .iter()
+                .map(|((at, special), n)| {
+                    let labels = vec![
+                        ("at", at.as_str().to_owned()),
+                        ("kind", special.as_str().to_owned()),
+                    ];
+                    (labels, *n)
+                })
+                .collect(),
+        }]
+    }
+}
