@@ -7,7 +7,10 @@
 
 mod support;
 
-use support::{Router, TempDir, frame};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use support::{Router, TempDir, closed_by_peer, frame, send};
 
 /// The value of the `/metrics` series that starts with `series` (name and labels), if any.
 fn metric(router: &Router, series: &str) -> Option<u64> {
@@ -16,6 +19,107 @@ fn metric(router: &Router, series: &str) -> Option<u64> {
         .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
+}
+
+/// Waits until the series reads `want` (or panics after 10 s).
+fn wait_metric(router: &Router, series: &str, want: u64) {
+    let start = Instant::now();
+    loop {
+        let got = metric(router, series);
+        if got == Some(want) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{series} never reached {want} (is {got:?}): {}",
+            router.curl(&["/metrics"]).1
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn unauthenticated_syslog_sockets_are_closed_after_the_window() {
+    let dir = TempDir::new("syslog-auth");
+    let router = Router::start(
+        &dir.0,
+        &["--syslog-auth-timeout", "0.5", "--max-connections", "4"],
+    );
+    let token = router.create_app("shop");
+    // A real sender that then goes quiet for longer than the window: it stays.
+    let mut quiet = router.connect();
+    send(&mut quiet, &frame(&token, "web.1", "hello"));
+    router.wait_accepted("shop", 1);
+    // Two sockets that say nothing, one that sends only a frame with a token nobody has.
+    let mut idle: Vec<TcpStream> = (0..2).map(|_| router.connect()).collect();
+    let mut forged = router.connect();
+    send(
+        &mut forged,
+        &frame("t.00000000-0000-0000-0000-000000000000", "web.1", "whose?"),
+    );
+    idle.push(forged);
+    // The listener is full: a fifth is refused at once.
+    wait_metric(&router, "logplex_connections_open{listener=\"tcp\"}", 4);
+    let mut locked_out = router.connect();
+    assert!(closed_by_peer(&mut locked_out, Duration::from_secs(5)));
+    // After the window the unauthenticated ones are closed, and a sender gets in.
+    for s in &mut idle {
+        assert!(
+            closed_by_peer(s, Duration::from_secs(5)),
+            "an unauthenticated socket is closed"
+        );
+    }
+    wait_metric(
+        &router,
+        "logplex_connections_closed_total{listener=\"tcp\",reason=\"unauthenticated\"}",
+        3,
+    );
+    let mut sender = router.connect();
+    send(&mut sender, &frame(&token, "web.1", "got in"));
+    std::thread::sleep(Duration::from_millis(1000));
+    send(&mut quiet, &frame(&token, "web.1", "still here"));
+    router.wait_accepted("shop", 3);
+}
+
+/// A TCP connection to `to` from the loopback address `from`.
+fn connect_from(from: [u8; 4], to: SocketAddr) -> TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::from((from, 0))).unwrap();
+        let stream = socket.connect(to).await.expect("connect");
+        let stream = stream.into_std().unwrap();
+        stream.set_nonblocking(false).unwrap();
+        stream
+    })
+}
+
+#[test]
+fn one_address_cannot_take_every_syslog_connection() {
+    let dir = TempDir::new("per-ip");
+    let router = Router::start(&dir.0, &["--max-connections-per-ip", "2"]);
+    let token = router.create_app("shop");
+    let _held: Vec<TcpStream> = (0..2).map(|_| router.connect()).collect();
+    wait_metric(&router, "logplex_connections_open{listener=\"tcp\"}", 2);
+    let mut third = router.connect();
+    assert!(
+        closed_by_peer(&mut third, Duration::from_secs(5)),
+        "a third connection from the same address is refused"
+    );
+    assert_eq!(
+        metric(
+            &router,
+            "logplex_connections_refused_total{listener=\"tcp\",reason=\"per_ip\"}"
+        ),
+        Some(1)
+    );
+    // Another address still gets in.
+    let mut other = connect_from([127, 0, 0, 2], router.syslog);
+    send(&mut other, &frame(&token, "web.1", "from elsewhere"));
+    router.wait_accepted("shop", 1);
 }
 
 fn post_logs(

@@ -54,9 +54,17 @@ pub struct RouterArgs {
     /// Largest syslog frame, in bytes.
     #[arg(long, default_value_t = logplex::DEFAULT_MAX_FRAME)]
     max_frame: usize,
-    /// syslog connections open at once.
+    /// syslog connections open at once (per listener); more are closed at once.
     #[arg(long, default_value_t = 4096)]
     max_connections: usize,
+    /// syslog connections one address (IPv6: one /64) may have open at once, per listener;
+    /// more are closed at once.
+    #[arg(long, default_value_t = 256)]
+    max_connections_per_ip: usize,
+    /// Seconds a syslog connection may go without sending a frame with a valid token, from its
+    /// start (after the TLS handshake); then it is closed.
+    #[arg(long, default_value_t = 10.0)]
+    syslog_auth_timeout: f64,
     /// Seconds a syslog connection may stall inside a frame before it is closed.
     #[arg(long, default_value_t = 30.0)]
     frame_timeout: f64,
@@ -150,6 +158,8 @@ impl RouterArgs {
         c.stream.max_frame = self.max_frame;
         c.api.max_frame = self.max_frame;
         c.stream.max_connections = self.max_connections;
+        c.stream.max_connections_per_ip = self.max_connections_per_ip;
+        c.stream.auth_timeout = secs(self.syslog_auth_timeout, "syslog-auth-timeout")?;
         c.stream.frame_timeout = secs(self.frame_timeout, "frame-timeout")?;
         c.stream.idle_timeout = secs(self.idle_timeout, "idle-timeout")?;
         c.shutdown_timeout = secs(self.shutdown_timeout, "shutdown-timeout")?;

@@ -9,6 +9,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use http::{Response, StatusCode};
 
 use crate::api::response::{Body, error, full};
+use crate::ingest::ListenerStats;
 use crate::router::{Reject, Router};
 
 #[derive(Debug)]
@@ -142,6 +143,7 @@ impl Collector for RouterCollector {
             ("tls", &ingest.tls),
             ("udp", &ingest.udp),
             ("http", &ingest.http),
+            ("api", &ingest.api),
         ];
         let load = |v: &std::sync::atomic::AtomicU64| v.load(std::sync::atomic::Ordering::Relaxed);
         counter(
@@ -152,14 +154,7 @@ impl Collector for RouterCollector {
                 .iter()
                 .map(|(n, l)| (vec![("listener", (*n).to_owned())], load(&l.accepted))),
         )?;
-        counter(
-            &mut encoder,
-            "logplex_connections_refused",
-            "Connections refused at the limit or failing their TLS handshake, by listener.",
-            listeners
-                .iter()
-                .map(|(n, l)| (vec![("listener", (*n).to_owned())], load(&l.refused))),
-        )?;
+        connection_ends(&mut encoder, &listeners[..])?;
         gauge(
             &mut encoder,
             "logplex_connections_open",
@@ -174,6 +169,7 @@ impl Collector for RouterCollector {
             "Bytes read by the ingest listeners.",
             listeners
                 .iter()
+                .filter(|(n, _)| *n != "api")
                 .map(|(n, l)| (vec![("listener", (*n).to_owned())], load(&l.bytes))),
         )?;
         let invalid = ConstCounter::new(ingest.invalid_utf8_total());
@@ -185,6 +181,58 @@ impl Collector for RouterCollector {
         )?)?;
         Ok(())
     }
+}
+
+/// Connections refused and closed, by listener and why, and failed accepts: for the
+/// listeners that hold connections (not UDP, nor `http`, which counts requests).
+fn connection_ends(
+    encoder: &mut DescriptorEncoder<'_>,
+    listeners: &[(&str, &ListenerStats)],
+) -> Result<(), std::fmt::Error> {
+    let load = |v: &std::sync::atomic::AtomicU64| v.load(std::sync::atomic::Ordering::Relaxed);
+    let held = || {
+        listeners
+            .iter()
+            .filter(|(n, _)| matches!(*n, "tcp" | "tls" | "api"))
+    };
+    let by =
+        |reason: &str, n: &str| vec![("listener", n.to_owned()), ("reason", reason.to_owned())];
+    let refused = held().flat_map(|(n, l)| {
+        [
+            (by("limit", n), load(&l.refused)),
+            (by("per_ip", n), load(&l.refused_per_ip)),
+            (by("handshake", n), load(&l.handshake_failed)),
+        ]
+    });
+    counter(
+        encoder,
+        "logplex_connections_refused",
+        "Connections refused, by listener and why: at the listener's limit, at the limit of one \
+         address, or failing their TLS handshake.",
+        refused.collect::<Vec<_>>(),
+    )?;
+    let closed = held().flat_map(|(n, l)| {
+        [
+            (by("idle", n), load(&l.closed_idle)),
+            (by("unauthenticated", n), load(&l.closed_unauthenticated)),
+            (by("stalled", n), load(&l.closed_stalled)),
+        ]
+    });
+    counter(
+        encoder,
+        "logplex_connections_closed",
+        "Connections the router closed, by listener and why: idle too long, no frame with a \
+         valid token in time, or stalled inside a frame.",
+        closed.collect::<Vec<_>>(),
+    )?;
+    counter(
+        encoder,
+        "logplex_accept_errors",
+        "Accepts that failed (out of file descriptors and the like), by listener.",
+        held()
+            .map(|(n, l)| (vec![("listener", (*n).to_owned())], load(&l.accept_errors)))
+            .collect::<Vec<_>>(),
+    )
 }
 
 /// The Prometheus text of the router's counters.
