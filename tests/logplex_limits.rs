@@ -7,10 +7,16 @@
 
 mod support;
 
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use support::{Router, TempDir, closed_by_peer, frame, send};
+use support::{Router, Stream, TempDir, closed_by_peer, frame, log_session, send};
+
+/// The API's `host:port`.
+fn api_addr(router: &Router) -> String {
+    router.api.trim_start_matches("http://").to_owned()
+}
 
 /// The value of the `/metrics` series that starts with `series` (name and labels), if any.
 fn metric(router: &Router, series: &str) -> Option<u64> {
@@ -36,6 +42,277 @@ fn wait_metric(router: &Router, series: &str, want: u64) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A `POST /logs` that sends `bytes` of a chunked body and then stalls (never ends it).
+fn stalled_post(router: &Router, token: &str, bytes: usize) -> TcpStream {
+    let mut s = TcpStream::connect(api_addr(router)).expect("connect api");
+    s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    let head = format!(
+        "POST /logs HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/logplex-1\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    if s.write_all(head.as_bytes()).is_err() {
+        return s;
+    }
+    let chunk = vec![b'7'; 64 * 1024];
+    let mut sent = 0;
+    while sent < bytes {
+        let n = chunk.len().min(bytes - sent);
+        let mut piece = format!("{n:x}\r\n").into_bytes();
+        piece.extend_from_slice(&chunk[..n]);
+        piece.extend_from_slice(b"\r\n");
+        // Refused early: the router closes the connection, and writing fails. That is fine.
+        if s.write_all(&piece).is_err() {
+            break;
+        }
+        sent += n;
+    }
+    s
+}
+
+/// What the peer sends until it closes, or `by` passes: (status, text, closed).
+fn response(stream: &mut TcpStream, by: Instant) -> (u16, String, bool) {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let closed = loop {
+        let left = by.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break false;
+        }
+        stream.set_read_timeout(Some(left)).unwrap();
+        match stream.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            // A reset after the answer (the router closed with our bytes unread) is a close.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
+            Err(_) => break false,
+        }
+    };
+    let text = String::from_utf8_lossy(&got).into_owned();
+    let status = text
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|t| t.get(..3))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text, closed)
+}
+
+#[test]
+fn stalled_log_bodies_get_408_and_their_memory_is_returned() {
+    let dir = TempDir::new("stalled-bodies");
+    let router = Router::start(&dir.0, &["--body-timeout", "1", "--inflight-body-mb", "8"]);
+    let token = router.create_app("shop");
+    let before = router.rss_kib();
+    let mut peak = before;
+    // 64 senders each send 2 MB of a body and stall: 128 MB if the router kept them all.
+    let mut stalled = Vec::new();
+    for _ in 0..64 {
+        stalled.push(stalled_post(&router, &token, 2 << 20));
+        peak = peak.max(router.rss_kib());
+    }
+    let by = Instant::now() + Duration::from_secs(20);
+    let answers: Vec<_> = stalled.iter_mut().map(|s| response(s, by)).collect();
+    for (status, text, closed) in &answers {
+        assert!(
+            *closed,
+            "every stalled body is answered and closed: {text:?}"
+        );
+        assert!(
+            [0, 408, 503].contains(status),
+            "408 (timed out) or 503 (over the budget): {text}"
+        );
+    }
+    let timed_out: Vec<_> = answers.iter().filter(|a| a.0 == 408).collect();
+    assert!(
+        !timed_out.is_empty(),
+        "some bodies were read until they stalled"
+    );
+    assert!(
+        timed_out[0].1.contains("\"request_timeout\"") && timed_out[0].1.contains("1 s"),
+        "the 408 says which limit: {}",
+        timed_out[0].1
+    );
+    let grown = peak.saturating_sub(before);
+    eprintln!("rss before {before} KiB, peak {peak} KiB");
+    assert!(
+        grown < 64 * 1024,
+        "memory stayed bounded (grew {grown} KiB)"
+    );
+    // The memory is returned once the bodies are gone.
+    let start = Instant::now();
+    while router.rss_kib() > before + 24 * 1024 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "memory never returned: {} KiB, {before} KiB before",
+            router.rss_kib()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("rss after {} KiB", router.rss_kib());
+    let timeouts = metric(
+        &router,
+        "logplex_api_refused_total{reason=\"body_timeout\"}",
+    );
+    assert_eq!(timeouts, Some(timed_out.len() as u64));
+}
+
+#[test]
+fn the_inflight_body_budget_answers_503_with_retry_after() {
+    let dir = TempDir::new("body-budget");
+    let router = Router::start(&dir.0, &["--body-timeout", "2", "--inflight-body-mb", "1"]);
+    let token = router.create_app("shop");
+    let mut stalled = stalled_post(&router, &token, 900 * 1024);
+    // Wait until the router holds it (the budget is taken as the body arrives).
+    let start = Instant::now();
+    while metric(&router, "logplex_api_body_bytes_inflight") != Some(900 * 1024) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the body was never read"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A second body that does not fit is refused at once, before it is read.
+    let mut second = TcpStream::connect(api_addr(&router)).unwrap();
+    let head = format!(
+        "POST /logs HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/logplex-1\r\nContent-Length: {}\r\n\r\n",
+        300 * 1024
+    );
+    second.write_all(head.as_bytes()).unwrap();
+    let (status, text, _) = response(&mut second, Instant::now() + Duration::from_secs(10));
+    assert_eq!(status, 503, "{text}");
+    assert!(
+        text.to_ascii_lowercase().contains("retry-after: "),
+        "{text}"
+    );
+    assert!(
+        text.contains("--inflight-body-mb") && text.contains("1 MB"),
+        "{text}"
+    );
+    assert_eq!(
+        metric(&router, "logplex_api_refused_total{reason=\"body_budget\"}"),
+        Some(1)
+    );
+    // The stalled one times out, its budget is returned, and a sender gets in again.
+    let (status, text, _) = response(&mut stalled, Instant::now() + Duration::from_secs(10));
+    assert_eq!(status, 408, "{text}");
+    wait_metric(&router, "logplex_api_body_bytes_inflight", 0);
+    let body = frame(&token, "web.1", "after");
+    let (s, b) = post_logs(&router, &token, "application/logplex-1", &[], &body);
+    assert_eq!(s, 204, "{b}");
+    router.wait_accepted("shop", 1);
+}
+
+#[test]
+fn idle_api_connections_are_closed_but_a_quiet_tail_is_not() {
+    let dir = TempDir::new("api-idle");
+    let router = Router::start(&dir.0, &["--api-idle-timeout", "0.5"]);
+    let token = router.create_app("shop");
+    // A connection that never sends a byte.
+    let mut idle = TcpStream::connect(api_addr(&router)).unwrap();
+    assert!(
+        closed_by_peer(&mut idle, Duration::from_secs(5)),
+        "the router closes an idle API connection"
+    );
+    wait_metric(
+        &router,
+        "logplex_connections_closed_total{listener=\"api\",reason=\"idle\"}",
+        1,
+    );
+    // A plain-text tail says nothing while no lines come; it is a response in progress.
+    let url = log_session(&router, "shop", r#"{"tail": true, "lines": 0}"#);
+    let tail = Stream::open(&url, "text/plain");
+    router.wait_stats("shop", "open the tail", |s| s["tails"] == 1);
+    std::thread::sleep(Duration::from_millis(1500));
+    send(&mut router.connect(), &frame(&token, "web.1", "still here"));
+    tail.until("still here");
+}
+
+/// A keep-alive connection that has been served once (so the router has surely accepted it),
+/// and then says nothing.
+fn served_and_kept(router: &Router) -> TcpStream {
+    let mut s = TcpStream::connect(api_addr(router)).unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+        .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&got).ends_with("ok\n") {
+        let n = s.read(&mut buf).expect("an answer");
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(got.starts_with(b"HTTP/1.1 200"));
+    s
+}
+
+#[test]
+fn the_api_connection_cap_refuses_extra_connections_and_serves_after() {
+    let dir = TempDir::new("api-cap");
+    let router = Router::start(&dir.0, &["--api-max-connections", "4"]);
+    let held: Vec<TcpStream> = (0..4).map(|_| served_and_kept(&router)).collect();
+    let (status, body) = router.curl_as("", &["/healthz"]);
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("--api-max-connections") && body.contains("(4,"),
+        "{body}"
+    );
+    drop(held);
+    // Once they are gone, a normal call is served again.
+    let start = Instant::now();
+    while router.curl_as("", &["/healthz"]).0 != 200 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "never served again"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        metric(
+            &router,
+            "logplex_connections_refused_total{listener=\"api\",reason=\"limit\"}"
+        ),
+        Some(1)
+    );
+}
+
+#[test]
+fn accept_failures_are_logged_rate_limited_and_the_api_recovers() {
+    let dir = TempDir::new("api-emfile");
+    let router = Router::start(&dir.0, &["--api-idle-timeout", "1"]);
+    // Leave the router few file descriptors, then open more connections than it has.
+    let pid = router.child.id().to_string();
+    let limited = std::process::Command::new("prlimit")
+        .args(["--pid", &pid, "--nofile=64:64"])
+        .status()
+        .expect("prlimit");
+    assert!(limited.success());
+    let flood: Vec<TcpStream> = (0..100)
+        .filter_map(|_| TcpStream::connect(api_addr(&router)).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(2500));
+    let logged = router
+        .stderr
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("api accept failed"))
+        .count();
+    assert!(
+        (1..=2).contains(&logged),
+        "told, but not every 50 ms: {logged} lines"
+    );
+    // The idle connections are closed in turn, and the API serves again while they stay open.
+    let start = Instant::now();
+    while router.curl_as("", &["/healthz"]).0 != 200 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the API never recovered"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(flood);
 }
 
 #[test]

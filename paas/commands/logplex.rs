@@ -81,6 +81,20 @@ pub struct RouterArgs {
     /// Seconds an API request's headers may take to arrive (slow clients are cut off).
     #[arg(long, default_value_t = 10.0)]
     header_timeout: f64,
+    /// Seconds an API request's body (`POST /logs`) may take to arrive in full; then 408.
+    #[arg(long, default_value_t = 30.0)]
+    body_timeout: f64,
+    /// Megabytes of `POST /logs` bodies the API reads at once, over every connection; a body
+    /// that does not fit gets 503 with Retry-After (one larger than all of it, 413).
+    #[arg(long, default_value_t = 64)]
+    inflight_body_mb: usize,
+    /// Seconds an API connection with no request in progress is kept (a log-session stream
+    /// is in progress, however quiet).
+    #[arg(long, default_value_t = 60.0)]
+    api_idle_timeout: f64,
+    /// API connections open at once; more are answered 503 and closed.
+    #[arg(long, default_value_t = 1024)]
+    api_max_connections: usize,
     /// A PEM file of CA certificates drains trust beside the public roots (repeatable).
     #[arg(long = "drain-ca", value_name = "FILE")]
     drain_ca: Vec<PathBuf>,
@@ -166,6 +180,10 @@ impl RouterArgs {
         c.api.keepalive = secs(self.keepalive, "keepalive")?;
         c.api.session_ttl = secs(self.session_ttl, "session-ttl")?;
         c.api.header_timeout = secs(self.header_timeout, "header-timeout")?;
+        c.api.body_timeout = secs(self.body_timeout, "body-timeout")?;
+        c.api.inflight_body_bytes = self.inflight_body_mb.saturating_mul(1 << 20);
+        c.api.idle_timeout = secs(self.api_idle_timeout, "api-idle-timeout")?;
+        c.api.max_connections = self.api_max_connections;
         Ok(c)
     }
 }

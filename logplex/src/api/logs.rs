@@ -5,8 +5,9 @@
 //! - 415 another content type (the media type must be `application/logplex-1`, in any case,
 //!   parameters allowed); 413 body or a frame over the limit; 400 a malformed frame, a
 //!   frame naming another token, or a `Logplex-Msg-Count` that disagrees, with a body saying
-//!   which and where;
-//! - 503 with `Retry-After` when over the app's rate budget or stopping (worth retrying);
+//!   which and where; 408 a body not in full within the body timeout;
+//! - 503 with `Retry-After` when over the app's rate budget, when the bodies being read at
+//!   once would pass the in-flight budget, or when stopping (worth retrying);
 //! - 204 when accepted, or when its `Logplex-Frame-Id` was accepted already (a retry).
 //!
 //! Counters count what was read: a batch refused before its frames were read counts as one,
@@ -21,8 +22,9 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 
+use crate::api::body::{BodyError, read_within};
 use crate::api::response::{Body, error, full, unauthorized, unavailable};
-use crate::api::{ApiState, auth, read_body};
+use crate::api::{ApiState, auth};
 use crate::framing::{FrameDecoder, FrameError};
 use crate::ingest::to_line;
 use crate::line::LogLine;
@@ -126,13 +128,11 @@ async fn accept(
             ));
         }
     };
-    let body = read_body(req, state.config.max_body)
+    let budget = Some(&state.limits.body_budget);
+    let read = read_within(req, state.config.max_body, budget)
         .await
-        .map_err(|response| Refused {
-            response,
-            reason: Reject::BodyTooLarge,
-            frames: 1,
-        })?;
+        .map_err(body_refused)?;
+    let body = read.bytes;
     state
         .router
         .ingest_stats()
@@ -191,6 +191,23 @@ async fn accept(
             1,
         )),
         BatchOutcome::Closed => Ok(unavailable("This app's channel is closed.", 1)),
+    }
+}
+
+/// A body that could not be read, as the app's rejection: one batch, its frames unknown.
+/// A body over the in-flight budget is not the app's doing (the budget is every app's): it
+/// is counted in the API's refusals only.
+fn body_refused(e: BodyError) -> Refused {
+    let (reason, frames) = match e {
+        BodyError::TooLarge { .. } => (Reject::BodyTooLarge, 1),
+        BodyError::TimedOut { .. } => (Reject::Truncated, 1),
+        BodyError::OverBudget { .. } => (Reject::RateLimited, 0),
+        BodyError::Unreadable => (Reject::Malformed, 1),
+    };
+    Refused {
+        response: e.response(),
+        reason,
+        frames,
     }
 }
 

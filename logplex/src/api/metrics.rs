@@ -8,6 +8,8 @@ use prometheus_client::metrics::gauge::ConstGauge;
 
 use http::{Response, StatusCode};
 
+use crate::api::ApiState;
+use crate::api::limits::Refusal;
 use crate::api::response::{Body, error, full};
 use crate::ingest::ListenerStats;
 use crate::router::{Reject, Router};
@@ -235,10 +237,57 @@ fn connection_ends(
     )
 }
 
-/// The Prometheus text of the router's counters.
-pub(crate) fn render(router: &Router) -> Response<Body> {
+/// The API's own limits at work.
+#[derive(Debug)]
+struct ApiCollector(std::sync::Arc<ApiState>);
+
+impl Collector for ApiCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let state = &self.0;
+        counter(
+            &mut encoder,
+            "logplex_api_refused",
+            "API requests refused at a limit, by reason: body_timeout (408), body_budget (503), \
+             sessions_per_app (429), filter_too_long (422).",
+            Refusal::ALL.map(|r| {
+                (
+                    vec![("reason", r.as_str().to_owned())],
+                    state.limits.refusals.get(r),
+                )
+            }),
+        )?;
+        let budget = &state.limits.body_budget;
+        single_gauge(
+            &mut encoder,
+            "logplex_api_body_bytes_inflight",
+            "Bytes of request bodies being read now, over every connection.",
+            budget.in_flight(),
+        )?;
+        single_gauge(
+            &mut encoder,
+            "logplex_api_body_bytes_budget",
+            "The most bytes of request bodies read at once (--inflight-body-mb).",
+            budget.bytes(),
+        )
+    }
+}
+
+/// A gauge with no labels.
+fn single_gauge(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    value: usize,
+) -> Result<(), std::fmt::Error> {
+    let gauge = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
+    gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)
+}
+
+/// The Prometheus text of the router's counters and the API's.
+pub(crate) fn render(state: &std::sync::Arc<ApiState>) -> Response<Body> {
     let mut registry = prometheus_client::registry::Registry::default();
-    registry.register_collector(Box::new(RouterCollector(router.clone())));
+    registry.register_collector(Box::new(RouterCollector(state.router.clone())));
+    registry.register_collector(Box::new(ApiCollector(state.clone())));
     let mut out = String::new();
     match prometheus_client::encoding::text::encode(&mut out, &registry) {
         Ok(()) => full(
