@@ -11,6 +11,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
 use support::{Router, Stream, TempDir, closed_by_peer, frame, log_session, send};
 
 /// The API's `host:port`.
@@ -316,6 +317,75 @@ fn accept_failures_are_logged_rate_limited_and_the_api_recovers() {
 }
 
 #[test]
+fn log_sessions_are_capped_per_app_and_filters_by_length() {
+    let dir = TempDir::new("session-caps");
+    let router = Router::start(
+        &dir.0,
+        &[
+            "--max-sessions-per-app",
+            "3",
+            "--max-filter-bytes",
+            "64",
+            "--session-ttl",
+            "1",
+        ],
+    );
+    router.create_app("shop");
+    router.create_app("blog");
+    for _ in 0..3 {
+        log_session(&router, "shop", "{}");
+    }
+    let create = |app: &str, body: &str| {
+        router.curl(&[
+            "-i",
+            "-X",
+            "POST",
+            "-d",
+            body,
+            &format!("/apps/{app}/log-sessions"),
+        ])
+    };
+    let (s, b) = create("shop", "{}");
+    assert_eq!(s, 429, "{b}");
+    assert!(
+        b.contains("--max-sessions-per-app") && b.contains(" 3 "),
+        "{b}"
+    );
+    assert!(b.to_ascii_lowercase().contains("retry-after: "), "{b}");
+    // Another app is not affected.
+    log_session(&router, "blog", "{}");
+    // A filter over the limit, valid as a predicate, is refused for its length.
+    let long = format!(r#"{{"filter": "msg=\"{}\""}}"#, "x".repeat(60));
+    let (s, b) = create("blog", &long);
+    assert_eq!(s, 422, "{b}");
+    assert!(b.contains("--max-filter-bytes") && b.contains("64"), "{b}");
+    log_session(&router, "blog", r#"{"filter": "status>=500"}"#);
+    assert_eq!(
+        metric(
+            &router,
+            "logplex_api_refused_total{reason=\"sessions_per_app\"}"
+        ),
+        Some(1)
+    );
+    assert_eq!(
+        metric(
+            &router,
+            "logplex_api_refused_total{reason=\"filter_too_long\"}"
+        ),
+        Some(1)
+    );
+    // Once they expire, the app may have sessions again.
+    let start = Instant::now();
+    while create("shop", "{}").0 != 201 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "sessions never expired"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
 fn unauthenticated_syslog_sockets_are_closed_after_the_window() {
     let dir = TempDir::new("syslog-auth");
     let router = Router::start(
@@ -447,6 +517,42 @@ fn the_content_type_must_be_logplex_1_exactly() {
         assert_eq!(s, 204, "{right}: {b}");
     }
     router.wait_accepted("shop", 3);
+}
+
+#[test]
+fn logplex_url_is_never_taken_from_the_host_header() {
+    let dir = TempDir::new("logplex-url");
+    let router = Router::start(&dir.0, &[]);
+    router.create_app("shop");
+    let create = |router: &Router| {
+        let (s, b) = router.curl(&[
+            "-H",
+            "Host: evil.example",
+            "-X",
+            "POST",
+            "-d",
+            "{}",
+            "/apps/shop/log-sessions",
+        ]);
+        assert_eq!(s, 201, "{b}");
+        let v: Value = serde_json::from_str(&b).unwrap();
+        v["logplex_url"].as_str().unwrap().to_owned()
+    };
+    let url = create(&router);
+    assert!(
+        url.starts_with(&format!("{}/log-sessions/", router.api)),
+        "the listener's own address: {url}"
+    );
+    drop(router);
+
+    let dir = TempDir::new("public-url");
+    let router = Router::start(&dir.0, &["--public-url", "https://logs.example.test/"]);
+    router.create_app("shop");
+    let url = create(&router);
+    assert!(
+        url.starts_with("https://logs.example.test/log-sessions/"),
+        "the configured public URL: {url}"
+    );
 }
 
 #[test]

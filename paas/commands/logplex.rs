@@ -95,6 +95,10 @@ pub struct RouterArgs {
     /// API connections open at once; more are answered 503 and closed.
     #[arg(long, default_value_t = 1024)]
     api_max_connections: usize,
+    /// The API's URL as clients reach it (e.g. https://logs.example.com behind a proxy), which
+    /// log-session URLs are built from; default: the address the client connected to.
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
     /// A PEM file of CA certificates drains trust beside the public roots (repeatable).
     #[arg(long = "drain-ca", value_name = "FILE")]
     drain_ca: Vec<PathBuf>,
@@ -125,6 +129,28 @@ pub struct RouterArgs {
     /// Seconds a log-session URL stays valid.
     #[arg(long, default_value_t = 300.0)]
     session_ttl: f64,
+    /// Log sessions one app may have that have not expired; more get 429.
+    #[arg(long, default_value_t = 100)]
+    max_sessions_per_app: usize,
+    /// Bytes a log-session filter (a logfmt predicate) may have; a longer one gets 422.
+    #[arg(long, default_value_t = 4096)]
+    max_filter_bytes: usize,
+}
+
+/// A `--public-url`: `http://` or `https://` and a host, with no trailing `/`.
+fn public_url(url: &str) -> anyhow::Result<String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .with_context(|| format!("--public-url {url:?} must start with http:// or https://"))?;
+    let ok = !rest.trim_end_matches('/').is_empty()
+        && url.bytes().all(|b| b.is_ascii_graphic())
+        && !url.contains(['?', '#']);
+    anyhow::ensure!(
+        ok,
+        "--public-url {url:?} must be a URL without query or fragment"
+    );
+    Ok(url.trim_end_matches('/').to_owned())
 }
 
 pub fn secs(s: f64, flag: &str) -> anyhow::Result<Duration> {
@@ -184,6 +210,9 @@ impl RouterArgs {
         c.api.inflight_body_bytes = self.inflight_body_mb.saturating_mul(1 << 20);
         c.api.idle_timeout = secs(self.api_idle_timeout, "api-idle-timeout")?;
         c.api.max_connections = self.api_max_connections;
+        c.api.max_sessions_per_app = self.max_sessions_per_app;
+        c.api.max_filter_bytes = self.max_filter_bytes;
+        c.api.public_url = self.public_url.as_deref().map(public_url).transpose()?;
         Ok(c)
     }
 }

@@ -24,6 +24,11 @@ use crate::ingest::ListenerStats;
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The address the client connected to (the listener's own, never one the client names);
+/// in every request's extensions.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LocalAddr(pub(crate) SocketAddr);
+
 /// Serves one accepted connection in its own task; it holds `permit` (its place under the
 /// listener's limit) until it ends.
 pub(crate) fn spawn(
@@ -35,6 +40,7 @@ pub(crate) fn spawn(
     permit: OwnedSemaphorePermit,
 ) {
     let _ = socket.set_nodelay(true);
+    let local = socket.local_addr().ok().map(LocalAddr);
     tokio::spawn(async move {
         let _permit = permit;
         let stats = &state.router.ingest_stats().api;
@@ -42,7 +48,7 @@ pub(crate) fn spawn(
         let activity = Activity::new();
         let io = IdleIo::new(socket, activity.clone(), state.config.idle_timeout);
         let builder = builder(&state.config);
-        let service = service(state.clone(), activity.clone(), peer);
+        let service = service(state.clone(), activity.clone(), peer, local);
         match tls {
             None => {
                 let conn = builder.serve_connection(TokioIo::new(io), service);
@@ -75,12 +81,13 @@ fn builder(config: &ApiConfig) -> Builder<TokioExecutor> {
     builder
 }
 
-/// Each request: marked in progress until its response body is done, given its body deadline,
-/// then handled.
+/// Each request: marked in progress until its response body is done, given its body deadline
+/// and the connection's local address, then handled.
 fn service(
     state: Arc<ApiState>,
     activity: Arc<Activity>,
     peer: SocketAddr,
+    local: Option<LocalAddr>,
 ) -> impl hyper::service::Service<
     Request<Incoming>,
     Response = http::Response<crate::api::Body>,
@@ -89,11 +96,15 @@ fn service(
 > + Clone {
     hyper::service::service_fn(move |mut req: Request<Incoming>| {
         let busy = activity.enter();
-        req.extensions_mut().insert(BodyDeadline {
+        let extensions = req.extensions_mut();
+        extensions.insert(BodyDeadline {
             at: tokio::time::Instant::now() + state.config.body_timeout,
             after: state.config.body_timeout,
             refusals: state.limits.refusals.clone(),
         });
+        if let Some(local) = local {
+            extensions.insert(local);
+        }
         let state = state.clone();
         async move {
             let response = handle(state, req, peer).await;

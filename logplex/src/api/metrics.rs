@@ -268,6 +268,12 @@ impl Collector for ApiCollector {
             "logplex_api_body_bytes_budget",
             "The most bytes of request bodies read at once (--inflight-body-mb).",
             budget.bytes(),
+        )?;
+        single_gauge(
+            &mut encoder,
+            "logplex_log_sessions_pending",
+            "Log sessions made and not yet expired, of every app.",
+            state.sessions.pending(),
         )
     }
 }

@@ -60,6 +60,13 @@ pub struct ApiConfig {
     pub idle_timeout: Duration,
     /// Connections open at once; more are answered 503 and closed.
     pub max_connections: usize,
+    /// Log sessions one app may have not yet expired (429 past it).
+    pub max_sessions_per_app: usize,
+    /// The longest log-session filter, in bytes (422 past it).
+    pub max_filter_bytes: usize,
+    /// The API's URL as clients reach it (`https://logs.example.com`), for log-session URLs;
+    /// `None`: the address each client connected to.
+    pub public_url: Option<String>,
 }
 
 impl Default for ApiConfig {
@@ -76,6 +83,9 @@ impl Default for ApiConfig {
             inflight_body_bytes: 64 << 20,
             idle_timeout: Duration::from_secs(60),
             max_connections: 1024,
+            max_sessions_per_app: 100,
+            max_filter_bytes: 4096,
+            public_url: None,
         }
     }
 }
