@@ -370,7 +370,7 @@ fn syslog_over_tls_with_a_real_certificate() {
     while !router
         .curl(&["/metrics"])
         .1
-        .contains("logplex_connections_refused_total{listener=\"tls\"} 1")
+        .contains("logplex_connections_refused_total{listener=\"tls\",reason=\"handshake\"} 1")
     {
         assert!(
             start.elapsed() < std::time::Duration::from_secs(10),

@@ -13,12 +13,14 @@
 //! assert_eq!((&msg.proc_id.unwrap()[..], &msg.msg[..]), (&b"web.1"[..], &b"hi"[..]));
 //! ```
 
+mod accept;
 mod api;
 mod filter;
 mod framing;
 mod history;
 mod ingest;
 mod line;
+mod notice;
 mod persist;
 mod platform;
 mod registry;

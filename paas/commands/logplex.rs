@@ -54,9 +54,17 @@ pub struct RouterArgs {
     /// Largest syslog frame, in bytes.
     #[arg(long, default_value_t = logplex::DEFAULT_MAX_FRAME)]
     max_frame: usize,
-    /// syslog connections open at once.
+    /// syslog connections open at once (per listener); more are closed at once.
     #[arg(long, default_value_t = 4096)]
     max_connections: usize,
+    /// syslog connections one address (IPv6: one /64) may have open at once, per listener;
+    /// more are closed at once.
+    #[arg(long, default_value_t = 256)]
+    max_connections_per_ip: usize,
+    /// Seconds a syslog connection may go without sending a frame with a valid token, from its
+    /// start (after the TLS handshake); then it is closed.
+    #[arg(long, default_value_t = 10.0)]
+    syslog_auth_timeout: f64,
     /// Seconds a syslog connection may stall inside a frame before it is closed.
     #[arg(long, default_value_t = 30.0)]
     frame_timeout: f64,
@@ -73,6 +81,24 @@ pub struct RouterArgs {
     /// Seconds an API request's headers may take to arrive (slow clients are cut off).
     #[arg(long, default_value_t = 10.0)]
     header_timeout: f64,
+    /// Seconds an API request's body (`POST /logs`) may take to arrive in full; then 408.
+    #[arg(long, default_value_t = 30.0)]
+    body_timeout: f64,
+    /// Megabytes of `POST /logs` bodies the API reads at once, over every connection; a body
+    /// that does not fit gets 503 with Retry-After (one larger than all of it, 413).
+    #[arg(long, default_value_t = 64)]
+    inflight_body_mb: usize,
+    /// Seconds an API connection with no request in progress is kept (a log-session stream
+    /// is in progress, however quiet).
+    #[arg(long, default_value_t = 60.0)]
+    api_idle_timeout: f64,
+    /// API connections open at once; more are answered 503 and closed.
+    #[arg(long, default_value_t = 1024)]
+    api_max_connections: usize,
+    /// The API's URL as clients reach it (e.g. https://logs.example.com behind a proxy), which
+    /// log-session URLs are built from; default: the address the client connected to.
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
     /// A PEM file of CA certificates drains trust beside the public roots (repeatable).
     #[arg(long = "drain-ca", value_name = "FILE")]
     drain_ca: Vec<PathBuf>,
@@ -123,6 +149,28 @@ pub struct RouterArgs {
     /// API writes one key may make in a burst, above --api-write-rate.
     #[arg(long, default_value_t = 50)]
     api_write_burst: u32,
+    /// Log sessions one app may have that have not expired; more get 429.
+    #[arg(long, default_value_t = 100)]
+    max_sessions_per_app: usize,
+    /// Bytes a log-session filter (a logfmt predicate) may have; a longer one gets 422.
+    #[arg(long, default_value_t = 4096)]
+    max_filter_bytes: usize,
+}
+
+/// A `--public-url`: `http://` or `https://` and a host, with no trailing `/`.
+fn public_url(url: &str) -> anyhow::Result<String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .with_context(|| format!("--public-url {url:?} must start with http:// or https://"))?;
+    let ok = !rest.trim_end_matches('/').is_empty()
+        && url.bytes().all(|b| b.is_ascii_graphic())
+        && !url.contains(['?', '#']);
+    anyhow::ensure!(
+        ok,
+        "--public-url {url:?} must be a URL without query or fragment"
+    );
+    Ok(url.trim_end_matches('/').to_owned())
 }
 
 pub fn secs(s: f64, flag: &str) -> anyhow::Result<Duration> {
@@ -171,6 +219,8 @@ impl RouterArgs {
         c.stream.max_frame = self.max_frame;
         c.api.max_frame = self.max_frame;
         c.stream.max_connections = self.max_connections;
+        c.stream.max_connections_per_ip = self.max_connections_per_ip;
+        c.stream.auth_timeout = secs(self.syslog_auth_timeout, "syslog-auth-timeout")?;
         c.stream.frame_timeout = secs(self.frame_timeout, "frame-timeout")?;
         c.stream.idle_timeout = secs(self.idle_timeout, "idle-timeout")?;
         c.shutdown_timeout = secs(self.shutdown_timeout, "shutdown-timeout")?;
@@ -183,6 +233,13 @@ impl RouterArgs {
             tokens_per_app: self.max_tokens_per_app,
             keys_per_app: self.max_keys_per_app,
         };
+        c.api.body_timeout = secs(self.body_timeout, "body-timeout")?;
+        c.api.inflight_body_bytes = self.inflight_body_mb.saturating_mul(1 << 20);
+        c.api.idle_timeout = secs(self.api_idle_timeout, "api-idle-timeout")?;
+        c.api.max_connections = self.api_max_connections;
+        c.api.max_sessions_per_app = self.max_sessions_per_app;
+        c.api.max_filter_bytes = self.max_filter_bytes;
+        c.api.public_url = self.public_url.as_deref().map(public_url).transpose()?;
         Ok(c)
     }
 }

@@ -39,7 +39,7 @@ pub enum Command {
     /// filtered (`--where 'status>=500 service>1s'`).
     Logfmt(logfmt::Args),
     /// Run the log router alone: syslog TCP/TLS/UDP and HTTP ingest, history, tails, the API.
-    Logplex(logplex::Args),
+    Logplex(Box<logplex::Args>),
     /// Show an app's logs: history, then live lines with --tail.
     Logs(logs::Args),
     /// List apps.
@@ -97,7 +97,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::ExampleApp(args) => example::run(args),
         Command::DynoRun(args) => dyno_run::run(args),
         Command::Logfmt(args) => logfmt::run(args),
-        Command::Logplex(args) => logplex::run(args),
+        Command::Logplex(args) => logplex::run(*args),
         Command::Logs(args) => logs::run(args),
         Command::Apps(args) => apps::list(args),
         Command::AppsCreate(args) => apps::create(args),

@@ -58,6 +58,8 @@ pub struct Router {
     /// A CA file for curl, when the API serves HTTPS.
     pub ca: Option<PathBuf>,
     pub stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// What it wrote on standard error (its warnings), each line also echoed to ours.
+    pub stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     /// `paas up`'s proxy: `http://127.0.0.1:PORT`.
     pub proxy: Option<String>,
     /// `paas up`'s HTTPS port.
@@ -115,9 +117,10 @@ impl Router {
             .env("PAAS_API_KEY", key)
             .env_remove("PAAS_API_URL")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start paas logplex");
+        let stderr = keep_lines(child.stderr.take().expect("stderr"));
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
         let (mut api, mut syslog, mut udp, mut tls) = (None, None, None, None);
@@ -165,6 +168,7 @@ impl Router {
             data_dir: data_dir.to_owned(),
             ca: None,
             stdout: seen,
+            stderr,
             proxy,
             proxy_tls,
         }
@@ -374,6 +378,19 @@ impl Router {
             .and_then(|n| n.parse().ok())
             .unwrap_or(0)
     }
+}
+
+/// Collects a child's standard error line by line, echoing each to ours.
+fn keep_lines(from: std::process::ChildStderr) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = seen.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(from).lines().map_while(Result::ok) {
+            eprintln!("{line}");
+            keep.lock().unwrap().push(line);
+        }
+    });
+    seen
 }
 
 impl Drop for Router {

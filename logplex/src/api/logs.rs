@@ -2,11 +2,16 @@
 //! as log-shuttle and Logplex-compatible shippers send them. A batch is accepted whole or not
 //! at all, so that a sender's retry never duplicates or loses part of it:
 //! - 401 bad or missing token; 404 when the Basic user names an app the token is not for;
-//! - 415 another content type; 413 body or a frame over the limit; 400 a malformed frame, a
+//! - 415 another content type (the media type must be `application/logplex-1`, in any case,
+//!   parameters allowed); 413 body or a frame over the limit; 400 a malformed frame, a
 //!   frame naming another token, or a `Logplex-Msg-Count` that disagrees, with a body saying
-//!   which and where;
-//! - 503 with `Retry-After` when over the app's rate budget or stopping (worth retrying);
+//!   which and where; 408 a body not in full within the body timeout;
+//! - 503 with `Retry-After` when over the app's rate budget, when the bodies being read at
+//!   once would pass the in-flight budget, or when stopping (worth retrying);
 //! - 204 when accepted, or when its `Logplex-Frame-Id` was accepted already (a retry).
+//!
+//! Counters count what was read: a batch refused before its frames were read counts as one,
+//! whatever its `Logplex-Msg-Count` says.
 
 // A refusal carries its response; refusals are answered at once, so its size costs nothing.
 #![allow(clippy::result_large_err)]
@@ -17,8 +22,9 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 
+use crate::api::body::{BodyError, read_within};
 use crate::api::response::{Body, error, full, unauthorized, unavailable};
-use crate::api::{ApiState, auth, read_body};
+use crate::api::{ApiState, auth};
 use crate::framing::{FrameDecoder, FrameError};
 use crate::ingest::to_line;
 use crate::line::LogLine;
@@ -96,7 +102,7 @@ async fn accept(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if !content_type.starts_with("application/logplex-1") {
+    if !is_logplex_1(content_type) {
         return Err(Refused {
             response: error(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -122,14 +128,11 @@ async fn accept(
             ));
         }
     };
-    let count_hint = expected.unwrap_or(1).max(1);
-    let body = read_body(req, state.config.max_body)
+    let budget = Some(&state.limits.body_budget);
+    let read = read_within(req, state.config.max_body, budget)
         .await
-        .map_err(|response| Refused {
-            response,
-            reason: Reject::BodyTooLarge,
-            frames: count_hint,
-        })?;
+        .map_err(body_refused)?;
+    let body = read.bytes;
     state
         .router
         .ingest_stats()
@@ -141,7 +144,7 @@ async fn accept(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
     let body = if gzip {
-        gunzip(&body, state.config.max_decompressed, count_hint)?
+        gunzip(&body, state.config.max_decompressed)?
     } else {
         body
     };
@@ -191,21 +194,46 @@ async fn accept(
     }
 }
 
-fn gunzip(body: &[u8], limit: usize, frames: u64) -> Result<Bytes, Refused> {
+/// A body that could not be read, as the app's rejection: one batch, its frames unknown.
+/// A body over the in-flight budget is not the app's doing (the budget is every app's): it
+/// is counted in the API's refusals only.
+fn body_refused(e: BodyError) -> Refused {
+    let (reason, frames) = match e {
+        BodyError::TooLarge { .. } => (Reject::BodyTooLarge, 1),
+        BodyError::TimedOut { .. } => (Reject::Truncated, 1),
+        BodyError::OverBudget { .. } => (Reject::RateLimited, 0),
+        BodyError::Unreadable => (Reject::Malformed, 1),
+    };
+    Refused {
+        response: e.response(),
+        reason,
+        frames,
+    }
+}
+
+/// Whether a `Content-Type` is `application/logplex-1` (RFC 9110: the media type is
+/// case-insensitive, and parameters may follow a `;`).
+fn is_logplex_1(content_type: &str) -> bool {
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    media.eq_ignore_ascii_case("application/logplex-1")
+}
+
+/// The body decompressed (a body that is not, or is too large, counts as one batch).
+fn gunzip(body: &[u8], limit: usize) -> Result<Bytes, Refused> {
     let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(limit));
     let decoder = flate2::read::GzDecoder::new(body);
     match decoder.take(limit as u64 + 1).read_to_end(&mut out) {
         Ok(_) if out.len() > limit => Err(refused(
             StatusCode::PAYLOAD_TOO_LARGE,
             Reject::BodyTooLarge,
-            frames,
+            1,
             format!("The body is over the limit of {limit} bytes once decompressed."),
         )),
         Ok(_) => Ok(Bytes::from(out)),
         Err(e) => Err(refused(
             StatusCode::BAD_REQUEST,
             Reject::Malformed,
-            frames,
+            1,
             format!("Malformed gzip body: {e}."),
         )),
     }
@@ -282,4 +310,31 @@ fn decode(
 
 fn token_is(named: &[u8], target: &TokenTarget) -> bool {
     target.token.as_bytes() == named
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_logplex_1;
+
+    #[test]
+    fn the_media_type_is_matched_exactly() {
+        for ok in [
+            "application/logplex-1",
+            "Application/Logplex-1",
+            "application/logplex-1; charset=utf-8",
+            " application/logplex-1 ;x=y",
+        ] {
+            assert!(is_logplex_1(ok), "{ok}");
+        }
+        for bad in [
+            "application/logplex-1evil",
+            "application/logplex-10",
+            "application/logplex-1 evil",
+            "application/logplex",
+            "text/plain",
+            "",
+        ] {
+            assert!(!is_logplex_1(bad), "{bad}");
+        }
+    }
 }

@@ -8,7 +8,10 @@ use prometheus_client::metrics::gauge::ConstGauge;
 
 use http::{Response, StatusCode};
 
+use crate::api::ApiState;
+use crate::api::limits::Refusal;
 use crate::api::response::{Body, error, full};
+use crate::ingest::ListenerStats;
 use crate::router::{Limit, Reject, Router};
 
 /// Counters kept outside the router (the drains crate's), shown on `/metrics` beside its own
@@ -172,6 +175,7 @@ impl Collector for RouterCollector {
             ("tls", &ingest.tls),
             ("udp", &ingest.udp),
             ("http", &ingest.http),
+            ("api", &ingest.api),
         ];
         let load = |v: &std::sync::atomic::AtomicU64| v.load(std::sync::atomic::Ordering::Relaxed);
         counter(
@@ -182,14 +186,7 @@ impl Collector for RouterCollector {
                 .iter()
                 .map(|(n, l)| (vec![("listener", (*n).to_owned())], load(&l.accepted))),
         )?;
-        counter(
-            &mut encoder,
-            "logplex_connections_refused",
-            "Connections refused at the limit or failing their TLS handshake, by listener.",
-            listeners
-                .iter()
-                .map(|(n, l)| (vec![("listener", (*n).to_owned())], load(&l.refused))),
-        )?;
+        connection_ends(&mut encoder, &listeners[..])?;
         gauge(
             &mut encoder,
             "logplex_connections_open",
@@ -204,6 +201,7 @@ impl Collector for RouterCollector {
             "Bytes read by the ingest listeners.",
             listeners
                 .iter()
+                .filter(|(n, _)| *n != "api")
                 .map(|(n, l)| (vec![("listener", (*n).to_owned())], load(&l.bytes))),
         )?;
         counter(
@@ -228,14 +226,117 @@ impl Collector for RouterCollector {
     }
 }
 
-/// The Prometheus text of the router's counters, and of the other `sources`.
-pub(crate) fn render(
-    router: &Router,
-    sources: Vec<std::sync::Arc<dyn MetricsSource>>,
-) -> Response<Body> {
+/// Connections refused and closed, by listener and why, and failed accepts: for the
+/// listeners that hold connections (not UDP, nor `http`, which counts requests).
+fn connection_ends(
+    encoder: &mut DescriptorEncoder<'_>,
+    listeners: &[(&str, &ListenerStats)],
+) -> Result<(), std::fmt::Error> {
+    let load = |v: &std::sync::atomic::AtomicU64| v.load(std::sync::atomic::Ordering::Relaxed);
+    let held = || {
+        listeners
+            .iter()
+            .filter(|(n, _)| matches!(*n, "tcp" | "tls" | "api"))
+    };
+    let by =
+        |reason: &str, n: &str| vec![("listener", n.to_owned()), ("reason", reason.to_owned())];
+    let refused = held().flat_map(|(n, l)| {
+        [
+            (by("limit", n), load(&l.refused)),
+            (by("per_ip", n), load(&l.refused_per_ip)),
+            (by("handshake", n), load(&l.handshake_failed)),
+        ]
+    });
+    counter(
+        encoder,
+        "logplex_connections_refused",
+        "Connections refused, by listener and why: at the listener's limit, at the limit of one \
+         address, or failing their TLS handshake.",
+        refused.collect::<Vec<_>>(),
+    )?;
+    let closed = held().flat_map(|(n, l)| {
+        [
+            (by("idle", n), load(&l.closed_idle)),
+            (by("unauthenticated", n), load(&l.closed_unauthenticated)),
+            (by("stalled", n), load(&l.closed_stalled)),
+        ]
+    });
+    counter(
+        encoder,
+        "logplex_connections_closed",
+        "Connections the router closed, by listener and why: idle too long, no frame with a \
+         valid token in time, or stalled inside a frame.",
+        closed.collect::<Vec<_>>(),
+    )?;
+    counter(
+        encoder,
+        "logplex_accept_errors",
+        "Accepts that failed (out of file descriptors and the like), by listener.",
+        held()
+            .map(|(n, l)| (vec![("listener", (*n).to_owned())], load(&l.accept_errors)))
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// The API's own limits at work.
+#[derive(Debug)]
+struct ApiCollector(std::sync::Arc<ApiState>);
+
+impl Collector for ApiCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let state = &self.0;
+        counter(
+            &mut encoder,
+            "logplex_api_refused",
+            "API requests refused at a limit, by reason: body_timeout (408), body_budget (503), \
+             sessions_per_app (429), filter_too_long (422).",
+            Refusal::ALL.map(|r| {
+                (
+                    vec![("reason", r.as_str().to_owned())],
+                    state.limits.refusals.get(r),
+                )
+            }),
+        )?;
+        let budget = &state.limits.body_budget;
+        single_gauge(
+            &mut encoder,
+            "logplex_api_body_bytes_inflight",
+            "Bytes of request bodies being read now, over every connection.",
+            budget.in_flight(),
+        )?;
+        single_gauge(
+            &mut encoder,
+            "logplex_api_body_bytes_budget",
+            "The most bytes of request bodies read at once (--inflight-body-mb).",
+            budget.bytes(),
+        )?;
+        single_gauge(
+            &mut encoder,
+            "logplex_log_sessions_pending",
+            "Log sessions made and not yet expired, of every app.",
+            state.sessions.pending(),
+        )
+    }
+}
+
+/// A gauge with no labels.
+fn single_gauge(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    value: usize,
+) -> Result<(), std::fmt::Error> {
+    let gauge = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
+    gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)
+}
+
+/// The Prometheus text of the router's counters, the API's, and the other crates' sources
+/// (registered with `ApiState::register_metrics`).
+pub(crate) fn render(state: &std::sync::Arc<ApiState>) -> Response<Body> {
     let mut registry = prometheus_client::registry::Registry::default();
-    registry.register_collector(Box::new(RouterCollector(router.clone())));
-    for source in sources {
+    registry.register_collector(Box::new(RouterCollector(state.router.clone())));
+    registry.register_collector(Box::new(ApiCollector(state.clone())));
+    for source in state.metric_sources() {
         registry.register_collector(Box::new(SourceCollector(source)));
     }
     let mut out = String::new();

@@ -5,31 +5,37 @@
 
 mod apps;
 mod auth;
+mod body;
+mod conn;
+mod idle;
 mod keys;
+mod limits;
 mod logs;
 mod metrics;
 mod response;
 mod sessions;
 mod write_budget;
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
+pub use body::read_body;
 pub use metrics::{CounterFamily, MetricsSource};
 pub use response::{Body, ChannelBody, error, json, no_such_app};
 pub use sessions::Sessions;
 
+use crate::accept::AcceptFailures;
+use crate::ingest::ListenerStats;
+use crate::notice::Notice;
 use crate::registry::{Caller, KeyScope};
 use crate::router::Router;
+use limits::{BodyBudget, Refusals};
 use response::{full, unauthorized};
 
 /// Limits and timings of the API.
@@ -53,6 +59,21 @@ pub struct ApiConfig {
     pub write_rate: u32,
     /// API writes a key may make at once.
     pub write_burst: u32,
+    /// How long a request's body may take to arrive in full (408 past it).
+    pub body_timeout: Duration,
+    /// Bytes of `POST /logs` bodies read at once over every connection (503 past it).
+    pub inflight_body_bytes: usize,
+    /// How long a connection with no request in progress is kept.
+    pub idle_timeout: Duration,
+    /// Connections open at once; more are answered 503 and closed.
+    pub max_connections: usize,
+    /// Log sessions one app may have not yet expired (429 past it).
+    pub max_sessions_per_app: usize,
+    /// The longest log-session filter, in bytes (422 past it).
+    pub max_filter_bytes: usize,
+    /// The API's URL as clients reach it (`https://logs.example.com`), for log-session URLs;
+    /// `None`: the address each client connected to.
+    pub public_url: Option<String>,
 }
 
 impl Default for ApiConfig {
@@ -67,6 +88,13 @@ impl Default for ApiConfig {
             header_timeout: Duration::from_secs(10),
             write_rate: 10,
             write_burst: 50,
+            body_timeout: Duration::from_secs(30),
+            inflight_body_bytes: 64 << 20,
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+            max_sessions_per_app: 100,
+            max_filter_bytes: 4096,
+            public_url: None,
         }
     }
 }
@@ -93,11 +121,21 @@ pub struct ApiState {
     tls: bool,
     resources: std::sync::RwLock<std::collections::HashMap<String, Arc<dyn AppResource>>>,
     metrics: std::sync::RwLock<Vec<Arc<dyn MetricsSource>>>,
+    limits: ApiLimits,
+}
+
+/// The API's limits at work: refusals by reason, and the in-flight body budget.
+#[derive(Debug)]
+struct ApiLimits {
+    refusals: Arc<Refusals>,
+    body_budget: BodyBudget,
 }
 
 impl ApiState {
     /// The API of `router`.
     pub fn new(router: Router, config: ApiConfig, tls: bool) -> Arc<Self> {
+        let refusals = Arc::new(Refusals::default());
+        let body_budget = BodyBudget::new(config.inflight_body_bytes, refusals.clone());
         Arc::new(ApiState {
             router,
             writes: write_budget::WriteBudget::new(config.write_rate, config.write_burst),
@@ -106,6 +144,10 @@ impl ApiState {
             tls,
             resources: Default::default(),
             metrics: Default::default(),
+            limits: ApiLimits {
+                refusals,
+                body_budget,
+            },
         })
     }
 
@@ -152,7 +194,9 @@ impl ApiState {
 }
 
 /// Serves the API on `listener` (HTTPS when given an acceptor) until `shutdown` turns true;
-/// then stops accepting and gives open requests `grace` to finish.
+/// then stops accepting and gives open requests `grace` to finish. At most
+/// `max_connections` are open at once (more are answered 503 and closed); a failing accept
+/// backs off and is logged at most every 10 s.
 pub async fn serve_api(
     listener: TcpListener,
     state: Arc<ApiState>,
@@ -161,58 +205,47 @@ pub async fn serve_api(
     grace: Duration,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let permits = Arc::new(Semaphore::new(state.config.max_connections));
+    let mut failures = AcceptFailures::new("api");
+    let full = Notice::default();
     loop {
+        let stats = &state.router.ingest_stats().api;
         let (socket, peer) = tokio::select! {
             a = listener.accept() => match a {
                 Ok(a) => a,
                 Err(e) => {
-                    tracing::warn!(error = %e, "api accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
+                    let pause = failures.failed(&e, &stats.accept_errors);
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => continue,
+                        _ = crate::server::stopped(&mut shutdown) => break,
+                    }
                 }
             },
             _ = crate::server::stopped(&mut shutdown) => break,
         };
-        let _ = socket.set_nodelay(true);
-        let header_timeout = state.config.header_timeout;
-        let state = state.clone();
-        let service = hyper::service::service_fn(move |req| {
-            let state = state.clone();
-            async move { Ok::<_, Infallible>(handle(state, req, peer).await) }
-        });
-        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(Some(header_timeout))
-            .max_buf_size(64 * 1024);
-        match &tls {
-            None => {
-                let conn = builder
-                    .serve_connection(TokioIo::new(socket), service)
-                    .into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
+        failures.succeeded();
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            ListenerStats::bump(&stats.refused);
+            let limit = state.config.max_connections;
+            if let Some(refused) = full.due() {
+                tracing::warn!(
+                    limit,
+                    refused,
+                    "api connection limit reached: new connections are answered 503 \
+                     (--api-max-connections)"
+                );
             }
-            Some(acceptor) => {
-                let acceptor = acceptor.clone();
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let Ok(Ok(stream)) =
-                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(socket))
-                            .await
-                    else {
-                        return;
-                    };
-                    let conn = builder
-                        .serve_connection(TokioIo::new(stream), service)
-                        .into_owned();
-                    let _ = watcher.watch(conn).await;
-                });
-            }
-        }
+            conn::refuse(socket, tls.is_some(), limit);
+            continue;
+        };
+        conn::spawn(
+            state.clone(),
+            socket,
+            peer,
+            tls.clone(),
+            graceful.watcher(),
+            permit,
+        );
     }
     let _ = tokio::time::timeout(grace, graceful.shutdown()).await;
 }
@@ -290,9 +323,7 @@ async fn authorized(
     }
     let operator = scope == KeyScope::Operator;
     match (method, segments) {
-        (&Method::GET, ["metrics"]) if operator => {
-            metrics::render(&state.router, state.metric_sources())
-        }
+        (&Method::GET, ["metrics"]) if operator => metrics::render(state),
         (&Method::GET, ["apps"]) => apps::list(state, &scope),
         (&Method::POST, ["apps"]) if operator => apps::create(state, req).await,
         (&Method::GET, ["apps", app]) => apps::info(state, app),
@@ -339,27 +370,6 @@ async fn authorized(
             )
         }
         _ => error(StatusCode::NOT_FOUND, "not_found", "No such resource."),
-    }
-}
-
-/// Reads a request body of at most `limit` bytes.
-pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Response<Body>> {
-    use http_body_util::BodyExt;
-    match http_body_util::Limited::new(req.into_body(), limit)
-        .collect()
-        .await
-    {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            &format!("The body is over the limit of {limit} bytes."),
-        )),
-        Err(_) => Err(error(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "The request body could not be read.",
-        )),
     }
 }
 

@@ -4,6 +4,10 @@
 //! `tail`, live lines. The stream is Server-Sent Events when the client asks for
 //! `text/event-stream`, one JSON object per line for `application/x-ndjson`, and plain
 //! chunked text otherwise (Heroku's older clients).
+//!
+//! An app has at most `max_sessions_per_app` sessions not yet expired (429 past it), a filter
+//! is at most `max_filter_bytes` long (422), and the `logplex_url` is built from the configured
+//! public URL or the address the client connected to, never from the request's `Host`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,6 +20,8 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::mpsc;
 
+use crate::api::conn::LocalAddr;
+use crate::api::limits::Refusal;
 use crate::api::response::{Body, ChannelBody, error, json, no_such_app};
 use crate::api::{ApiState, read_json};
 use crate::filter::LineFilter;
@@ -42,16 +48,59 @@ struct Session {
 
 /// Log sessions not yet expired.
 #[derive(Debug, Default)]
-pub struct Sessions(Mutex<HashMap<String, Session>>);
+pub struct Sessions(Mutex<SessionTable>);
+
+#[derive(Debug, Default)]
+struct SessionTable {
+    by_id: HashMap<String, Session>,
+    /// Sessions of each app (those with any).
+    per_app: HashMap<String, usize>,
+}
 
 impl Sessions {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SessionTable> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Forgets sessions older than `ttl`.
     pub fn expire(&self, ttl: Duration) {
-        self.lock().retain(|_, s| s.created.elapsed() < ttl);
+        let table = &mut *self.lock();
+        let per_app = &mut table.per_app;
+        table.by_id.retain(|_, s| {
+            let keep = s.created.elapsed() < ttl;
+            if !keep && let Some(n) = per_app.get_mut(&s.app_id) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    per_app.remove(&s.app_id);
+                }
+            }
+            keep
+        });
+    }
+
+    /// Sessions not yet expired, of every app.
+    pub fn pending(&self) -> usize {
+        self.lock().by_id.len()
+    }
+
+    /// Keeps `session` as `id`, unless its app has `max` already.
+    fn try_insert(&self, id: String, session: Session, max: usize) -> bool {
+        let table = &mut *self.lock();
+        let n = table.per_app.entry(session.app_id.clone()).or_insert(0);
+        if *n >= max {
+            return false;
+        }
+        *n += 1;
+        table.by_id.insert(id, session);
+        true
+    }
+
+    fn get(&self, id: &str, ttl: Duration) -> Option<Session> {
+        self.lock()
+            .by_id
+            .get(id)
+            .filter(|s| s.created.elapsed() < ttl)
+            .cloned()
     }
 }
 
@@ -102,13 +151,7 @@ pub(crate) async fn create(
     let Some(app_id) = state.router.app(app).map(|a| a.id) else {
         return no_such_app();
     };
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| h.bytes().all(|b| b.is_ascii_graphic()))
-        .unwrap_or("localhost")
-        .to_owned();
+    let base = base_url(state, &req);
     let body: CreateSession = match read_json(req).await {
         Ok(b) => b,
         Err(r) => return r,
@@ -122,6 +165,16 @@ pub(crate) async fn create(
             Err(_) => return invalid("lines must be a number."),
         },
     };
+    let max_filter = state.config.max_filter_bytes;
+    if let Some(filter) = body.filter.as_deref()
+        && filter.len() > max_filter
+    {
+        state.limits.refusals.add(Refusal::FilterTooLong);
+        return invalid(&format!(
+            "filter is {} bytes; the limit is {max_filter} bytes (--max-filter-bytes).",
+            filter.len()
+        ));
+    }
     let session = Session {
         app_id,
         lines: (lines as usize).min(max),
@@ -135,18 +188,51 @@ pub(crate) async fn create(
         return invalid(&format!("filter is not a logfmt predicate: {e}"));
     }
     let id = uuid::Uuid::new_v4().to_string();
-    state.sessions.lock().insert(id.clone(), session);
-    let scheme = if state.tls { "https" } else { "http" };
+    let max = state.config.max_sessions_per_app;
+    if !state.sessions.try_insert(id.clone(), session, max) {
+        state.limits.refusals.add(Refusal::SessionsPerApp);
+        return too_many_sessions(max, state.config.session_ttl);
+    }
     let now = Timestamp::now();
     json(
         StatusCode::CREATED,
         &json!({
             "id": id,
-            "logplex_url": format!("{scheme}://{host}/log-sessions/{id}"),
+            "logplex_url": format!("{base}/log-sessions/{id}"),
             "created_at": now,
             "updated_at": now,
         }),
     )
+}
+
+/// Where clients reach the API: the configured public URL, else the address this client
+/// connected to (the listener's own; never the request's `Host`, which the client chooses).
+fn base_url(state: &ApiState, req: &Request<Incoming>) -> String {
+    if let Some(url) = &state.config.public_url {
+        return url.trim_end_matches('/').to_owned();
+    }
+    let scheme = if state.tls { "https" } else { "http" };
+    match req.extensions().get::<LocalAddr>() {
+        Some(LocalAddr(addr)) => format!("{scheme}://{addr}"),
+        None => format!("{scheme}://localhost"),
+    }
+}
+
+/// 429 for an app with as many sessions as it may have.
+fn too_many_sessions(max: usize, ttl: Duration) -> Response<Body> {
+    let mut r = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limit",
+        &format!(
+            "This app has {max} log sessions that have not expired, its limit \
+             (--max-sessions-per-app); a session expires {} s after it was made.",
+            ttl.as_secs_f64()
+        ),
+    );
+    if let Ok(v) = header::HeaderValue::from_str(&ttl.as_secs().max(1).to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
 }
 
 /// How the stream is written.
@@ -159,13 +245,7 @@ enum Format {
 
 /// `GET /log-sessions/{id}`.
 pub(crate) fn stream(state: &Arc<ApiState>, id: &str, headers: &HeaderMap) -> Response<Body> {
-    let session = {
-        let sessions = state.sessions.lock();
-        sessions
-            .get(id)
-            .filter(|s| s.created.elapsed() < state.config.session_ttl)
-            .cloned()
-    };
+    let session = state.sessions.get(id, state.config.session_ttl);
     let Some(session) = session else {
         return error(
             StatusCode::NOT_FOUND,
@@ -370,5 +450,36 @@ impl StreamWriter {
             }
         }
         self.tx.send(Bytes::from(out)).await.is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(app: &str) -> Session {
+        Session {
+            app_id: app.to_owned(),
+            lines: 100,
+            tail: false,
+            source: None,
+            dyno: None,
+            filter: None,
+            created: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn each_app_has_its_own_cap_and_expired_sessions_give_their_place_back() {
+        let sessions = Sessions::default();
+        assert!(sessions.try_insert("a1".into(), session("shop"), 2));
+        assert!(sessions.try_insert("a2".into(), session("shop"), 2));
+        assert!(!sessions.try_insert("a3".into(), session("shop"), 2));
+        assert!(sessions.try_insert("b1".into(), session("blog"), 2));
+        assert_eq!(sessions.pending(), 3);
+        sessions.expire(Duration::ZERO);
+        assert_eq!(sessions.pending(), 0);
+        assert!(sessions.lock().per_app.is_empty(), "no app is remembered");
+        assert!(sessions.try_insert("a4".into(), session("shop"), 2));
     }
 }

@@ -1,4 +1,5 @@
-//! Counters of the ingest listeners, for `/metrics`: connections, frames, bytes, rejections.
+//! Counters of the listeners, for `/metrics`: connections (accepted, open, refused and closed
+//! by why), accept failures, frames, bytes, rejections.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -11,8 +12,20 @@ pub struct ListenerStats {
     pub accepted: AtomicU64,
     /// Connections open now.
     pub open: AtomicU64,
-    /// Connections refused at the limit, or that failed their TLS handshake.
+    /// Connections refused at the listener's connection limit.
     pub refused: AtomicU64,
+    /// Connections refused because their address had as many open as one address may.
+    pub refused_per_ip: AtomicU64,
+    /// TLS handshakes that failed or did not finish in time.
+    pub handshake_failed: AtomicU64,
+    /// Connections closed by the router for being idle too long.
+    pub closed_idle: AtomicU64,
+    /// Connections closed for sending no frame with a valid token in their first seconds.
+    pub closed_unauthenticated: AtomicU64,
+    /// Connections closed for stalling inside a frame.
+    pub closed_stalled: AtomicU64,
+    /// Accepts that failed (out of file descriptors and the like).
+    pub accept_errors: AtomicU64,
     /// Bytes read.
     pub bytes: AtomicU64,
 }
@@ -41,7 +54,7 @@ impl Drop for OpenGuard<'_> {
     }
 }
 
-/// Every ingest listener's counters.
+/// Every listener's counters.
 #[derive(Debug, Default)]
 pub struct IngestStats {
     /// syslog over TCP.
@@ -50,8 +63,10 @@ pub struct IngestStats {
     pub tls: ListenerStats,
     /// syslog over UDP.
     pub udp: ListenerStats,
-    /// HTTP `POST /logs`.
+    /// HTTP `POST /logs` (its requests).
     pub http: ListenerStats,
+    /// The API's listener (its connections, whatever they ask).
+    pub api: ListenerStats,
     rejected: RejectCounts,
     invalid_utf8: AtomicU64,
 }

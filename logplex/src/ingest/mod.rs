@@ -94,6 +94,12 @@ impl FrameSink {
         }
     }
 
+    /// Whether a frame with a valid token has come through this sink (the connection is
+    /// a real sender's).
+    pub(crate) fn has_valid_frame(&self) -> bool {
+        self.last.is_some()
+    }
+
     /// Counts a rejection against the connection's app, or as unattributed.
     pub(crate) fn reject(&self, reason: Reject) {
         match &self.last {
