@@ -1,5 +1,6 @@
 //! `GET /metrics`: the router's own counters in Prometheus text, read at scrape time from the
-//! counters the router keeps anyway (nothing is counted twice on the hot path).
+//! counters the router keeps anyway (nothing is counted twice on the hot path), then those of
+//! the collectors other parts registered (`ApiState::register_metrics`: the proxy's).
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -187,10 +188,26 @@ impl Collector for RouterCollector {
     }
 }
 
-/// The Prometheus text of the router's counters.
-pub(crate) fn render(router: &Router) -> Response<Body> {
+/// Another part's collector, registered through `ApiState::register_metrics`.
+#[derive(Debug)]
+struct Registered(std::sync::Arc<dyn Collector>);
+
+impl Collector for Registered {
+    fn encode(&self, encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        self.0.encode(encoder)
+    }
+}
+
+/// The Prometheus text of the router's counters, then of the `others` registered.
+pub(crate) fn render(
+    router: &Router,
+    others: Vec<std::sync::Arc<dyn Collector>>,
+) -> Response<Body> {
     let mut registry = prometheus_client::registry::Registry::default();
     registry.register_collector(Box::new(RouterCollector(router.clone())));
+    for other in others {
+        registry.register_collector(Box::new(Registered(other)));
+    }
     let mut out = String::new();
     match prometheus_client::encoding::text::encode(&mut out, &registry) {
         Ok(()) => full(

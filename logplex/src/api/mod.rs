@@ -82,6 +82,8 @@ pub struct ApiState {
     sessions: Sessions,
     tls: bool,
     resources: std::sync::RwLock<std::collections::HashMap<String, Arc<dyn AppResource>>>,
+    /// Other parts' counters, rendered on `/metrics` after the router's own.
+    collectors: std::sync::RwLock<Vec<Arc<dyn prometheus_client::collector::Collector>>>,
 }
 
 impl ApiState {
@@ -93,7 +95,17 @@ impl ApiState {
             sessions: Sessions::default(),
             tls,
             resources: Default::default(),
+            collectors: Default::default(),
         })
+    }
+
+    /// Adds `collector`'s metrics to `/metrics` (the stack's proxy counters, for one), read at
+    /// each scrape.
+    pub fn register_metrics(&self, collector: Arc<dyn prometheus_client::collector::Collector>) {
+        self.collectors
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(collector);
     }
 
     /// Serves `resource` at `/apps/{app}/NAME`.
@@ -244,7 +256,14 @@ async fn authorized(
     }
     let operator = scope == KeyScope::Operator;
     match (method, segments) {
-        (&Method::GET, ["metrics"]) if operator => metrics::render(&state.router),
+        (&Method::GET, ["metrics"]) if operator => {
+            let collectors = state
+                .collectors
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            metrics::render(&state.router, collectors)
+        }
         (&Method::GET, ["apps"]) => apps::list(state, &scope),
         (&Method::POST, ["apps"]) if operator => apps::create(state, req).await,
         (&Method::GET, ["apps", app]) => apps::info(state, app),
