@@ -26,12 +26,37 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    raise_open_files_limit();
     match commands::run(cli.command) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("paas: {err:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit (or, when that is unlimited, to the
+/// kernel's `fs.nr_open`): every client connection, dyno pipe and drain socket is a file, and
+/// the soft limit is often 1024 while the hard one is far higher. Past it accepts fail, and
+/// the listeners back off and say so.
+fn raise_open_files_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let most = limit.maximum.or_else(|| {
+        std::fs::read_to_string("/proc/sys/fs/nr_open")
+            .ok()
+            .and_then(|n| n.trim().parse().ok())
+    });
+    let Some(most) = most.filter(|most| limit.current.is_some_and(|now| now < *most)) else {
+        return;
+    };
+    let raised = rustix::process::Rlimit {
+        current: Some(most),
+        ..limit
+    };
+    if let Err(e) = setrlimit(Resource::Nofile, raised) {
+        tracing::debug!("raising the open files limit to {most}: {e}");
     }
 }
 

@@ -5,7 +5,10 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use logplex::{CounterFamily, MetricsSource};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
 
 use crate::policy::{Refusal, Special};
 
@@ -55,23 +58,24 @@ impl DrainMetrics {
     }
 }
 
-impl MetricsSource for DrainMetrics {
-    fn counters(&self) -> Vec<CounterFamily> {
-        let refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
-        vec![CounterFamily {
-            name: "logplex_drain_destinations_refused",
-            help: "Drain destinations the address policy refused (--drain-allow-net opens \
-                   ranges), by stage (create, start, connect) and kind of address.",
-            values: refused
-                .iter()
-                .map(|((at, special), n)| {
-                    let labels = vec![
-                        ("at", at.as_str().to_owned()),
-                        ("kind", special.as_str().to_owned()),
-                    ];
-                    (labels, *n)
-                })
-                .collect(),
-        }]
+impl Collector for DrainMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let refused = self
+            .refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut family = encoder.encode_descriptor(
+            "logplex_drain_destinations_refused",
+            "Drain destinations the address policy refused (--drain-allow-net opens ranges), by \
+             stage (create, start, connect) and kind of address.",
+            None,
+            MetricType::Counter,
+        )?;
+        for ((at, special), n) in refused {
+            let labels = [("at", at.as_str()), ("kind", special.as_str())];
+            ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
     }
 }

@@ -31,8 +31,8 @@ mod time;
 mod tls;
 
 pub use api::{
-    ApiConfig, ApiState, AppResource, Body, ChannelBody, CounterFamily, MetricsSource, Sessions,
-    error as api_error, json as api_json, no_such_app, read_body, read_json, serve_api,
+    ApiConfig, ApiState, AppResource, Body, ChannelBody, Sessions, error as api_error,
+    json as api_json, no_such_app, read_body, read_json, serve_api,
 };
 pub use filter::{LineFilter, PLATFORM_PROCESSES};
 pub use framing::{DEFAULT_MAX_FRAME, FrameDecoder, FrameError, write_octet_counted};

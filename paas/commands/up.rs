@@ -75,6 +75,29 @@ pub struct Args {
     /// Seconds either side of a request may stay quiet (H15, H28).
     #[arg(long, default_value_t = 55.0)]
     http_idle_timeout: f64,
+    /// Seconds a client has to send a whole request head, from its first byte (the first
+    /// request's: from the connection's accept, a TLS handshake included); past it the
+    /// connection is closed. 10 s is ample for any real client's head (a few KiB) and keeps a
+    /// slow-header client (slowloris) from pinning a connection and its buffer for long.
+    #[arg(long, default_value_t = 10.0)]
+    http_header_timeout: f64,
+    /// Seconds a client connection with no request in flight is kept open (Heroku's Router
+    /// 2.0 keeps idle keep-alive connections 90 s).
+    #[arg(long, default_value_t = 90.0)]
+    http_keepalive_timeout: f64,
+    /// Largest request head in KiB (request line and headers; 431 past it; at least 16). With
+    /// --http-max-pending-heads it bounds the memory slow heads can hold (64 KiB × 1024 = 64 MiB
+    /// a listener by default). Vegur's own limits (8 KiB a line or header) give H25 below it.
+    #[arg(long, default_value_t = 64)]
+    http_max_head_kb: usize,
+    /// Client connections the proxy keeps open at once, per listener (HTTP and HTTPS); one
+    /// more is closed as soon as it is accepted, counted and told.
+    #[arg(long, default_value_t = 10_000)]
+    http_max_connections: usize,
+    /// Client connections that have not yet sent their first whole request head, per listener;
+    /// one more is closed as soon as it is accepted, counted and told.
+    #[arg(long, default_value_t = 1024)]
+    http_max_pending_heads: usize,
     /// Seconds requests wait for booting dynos (H20).
     #[arg(long, default_value_t = 75.0)]
     boot_wait: f64,
@@ -215,6 +238,11 @@ impl Args {
             threads: self.proxy_threads.unwrap_or(defaults.threads).max(1),
             affinity: self.session_affinity,
             shutdown_grace: grace,
+            header_timeout: secs(self.http_header_timeout, "http-header-timeout")?,
+            keepalive_timeout: secs(self.http_keepalive_timeout, "http-keepalive-timeout")?,
+            max_head: self.http_max_head_kb.max(16).saturating_mul(1024),
+            max_connections: self.http_max_connections,
+            max_pending_heads: self.http_max_pending_heads,
             ..defaults
         })
     }
@@ -316,6 +344,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         logplex.api().register("dynos", api.dynos());
 
         let proxy = Proxy::new(mesh, platform, args.proxy(bound)?);
+        logplex.api().register_metrics(proxy.stats().clone());
         let (http_at, https_at) = (http.local_addr()?, https.local_addr()?);
         let serving = [
             tokio::spawn(proxy.clone().serve(http, None, stopped.clone())),

@@ -28,3 +28,5 @@ pub use proxy::errors::{ProxyError, Side};
 pub use proxy::headers::{Client, VIA};
 pub use proxy::line::RouterLine;
 pub use proxy::server::{Proxy, ProxyConfig};
+pub use proxy::stats::{ListenerStats, ProxyStats, Refusal};
+pub use proxy::target::HostError;

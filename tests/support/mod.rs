@@ -91,13 +91,42 @@ impl Router {
         Router::start_command("up", data_dir, &[&ports[..], extra].concat())
     }
 
+    /// Starts `paas up` through `wrapper` (a program and its arguments, given the binary's
+    /// path and its arguments after them: `sh -c 'ulimit -n 256; exec "$0" "$@"'`).
+    pub fn up_wrapped(data_dir: &Path, wrapper: &[&str], extra: &[&str]) -> Router {
+        let ports = ["--http-port", "0", "--https-port", "0"];
+        let extra = [&ports[..], extra].concat();
+        Router::start_via(wrapper, "up", data_dir, KEY, &extra)
+    }
+
     /// Starts `paas COMMAND` on free ports in `data_dir`, with `extra` flags.
     fn start_command(command: &str, data_dir: &Path, extra: &[&str]) -> Router {
-        Router::start_command_keyed(command, data_dir, KEY, extra)
+        Router::start_via(&[], command, data_dir, KEY, extra)
     }
 
     fn start_command_keyed(command: &str, data_dir: &Path, key: &str, extra: &[&str]) -> Router {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_paas"))
+        Router::start_via(&[], command, data_dir, key, extra)
+    }
+
+    /// Starts `paas COMMAND` with `key` as its operator key, through `wrapper` when one is
+    /// given.
+    fn start_via(
+        wrapper: &[&str],
+        command: &str,
+        data_dir: &Path,
+        key: &str,
+        extra: &[&str],
+    ) -> Router {
+        let paas = env!("CARGO_BIN_EXE_paas");
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(paas);
+                cmd
+            }
+            None => Command::new(paas),
+        };
+        let mut child = cmd
             .args([
                 command,
                 "--api-port",

@@ -1,5 +1,6 @@
 //! `GET /metrics`: the router's own counters in Prometheus text, read at scrape time from the
-//! counters the router keeps anyway (nothing is counted twice on the hot path).
+//! counters the router keeps anyway (nothing is counted twice on the hot path), then those of
+//! the collectors other parts registered (`ApiState::register_metrics`: the proxy's).
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -14,38 +15,8 @@ use crate::api::response::{Body, error, full};
 use crate::ingest::ListenerStats;
 use crate::router::{Limit, Reject, Router};
 
-/// Counters kept outside the router (the drains crate's), shown on `/metrics` beside its own
-/// (registered with `ApiState::register_metrics`).
-pub trait MetricsSource: Send + Sync + std::fmt::Debug + 'static {
-    /// Each counter family with its labelled values, read at scrape time.
-    fn counters(&self) -> Vec<CounterFamily>;
-}
-
-/// One counter family: `NAME_total{labels} value` lines under one `# HELP`.
-#[derive(Clone, Debug, Default)]
-pub struct CounterFamily {
-    /// Its name (without `_total`).
-    pub name: &'static str,
-    /// Its help text.
-    pub help: &'static str,
-    /// Each series: its labels and its value.
-    pub values: Vec<(Vec<(&'static str, String)>, u64)>,
-}
-
 #[derive(Debug)]
 struct RouterCollector(Router);
-
-#[derive(Debug)]
-struct SourceCollector(std::sync::Arc<dyn MetricsSource>);
-
-impl Collector for SourceCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        for family in self.0.counters() {
-            counter(&mut encoder, family.name, family.help, family.values)?;
-        }
-        Ok(())
-    }
-}
 
 fn counter(
     encoder: &mut DescriptorEncoder<'_>,
@@ -330,14 +301,24 @@ fn single_gauge(
     gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)
 }
 
-/// The Prometheus text of the router's counters, the API's, and the other crates' sources
-/// (registered with `ApiState::register_metrics`).
+/// Another part's collector, registered through `ApiState::register_metrics`.
+#[derive(Debug)]
+struct Registered(std::sync::Arc<dyn Collector>);
+
+impl Collector for Registered {
+    fn encode(&self, encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        self.0.encode(encoder)
+    }
+}
+
+/// The Prometheus text of the router's counters, the API's, then those of the collectors
+/// other parts registered.
 pub(crate) fn render(state: &std::sync::Arc<ApiState>) -> Response<Body> {
     let mut registry = prometheus_client::registry::Registry::default();
     registry.register_collector(Box::new(RouterCollector(state.router.clone())));
     registry.register_collector(Box::new(ApiCollector(state.clone())));
-    for source in state.metric_sources() {
-        registry.register_collector(Box::new(SourceCollector(source)));
+    for other in state.collectors() {
+        registry.register_collector(Box::new(Registered(other)));
     }
     let mut out = String::new();
     match prometheus_client::encoding::text::encode(&mut out, &registry) {

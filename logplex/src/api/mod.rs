@@ -26,7 +26,6 @@ use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
 pub use body::read_body;
-pub use metrics::{CounterFamily, MetricsSource};
 pub use response::{Body, ChannelBody, error, json, no_such_app};
 pub use sessions::Sessions;
 
@@ -120,7 +119,9 @@ pub struct ApiState {
     writes: write_budget::WriteBudget,
     tls: bool,
     resources: std::sync::RwLock<std::collections::HashMap<String, Arc<dyn AppResource>>>,
-    metrics: std::sync::RwLock<Vec<Arc<dyn MetricsSource>>>,
+    /// Other parts' counters (the drains', the proxy's), rendered on `/metrics` after the
+    /// router's own.
+    collectors: std::sync::RwLock<Vec<Arc<dyn prometheus_client::collector::Collector>>>,
     limits: ApiLimits,
 }
 
@@ -143,7 +144,7 @@ impl ApiState {
             sessions: Sessions::default(),
             tls,
             resources: Default::default(),
-            metrics: Default::default(),
+            collectors: Default::default(),
             limits: ApiLimits {
                 refusals,
                 body_budget,
@@ -151,16 +152,17 @@ impl ApiState {
         })
     }
 
-    /// Shows `source`'s counters on `/metrics`.
-    pub fn register_metrics(&self, source: Arc<dyn MetricsSource>) {
-        self.metrics
+    /// Adds `collector`'s metrics to `/metrics` (the drains' and the proxy's counters), read
+    /// at each scrape.
+    pub fn register_metrics(&self, collector: Arc<dyn prometheus_client::collector::Collector>) {
+        self.collectors
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .push(source);
+            .push(collector);
     }
 
-    fn metric_sources(&self) -> Vec<Arc<dyn MetricsSource>> {
-        self.metrics
+    fn collectors(&self) -> Vec<Arc<dyn prometheus_client::collector::Collector>> {
+        self.collectors
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()

@@ -42,8 +42,12 @@ pub enum ProxyError {
     ConnectionLimit,
     /// H25: the request breaks an HTTP limit (header size, status line, cookie).
     HttpRestriction,
-    /// H26: a malformed request (bad header, unsupported `Expect`).
+    /// H26: a malformed request (bad header, unsupported `Expect`, two `Host`s or an invalid
+    /// one).
     RequestError,
+    /// H26 too, answered 405: a method the router does not forward (`CONNECT`: the router is
+    /// no forward proxy).
+    MethodNotAllowed,
     /// H27: the client went away before the response.
     ClientInterrupted,
     /// H28: the client sent nothing for 55 s.
@@ -70,7 +74,7 @@ impl ProxyError {
             BackendConnectionRefused => "H21",
             ConnectionLimit => "H22",
             HttpRestriction => "H25",
-            RequestError => "H26",
+            RequestError | MethodNotAllowed => "H26",
             ClientInterrupted => "H27",
             ClientIdle => "H28",
             PlatformError => "H99",
@@ -94,7 +98,7 @@ impl ProxyError {
             BackendConnectionRefused => "Backend connection refused",
             ConnectionLimit => "Connection limit reached",
             HttpRestriction => "HTTP restriction",
-            RequestError => "Request Error",
+            RequestError | MethodNotAllowed => "Request Error",
             ClientInterrupted => "Client Request Interrupted",
             ClientIdle => "Client Connection Idle",
             PlatformError => "Platform error",
@@ -106,6 +110,7 @@ impl ProxyError {
         use ProxyError::*;
         match self {
             HttpRestriction | RequestError => 400,
+            MethodNotAllowed => 405,
             ClientInterrupted | ClientIdle => 499,
             _ => 503,
         }
@@ -124,7 +129,9 @@ impl ProxyError {
             | BackendConnectTimeout
             | BootTimeout
             | BackendConnectionRefused => Side::Upstream,
-            HttpRestriction | RequestError | ClientInterrupted | ClientIdle => Side::Downstream,
+            HttpRestriction | RequestError | MethodNotAllowed | ClientInterrupted | ClientIdle => {
+                Side::Downstream
+            }
             BacklogTooDeep | NoWebDynos | ConnectionLimit | PlatformError => Side::Inside,
         }
     }
@@ -140,7 +147,7 @@ impl ProxyError {
     }
 
     /// Every failure.
-    pub const ALL: [ProxyError; 17] = [
+    pub const ALL: [ProxyError; 18] = [
         ProxyError::AppCrashed,
         ProxyError::BacklogTooDeep,
         ProxyError::RequestTimeout,
@@ -155,6 +162,7 @@ impl ProxyError {
         ProxyError::ConnectionLimit,
         ProxyError::HttpRestriction,
         ProxyError::RequestError,
+        ProxyError::MethodNotAllowed,
         ProxyError::ClientInterrupted,
         ProxyError::ClientIdle,
         ProxyError::PlatformError,
@@ -167,9 +175,15 @@ mod tests {
 
     #[test]
     fn codes_are_heroku_s_and_unique() {
-        let codes: std::collections::HashSet<&str> =
-            ProxyError::ALL.iter().map(|e| e.code()).collect();
+        // One code a failure, but for H26: a malformed request and a refused method, told
+        // apart by the status.
+        let codes: std::collections::HashSet<(&str, u16)> = ProxyError::ALL
+            .iter()
+            .map(|e| (e.code(), e.status()))
+            .collect();
         assert_eq!(codes.len(), ProxyError::ALL.len());
+        assert_eq!(ProxyError::MethodNotAllowed.code(), "H26");
+        assert_eq!(ProxyError::MethodNotAllowed.status(), 405);
         assert_eq!(ProxyError::NoWebDynos.desc(), "No web processes running");
         assert_eq!(ProxyError::ClientInterrupted.status(), 499);
         assert_eq!(ProxyError::RequestTimeout.status(), 503);

@@ -1,8 +1,13 @@
 //! The proxy: Vegur's semantics in front of the routing mesh, one router line a request.
 
 pub mod body;
+pub mod connection;
 pub mod connector;
 pub mod errors;
 pub mod headers;
 pub mod line;
+pub mod listener;
 pub mod server;
+pub mod stats;
+pub mod target;
+pub mod throttle;

@@ -2,15 +2,13 @@
 //! gets Vegur's headers, a dyno from the mesh, a pooled keep-alive connection to it, its bodies
 //! streamed both ways under the idle windows, WebSocket upgrades piped, and one router line.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use http::{HeaderValue, Request, Response, StatusCode, Version, header};
+use http::{HeaderValue, Method, Request, Response, StatusCode, Version, header};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use logplex::Emitter;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -22,6 +20,9 @@ use crate::proxy::connector::{ConnectedAt, Connector};
 use crate::proxy::errors::ProxyError;
 use crate::proxy::headers::{self, Client};
 use crate::proxy::line::RouterLine;
+use crate::proxy::listener;
+use crate::proxy::stats::ProxyStats;
+use crate::proxy::target;
 
 /// The proxy's timeouts and limits (Heroku's by default; tests set short ones).
 #[derive(Clone, Debug)]
@@ -46,6 +47,18 @@ pub struct ProxyConfig {
     /// `paas-session-affinity` cookie while that dyno can take them (Heroku's
     /// `http-session-affinity` feature).
     pub affinity: bool,
+    /// How long a request head may take to arrive, from its first byte (the first one: from
+    /// the accept, a TLS handshake included).
+    pub header_timeout: Duration,
+    /// How long a client connection with no request in flight is kept.
+    pub keepalive_timeout: Duration,
+    /// The largest request head, in bytes (431 past it); at least 16 KiB.
+    pub max_head: usize,
+    /// Connections open at once, per listener; more are closed as soon as accepted.
+    pub max_connections: usize,
+    /// Connections still reading their first request head, per listener; more are closed as
+    /// soon as accepted. With `max_head`, this bounds the memory slow heads can pin.
+    pub max_pending_heads: usize,
 }
 
 impl Default for ProxyConfig {
@@ -60,6 +73,11 @@ impl Default for ProxyConfig {
             shutdown_grace: Duration::from_secs(10),
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             affinity: false,
+            header_timeout: Duration::from_secs(10),
+            keepalive_timeout: Duration::from_secs(90),
+            max_head: 64 << 10,
+            max_connections: 10_000,
+            max_pending_heads: 1024,
         }
     }
 }
@@ -70,11 +88,12 @@ pub struct Proxy {
     mesh: Arc<Mesh>,
     emitter: Emitter,
     config: ProxyConfig,
+    stats: Arc<ProxyStats>,
 }
 
 /// The client side: a keep-alive pool of connections to dynos. Each proxy thread has its own,
 /// so that a request, its dyno connection and their wake-ups stay on one thread.
-type DynoClient = HttpClient<Connector, RequestBody>;
+pub(crate) type DynoClient = HttpClient<Connector, RequestBody>;
 
 impl Proxy {
     /// A proxy to the dynos of `mesh`, writing its lines into `emitter` (the app's `paas`
@@ -84,10 +103,20 @@ impl Proxy {
             mesh,
             emitter,
             config,
+            stats: Arc::default(),
         })
     }
 
-    fn client(&self) -> DynoClient {
+    /// The proxy's counters (a Prometheus collector: `paas up` registers it on `/metrics`).
+    pub fn stats(&self) -> &Arc<ProxyStats> {
+        &self.stats
+    }
+
+    pub(crate) fn config(&self) -> &ProxyConfig {
+        &self.config
+    }
+
+    pub(crate) fn client(&self) -> DynoClient {
         HttpClient::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(self.config.pool_per_dyno)
@@ -122,7 +151,7 @@ impl Proxy {
                             .build()?;
                         runtime.block_on(async move {
                             let listener = TcpListener::from_std(listener)?;
-                            proxy.serve_thread(listener, tls, stop).await;
+                            listener::serve_thread(proxy, listener, tls, stop).await;
                             Ok(())
                         })
                     })?,
@@ -142,81 +171,8 @@ impl Proxy {
         joined.map_err(std::io::Error::other)?.map(|_| ())
     }
 
-    /// One proxy thread's accept loop.
-    async fn serve_thread(
-        self: Arc<Self>,
-        listener: TcpListener,
-        tls: Option<TlsAcceptor>,
-        mut stop: watch::Receiver<bool>,
-    ) {
-        let dyno_client = self.client();
-        let port = listener.local_addr().map_or(0, |a| a.port());
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(self.config.idle_timeout)
-            // Heads up to 1 MiB reach the service, which answers Vegur's limits with H25;
-            // past that hyper answers 431 itself. hyper's limit of 100 headers is kept (431 past
-            // it): raising it to Vegur's 1000 costs every request the parsing of 1000 slots.
-            .max_buf_size(1 << 20);
-        builder.http2().timer(TokioTimer::new());
-        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-        loop {
-            let (stream, peer) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::warn!("proxy accept: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-                () = until_true(&mut stop) => break,
-            };
-            let _ = stream.set_nodelay(true);
-            let client = Client {
-                ip: peer.ip(),
-                tls: tls.is_some(),
-                port,
-            };
-            let proxy = self.clone();
-            let dyno_client = dyno_client.clone();
-            let service = hyper::service::service_fn(move |req| {
-                let proxy = proxy.clone();
-                let dyno_client = dyno_client.clone();
-                async move { Ok::<_, Infallible>(proxy.handle(&dyno_client, req, client).await) }
-            });
-            let builder = builder.clone();
-            let watcher = graceful.watcher();
-            let tls = tls.clone();
-            let handshake_timeout = self.config.idle_timeout;
-            tokio::spawn(async move {
-                match tls {
-                    None => {
-                        let conn =
-                            builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                        let _ = watcher.watch(conn.into_owned()).await;
-                    }
-                    Some(acceptor) => {
-                        let Ok(Ok(stream)) =
-                            tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await
-                        else {
-                            return;
-                        };
-                        let conn =
-                            builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                        let _ = watcher.watch(conn.into_owned()).await;
-                    }
-                }
-            });
-        }
-        drop(listener);
-        let _ = tokio::time::timeout(self.config.shutdown_grace, graceful.shutdown()).await;
-    }
-
     /// One request, start to end.
-    async fn handle(
+    pub(crate) async fn handle(
         &self,
         dyno_client: &DynoClient,
         mut req: Request<Incoming>,
@@ -228,23 +184,17 @@ impl Proxy {
         let upgrade = headers::is_upgrade(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
+        // CONNECT's target is an authority, with no path.
         let path = parts
             .uri
             .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_owned();
-        let host = parts
-            .headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(str::to_owned)
-            .or_else(|| parts.uri.authority().map(|a| a.to_string()))
-            .unwrap_or_default();
-        let limit = headers::check_limits(&path, parts.method.as_str(), &parts.headers);
-        let expect = parts
-            .headers
-            .get(header::EXPECT)
-            .map(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+            .map_or_else(|| parts.uri.to_string(), |p| p.as_str().to_owned());
+        let target = target::request_host(parts.version, &parts.uri, &parts.headers);
+        let host = match &target {
+            Ok(host) => host.clone(),
+            Err(_) => target::raw_host(&parts.uri, &parts.headers),
+        };
+        let refusal = refusal(&parts, &path, target.is_ok());
         let (request_id, fwd) =
             headers::forward_request(&mut parts.headers, client, start_ms, upgrade);
         let mut rec = Recorder::new(
@@ -259,13 +209,11 @@ impl Proxy {
             },
             self.emitter.clone(),
         );
-        if limit.is_some() {
-            return failure(&mut rec, ProxyError::HttpRestriction);
+        if let Some(error) = refusal {
+            return refused(&mut rec, error, parts.version);
         }
-        if expect == Some(false) {
-            return failure(&mut rec, ProxyError::RequestError);
-        }
-        if parts.headers.get(header::HOST).is_none()
+        // The dyno sees the host the request is for (the target's authority, when it has one).
+        if !host.is_empty()
             && let Ok(v) = HeaderValue::from_str(&host)
         {
             parts.headers.insert(header::HOST, v);
@@ -435,6 +383,42 @@ fn classify(e: &hyper_util::client::legacy::Error) -> ProxyError {
         source = s.source();
     }
     ProxyError::ConnectionClosedWithoutResponse
+}
+
+/// Why a request is answered here without a dyno, if it is: `CONNECT` (405), a head past
+/// Vegur's limits (H25), a bad host or an `Expect` other than `100-continue` (H26).
+fn refusal(parts: &http::request::Parts, path: &str, host_ok: bool) -> Option<ProxyError> {
+    let expect = parts
+        .headers
+        .get(header::EXPECT)
+        .map(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if parts.method == Method::CONNECT {
+        Some(ProxyError::MethodNotAllowed)
+    } else if headers::check_limits(path, parts.method.as_str(), &parts.headers).is_some() {
+        Some(ProxyError::HttpRestriction)
+    } else if !host_ok || expect == Some(false) {
+        Some(ProxyError::RequestError)
+    } else {
+        None
+    }
+}
+
+/// The answer to a request refused before any dyno saw it: over HTTP/1 the connection is
+/// closed after it (what follows a bad head, or a CONNECT's tunnel bytes, is not read as a
+/// request); a 405 says which methods the router forwards.
+fn refused(rec: &mut Recorder, error: ProxyError, version: Version) -> Response<ResponseBody> {
+    let mut res = failure(rec, error);
+    let h = res.headers_mut();
+    if version < Version::HTTP_2 {
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    if error == ProxyError::MethodNotAllowed {
+        h.insert(
+            header::ALLOW,
+            HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE"),
+        );
+    }
+    res
 }
 
 /// The client's answer to a failed request, with its line written.

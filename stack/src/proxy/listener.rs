@@ -1,0 +1,212 @@
+//! A listener's accept loop, one on each proxy thread. A connection over the listener's caps
+//! (connections open; connections still reading their first head) is closed at once, counted
+//! and told once a minute; an accept that fails (out of file descriptors) backs off, doubling
+//! from 10 ms to 1 s, rather than spinning; each connection is served under its clocks
+//! (`connection.rs`) until the proxy stops, and then gets the grace period to finish.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Request;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use crate::proxy::connection::{Activity, Expiry, Tracked, Watched};
+use crate::proxy::headers::Client;
+use crate::proxy::server::{DynoClient, Proxy, ProxyConfig, until_true};
+use crate::proxy::stats::ListenerStats;
+
+/// The first pause after a failed accept; it doubles with each failure in a row.
+const FIRST_BACKOFF: Duration = Duration::from_millis(10);
+/// The longest pause after failed accepts.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// The smallest request head allowed: Vegur's request line (8 KiB) and more.
+pub const MIN_HEAD: usize = 16 << 10;
+
+/// One proxy thread's accept loop on `listener`, until `stop` holds `true`.
+pub(crate) async fn serve_thread(
+    proxy: Arc<Proxy>,
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let config = proxy.config().clone();
+    let dyno_client = proxy.client();
+    let port = listener.local_addr().map_or(0, |a| a.port());
+    let builder = http_builder(&config);
+    let stats = proxy.stats().listener(tls.is_some()).clone();
+    // Told to the connections when the proxy stops; closed once they have all ended.
+    let (closing, closing_rx) = watch::channel(false);
+    while let Some((stream, peer)) = accept(&listener, &stats, &mut stop).await {
+        // Over a cap, the connection is closed at once (dropped).
+        let Ok(slot) = stats.admit(config.max_connections, config.max_pending_heads) else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let connection = Connection {
+            proxy: proxy.clone(),
+            dyno_client: dyno_client.clone(),
+            client: Client {
+                ip: peer.ip(),
+                tls: tls.is_some(),
+                port,
+            },
+            builder: builder.clone(),
+            activity: Arc::new(Activity::new(
+                slot,
+                config.header_timeout,
+                config.keepalive_timeout,
+            )),
+            stop: closing_rx.clone(),
+        };
+        tokio::spawn(connection.run(stream, tls.clone()));
+    }
+    drop(listener);
+    closing.send_replace(true);
+    drop(closing_rx);
+    let _ = tokio::time::timeout(config.shutdown_grace, closing.closed()).await;
+}
+
+/// The next connection, or `None` once `stop` holds `true`. A failed accept is counted and
+/// told, and the next waits: 10 ms after the first failure in a row, doubling up to 1 s.
+async fn accept(
+    listener: &TcpListener,
+    stats: &ListenerStats,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<(TcpStream, SocketAddr)> {
+    let mut backoff = Duration::ZERO;
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = until_true(stop) => return None,
+        };
+        match accepted {
+            Ok(accepted) => return Some(accepted),
+            Err(e) => {
+                stats.accept_failed(&e);
+                backoff = (backoff * 2).clamp(FIRST_BACKOFF, MAX_BACKOFF);
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = until_true(stop) => return None,
+                }
+            }
+        }
+    }
+}
+
+/// hyper's server with the proxy's head limits: heads up to `max_head` bytes reach the
+/// service (which answers Vegur's limits with H25); past that hyper answers 431 itself.
+/// hyper's limit of 100 headers is kept (431 past it): raising it to Vegur's 1000 costs every
+/// request the parsing of 1000 slots.
+fn http_builder(config: &ProxyConfig) -> auto::Builder<TokioExecutor> {
+    let max_head = config.max_head.max(MIN_HEAD);
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        // A backstop only: the connection's own clocks close it first.
+        .header_read_timeout(config.header_timeout + config.keepalive_timeout)
+        .max_buf_size(max_head);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(max_head).unwrap_or(u32::MAX));
+    builder
+}
+
+/// One accepted connection and what serving it needs.
+struct Connection {
+    proxy: Arc<Proxy>,
+    dyno_client: DynoClient,
+    client: Client,
+    builder: auto::Builder<TokioExecutor>,
+    activity: Arc<Activity>,
+    stop: watch::Receiver<bool>,
+}
+
+/// How serving a connection ended.
+enum Ending {
+    /// The client or hyper closed it.
+    Closed,
+    /// Its clocks ran out.
+    Expired(Expiry),
+    /// The proxy is stopping.
+    Stopping,
+}
+
+impl Connection {
+    /// Serves the connection, after the TLS handshake when `tls` is given (which must end
+    /// before the first head is due).
+    async fn run(self, stream: TcpStream, tls: Option<TlsAcceptor>) {
+        let Some(acceptor) = tls else {
+            return self.serve(stream).await;
+        };
+        let due = self.activity.first_head_due();
+        match tokio::time::timeout_at(due, acceptor.accept(stream)).await {
+            Ok(Ok(stream)) => self.serve(stream).await,
+            // A failed handshake: rustls has told the client why.
+            Ok(Err(_)) => {}
+            Err(_) => {
+                let activity = &self.activity;
+                let listener = activity.slot().listener();
+                listener.header_timed_out(activity.header_timeout());
+            }
+        }
+    }
+
+    async fn serve<I>(self, io: I)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Connection {
+            proxy,
+            dyno_client,
+            client,
+            builder,
+            activity,
+            mut stop,
+        } = self;
+        let requests = activity.clone();
+        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let in_flight = requests.request_started(req.version());
+            let (proxy, dyno_client) = (proxy.clone(), dyno_client.clone());
+            async move {
+                let res = proxy.handle(&dyno_client, req, client).await;
+                Ok::<_, Infallible>(res.map(|body| Tracked::new(body, in_flight)))
+            }
+        });
+        let io = TokioIo::new(Watched::new(io, activity.clone()));
+        let conn = builder.serve_connection_with_upgrades(io, service);
+        tokio::pin!(conn);
+        let ending = tokio::select! {
+            _ = conn.as_mut() => Ending::Closed,
+            expiry = activity.expired() => Ending::Expired(expiry),
+            () = until_true(&mut stop) => Ending::Stopping,
+        };
+        let listener = activity.slot().listener();
+        match ending {
+            Ending::Closed => {}
+            // Cut off: hyper's buffers go with the connection.
+            Ending::Expired(Expiry::HeaderTimeout) => {
+                listener.header_timed_out(activity.header_timeout());
+            }
+            Ending::Expired(Expiry::KeepAliveTimeout) => {
+                listener.keepalive_timed_out();
+                conn.as_mut().graceful_shutdown();
+                let _ = tokio::time::timeout(activity.header_timeout(), conn).await;
+            }
+            // Requests in flight finish (the thread waits the grace period at most).
+            Ending::Stopping => {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+            }
+        }
+    }
+}
