@@ -12,7 +12,7 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{Router, TempDir};
+use support::{Router, TempDir, fields, proxy_addr, read_response, router_lines};
 
 /// One web dyno; the proxy's idle window long enough that it never closes a connection in a
 /// test (so that only the limit under test can).
@@ -54,12 +54,6 @@ fn wait_until_up(up: &Router) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// The proxy's `host:port`.
-fn proxy_addr(up: &Router) -> String {
-    let url = up.proxy.as_deref().expect("proxy address");
-    url.trim_start_matches("http://").to_owned()
 }
 
 fn connect(up: &Router) -> TcpStream {
@@ -109,52 +103,9 @@ fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
     false
 }
 
-/// Reads one response with a `Content-Length` body from a kept-alive connection; its status.
-fn read_response(s: &mut TcpStream) -> Option<u16> {
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if s.read(&mut byte).ok()? == 0 {
-            return None;
-        }
-        head.push(byte[0]);
-    }
-    let text = String::from_utf8_lossy(&head).to_lowercase();
-    let status = text.split(' ').nth(1)?.parse().ok()?;
-    let length: usize = text
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0u8; length];
-    s.read_exact(&mut body).ok()?;
-    Some(status)
-}
-
 /// A request id a test finds its router line by.
 fn request_id(tag: &str) -> String {
     format!("hostile-{tag}-{:0>20}", std::process::id())
-}
-
-/// The router's lines of the app.
-fn router_lines(up: &Router) -> Vec<String> {
-    up.history("hello", &["--source", "router"])
-}
-
-/// The logfmt fields of a displayed line.
-fn fields(line: &str) -> BTreeMap<String, String> {
-    let message = line.split_once("]: ").map_or(line, |(_, m)| m);
-    logfmt::pairs(message.as_bytes())
-        .map(|p| {
-            (
-                String::from_utf8_lossy(p.key).into_owned(),
-                p.value
-                    .map(|v| v.to_str_lossy().into_owned())
-                    .unwrap_or_default(),
-            )
-        })
-        .collect()
 }
 
 /// The router lines of request `id`, once there is one.

@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{Router, TempDir};
+use support::{Router, TempDir, fields, proxy_addr, read_response, router_lines};
 
 /// Short timeouts, so every H-code comes quickly.
 const QUICK: &[&str] = &[
@@ -34,12 +34,6 @@ const QUICK: &[&str] = &[
 
 /// One web dyno, no worker.
 const ONE_WEB: &[&str] = &["--scale", "web=1", "--scale", "worker=0"];
-
-/// The proxy's `host:port`.
-fn proxy_addr(up: &Router) -> String {
-    let url = up.proxy.as_deref().expect("proxy address");
-    url.trim_start_matches("http://").to_owned()
-}
 
 fn paas_up(tag: &str, extra: &[&str]) -> (TempDir, Router) {
     let (dir, up) = paas_up_booting(tag, extra);
@@ -106,11 +100,6 @@ fn request(up: &Router, tag: &str, path: &str) -> (String, u16, String) {
     (id, status, body)
 }
 
-/// The router's lines of the app, as `paas logs` prints them.
-fn router_lines(up: &Router) -> Vec<String> {
-    up.history("hello", &["--source", "router"])
-}
-
 /// Waits for the router line of request `id` and returns its fields.
 fn line_of(up: &Router, id: &str) -> BTreeMap<String, String> {
     let needle = format!("request_id={id} ");
@@ -126,21 +115,6 @@ fn line_of(up: &Router, id: &str) -> BTreeMap<String, String> {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// The logfmt fields of a displayed line (`TIMESTAMP paas[router]: at=info …`).
-fn fields(line: &str) -> BTreeMap<String, String> {
-    let message = line.split_once("]: ").map_or(line, |(_, m)| m);
-    logfmt::pairs(message.as_bytes())
-        .map(|p| {
-            (
-                String::from_utf8_lossy(p.key).into_owned(),
-                p.value
-                    .map(|v| v.to_str_lossy().into_owned())
-                    .unwrap_or_default(),
-            )
-        })
-        .collect()
 }
 
 /// Asserts the fields every router line has, and returns the line's fields.
@@ -815,28 +789,6 @@ fn scaling_1_3_1_under_steady_load_fails_no_request() {
     assert!(ok > 1000, "only {ok} requests in 30 s");
     let ps = String::from_utf8_lossy(&up.paas(&["ps"]).stdout).into_owned();
     assert!(ps.contains("paas example-app web (1)"), "{ps}");
-}
-
-/// Reads one HTTP/1.1 response with a Content-Length body; its status.
-fn read_response(s: &mut TcpStream) -> Option<u16> {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if s.read(&mut byte).ok()? == 0 {
-            return None;
-        }
-        head.push(byte[0]);
-    }
-    let text = String::from_utf8_lossy(&head).to_lowercase();
-    let status = text.split(' ').nth(1)?.parse().ok()?;
-    let length: usize = text
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0u8; length];
-    s.read_exact(&mut body).ok()?;
-    Some(status)
 }
 
 #[test]

@@ -563,3 +563,53 @@ pub fn closed_by_peer(stream: &mut TcpStream, within: Duration) -> bool {
     let mut buf = [0u8; 64];
     matches!(stream.read(&mut buf), Ok(0))
 }
+
+/// Reads one HTTP/1.1 response with a `Content-Length` body from a kept-alive connection
+/// (within 10 s); its status.
+pub fn read_response(s: &mut TcpStream) -> Option<u16> {
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if s.read(&mut byte).ok()? == 0 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&head).to_lowercase();
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let length: usize = text
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    s.read_exact(&mut body).ok()?;
+    Some(status)
+}
+
+/// `paas up`'s proxy address, `127.0.0.1:PORT`.
+pub fn proxy_addr(up: &Router) -> String {
+    let url = up.proxy.as_deref().expect("proxy address");
+    url.trim_start_matches("http://").to_owned()
+}
+
+/// The router's lines of the example app (`hello`), as `paas logs --source router` shows them.
+pub fn router_lines(up: &Router) -> Vec<String> {
+    up.history("hello", &["--source", "router"])
+}
+
+/// The logfmt fields of a displayed line (`TIMESTAMP paas[router]: at=info …`).
+pub fn fields(line: &str) -> std::collections::BTreeMap<String, String> {
+    let message = line.split_once("]: ").map_or(line, |(_, m)| m);
+    logfmt::pairs(message.as_bytes())
+        .map(|p| {
+            (
+                String::from_utf8_lossy(p.key).into_owned(),
+                p.value
+                    .map(|v| v.to_str_lossy().into_owned())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect()
+}
