@@ -75,10 +75,12 @@ alive=yes
 kill -0 "$router_pid" 2>/dev/null || alive=NO
 health=$(curl -s -o /dev/null -w '%{http_code}' "$api/healthz" || true)
 metrics=$(call GET /metrics || true)
+evil_accepted=$(call GET /apps/evil/stats | jq .accepted || echo "?")
+looped=$(awk -F'} ' '/^logplex_lines_rejected_total\{app="",reason="drain_loop"\}/ {print $2}' <<<"$metrics")
 
 echo "attacker: ${evil#result }" | tr ' ' '\n' | sed '2,$s/^/  /'
 echo "router refusals (from /metrics, non-zero):"
-grep -E '^logplex_(limit_refusals|lines_rejected|connections_refused|api_|sessions_|drain_destinations)' \
+grep -E '^logplex_(limit_refusals|lines_rejected|connections_(refused|closed)|api_refused|drain_destinations)' \
     <<<"$metrics" | grep -v ' 0$' | sed 's/^/  /' || true
 
 sent=$(field sent "$good")
@@ -93,4 +95,5 @@ printf '%-36s %-26s %-14s %s\n' \
     "good tenant's tail latency" "p50 $(field p50_ms "$good") ms, p99 $p99 ms" "p99 <= 5 ms" "$(verdict "$p99" "<=" 5)" \
     "router peak RSS" "$(mib "$hwm_kb") MiB" "<= 512 MiB" "$(verdict "$hwm_kb" "<=" $((512 * 1024)))" \
     "router RSS once the attack ended" "$(mib "$rss_after_kb") MiB" "" "" \
-    "router alive, /healthz" "$alive, $health" "yes, 200" ""
+    "router alive, /healthz" "$alive, $health" "yes, 200" "" \
+    "drain loop: 100 lines in, accepted" "$evil_accepted (${looped:-0} drain_loop refusals)" "100" ""
