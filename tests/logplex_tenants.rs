@@ -398,8 +398,16 @@ fn registry_writes_are_bounded_per_app_and_per_key() {
     assert_eq!(
         post(&router, KEY, "/apps/shop/tokens", r#"{"name":"y"}"#).0,
         422,
-        "another key has its own budget (and the app its limit)"
+        "the operator's writes are not budgeted (the app's token limit still holds)"
     );
+    for i in 0..8 {
+        let body = format!(r#"{{"name":"bulk-{i}"}}"#);
+        assert_eq!(
+            post(&router, KEY, "/apps", &body).0,
+            201,
+            "operator writes are not budgeted"
+        );
+    }
     let m = metrics(&router);
     assert!(
         metric(&m, "logplex_limit_refusals_total{limit=\"api_write_rate\"}") >= 1,

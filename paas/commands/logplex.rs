@@ -142,11 +142,11 @@ pub struct RouterArgs {
     /// API keys one app may have.
     #[arg(long, default_value_t = 20)]
     max_keys_per_app: usize,
-    /// API writes (creating tokens, keys, drains, sessions, …) one key may make a second; more
-    /// are refused with 429 and Retry-After. 0: no limit.
+    /// API writes (creating tokens, keys, drains, sessions, …) one app key may make a second;
+    /// more are refused with 429 and Retry-After (operator keys are not limited). 0: no limit.
     #[arg(long, default_value_t = 10)]
     api_write_rate: u32,
-    /// API writes one key may make in a burst, above --api-write-rate.
+    /// API writes one app key may make in a burst, above --api-write-rate.
     #[arg(long, default_value_t = 50)]
     api_write_burst: u32,
     /// Log sessions one app may have that have not expired; more get 429.

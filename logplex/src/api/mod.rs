@@ -54,7 +54,7 @@ pub struct ApiConfig {
     pub tail_max: Duration,
     /// How long a request's headers may take to arrive.
     pub header_timeout: Duration,
-    /// API writes (anything but GET) a key may make a second (0: no limit).
+    /// API writes (anything but GET) an app key may make a second (0: no limit).
     pub write_rate: u32,
     /// API writes a key may make at once.
     pub write_burst: u32,
@@ -288,8 +288,11 @@ async fn handle(
             let Some(caller) = caller(&state, &req) else {
                 return unauthorized();
             };
-            let write = !matches!(method, Method::GET | Method::HEAD);
-            if write
+            // A tenant's writes are budgeted so that one key cannot churn the registry for
+            // everyone; the operator's (provisioning scripts) are not.
+            let tenant_write =
+                caller.scope != KeyScope::Operator && !matches!(method, Method::GET | Method::HEAD);
+            if tenant_write
                 && let Err(retry) = state
                     .writes
                     .try_charge(&caller.key_id, std::time::Instant::now())
