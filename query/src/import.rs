@@ -122,10 +122,16 @@ mod tests {
     fn heroku_logs_output() {
         let l = read("2026-11-21T12:00:00.123456+00:00 heroku[router]: at=info status=200 path=/");
         assert_eq!(l.time, at("2026-11-21T12:00:00.123456Z"));
-        assert_eq!((l.source.as_str(), l.process.as_str()), ("heroku", "router"));
+        assert_eq!(
+            (l.source.as_str(), l.process.as_str()),
+            ("heroku", "router")
+        );
         assert_eq!(l.message, "at=info status=200 path=/");
         let l = read("2026-11-21T12:00:01+00:00 app[web.1]: said: hello");
-        assert_eq!((l.process.as_str(), l.message.as_str()), ("web.1", "said: hello"));
+        assert_eq!(
+            (l.process.as_str(), l.message.as_str()),
+            ("web.1", "said: hello")
+        );
         let l = read("2026-11-21T12:00:01Z deploys: released v42");
         assert_eq!((l.source.as_str(), l.process.as_str()), ("deploys", ""));
     }

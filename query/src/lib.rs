@@ -8,5 +8,7 @@
 //! accepted, kept on disk in time order, a router-wide consumer; what queries scan).
 
 mod import;
+mod window;
 
 pub use import::{ImportedLine, read_line};
+pub use window::{Window, WindowError};
