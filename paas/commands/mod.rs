@@ -7,6 +7,7 @@ mod client;
 mod drains;
 mod dyno_run;
 mod example;
+mod import;
 mod keys;
 mod logfmt;
 mod logplex;
@@ -67,6 +68,9 @@ pub enum Command {
     /// Revoke an ingest token.
     #[command(name = "tokens:revoke")]
     TokensRevoke(tokens::TokenArgs),
+    /// Index log files an app already has (heroku logs output, RFC 5424, bare logfmt), each
+    /// line with its own time, for `paas query`.
+    Import(import::Args),
     /// List an app's drains with their delivery health.
     Drains(client::AppListArgs),
     /// Add a drain: syslog://, syslog+tls://, syslog+udp:// or https:// URL.
@@ -112,6 +116,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::KeysCreate(args) => keys::create(args),
         Command::KeysRevoke(args) => keys::revoke(args),
         Command::KeysRotate(args) => keys::rotate(args),
+        Command::Import(args) => import::run(args),
         Command::Drains(args) => drains::list(args),
         Command::DrainsAdd(args) => drains::add(args),
         Command::DrainsRemove(args) => drains::remove(args),
