@@ -7,7 +7,7 @@ use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::commands::apps::{call, list_or_json};
-use crate::commands::client::{ApiArgs, AppArg, AppListArgs};
+use crate::commands::client::{ApiArgs, AppArg, AppListArgs, percent_encode};
 
 #[derive(Debug, clap::Args)]
 pub struct AddArgs {
@@ -31,18 +31,6 @@ pub struct RemoveArgs {
     app: AppArg,
     #[command(flatten)]
     api: ApiArgs,
-}
-
-/// A path segment with everything but unreserved characters escaped.
-fn escape(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn describe(d: &Value) -> String {
@@ -106,7 +94,7 @@ pub fn add(args: AddArgs) -> anyhow::Result<ExitCode> {
 
 pub fn remove(args: RemoveArgs) -> anyhow::Result<ExitCode> {
     let app = args.app.name()?;
-    let path = format!("/apps/{app}/log-drains/{}", escape(&args.drain));
+    let path = format!("/apps/{app}/log-drains/{}", percent_encode(&args.drain));
     let d = call(&args.api, Method::DELETE, &path, None, StatusCode::OK)?;
     println!(
         "Successfully removed drain {}",

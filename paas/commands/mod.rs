@@ -13,6 +13,7 @@ mod logfmt;
 mod logplex;
 mod logs;
 mod ps;
+mod query;
 mod tokens;
 mod up;
 
@@ -68,6 +69,8 @@ pub enum Command {
     /// Revoke an ingest token.
     #[command(name = "tokens:revoke")]
     TokensRevoke(tokens::TokenArgs),
+    /// Ask an app's kept lines a question: `paas query -a shop --since 1h 'status>=500 | count by path'`.
+    Query(query::Args),
     /// Index log files an app already has (heroku logs output, RFC 5424, bare logfmt), each
     /// line with its own time, for `paas query`.
     Import(import::Args),
@@ -116,6 +119,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::KeysCreate(args) => keys::create(args),
         Command::KeysRevoke(args) => keys::revoke(args),
         Command::KeysRotate(args) => keys::rotate(args),
+        Command::Query(args) => query::run(args),
         Command::Import(args) => import::run(args),
         Command::Drains(args) => drains::list(args),
         Command::DrainsAdd(args) => drains::add(args),

@@ -114,6 +114,18 @@ pub struct AppListArgs {
     pub json: bool,
 }
 
+/// A path segment or query value with everything but unreserved characters escaped.
+pub fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// Turns an API error response into a readable error: its `message`, and the status.
 pub fn api_error(response: &Response) -> anyhow::Error {
     let message = serde_json::from_slice::<serde_json::Value>(&response.body)
