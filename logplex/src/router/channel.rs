@@ -1,7 +1,8 @@
 //! `Channel`: one app's stream. Lines published into it go, under one short lock, to its
 //! history ring and to the queue of every subscriber whose filter keeps them (tail sessions,
-//! drains), then to the router-wide consumers (the index, metrics). Nothing here waits for a
-//! reader: every queue drops its oldest line when full and counts it.
+//! drains), then, under the same lock, to the router-wide consumers (the index, metrics), so
+//! each of them gets one app's lines in `seq` order. Nothing here waits for a reader: every
+//! queue drops its oldest line when full and counts it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -105,16 +106,6 @@ impl Consumers {
 
     pub(crate) fn stats(&self) -> Vec<ConsumerStats> {
         self.read().iter().map(Subscriber::stats).collect()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.read().is_empty()
-    }
-
-    fn offer(&self, batch: &Batch) {
-        for sub in self.read().iter() {
-            sub.queue.push_batch(batch, &sub.filter);
-        }
     }
 
     pub(crate) fn close_all(&self) {
@@ -359,8 +350,11 @@ impl Channel {
             line.seq = st.last_seq;
             st.history.push(line);
         }
-        let global = !self.global.is_empty();
-        if st.subscribers.is_empty() && !global {
+        // The router-wide consumers are offered the batch under the channel's lock (one read
+        // lock and one reference count each, per batch), so that two publishers to this app
+        // cannot cross on the way: each consumer sees the app's lines in `seq` order.
+        let global = self.global.read();
+        if st.subscribers.is_empty() && global.is_empty() {
             return;
         }
         let batch: Batch = Arc::from(lines);
@@ -371,9 +365,8 @@ impl Channel {
         {
             sub.queue.push_batch(&batch, &sub.filter);
         }
-        drop(st);
-        if global {
-            self.global.offer(&batch);
+        for sub in global.iter() {
+            sub.queue.push_batch(&batch, &sub.filter);
         }
     }
 

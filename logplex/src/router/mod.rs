@@ -438,3 +438,6 @@ mod tests {
         assert!(router.channel("shop").is_none());
     }
 }
+
+#[cfg(test)]
+mod contract_tests;
