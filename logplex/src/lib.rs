@@ -52,10 +52,10 @@ pub use rfc5424::{
     write_cached as write_syslog_cached,
 };
 pub use router::{
-    AppLifecycle, Batch, BatchOutcome, Channel, ChannelConfig, ChannelStats, ConsumerStats,
-    DEFAULT_TAIL_BUFFER, EmitError, Emitter, HistoryStats, LineQueue, Loss, QueueCounts,
-    RateBudget, Reject, RejectCounts, Router, RouterConfig, Subscription, Taken, TokenTarget,
-    TooManyTails,
+    AppLifecycle, Batch, BatchOutcome, CatchUp, Channel, ChannelConfig, ChannelStats,
+    ConsumerStats, DEFAULT_TAIL_BUFFER, EmitError, Emitter, HistoryStats, LineQueue, Loss,
+    QueueCounts, RateBudget, Reject, RejectCounts, Resumed, Router, RouterConfig, Subscription,
+    Taken, TokenTarget, TooManyTails,
 };
 pub use server::{Addresses, Logplex, LogplexConfig, StartError};
 pub use time::{TimeFormatCache, Timestamp, TimestampError};

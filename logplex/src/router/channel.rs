@@ -5,13 +5,14 @@
 //! queue drops its oldest line when full and counts it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::filter::LineFilter;
 use crate::history::History;
 use crate::line::{AppName, LogLine};
 use crate::platform;
 use crate::router::budget::RateBudget;
+use crate::router::consumers::{CatchUp, Consumers, Detach, Subscription};
 use crate::router::queue::{Batch, LineQueue, Loss};
 use crate::router::stats::{ChannelStats, ConsumerStats, HistoryStats, Reject, RejectCounts};
 use crate::time::Timestamp;
@@ -51,15 +52,15 @@ pub struct ChannelConfig {
 /// A reader of lines: a tail session, a drain, or a router-wide consumer.
 #[derive(Debug)]
 pub(crate) struct Subscriber {
-    id: u64,
-    kind: String,
-    name: String,
-    filter: LineFilter,
-    queue: Arc<LineQueue>,
+    pub(crate) id: u64,
+    pub(crate) kind: String,
+    pub(crate) name: String,
+    pub(crate) filter: LineFilter,
+    pub(crate) queue: Arc<LineQueue>,
 }
 
 impl Subscriber {
-    fn stats(&self) -> ConsumerStats {
+    pub(crate) fn stats(&self) -> ConsumerStats {
         let c = self.queue.counts();
         ConsumerStats {
             kind: self.kind.clone(),
@@ -72,86 +73,14 @@ impl Subscriber {
     }
 }
 
-/// The router-wide consumers: every app's lines reach them.
-#[derive(Debug, Default)]
-pub(crate) struct Consumers {
-    list: RwLock<Vec<Subscriber>>,
-    next_id: AtomicU64,
-}
-
-impl Consumers {
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<Subscriber>> {
-        self.list.read().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Vec<Subscriber>> {
-        self.list.write().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub(crate) fn subscribe(self: &Arc<Self>, name: &str, capacity: usize) -> Subscription {
-        let queue = Arc::new(LineQueue::new(capacity));
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.write().push(Subscriber {
-            id,
-            kind: name.to_owned(),
-            name: name.to_owned(),
-            filter: LineFilter::default(),
-            queue: queue.clone(),
-        });
-        Subscription {
-            queue,
-            detach: Detach::Global(self.clone(), id),
-        }
-    }
-
-    pub(crate) fn stats(&self) -> Vec<ConsumerStats> {
-        self.read().iter().map(Subscriber::stats).collect()
-    }
-
-    pub(crate) fn close_all(&self) {
-        for sub in self.read().iter() {
-            sub.queue.close();
-        }
-    }
-}
-
-#[derive(Debug)]
-enum Detach {
-    Channel(Arc<Channel>, u64),
-    Global(Arc<Consumers>, u64),
-}
-
-/// A reader's place in a channel (or in every channel): its queue, and, when dropped, its
-/// removal from the channel.
-#[derive(Debug)]
-pub struct Subscription {
-    queue: Arc<LineQueue>,
-    detach: Detach,
-}
-
-impl Subscription {
-    /// The queue its lines wait in.
-    pub fn queue(&self) -> &Arc<LineQueue> {
-        &self.queue
-    }
-}
-
-impl Drop for Subscription {
-    fn drop(&mut self) {
-        match &self.detach {
-            Detach::Channel(channel, id) => channel.lock().subscribers.retain(|s| s.id != *id),
-            Detach::Global(consumers, id) => consumers.write().retain(|s| s.id != *id),
-        }
-    }
-}
-
 /// Too many tail sessions are open for this app.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("this app already has {0} tail sessions open")]
 pub struct TooManyTails(pub usize);
 
+/// A channel's state, under its lock.
 #[derive(Debug)]
-struct State {
+pub(crate) struct State {
     history: History,
     subscribers: Vec<Subscriber>,
     budget: RateBudget,
@@ -198,7 +127,7 @@ impl Channel {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         // Every update below completes before anything that could panic, so a poisoned lock
         // still guards a consistent state.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
@@ -370,6 +299,25 @@ impl Channel {
         }
     }
 
+    /// What a router-wide consumer that last had `after` missed of this app (under the lock
+    /// `st` is taken from); `None` when nothing.
+    pub(crate) fn catch_up(&self, st: &State, after: u64) -> Option<CatchUp> {
+        let lines = st.history.after(after, &LineFilter::default());
+        let floor = st.history.floor();
+        let loss = (after < floor).then(|| Loss {
+            dropped: floor - after,
+            since: st.history.oldest_received().unwrap_or_else(Timestamp::now),
+        });
+        if lines.is_empty() && loss.is_none() {
+            return None;
+        }
+        Some(CatchUp {
+            app: self.app.clone(),
+            loss,
+            lines,
+        })
+    }
+
     /// Counts lines refused before they reached the channel.
     pub fn reject(&self, reason: Reject, n: u64) {
         self.rejected.add(reason, n);
@@ -445,6 +393,11 @@ impl Channel {
             queue,
             detach: Detach::Channel(self.clone(), id),
         }
+    }
+
+    /// Removes the subscriber `id` (its `Subscription` was dropped).
+    pub(crate) fn detach(&self, id: u64) {
+        self.lock().subscribers.retain(|s| s.id != id);
     }
 
     /// Stops the channel: it accepts nothing more, and every reader gets what waits, then

@@ -83,3 +83,71 @@ fn concurrent_publishers_to_one_app_reach_a_router_wide_consumer_in_seq_order() 
         "seq has no gap in one run"
     );
 }
+
+fn router_keeping(history_lines: usize) -> Router {
+    let config = RouterConfig {
+        app_rate: 0,
+        history_lines,
+        ..RouterConfig::default()
+    };
+    Router::new(config, Registry::in_memory())
+}
+
+#[test]
+fn a_consumer_resuming_while_lines_flow_gets_each_line_after_its_position_once() {
+    let router = router_keeping(1_000_000);
+    router.create_app("shop").unwrap();
+    router.create_app("blog").unwrap();
+    let shop = router.channel("shop").unwrap();
+    shop.publish(batch("shop", 50), Timestamp::from_micros(0));
+    let resumed = std::thread::scope(|s| {
+        let publisher = s.spawn(|| {
+            for _ in 0..2_000 {
+                shop.publish(batch("shop", 3), Timestamp::from_micros(0));
+            }
+        });
+        while shop.accepted() < 500 {
+            std::thread::yield_now();
+        }
+        let resumed = router.subscribe_all_from("index", 1 << 20, &|app| {
+            if app.as_str() == "shop" { 20 } else { 0 }
+        });
+        publisher.join().unwrap();
+        resumed
+    });
+    assert_eq!(resumed.catch_up.len(), 1, "blog has nothing to catch up");
+    let caught = &resumed.catch_up[0];
+    assert_eq!((caught.app.as_str(), caught.loss), ("shop", None));
+    let seqs: Vec<u64> = caught
+        .lines
+        .iter()
+        .chain(take_all(&resumed.subscription).iter())
+        .map(|l| l.seq)
+        .collect();
+    let want: Vec<u64> = (21..=shop.accepted()).collect();
+    assert_eq!(seqs, want, "no gap, no repeat at the boundary");
+}
+
+#[test]
+fn a_position_older_than_history_is_a_loss() {
+    let router = router_keeping(5);
+    router.create_app("shop").unwrap();
+    let shop = router.channel("shop").unwrap();
+    shop.publish(batch("shop", 20), Timestamp::from_micros(0));
+    let resumed = router.subscribe_all_from("index", 100, &|_| 3);
+    let caught = &resumed.catch_up[0];
+    let seqs: Vec<u64> = caught.lines.iter().map(|l| l.seq).collect();
+    assert_eq!(seqs, [16, 17, 18, 19, 20]);
+    assert_eq!(
+        caught.loss.map(|l| l.dropped),
+        Some(12),
+        "seq 4 to 15 are gone"
+    );
+    let current = router.subscribe_all_from("metrics", 100, &|_| 20);
+    assert!(
+        current.catch_up.is_empty(),
+        "a consumer up to date misses nothing"
+    );
+    shop.publish(batch("shop", 1), Timestamp::from_micros(0));
+    assert_eq!(take_all(&current.subscription)[0].seq, 21);
+}

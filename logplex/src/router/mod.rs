@@ -3,6 +3,7 @@
 
 mod budget;
 mod channel;
+mod consumers;
 mod emitter;
 mod limits;
 mod queue;
@@ -15,7 +16,8 @@ use std::sync::{Arc, RwLock, RwLockReadGuard};
 use bytes::Bytes;
 
 pub use budget::RateBudget;
-pub use channel::{BatchOutcome, Channel, ChannelConfig, Subscription, TooManyTails};
+pub use channel::{BatchOutcome, Channel, ChannelConfig, TooManyTails};
+pub use consumers::{CatchUp, Resumed, Subscription};
 pub use emitter::{EmitError, Emitter};
 pub use limits::{Limit, LimitCounters};
 pub use queue::{Batch, DEFAULT_TAIL_BUFFER, LineQueue, Loss, QueueCounts, Taken};
@@ -25,7 +27,7 @@ use crate::history::{DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_LINES};
 use crate::line::AppName;
 use crate::registry::{ApiKey, App, Caller, KeyScope, NewKey, Registry, RegistryError, Token};
 use crate::time::Timestamp;
-use channel::Consumers;
+use consumers::Consumers;
 
 /// How the router's channels are sized and budgeted.
 #[derive(Clone, Debug)]
@@ -342,6 +344,27 @@ impl Router {
     /// A router-wide consumer: every app's lines, in a queue of `capacity` lines of its own.
     pub fn subscribe_all(&self, name: &str, capacity: usize) -> Subscription {
         self.inner.consumers.subscribe(name, capacity)
+    }
+
+    /// A router-wide consumer that resumes: for each app, the history lines after `after(app)`
+    /// (the last `seq` it has of that app; 0: none, so all of history), with a `Loss` when
+    /// history no longer reaches back that far, then every live line in its queue of
+    /// `capacity` lines. Nothing is missed or seen twice at the boundary: each app's snapshot
+    /// and the attachment happen under that app's channel lock. An app made meanwhile waits.
+    pub fn subscribe_all_from(
+        &self,
+        name: &str,
+        capacity: usize,
+        after: &dyn Fn(&AppName) -> u64,
+    ) -> Resumed {
+        // The map's read lock is held throughout, so no channel opens (and takes lines)
+        // between the snapshot and the attachment.
+        let channels = self.channels();
+        let mut all: Vec<Arc<Channel>> = channels.values().cloned().collect();
+        all.sort_by(|a, b| a.app().cmp(b.app()));
+        let resumed = consumers::resume(&self.inner.consumers, &all, name, capacity, after);
+        drop(channels);
+        resumed
     }
 
     /// The router-wide consumers' queues.
