@@ -54,8 +54,8 @@ pub use rfc5424::{
 pub use router::{
     AppLifecycle, Batch, BatchOutcome, CatchUp, Channel, ChannelConfig, ChannelStats,
     ConsumerStats, DEFAULT_TAIL_BUFFER, EmitError, Emitter, HistoryStats, LineQueue, Loss,
-    QueueCounts, RateBudget, Reject, RejectCounts, Resumed, Router, RouterConfig, Subscription,
-    Taken, TokenTarget, TooManyTails,
+    QueueCounts, RateBudget, Reject, RejectCounts, Resumed, Router, RouterConfig, SEQ_BLOCK,
+    SeqFileError, Subscription, Taken, TokenTarget, TooManyTails,
 };
 pub use server::{Addresses, Logplex, LogplexConfig, StartError};
 pub use time::{TimeFormatCache, Timestamp, TimestampError};

@@ -17,7 +17,7 @@ use crate::ingest::{StreamConfig, serve_stream, serve_udp};
 use crate::persist::{load_history, remove_history, save_history};
 use crate::registry::App;
 use crate::registry::{Registry, RegistryError, RegistryLimits};
-use crate::router::{AppLifecycle, Router, RouterConfig};
+use crate::router::{AppLifecycle, Router, RouterConfig, SeqFile, SeqFileError, seq_dir};
 use crate::time::Timestamp;
 use crate::tls::{TlsError, server_config};
 
@@ -95,6 +95,9 @@ pub enum StartError {
     /// A history file.
     #[error("history: {0}")]
     History(String),
+    /// A seq file (each app's highest `seq`).
+    #[error("seq: {0}")]
+    Seq(#[from] SeqFileError),
     /// The data directory.
     #[error("data directory {path}: {source}")]
     DataDir {
@@ -169,15 +172,12 @@ impl Logplex {
         if changed {
             registry.save()?;
         }
-        let router = Router::new(config.router.clone(), registry);
-        for app in router.apps() {
-            let Some(channel) = router.channel(&app.name) else {
-                continue;
-            };
-            let lines = load_history(&config.data_dir, channel.app(), &app.id)
-                .map_err(StartError::History)?;
-            channel.restore_history(&lines);
-        }
+        let mut router_config = config.router.clone();
+        router_config
+            .seq_dir
+            .get_or_insert_with(|| seq_dir(&config.data_dir));
+        let router = Router::new(router_config, registry);
+        restore(&router, &config.data_dir)?;
         router.on_app_deleted(Arc::new(HistoryFiles(config.data_dir.clone())));
         let tls = match &config.tls {
             Some((cert, key)) => Some((
@@ -328,6 +328,9 @@ impl Logplex {
             if let Err(e) = save_history(&self.config.data_dir, &app.id, &channel.all_history()) {
                 tracing::error!(app = %app.name, error = %e, "saving history");
             }
+            if let Err(e) = channel.save_seq() {
+                tracing::error!(app = %app.name, error = %e, "saving the last seq");
+            }
         }
         if let Ok(dir) = std::fs::read_dir(crate::persist::history_dir(&self.config.data_dir)) {
             for entry in dir.flatten() {
@@ -353,7 +356,7 @@ fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
-/// Deletes an app's saved history with the app.
+/// Deletes an app's saved history and seq file with the app.
 #[derive(Debug)]
 struct HistoryFiles(PathBuf);
 
@@ -361,7 +364,22 @@ impl AppLifecycle for HistoryFiles {
     fn app_deleted(&self, app: &App) {
         remove_history(&self.0, &app.id);
         remove_history(&self.0, &app.name);
+        SeqFile::new(&seq_dir(&self.0), &app.id).remove();
     }
+}
+
+/// Restores every app's history and highest `seq` from the data directory, so that numbering
+/// goes on where it stopped (or, after a crash, past every number it may have used).
+pub(crate) fn restore(router: &Router, data_dir: &std::path::Path) -> Result<(), StartError> {
+    for app in router.apps() {
+        let Some(channel) = router.channel(&app.name) else {
+            continue;
+        };
+        let lines = load_history(data_dir, channel.app(), &app.id).map_err(StartError::History)?;
+        let used = SeqFile::new(&seq_dir(data_dir), &app.id).read()?;
+        channel.restore(&lines, used);
+    }
+    Ok(())
 }
 
 /// Resolves once `shutdown` turns true (or its sender is gone).

@@ -14,6 +14,7 @@ use crate::platform;
 use crate::router::budget::RateBudget;
 use crate::router::consumers::{CatchUp, Consumers, Detach, Subscription};
 use crate::router::queue::{Batch, LineQueue, Loss};
+use crate::router::seq::{SEQ_BLOCK, SeqFile};
 use crate::router::stats::{ChannelStats, ConsumerStats, HistoryStats, Reject, RejectCounts};
 use crate::time::Timestamp;
 
@@ -89,6 +90,8 @@ pub(crate) struct State {
     next_id: u64,
     /// The `seq` of the last line published.
     last_seq: u64,
+    /// The highest `seq` recorded durably as usable (`u64::MAX` without a seq file).
+    reserved: u64,
     closed: bool,
     recent_frames: std::collections::VecDeque<String>,
 }
@@ -102,10 +105,18 @@ pub struct Channel {
     accepted: AtomicU64,
     rejected: RejectCounts,
     global: Arc<Consumers>,
+    seq_file: Option<SeqFile>,
 }
 
 impl Channel {
-    pub(crate) fn new(app: AppName, config: ChannelConfig, global: Arc<Consumers>) -> Self {
+    /// A channel; with a `seq_file`, its `seq` stays monotonic across restarts (see
+    /// `router/seq.rs`).
+    pub(crate) fn new(
+        app: AppName,
+        config: ChannelConfig,
+        global: Arc<Consumers>,
+        seq_file: Option<SeqFile>,
+    ) -> Self {
         let state = State {
             history: History::new(config.history_lines, config.history_bytes),
             subscribers: Vec::new(),
@@ -114,6 +125,7 @@ impl Channel {
             last_rate_report: i64::MIN,
             next_id: 0,
             last_seq: 0,
+            reserved: if seq_file.is_some() { 0 } else { u64::MAX },
             closed: false,
             recent_frames: std::collections::VecDeque::new(),
         };
@@ -124,6 +136,7 @@ impl Channel {
             accepted: AtomicU64::new(0),
             rejected: RejectCounts::default(),
             global,
+            seq_file,
         }
     }
 
@@ -274,6 +287,10 @@ impl Channel {
         if lines.is_empty() {
             return;
         }
+        let n = lines.len() as u64;
+        if st.last_seq.saturating_add(n) > st.reserved {
+            self.reserve(&mut st, n);
+        }
         for line in &mut lines {
             st.last_seq += 1;
             line.seq = st.last_seq;
@@ -316,6 +333,36 @@ impl Channel {
             loss,
             lines,
         })
+    }
+
+    /// Records durably, before they are used, the next `SEQ_BLOCK` numbers (at least `n`):
+    /// once per block, under the lock. A failed write is logged and numbering goes on (ingest
+    /// is not refused); a crash before the next good write could then reuse numbers.
+    fn reserve(&self, st: &mut State, n: u64) {
+        let upto = st.last_seq.saturating_add(n.max(SEQ_BLOCK));
+        if let Some(file) = &self.seq_file
+            && let Err(e) = file.write(upto)
+        {
+            tracing::error!(app = %self.app, error = %e, "reserving seq numbers");
+        }
+        st.reserved = upto;
+    }
+
+    /// Records the exact last `seq` (at a clean stop, once the channel is closed), so that
+    /// the next start numbers on without a jump.
+    pub(crate) fn save_seq(&self) -> std::io::Result<()> {
+        let mut st = self.lock();
+        let Some(file) = &self.seq_file else {
+            return Ok(());
+        };
+        file.write(st.last_seq)?;
+        st.reserved = st.last_seq;
+        Ok(())
+    }
+
+    /// The `seq` of the last line published.
+    pub fn last_seq(&self) -> u64 {
+        self.lock().last_seq
     }
 
     /// Counts lines refused before they reached the channel.
@@ -415,12 +462,16 @@ impl Channel {
         self.lock().closed
     }
 
-    /// Replaces the history (when restoring it at start-up).
-    pub(crate) fn restore_history(&self, lines: &[LogLine]) {
+    /// Restores the history saved at the last clean stop and the highest `seq` the app may
+    /// have used (its seq file): saved lines keep their numbers (so a reader resumes across a
+    /// restart), lines from files that had none are numbered on, and the next line is
+    /// numbered after both. Lines before the first restored one count as let go.
+    pub(crate) fn restore(&self, lines: &[LogLine], used: u64) {
         let mut st = self.lock();
+        if let Some(first) = lines.first().filter(|l| l.seq > 0) {
+            st.history.raise_floor(first.seq - 1);
+        }
         for line in lines {
-            // Saved lines keep their numbers (so a reader resumes across a restart); lines
-            // from files that had none are numbered on.
             st.last_seq = if line.seq > st.last_seq {
                 line.seq
             } else {
@@ -431,6 +482,11 @@ impl Channel {
                 ..line.clone()
             };
             st.history.push(&line);
+        }
+        st.last_seq = st.last_seq.max(used);
+        if self.seq_file.is_some() {
+            // Nothing reserved in this run yet: the first line writes a block.
+            st.reserved = st.last_seq;
         }
     }
 
@@ -489,6 +545,7 @@ mod tests {
                 max_tails,
             },
             Arc::new(Consumers::default()),
+            None,
         ))
     }
 

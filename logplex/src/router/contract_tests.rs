@@ -151,3 +151,100 @@ fn a_position_older_than_history_is_a_loss() {
     shop.publish(batch("shop", 1), Timestamp::from_micros(0));
     assert_eq!(take_all(&current.subscription)[0].seq, 21);
 }
+
+/// A router over the data directory `dir`, restored as `Logplex::start` restores it.
+fn start(dir: &std::path::Path) -> Router {
+    let config = RouterConfig {
+        app_rate: 0,
+        seq_dir: Some(seq_dir(dir)),
+        ..RouterConfig::default()
+    };
+    let router = Router::new(config, Registry::open(dir).unwrap());
+    crate::server::restore(&router, dir).unwrap();
+    router
+}
+
+/// What `Logplex::stop` leaves behind: every app's history and exact last `seq`.
+fn clean_stop(router: Router, dir: &std::path::Path) {
+    router.stop();
+    for app in router.apps() {
+        let channel = router.channel(&app.name).unwrap();
+        crate::persist::save_history(dir, &app.id, &channel.all_history()).unwrap();
+        channel.save_seq().unwrap();
+    }
+}
+
+fn publish(router: &Router, n: usize) -> Vec<u64> {
+    let all = router.subscribe_all("probe", 1 << 10);
+    let channel = router.channel("shop").unwrap();
+    channel.publish(batch("shop", n), Timestamp::from_micros(0));
+    take_all(&all).iter().map(|l| l.seq).collect()
+}
+
+fn data_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("logplex-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn seq_goes_on_after_a_clean_restart_and_a_consumer_resumes_without_gap_or_repeat() {
+    let dir = data_dir("seq-clean");
+    let router = start(&dir);
+    router.create_app("shop").unwrap();
+    assert_eq!(publish(&router, 10), (1..=10).collect::<Vec<_>>());
+    clean_stop(router, &dir);
+
+    let router = start(&dir);
+    let resumed = router.subscribe_all_from("index", 100, &|_| 7);
+    let caught: Vec<u64> = resumed.catch_up[0].lines.iter().map(|l| l.seq).collect();
+    assert_eq!(caught, [8, 9, 10], "restored history keeps its seq");
+    assert_eq!(publish(&router, 2), [11, 12], "numbering goes on, no jump");
+    let live: Vec<u64> = take_all(&resumed.subscription)
+        .iter()
+        .map(|l| l.seq)
+        .collect();
+    assert_eq!(live, [11, 12]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn after_a_crash_seq_never_reuses_a_number_a_reader_may_have_seen() {
+    let dir = data_dir("seq-crash");
+    let router = start(&dir);
+    router.create_app("shop").unwrap();
+    assert_eq!(publish(&router, 10), (1..=10).collect::<Vec<_>>());
+    clean_stop(router, &dir);
+    let router = start(&dir);
+    assert_eq!(publish(&router, 5), [11, 12, 13, 14, 15]);
+    drop(router); // killed: neither history nor the last seq is saved
+
+    let router = start(&dir);
+    let resumed = router.subscribe_all_from("index", 100, &|_| 15);
+    assert!(resumed.catch_up.is_empty(), "history (1..=10) is behind 15");
+    let next = publish(&router, 1)[0];
+    assert_eq!(
+        next,
+        10 + SEQ_BLOCK + 1,
+        "past the block reserved before 11"
+    );
+    let live: Vec<u64> = take_all(&resumed.subscription)
+        .iter()
+        .map(|l| l.seq)
+        .collect();
+    assert_eq!(live, [next]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_deleted_app_made_again_numbers_from_one() {
+    let dir = data_dir("seq-delete");
+    let router = start(&dir);
+    router.create_app("shop").unwrap();
+    publish(&router, 3);
+    router.delete_app("shop").unwrap();
+    router.create_app("shop").unwrap(); // a new id, so a seq file of its own
+    assert_eq!(publish(&router, 1), [1]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -7,6 +7,7 @@ mod consumers;
 mod emitter;
 mod limits;
 mod queue;
+mod seq;
 pub(crate) mod stats;
 
 use std::collections::HashMap;
@@ -21,6 +22,8 @@ pub use consumers::{CatchUp, Resumed, Subscription};
 pub use emitter::{EmitError, Emitter};
 pub use limits::{Limit, LimitCounters};
 pub use queue::{Batch, DEFAULT_TAIL_BUFFER, LineQueue, Loss, QueueCounts, Taken};
+pub use seq::{SEQ_BLOCK, SeqFileError};
+pub(crate) use seq::{SeqFile, seq_dir};
 pub use stats::{ChannelStats, ConsumerStats, HistoryStats, Reject, RejectCounts};
 
 use crate::history::{DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_LINES};
@@ -42,6 +45,9 @@ pub struct RouterConfig {
     pub app_rate: u64,
     /// Tail sessions one app may have open.
     pub max_tails_per_app: usize,
+    /// Where each app's seq file is kept (`seq_dir(data_dir)`), so that `seq` stays
+    /// monotonic across restarts; `None`: in memory, each start numbers from 1.
+    pub seq_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for RouterConfig {
@@ -52,6 +58,7 @@ impl Default for RouterConfig {
             tail_buffer: DEFAULT_TAIL_BUFFER,
             app_rate: 1_000_000,
             max_tails_per_app: 20,
+            seq_dir: None,
         }
     }
 }
@@ -176,10 +183,15 @@ impl Router {
             rate: self.inner.config.app_rate,
             max_tails: self.inner.config.max_tails_per_app,
         };
+        let seq_file = self.inner.config.seq_dir.as_deref().and_then(|dir| {
+            let id = self.registry().app(name)?.id.clone();
+            Some(SeqFile::new(dir, &id))
+        });
         let channel = Arc::new(Channel::new(
             AppName::from(name),
             config,
             self.inner.consumers.clone(),
+            seq_file,
         ));
         self.inner
             .channels
