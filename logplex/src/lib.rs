@@ -15,6 +15,7 @@
 
 mod accept;
 mod api;
+mod component;
 mod filter;
 mod framing;
 mod history;
@@ -34,6 +35,7 @@ pub use api::{
     ApiConfig, ApiState, AppResource, Body, ChannelBody, Sessions, error as api_error,
     json as api_json, no_such_app, read_body, read_json, serve_api,
 };
+pub use component::{Component, StopFuture};
 pub use filter::{LineFilter, PLATFORM_PROCESSES};
 pub use framing::{DEFAULT_MAX_FRAME, FrameDecoder, FrameError, write_octet_counted};
 pub use history::{DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_LINES, History};

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::api::{ApiConfig, ApiState, serve_api};
+use crate::component::Component;
 use crate::ingest::{StreamConfig, serve_stream, serve_udp};
 use crate::persist::{load_history, remove_history, save_history};
 use crate::registry::App;
@@ -142,6 +143,7 @@ pub struct Logplex {
     api: JoinHandle<()>,
     api_state: Arc<ApiState>,
     config: LogplexConfig,
+    components: Vec<Arc<dyn Component>>,
 }
 
 async fn bind_tcp(what: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
@@ -266,6 +268,7 @@ impl Logplex {
             api,
             api_state: state,
             config,
+            components: Vec::new(),
         })
     }
 
@@ -294,9 +297,16 @@ impl Logplex {
         self.new_operator_key.as_deref()
     }
 
+    /// Adds a component (drains, the index, metrics) for `stop` to stop: after the channels
+    /// close, in reverse order of adding.
+    pub fn add_component(&mut self, component: Arc<dyn Component>) {
+        self.components.push(component);
+    }
+
     /// Stops within the configured bound: refuses new lines (ingest answers 503), stops
     /// accepting connections, publishes what connections had read, ends tails once they have
-    /// sent what waits, and saves every app's history.
+    /// sent what waits, and saves every app's history and last `seq`. Then, within the same
+    /// bound again, every component stops, the last added first.
     pub async fn stop(mut self) {
         let deadline = tokio::time::Instant::now() + self.config.shutdown_timeout;
         let _ = self.shutdown.send(true);
@@ -316,6 +326,22 @@ impl Logplex {
         let api = std::mem::replace(&mut self.api, tokio::spawn(async {}));
         let _ = tokio::time::timeout_at(deadline, api).await;
         self.save_history();
+        self.stop_components().await;
+    }
+
+    async fn stop_components(&mut self) {
+        let deadline = tokio::time::Instant::now() + self.config.shutdown_timeout;
+        while let Some(component) = self.components.pop() {
+            let within = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let stopped = tokio::time::timeout_at(deadline, component.stop(within)).await;
+            if stopped.is_err() {
+                tracing::warn!(
+                    component = component.name(),
+                    ?within,
+                    "did not stop in time"
+                );
+            }
+        }
     }
 
     fn save_history(&self) {
