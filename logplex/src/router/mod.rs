@@ -363,6 +363,7 @@ impl Router {
     /// history no longer reaches back that far, then every live line in its queue of
     /// `capacity` lines. Nothing is missed or seen twice at the boundary: each app's snapshot
     /// and the attachment happen under that app's channel lock. An app made meanwhile waits.
+    /// `after` runs under those locks: it must not call into the router.
     pub fn subscribe_all_from(
         &self,
         name: &str,
