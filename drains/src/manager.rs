@@ -476,6 +476,17 @@ impl Drains {
     }
 }
 
+/// `Logplex` stops the drains once its channels have closed (`Logplex::add_component`).
+impl logplex::Component for Drains {
+    fn name(&self) -> &str {
+        "drains"
+    }
+
+    fn stop(&self, within: Duration) -> logplex::StopFuture<'_> {
+        Box::pin(Drains::stop(self, within))
+    }
+}
+
 /// A deleted app's drains go with it, at once: their tasks stop, their disk queues are
 /// deleted, and the store forgets them.
 impl AppLifecycle for Drains {

@@ -65,6 +65,9 @@ pub struct History {
     max_bytes: usize,
     bytes: usize,
     evicted: u64,
+    /// The highest `seq` no longer kept (pushed out, or never kept): a reader whose position
+    /// is below it lost lines.
+    floor: u64,
 }
 
 impl Default for History {
@@ -84,6 +87,7 @@ impl History {
             max_bytes,
             bytes: 0,
             evicted: 0,
+            floor: 0,
         }
     }
 
@@ -93,6 +97,7 @@ impl History {
     pub fn push(&mut self, line: &LogLine) {
         if self.max_lines == 0 || line.size() > self.max_bytes {
             self.evicted += 1;
+            self.floor = self.floor.max(line.seq);
             return;
         }
         if self.app.is_none() {
@@ -105,6 +110,7 @@ impl History {
             if let Some(old) = self.lines.pop_front() {
                 self.bytes -= old.size();
                 self.evicted += 1;
+                self.floor = self.floor.max(old.seq);
             }
         }
     }
@@ -171,6 +177,23 @@ impl History {
             .collect()
     }
 
+    /// The highest `seq` that is no longer kept (0: nothing was ever let go): a reader
+    /// whose position is below it missed lines history cannot give back.
+    pub fn floor(&self) -> u64 {
+        self.floor
+    }
+
+    /// Records that every line up to `seq` is gone (history restored at start, whose lines
+    /// before the first kept one were let go in an earlier run).
+    pub fn raise_floor(&mut self, seq: u64) {
+        self.floor = self.floor.max(seq);
+    }
+
+    /// When the oldest kept line was received.
+    pub fn oldest_received(&self) -> Option<crate::time::Timestamp> {
+        self.lines.front().map(|k| k.received)
+    }
+
     /// How many lines it holds.
     pub fn len(&self) -> usize {
         self.lines.len()
@@ -221,6 +244,7 @@ mod tests {
         );
         assert_eq!(seqs(h.after(2, &LineFilter::default().dyno("web"))), [4]);
         assert!(h.after(5, &LineFilter::default()).is_empty());
+        assert_eq!(h.floor(), 2, "lines 1 and 2 were pushed out");
     }
 
     #[test]

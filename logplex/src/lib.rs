@@ -15,6 +15,7 @@
 
 mod accept;
 mod api;
+mod component;
 mod filter;
 mod framing;
 mod history;
@@ -34,6 +35,7 @@ pub use api::{
     ApiConfig, ApiState, AppResource, Body, ChannelBody, Sessions, error as api_error,
     json as api_json, no_such_app, read_body, read_json, serve_api,
 };
+pub use component::{Component, StopFuture};
 pub use filter::{LineFilter, PLATFORM_PROCESSES};
 pub use framing::{DEFAULT_MAX_FRAME, FrameDecoder, FrameError, write_octet_counted};
 pub use history::{DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_LINES, History};
@@ -52,10 +54,10 @@ pub use rfc5424::{
     write_cached as write_syslog_cached,
 };
 pub use router::{
-    AppLifecycle, Batch, BatchOutcome, Channel, ChannelConfig, ChannelStats, ConsumerStats,
-    DEFAULT_TAIL_BUFFER, EmitError, Emitter, HistoryStats, LineQueue, Loss, QueueCounts,
-    RateBudget, Reject, RejectCounts, Router, RouterConfig, Subscription, Taken, TokenTarget,
-    TooManyTails,
+    AppLifecycle, Batch, BatchOutcome, CatchUp, Channel, ChannelConfig, ChannelStats,
+    ConsumerStats, DEFAULT_TAIL_BUFFER, EmitError, Emitter, HistoryStats, LineQueue, Loss,
+    QueueCounts, RateBudget, Reject, RejectCounts, Resumed, Router, RouterConfig, SEQ_BLOCK,
+    SeqFileError, Subscription, Taken, TokenTarget, TooManyTails,
 };
 pub use server::{Addresses, Logplex, LogplexConfig, StartError};
 pub use time::{TimeFormatCache, Timestamp, TimestampError};

@@ -13,11 +13,12 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::api::{ApiConfig, ApiState, serve_api};
+use crate::component::Component;
 use crate::ingest::{StreamConfig, serve_stream, serve_udp};
 use crate::persist::{load_history, remove_history, save_history};
 use crate::registry::App;
 use crate::registry::{Registry, RegistryError, RegistryLimits};
-use crate::router::{AppLifecycle, Router, RouterConfig};
+use crate::router::{AppLifecycle, Router, RouterConfig, SeqFile, SeqFileError, seq_dir};
 use crate::time::Timestamp;
 use crate::tls::{TlsError, server_config};
 
@@ -95,6 +96,9 @@ pub enum StartError {
     /// A history file.
     #[error("history: {0}")]
     History(String),
+    /// A seq file (each app's highest `seq`).
+    #[error("seq: {0}")]
+    Seq(#[from] SeqFileError),
     /// The data directory.
     #[error("data directory {path}: {source}")]
     DataDir {
@@ -139,6 +143,7 @@ pub struct Logplex {
     api: JoinHandle<()>,
     api_state: Arc<ApiState>,
     config: LogplexConfig,
+    components: Vec<Arc<dyn Component>>,
 }
 
 async fn bind_tcp(what: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
@@ -169,15 +174,12 @@ impl Logplex {
         if changed {
             registry.save()?;
         }
-        let router = Router::new(config.router.clone(), registry);
-        for app in router.apps() {
-            let Some(channel) = router.channel(&app.name) else {
-                continue;
-            };
-            let lines = load_history(&config.data_dir, channel.app(), &app.id)
-                .map_err(StartError::History)?;
-            channel.restore_history(&lines);
-        }
+        let mut router_config = config.router.clone();
+        router_config
+            .seq_dir
+            .get_or_insert_with(|| seq_dir(&config.data_dir));
+        let router = Router::new(router_config, registry);
+        restore(&router, &config.data_dir)?;
         router.on_app_deleted(Arc::new(HistoryFiles(config.data_dir.clone())));
         let tls = match &config.tls {
             Some((cert, key)) => Some((
@@ -266,6 +268,7 @@ impl Logplex {
             api,
             api_state: state,
             config,
+            components: Vec::new(),
         })
     }
 
@@ -294,9 +297,16 @@ impl Logplex {
         self.new_operator_key.as_deref()
     }
 
+    /// Adds a component (drains, the index, metrics) for `stop` to stop: after the channels
+    /// close, in reverse order of adding.
+    pub fn add_component(&mut self, component: Arc<dyn Component>) {
+        self.components.push(component);
+    }
+
     /// Stops within the configured bound: refuses new lines (ingest answers 503), stops
     /// accepting connections, publishes what connections had read, ends tails once they have
-    /// sent what waits, and saves every app's history.
+    /// sent what waits, and saves every app's history and last `seq`. Then, within the same
+    /// bound again, every component stops, the last added first.
     pub async fn stop(mut self) {
         let deadline = tokio::time::Instant::now() + self.config.shutdown_timeout;
         let _ = self.shutdown.send(true);
@@ -316,6 +326,22 @@ impl Logplex {
         let api = std::mem::replace(&mut self.api, tokio::spawn(async {}));
         let _ = tokio::time::timeout_at(deadline, api).await;
         self.save_history();
+        self.stop_components().await;
+    }
+
+    async fn stop_components(&mut self) {
+        let deadline = tokio::time::Instant::now() + self.config.shutdown_timeout;
+        while let Some(component) = self.components.pop() {
+            let within = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let stopped = tokio::time::timeout_at(deadline, component.stop(within)).await;
+            if stopped.is_err() {
+                tracing::warn!(
+                    component = component.name(),
+                    ?within,
+                    "did not stop in time"
+                );
+            }
+        }
     }
 
     fn save_history(&self) {
@@ -327,6 +353,9 @@ impl Logplex {
             };
             if let Err(e) = save_history(&self.config.data_dir, &app.id, &channel.all_history()) {
                 tracing::error!(app = %app.name, error = %e, "saving history");
+            }
+            if let Err(e) = channel.save_seq() {
+                tracing::error!(app = %app.name, error = %e, "saving the last seq");
             }
         }
         if let Ok(dir) = std::fs::read_dir(crate::persist::history_dir(&self.config.data_dir)) {
@@ -353,7 +382,7 @@ fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
-/// Deletes an app's saved history with the app.
+/// Deletes an app's saved history and seq file with the app.
 #[derive(Debug)]
 struct HistoryFiles(PathBuf);
 
@@ -361,7 +390,22 @@ impl AppLifecycle for HistoryFiles {
     fn app_deleted(&self, app: &App) {
         remove_history(&self.0, &app.id);
         remove_history(&self.0, &app.name);
+        SeqFile::new(&seq_dir(&self.0), &app.id).remove();
     }
+}
+
+/// Restores every app's history and highest `seq` from the data directory, so that numbering
+/// goes on where it stopped (or, after a crash, past every number it may have used).
+pub(crate) fn restore(router: &Router, data_dir: &std::path::Path) -> Result<(), StartError> {
+    for app in router.apps() {
+        let Some(channel) = router.channel(&app.name) else {
+            continue;
+        };
+        let lines = load_history(data_dir, channel.app(), &app.id).map_err(StartError::History)?;
+        let used = SeqFile::new(&seq_dir(data_dir), &app.id).read()?;
+        channel.restore(&lines, used);
+    }
+    Ok(())
 }
 
 /// Resolves once `shutdown` turns true (or its sender is gone).

@@ -250,22 +250,23 @@ pub struct Args {
     router: RouterArgs,
 }
 
-/// Starts the router with its drains, prints where it listens (once everything serves, each
-/// line starting with `who`), and writes the credentials file (with `app`, the app local
-/// commands act on by default).
+/// Starts the router with its drains (a component it stops after its channels close), prints
+/// where it listens (once everything serves, each line starting with `who`), and writes the
+/// credentials file (with `app`, the app local commands act on by default).
 pub async fn start(
     config: LogplexConfig,
     drains: drains::DrainsConfig,
     who: &str,
     app: Option<&str>,
-) -> anyhow::Result<(Logplex, drains::Drains)> {
+) -> anyhow::Result<Logplex> {
     let data_dir = config.data_dir.clone();
-    let logplex = Logplex::start(config).await?;
+    let mut logplex = Logplex::start(config).await?;
     let drains = drains::Drains::start(logplex.router().clone(), Some(logplex.data_dir()), drains)?;
     logplex
         .api()
         .register("log-drains", std::sync::Arc::new(drains.clone()));
     logplex.api().register_metrics(drains.metrics());
+    logplex.add_component(std::sync::Arc::new(drains));
     let a = logplex.addresses();
     println!("{who}: api on {} (POST /logs for ingest)", a.api_url());
     if let Some(s) = a.syslog {
@@ -306,7 +307,7 @@ pub async fn start(
             },
         )?;
     }
-    Ok((logplex, drains))
+    Ok(logplex)
 }
 
 fn write_credentials(data_dir: &std::path::Path, c: &Credentials) -> anyhow::Result<()> {
@@ -339,13 +340,12 @@ pub async fn terminated() -> anyhow::Result<&'static str> {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     crate::commands::runtime()?.block_on(async {
         let config = args.router.config()?;
-        let bound = config.shutdown_timeout;
-        let (logplex, drains) = start(config, args.router.drains()?, "paas logplex", None).await?;
+        let logplex = start(config, args.router.drains()?, "paas logplex", None).await?;
         let why = terminated().await?;
         println!("paas logplex: {why}, stopping");
-        // The router closes its channels; then drains send what waits, within the bound.
+        // The router closes its channels; then its components (the drains send what waits),
+        // within the bound again.
         logplex.stop().await;
-        drains.stop(bound).await;
         println!("paas logplex: stopped");
         Ok(ExitCode::SUCCESS)
     })

@@ -307,7 +307,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         for net in drains::AddressPolicy::LOOPBACK {
             drains_config.policy.allow(net);
         }
-        let (logplex, drains) = start(config, drains_config, "paas up", Some(&app.name)).await?;
+        let logplex = start(config, drains_config, "paas up", Some(&app.name)).await?;
         let router = logplex.router().clone();
         match router.create_app(&app.name) {
             Ok(_) | Err(logplex::RegistryError::AppExists(_)) => {}
@@ -371,9 +371,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 eprintln!("paas up: the proxy stopped with an error: {e}");
             }
         }
+        // The proxy and the dynos stop before the router, so their last lines (H-codes, state
+        // changes, exit statuses) reach the stream; then the router closes its channels and
+        // stops its components (the drains deliver what waits).
         manager.stop().await;
         logplex.stop().await;
-        drains.stop(bound).await;
         println!("paas up: stopped");
         Ok(ExitCode::SUCCESS)
     })

@@ -1,17 +1,20 @@
 //! `Channel`: one app's stream. Lines published into it go, under one short lock, to its
 //! history ring and to the queue of every subscriber whose filter keeps them (tail sessions,
-//! drains), then to the router-wide consumers (the index, metrics). Nothing here waits for a
-//! reader: every queue drops its oldest line when full and counts it.
+//! drains), then, under the same lock, to the router-wide consumers (the index, metrics), so
+//! each of them gets one app's lines in `seq` order. Nothing here waits for a reader: every
+//! queue drops its oldest line when full and counts it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::filter::LineFilter;
 use crate::history::History;
 use crate::line::{AppName, LogLine};
 use crate::platform;
 use crate::router::budget::RateBudget;
+use crate::router::consumers::{CatchUp, Consumers, Detach, Subscription};
 use crate::router::queue::{Batch, LineQueue, Loss};
+use crate::router::seq::{SEQ_BLOCK, SeqFile};
 use crate::router::stats::{ChannelStats, ConsumerStats, HistoryStats, Reject, RejectCounts};
 use crate::time::Timestamp;
 
@@ -50,15 +53,15 @@ pub struct ChannelConfig {
 /// A reader of lines: a tail session, a drain, or a router-wide consumer.
 #[derive(Debug)]
 pub(crate) struct Subscriber {
-    id: u64,
-    kind: String,
-    name: String,
-    filter: LineFilter,
-    queue: Arc<LineQueue>,
+    pub(crate) id: u64,
+    pub(crate) kind: String,
+    pub(crate) name: String,
+    pub(crate) filter: LineFilter,
+    pub(crate) queue: Arc<LineQueue>,
 }
 
 impl Subscriber {
-    fn stats(&self) -> ConsumerStats {
+    pub(crate) fn stats(&self) -> ConsumerStats {
         let c = self.queue.counts();
         ConsumerStats {
             kind: self.kind.clone(),
@@ -71,96 +74,14 @@ impl Subscriber {
     }
 }
 
-/// The router-wide consumers: every app's lines reach them.
-#[derive(Debug, Default)]
-pub(crate) struct Consumers {
-    list: RwLock<Vec<Subscriber>>,
-    next_id: AtomicU64,
-}
-
-impl Consumers {
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<Subscriber>> {
-        self.list.read().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Vec<Subscriber>> {
-        self.list.write().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub(crate) fn subscribe(self: &Arc<Self>, name: &str, capacity: usize) -> Subscription {
-        let queue = Arc::new(LineQueue::new(capacity));
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.write().push(Subscriber {
-            id,
-            kind: name.to_owned(),
-            name: name.to_owned(),
-            filter: LineFilter::default(),
-            queue: queue.clone(),
-        });
-        Subscription {
-            queue,
-            detach: Detach::Global(self.clone(), id),
-        }
-    }
-
-    pub(crate) fn stats(&self) -> Vec<ConsumerStats> {
-        self.read().iter().map(Subscriber::stats).collect()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.read().is_empty()
-    }
-
-    fn offer(&self, batch: &Batch) {
-        for sub in self.read().iter() {
-            sub.queue.push_batch(batch, &sub.filter);
-        }
-    }
-
-    pub(crate) fn close_all(&self) {
-        for sub in self.read().iter() {
-            sub.queue.close();
-        }
-    }
-}
-
-#[derive(Debug)]
-enum Detach {
-    Channel(Arc<Channel>, u64),
-    Global(Arc<Consumers>, u64),
-}
-
-/// A reader's place in a channel (or in every channel): its queue, and, when dropped, its
-/// removal from the channel.
-#[derive(Debug)]
-pub struct Subscription {
-    queue: Arc<LineQueue>,
-    detach: Detach,
-}
-
-impl Subscription {
-    /// The queue its lines wait in.
-    pub fn queue(&self) -> &Arc<LineQueue> {
-        &self.queue
-    }
-}
-
-impl Drop for Subscription {
-    fn drop(&mut self) {
-        match &self.detach {
-            Detach::Channel(channel, id) => channel.lock().subscribers.retain(|s| s.id != *id),
-            Detach::Global(consumers, id) => consumers.write().retain(|s| s.id != *id),
-        }
-    }
-}
-
 /// Too many tail sessions are open for this app.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("this app already has {0} tail sessions open")]
 pub struct TooManyTails(pub usize);
 
+/// A channel's state, under its lock.
 #[derive(Debug)]
-struct State {
+pub(crate) struct State {
     history: History,
     subscribers: Vec<Subscriber>,
     budget: RateBudget,
@@ -169,6 +90,8 @@ struct State {
     next_id: u64,
     /// The `seq` of the last line published.
     last_seq: u64,
+    /// The highest `seq` recorded durably as usable (`u64::MAX` without a seq file).
+    reserved: u64,
     closed: bool,
     recent_frames: std::collections::VecDeque<String>,
 }
@@ -182,10 +105,18 @@ pub struct Channel {
     accepted: AtomicU64,
     rejected: RejectCounts,
     global: Arc<Consumers>,
+    seq_file: Option<SeqFile>,
 }
 
 impl Channel {
-    pub(crate) fn new(app: AppName, config: ChannelConfig, global: Arc<Consumers>) -> Self {
+    /// A channel; with a `seq_file`, its `seq` stays monotonic across restarts (see
+    /// `router/seq.rs`).
+    pub(crate) fn new(
+        app: AppName,
+        config: ChannelConfig,
+        global: Arc<Consumers>,
+        seq_file: Option<SeqFile>,
+    ) -> Self {
         let state = State {
             history: History::new(config.history_lines, config.history_bytes),
             subscribers: Vec::new(),
@@ -194,6 +125,7 @@ impl Channel {
             last_rate_report: i64::MIN,
             next_id: 0,
             last_seq: 0,
+            reserved: if seq_file.is_some() { 0 } else { u64::MAX },
             closed: false,
             recent_frames: std::collections::VecDeque::new(),
         };
@@ -204,10 +136,11 @@ impl Channel {
             accepted: AtomicU64::new(0),
             rejected: RejectCounts::default(),
             global,
+            seq_file,
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         // Every update below completes before anything that could panic, so a poisoned lock
         // still guards a consistent state.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
@@ -354,13 +287,20 @@ impl Channel {
         if lines.is_empty() {
             return;
         }
+        let n = lines.len() as u64;
+        if st.last_seq.saturating_add(n) > st.reserved {
+            self.reserve(&mut st, n);
+        }
         for line in &mut lines {
             st.last_seq += 1;
             line.seq = st.last_seq;
             st.history.push(line);
         }
-        let global = !self.global.is_empty();
-        if st.subscribers.is_empty() && !global {
+        // The router-wide consumers are offered the batch under the channel's lock (one read
+        // lock and one reference count each, per batch), so that two publishers to this app
+        // cannot cross on the way: each consumer sees the app's lines in `seq` order.
+        let global = self.global.read();
+        if st.subscribers.is_empty() && global.is_empty() {
             return;
         }
         let batch: Batch = Arc::from(lines);
@@ -371,10 +311,58 @@ impl Channel {
         {
             sub.queue.push_batch(&batch, &sub.filter);
         }
-        drop(st);
-        if global {
-            self.global.offer(&batch);
+        for sub in global.iter() {
+            sub.queue.push_batch(&batch, &sub.filter);
         }
+    }
+
+    /// What a router-wide consumer that last had `after` missed of this app (under the lock
+    /// `st` is taken from); `None` when nothing.
+    pub(crate) fn catch_up(&self, st: &State, after: u64) -> Option<CatchUp> {
+        let lines = st.history.after(after, &LineFilter::default());
+        let floor = st.history.floor();
+        let loss = (after < floor).then(|| Loss {
+            dropped: floor - after,
+            since: st.history.oldest_received().unwrap_or_else(Timestamp::now),
+        });
+        if lines.is_empty() && loss.is_none() {
+            return None;
+        }
+        Some(CatchUp {
+            app: self.app.clone(),
+            loss,
+            lines,
+        })
+    }
+
+    /// Records durably, before they are used, the next `SEQ_BLOCK` numbers (at least `n`):
+    /// once per block, under the lock. A failed write is logged and numbering goes on (ingest
+    /// is not refused); a crash before the next good write could then reuse numbers.
+    fn reserve(&self, st: &mut State, n: u64) {
+        let upto = st.last_seq.saturating_add(n.max(SEQ_BLOCK));
+        if let Some(file) = &self.seq_file
+            && let Err(e) = file.write(upto)
+        {
+            tracing::error!(app = %self.app, error = %e, "reserving seq numbers");
+        }
+        st.reserved = upto;
+    }
+
+    /// Records the exact last `seq` (at a clean stop, once the channel is closed), so that
+    /// the next start numbers on without a jump.
+    pub(crate) fn save_seq(&self) -> std::io::Result<()> {
+        let mut st = self.lock();
+        let Some(file) = &self.seq_file else {
+            return Ok(());
+        };
+        file.write(st.last_seq)?;
+        st.reserved = st.last_seq;
+        Ok(())
+    }
+
+    /// The `seq` of the last line published.
+    pub fn last_seq(&self) -> u64 {
+        self.lock().last_seq
     }
 
     /// Counts lines refused before they reached the channel.
@@ -454,6 +442,11 @@ impl Channel {
         }
     }
 
+    /// Removes the subscriber `id` (its `Subscription` was dropped).
+    pub(crate) fn detach(&self, id: u64) {
+        self.lock().subscribers.retain(|s| s.id != id);
+    }
+
     /// Stops the channel: it accepts nothing more, and every reader gets what waits, then
     /// the end of its stream.
     pub fn close(&self) {
@@ -469,12 +462,16 @@ impl Channel {
         self.lock().closed
     }
 
-    /// Replaces the history (when restoring it at start-up).
-    pub(crate) fn restore_history(&self, lines: &[LogLine]) {
+    /// Restores the history saved at the last clean stop and the highest `seq` the app may
+    /// have used (its seq file): saved lines keep their numbers (so a reader resumes across a
+    /// restart), lines from files that had none are numbered on, and the next line is
+    /// numbered after both. Lines before the first restored one count as let go.
+    pub(crate) fn restore(&self, lines: &[LogLine], used: u64) {
         let mut st = self.lock();
+        if let Some(first) = lines.first().filter(|l| l.seq > 0) {
+            st.history.raise_floor(first.seq - 1);
+        }
         for line in lines {
-            // Saved lines keep their numbers (so a reader resumes across a restart); lines
-            // from files that had none are numbered on.
             st.last_seq = if line.seq > st.last_seq {
                 line.seq
             } else {
@@ -485,6 +482,11 @@ impl Channel {
                 ..line.clone()
             };
             st.history.push(&line);
+        }
+        st.last_seq = st.last_seq.max(used);
+        if self.seq_file.is_some() {
+            // Nothing reserved in this run yet: the first line writes a block.
+            st.reserved = st.last_seq;
         }
     }
 
@@ -543,6 +545,7 @@ mod tests {
                 max_tails,
             },
             Arc::new(Consumers::default()),
+            None,
         ))
     }
 

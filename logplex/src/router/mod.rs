@@ -3,9 +3,11 @@
 
 mod budget;
 mod channel;
+mod consumers;
 mod emitter;
 mod limits;
 mod queue;
+mod seq;
 pub(crate) mod stats;
 
 use std::collections::HashMap;
@@ -15,17 +17,20 @@ use std::sync::{Arc, RwLock, RwLockReadGuard};
 use bytes::Bytes;
 
 pub use budget::RateBudget;
-pub use channel::{BatchOutcome, Channel, ChannelConfig, Subscription, TooManyTails};
+pub use channel::{BatchOutcome, Channel, ChannelConfig, TooManyTails};
+pub use consumers::{CatchUp, Resumed, Subscription};
 pub use emitter::{EmitError, Emitter};
 pub use limits::{Limit, LimitCounters};
 pub use queue::{Batch, DEFAULT_TAIL_BUFFER, LineQueue, Loss, QueueCounts, Taken};
+pub use seq::{SEQ_BLOCK, SeqFileError};
+pub(crate) use seq::{SeqFile, seq_dir};
 pub use stats::{ChannelStats, ConsumerStats, HistoryStats, Reject, RejectCounts};
 
 use crate::history::{DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_LINES};
 use crate::line::AppName;
 use crate::registry::{ApiKey, App, Caller, KeyScope, NewKey, Registry, RegistryError, Token};
 use crate::time::Timestamp;
-use channel::Consumers;
+use consumers::Consumers;
 
 /// How the router's channels are sized and budgeted.
 #[derive(Clone, Debug)]
@@ -40,6 +45,9 @@ pub struct RouterConfig {
     pub app_rate: u64,
     /// Tail sessions one app may have open.
     pub max_tails_per_app: usize,
+    /// Where each app's seq file is kept (`seq_dir(data_dir)`), so that `seq` stays
+    /// monotonic across restarts; `None`: in memory, each start numbers from 1.
+    pub seq_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for RouterConfig {
@@ -50,6 +58,7 @@ impl Default for RouterConfig {
             tail_buffer: DEFAULT_TAIL_BUFFER,
             app_rate: 1_000_000,
             max_tails_per_app: 20,
+            seq_dir: None,
         }
     }
 }
@@ -174,10 +183,15 @@ impl Router {
             rate: self.inner.config.app_rate,
             max_tails: self.inner.config.max_tails_per_app,
         };
+        let seq_file = self.inner.config.seq_dir.as_deref().and_then(|dir| {
+            let id = self.registry().app(name)?.id.clone();
+            Some(SeqFile::new(dir, &id))
+        });
         let channel = Arc::new(Channel::new(
             AppName::from(name),
             config,
             self.inner.consumers.clone(),
+            seq_file,
         ));
         self.inner
             .channels
@@ -344,6 +358,28 @@ impl Router {
         self.inner.consumers.subscribe(name, capacity)
     }
 
+    /// A router-wide consumer that resumes: for each app, the history lines after `after(app)`
+    /// (the last `seq` it has of that app; 0: none, so all of history), with a `Loss` when
+    /// history no longer reaches back that far, then every live line in its queue of
+    /// `capacity` lines. Nothing is missed or seen twice at the boundary: each app's snapshot
+    /// and the attachment happen under that app's channel lock. An app made meanwhile waits.
+    /// `after` runs under those locks: it must not call into the router.
+    pub fn subscribe_all_from(
+        &self,
+        name: &str,
+        capacity: usize,
+        after: &dyn Fn(&AppName) -> u64,
+    ) -> Resumed {
+        // The map's read lock is held throughout, so no channel opens (and takes lines)
+        // between the snapshot and the attachment.
+        let channels = self.channels();
+        let mut all: Vec<Arc<Channel>> = channels.values().cloned().collect();
+        all.sort_by(|a, b| a.app().cmp(b.app()));
+        let resumed = consumers::resume(&self.inner.consumers, &all, name, capacity, after);
+        drop(channels);
+        resumed
+    }
+
     /// The router-wide consumers' queues.
     pub fn consumer_stats(&self) -> Vec<ConsumerStats> {
         self.inner.consumers.stats()
@@ -438,3 +474,6 @@ mod tests {
         assert!(router.channel("shop").is_none());
     }
 }
+
+#[cfg(test)]
+mod contract_tests;
