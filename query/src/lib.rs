@@ -6,3 +6,7 @@
 //! Layout: `lang/` (the query language: parse, errors with a caret), `exec/` (stages,
 //! aggregations with units, output as rows, tables and charts), `spool/` (every line an app
 //! accepted, kept on disk in time order, a router-wide consumer; what queries scan).
+
+mod lang;
+
+pub use lang::{MAX_LIST, MAX_QUERY_LEN, MAX_ROWS, MAX_STAGES, Query, QueryError};
