@@ -6,9 +6,45 @@
 //! Layout: `lang/` (the query language: parse, errors with a caret), `exec/` (stages,
 //! aggregations with units, output as rows, tables and charts), `spool/` (every line an app
 //! accepted, kept on disk in time order, a router-wide consumer; what queries scan).
+//!
+//! ```
+//! use logplex::{AppName, LogLine, Timestamp};
+//!
+//! let line = |process: &str, message: &str| LogLine {
+//!     received: Timestamp::from_micros(0),
+//!     time: Timestamp::from_micros(0),
+//!     app: AppName::from("shop"),
+//!     source: "paas".into(),
+//!     process: process.to_owned().into(),
+//!     facility: 1,
+//!     severity: 6,
+//!     message: message.to_owned().into(),
+//!     seq: 0,
+//! };
+//! let lines = vec![
+//!     line("router", "path=/a status=503 service=30001ms"),
+//!     line("router", "path=/a status=500 service=12ms"),
+//!     line("router", "path=/b status=200 service=1s"),
+//! ];
+//! let q = query::Query::parse("status>=500 | count, max(service) by path").unwrap();
+//! let output = query::run(&q, lines, 1000).unwrap();
+//! let mut json = Vec::new();
+//! query::write_ndjson(&output, &mut json);
+//! assert_eq!(json, b"{\"path\":\"/a\",\"count\":2,\"max(service)\":30001}\n");
+//!
+//! let e = query::Query::parse("status>=500 | cuont").unwrap_err();
+//! assert!(e.to_string().ends_with("^ column 15: unknown stage \"cuont\"; the stages are count, count by K, top N K, sum(K), avg(K), min(K), max(K), pNN(K) (a comma list, optionally `by K`), timechart SPAN [AGGS] [by K], fields K,…, sort [-]COLUMN, head N"));
+//! ```
 
+mod exec;
 mod import;
+mod lang;
 mod window;
 
+pub use exec::render::{DEFAULT_CHART_WIDTH, write_human, write_ndjson};
+pub use exec::{
+    Cell, Column, ColumnKind, DEFAULT_MAX_GROUPS, ExecError, Executor, Lines, Output, Table, run,
+};
 pub use import::{ImportedLine, read_line};
+pub use lang::{MAX_LIST, MAX_QUERY_LEN, MAX_ROWS, MAX_STAGES, Query, QueryError};
 pub use window::{Window, WindowError};

@@ -7,7 +7,8 @@
 //! expr    = and *( ("or" / "||") and )
 //! and     = unary *( ["and" / "&&"] unary )      ; side by side means "and"
 //! unary   = ("not" / "!") unary / "(" expr ")" / term
-//! term    = key [op value]                       ; a bare key: the key is present
+//! term    = phrase / key [op value]              ; a bare key: the key is present
+//! phrase  = DQUOTE *(escaped byte) DQUOTE        ; standing alone: full text
 //! op      = "=" / "!=" / ">=" / "<=" / ">" / "<" / "~" / "!~"
 //! value   = DQUOTE *(escaped byte) DQUOTE / 1*(any byte but space and ")")
 //! key     = 1*(any byte but space, "=", "!", "<", ">", "~", "(", ")", DQUOTE)
@@ -26,6 +27,20 @@
 //! - `k!=v`, `k!~v`: the key is present and no value of it equals (contains) `v`. To include
 //!   lines without the key, write `not k=v`.
 //! - `k` alone: the key is present; `!k`: it is not.
+//! - `"timeout"`, `"connection reset"` (a quoted term standing alone): the message contains
+//!   the word or phrase, ASCII case-insensitively, at word boundaries (`"time"` does not hold
+//!   for `timeout`; a boundary is checked only where the phrase begins or ends with a letter,
+//!   digit or `_`). An empty phrase `""` holds for every line.
+//!
+//! # Attributes
+//!
+//! [`Predicate::matches`] reads every key from the line's logfmt pairs.
+//! [`Predicate::matches_line`] first asks the line's [`Attributes`] (a query's `source`,
+//! `process`, `dyno`): a key the attributes know is compared with the attribute's one value
+//! instead of the message's pairs, with the same operators; a bare key holds when the
+//! attribute is not empty. Where [`Attributes::matches_by_type`] says so, `k=v` also holds for
+//! a value `v.N` (`dyno=web` holds for `web.1` and `web.12`, not for `webhook.1`; `dyno=web.1`
+//! only for `web.1`).
 
 mod eval;
 mod parse;
@@ -60,6 +75,8 @@ enum Expr {
     Not(Box<Expr>),
     Present(Vec<u8>),
     Compare(Compare),
+    /// A word or phrase of the message, ASCII lower case.
+    Text(Vec<u8>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,10 +103,59 @@ struct Compare {
     glob: bool,
 }
 
+/// The attributes of a line besides its message (its source and process, say), which a
+/// filter names as keys when it is evaluated with [`Predicate::matches_line`].
+///
+/// ```
+/// struct Router;
+/// impl logfmt::Attributes for Router {
+///     fn attribute(&self, key: &[u8]) -> Option<&[u8]> {
+///         match key {
+///             b"source" => Some(b"paas"),
+///             b"process" | b"dyno" => Some(b"web.2"),
+///             _ => None,
+///         }
+///     }
+///     fn matches_by_type(&self, key: &[u8]) -> bool {
+///         key == b"dyno"
+///     }
+/// }
+/// let p: logfmt::Predicate = "source=paas dyno=web status>=500".parse().unwrap();
+/// assert!(p.matches_line(b"status=503", &Router));
+/// assert!(!p.matches(b"status=503"), "without attributes, `source` is a logfmt key");
+/// ```
+pub trait Attributes {
+    /// The value of the attribute `key`, or `None` when `key` is no attribute (then the
+    /// message's logfmt pairs are read).
+    fn attribute(&self, key: &[u8]) -> Option<&[u8]>;
+
+    /// Whether `key=v` also holds for the value `v.N` (a dyno type for each of its dynos).
+    fn matches_by_type(&self, key: &[u8]) -> bool {
+        let _ = key;
+        false
+    }
+}
+
+/// No attributes: every key is a logfmt key of the line.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoAttributes;
+
+impl Attributes for NoAttributes {
+    fn attribute(&self, _key: &[u8]) -> Option<&[u8]> {
+        None
+    }
+}
+
 impl Predicate {
-    /// Whether `line` satisfies the predicate.
+    /// Whether `line` satisfies the predicate, every key read from its logfmt pairs.
     pub fn matches(&self, line: &[u8]) -> bool {
-        self.expr.matches(line)
+        self.expr.matches(line, &NoAttributes)
+    }
+
+    /// Whether a line with this `message` and these attributes satisfies the predicate: keys
+    /// that `attrs` knows are its attributes, the others the message's logfmt pairs.
+    pub fn matches_line(&self, message: &[u8], attrs: &dyn Attributes) -> bool {
+        self.expr.matches(message, attrs)
     }
 }
 

@@ -68,15 +68,8 @@ fn op(i: &str) -> Res<'_, Op> {
 /// A value: quoted (escapes as in logfmt) or a bare word. Returns the unescaped bytes and
 /// whether it was bare.
 fn operand(i: &str) -> Res<'_, (Vec<u8>, bool)> {
-    let escape = recognize((char('\\'), opt(take(1usize))));
-    let plain = take_while1(|c| c != '"' && c != '\\');
-    let quoted = delimited(
-        char('"'),
-        recognize(many0_count(alt((plain, escape)))),
-        char('"'),
-    );
     alt((
-        map(quoted, |s: &str| (unescape(s.as_bytes()), false)),
+        map(quoted, |text| (text, false)),
         map(
             preceded(
                 not(char('"')),
@@ -85,6 +78,30 @@ fn operand(i: &str) -> Res<'_, (Vec<u8>, bool)> {
             |s: &str| (s.as_bytes().to_vec(), true),
         ),
     ))
+    .parse(i)
+}
+
+/// A quoted text, unescaped.
+fn quoted(i: &str) -> Res<'_, Vec<u8>> {
+    let escape = recognize((char('\\'), opt(take(1usize))));
+    let plain = take_while1(|c| c != '"' && c != '\\');
+    map(
+        delimited(
+            char('"'),
+            recognize(many0_count(alt((plain, escape)))),
+            char('"'),
+        ),
+        |s: &str| unescape(s.as_bytes()),
+    )
+    .parse(i)
+}
+
+/// A quoted term standing alone: a word or phrase of the message.
+fn phrase(i: &str) -> Res<'_, Expr> {
+    map(quoted, |mut text| {
+        text.make_ascii_lowercase();
+        Expr::Text(text)
+    })
     .parse(i)
 }
 
@@ -133,6 +150,7 @@ fn unary(i: &str, depth: usize) -> Res<'_, Expr> {
             cut(|i| expr(i, depth + 1)),
             cut((multispace0, char(')'))),
         ),
+        phrase,
         term,
     ))
     .parse(i)
@@ -239,6 +257,21 @@ mod tests {
             parse("measure#db.latency>20ms").unwrap(),
             Expr::Compare(_)
         ));
+    }
+
+    #[test]
+    fn a_quoted_term_alone_is_a_phrase() {
+        assert_eq!(
+            parse(r#""Connection Reset""#).unwrap(),
+            Expr::Text(b"connection reset".to_vec())
+        );
+        let e = parse(r#"status>=500 "timeout" or not "a \"q\"""#).unwrap();
+        let Expr::Or(parts) = e else { panic!("{e:?}") };
+        assert!(matches!(&parts[0], Expr::And(v) if v[1] == Expr::Text(b"timeout".to_vec())));
+        let quoted = Expr::Text(br#"a "q""#.to_vec());
+        assert_eq!(parts[1], Expr::Not(Box::new(quoted)));
+        assert!(parse(r#""k"=v"#).is_err(), "a phrase is no key");
+        assert!(parse(r#""open"#).is_err());
     }
 
     #[test]

@@ -1,0 +1,186 @@
+//! The executor: runs a `Query` over lines, giving the matching lines or a table.
+//!
+//! It takes lines, one at a time, from whatever reads them (a scan of the spool today, an
+//! index's hits later); the caller limits them to the time window and gives them oldest
+//! first. Nothing here knows where lines are kept.
+
+mod agg;
+mod extract;
+mod group;
+pub(crate) mod render;
+mod sketch;
+mod table;
+
+use std::collections::VecDeque;
+
+use logplex::LogLine;
+
+use crate::lang::{LineStage, Query};
+use group::Grouper;
+
+pub use group::DEFAULT_MAX_GROUPS;
+pub use table::{Cell, Column, ColumnKind, Table};
+
+/// Why a query could not be answered.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ExecError {
+    /// More groups than the executor keeps.
+    #[error("more than {limit} groups: narrow the filter or group by fewer keys")]
+    TooManyGroups {
+        /// The bound passed.
+        limit: usize,
+    },
+}
+
+/// The lines a query without aggregation matched.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Lines {
+    /// The lines, oldest first.
+    pub lines: Vec<LogLine>,
+    /// The logfmt fields to show (`fields K,…`), or `None` for the whole message.
+    pub fields: Option<Vec<String>>,
+    /// Matching lines left out: older than the newest `limit` kept.
+    pub omitted: u64,
+}
+
+/// A query's answer.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Output {
+    /// Matching lines (no aggregating stage).
+    Lines(Lines),
+    /// An aggregation's rows.
+    Table(Table),
+}
+
+/// What the executor accumulates.
+#[derive(Debug)]
+enum State {
+    Lines(VecDeque<LogLine>),
+    Groups(Grouper),
+}
+
+/// Runs one query over lines pushed one at a time.
+///
+/// Without aggregation it keeps the matching lines: with `head N` the first N (and then it
+/// is done), else the newest `limit` (older ones are counted in `Lines::omitted`).
+#[derive(Debug)]
+pub struct Executor<'q> {
+    query: &'q Query,
+    limit: usize,
+    state: State,
+    /// Lines that passed the filter, for `head` before an aggregation.
+    passed: usize,
+    /// The first `head` on lines.
+    head: Option<usize>,
+    omitted: u64,
+    result: Result<(), ExecError>,
+}
+
+impl<'q> Executor<'q> {
+    /// An executor for `query` keeping at most `limit` lines (when it gives lines), and at
+    /// most `DEFAULT_MAX_GROUPS` groups.
+    pub fn new(query: &'q Query, limit: usize) -> Self {
+        Self::with_max_groups(query, limit, DEFAULT_MAX_GROUPS)
+    }
+
+    /// `new`, with another bound on groups.
+    pub fn with_max_groups(query: &'q Query, limit: usize, max_groups: usize) -> Self {
+        let state = match &query.aggregate {
+            Some(a) => State::Groups(Grouper::new(a.clone(), max_groups)),
+            None => State::Lines(VecDeque::new()),
+        };
+        let head = query
+            .before
+            .iter()
+            .filter_map(|s| match s {
+                LineStage::Head(n) => Some(*n),
+                LineStage::Fields(_) => None,
+            })
+            .min();
+        Executor {
+            query,
+            limit,
+            state,
+            passed: 0,
+            head,
+            omitted: 0,
+            result: Ok(()),
+        }
+    }
+
+    /// Whether more lines would change nothing (a `head` is full, or an error happened).
+    pub fn is_done(&self) -> bool {
+        self.result.is_err() || self.head.is_some_and(|n| self.passed >= n)
+    }
+
+    /// Takes one line.
+    pub fn push(&mut self, line: LogLine) {
+        if self.is_done() || !self.matches(&line) {
+            return;
+        }
+        self.passed += 1;
+        match &mut self.state {
+            State::Groups(g) => self.result = g.add(&line),
+            State::Lines(kept) => {
+                let cap = self.head.map_or(self.limit, |n| n.min(self.limit));
+                if cap == 0 {
+                    self.omitted += 1;
+                    return;
+                }
+                if kept.len() >= cap {
+                    kept.pop_front();
+                    self.omitted += 1;
+                }
+                kept.push_back(line);
+            }
+        }
+    }
+
+    fn matches(&self, line: &LogLine) -> bool {
+        let attrs = extract::LineAttributes(line);
+        self.query
+            .filter
+            .as_ref()
+            .is_none_or(|p| p.matches_line(&line.message, &attrs))
+    }
+
+    /// The answer.
+    pub fn finish(self) -> Result<Output, ExecError> {
+        self.result?;
+        Ok(match self.state {
+            State::Groups(g) => {
+                let mut table = g.finish();
+                table.apply(&self.query.after);
+                Output::Table(table)
+            }
+            State::Lines(kept) => Output::Lines(Lines {
+                lines: kept.into(),
+                fields: self.query.before.iter().rev().find_map(|s| match s {
+                    LineStage::Fields(f) => Some(f.clone()),
+                    LineStage::Head(_) => None,
+                }),
+                omitted: self.omitted,
+            }),
+        })
+    }
+}
+
+/// Runs `query` over `lines` (oldest first, already within the time window), keeping at most
+/// `limit` lines when it gives lines; stops reading once a `head` is full.
+pub fn run(
+    query: &Query,
+    lines: impl IntoIterator<Item = LogLine>,
+    limit: usize,
+) -> Result<Output, ExecError> {
+    let mut exec = Executor::new(query, limit);
+    for line in lines {
+        if exec.is_done() {
+            break;
+        }
+        exec.push(line);
+    }
+    exec.finish()
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

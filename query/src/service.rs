@@ -1,0 +1,324 @@
+//! The query API, served under `/apps/{app}/` through logplex's `AppResource` (the API has
+//! checked the key and that the caller may see the app):
+//! - `GET /apps/{app}/query?q=…&since=…&until=…&limit=…&format=ndjson|text`: the answer, as
+//!   NDJSON (`application/x-ndjson`, the output contract) or as the text `paas query` prints;
+//! - `POST /apps/{app}/import` `{"lines":[{"time","source","process","message"}…]}`: lines
+//!   of the app's past, straight into its kept lines (not its tails or drains).
+//!
+//! Scanning and running a query are blocking work (file reads, the parser): they run on
+//! tokio's blocking pool, never on the threads that serve ingest.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use logplex::{AppResource, Body, LogLine, Router, Timestamp, api_error, read_body};
+use serde::Deserialize;
+
+use crate::spool::Spool;
+use crate::window::Window;
+use crate::{Output, Query};
+
+/// Limits of the query API.
+#[derive(Clone, Copy, Debug)]
+pub struct ServiceConfig {
+    /// Lines a query returns at most (`limit` may ask for fewer).
+    pub max_lines: usize,
+    /// The largest import body.
+    pub max_import_body: usize,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            max_lines: 10_000,
+            max_import_body: 8 << 20,
+        }
+    }
+}
+
+/// What the query API shares.
+#[derive(Debug)]
+pub struct QueryService {
+    router: Router,
+    spool: Arc<Spool>,
+    config: ServiceConfig,
+}
+
+/// `GET /apps/{app}/query`.
+#[derive(Clone, Debug)]
+pub struct QueryResource(Arc<QueryService>);
+
+/// `POST /apps/{app}/import`.
+#[derive(Clone, Debug)]
+pub struct ImportResource(Arc<QueryService>);
+
+impl QueryService {
+    /// The API over `spool`, whose apps are `router`'s.
+    pub fn new(router: Router, spool: Arc<Spool>, config: ServiceConfig) -> Arc<Self> {
+        Arc::new(QueryService {
+            router,
+            spool,
+            config,
+        })
+    }
+
+    /// The resources to register: `("query", …)` and `("import", …)`.
+    pub fn resources(self: &Arc<Self>) -> [(&'static str, Arc<dyn AppResource>); 2] {
+        [
+            ("query", Arc::new(QueryResource(self.clone()))),
+            ("import", Arc::new(ImportResource(self.clone()))),
+        ]
+    }
+
+    fn app_id(&self, app: &str) -> Option<String> {
+        self.router.app(app).map(|a| a.id)
+    }
+}
+
+fn invalid(message: &str) -> Response<Body> {
+    api_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_params", message)
+}
+
+fn not_found() -> Response<Body> {
+    api_error(StatusCode::NOT_FOUND, "not_found", "No such resource.")
+}
+
+fn internal(e: impl std::fmt::Display) -> Response<Body> {
+    tracing::error!(error = %e, "query");
+    api_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal_error",
+        &format!("The query could not be answered: {e}."),
+    )
+}
+
+fn ok(content_type: &'static str, body: Vec<u8>) -> Response<Body> {
+    let mut r = Response::new(Body::from(Bytes::from(body)));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
+    r
+}
+
+/// A query string's parameters, `+` and `%XX` decoded (the last of a repeated name wins).
+fn params(query: Option<&str>) -> HashMap<String, String> {
+    query
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: Option<&u8>| c.and_then(|c| (*c as char).to_digit(16));
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if hex(b.get(i + 1)).is_some() && hex(b.get(i + 2)).is_some() => {
+                let (h, l) = (hex(b.get(i + 1)).unwrap_or(0), hex(b.get(i + 2)).unwrap_or(0));
+                out.push((h * 16 + l) as u8);
+                i += 2;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl QueryResource {
+    async fn serve(self, req: Request<Incoming>, app: String) -> Response<Body> {
+        if req.method() != Method::GET {
+            return not_found();
+        }
+        let p = params(req.uri().query());
+        let text = p.get("q").map_or("", String::as_str);
+        let query = match Query::parse(text) {
+            Ok(q) => q,
+            Err(e) => return invalid(&format!("The query does not read:\n{e}")),
+        };
+        let window = match Window::parse(
+            p.get("since").map(String::as_str),
+            p.get("until").map(String::as_str),
+            Timestamp::now(),
+        ) {
+            Ok(w) => w,
+            Err(e) => return invalid(&format!("{e}.")),
+        };
+        let max = self.0.config.max_lines;
+        let limit = match p.get("limit").map(|l| l.parse::<usize>()) {
+            None => max,
+            Some(Ok(n)) => n.min(max),
+            Some(Err(_)) => return invalid("limit must be a number."),
+        };
+        let text_format = match p.get("format").map(String::as_str) {
+            None | Some("ndjson") => false,
+            Some("text") => true,
+            Some(other) => return invalid(&format!("format {other:?}: use ndjson or text.")),
+        };
+        let Some(app_id) = self.0.app_id(&app) else {
+            return not_found();
+        };
+        let service = self.0.clone();
+        let answered = tokio::task::spawn_blocking(move || {
+            let output = service.answer(&app_id, &query, window, limit)?;
+            let mut body = Vec::new();
+            if text_format {
+                output.write_text(&mut body);
+            } else {
+                output.write_ndjson(&mut body);
+            }
+            Ok::<_, crate::spool::SpoolError>(body)
+        })
+        .await;
+        match answered {
+            Ok(Ok(body)) if text_format => ok("text/plain; charset=utf-8", body),
+            Ok(Ok(body)) => ok("application/x-ndjson", body),
+            Ok(Err(e)) => internal(e),
+            Err(e) => internal(e),
+        }
+    }
+}
+
+impl QueryService {
+    /// Runs `query` over the app's kept lines in `window`.
+    fn answer(
+        &self,
+        app_id: &str,
+        query: &Query,
+        window: Window,
+        limit: usize,
+    ) -> Result<Output, crate::spool::SpoolError> {
+        let mut failed = None;
+        let lines = self
+            .spool
+            .scan(app_id, window.since, window.until)
+            .map_while(|r| match r {
+                Ok(line) => Some(line),
+                Err(e) => {
+                    failed = Some(e);
+                    None
+                }
+            })
+            .filter(|l| window.contains(l.time));
+        let output = crate::run(query, lines, limit);
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(output),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ImportBody {
+    lines: Vec<ImportLine>,
+}
+
+#[derive(Deserialize)]
+struct ImportLine {
+    time: String,
+    source: String,
+    #[serde(default)]
+    process: String,
+    message: String,
+}
+
+/// The longest source or process an imported line may name.
+const MAX_NAME: usize = 128;
+
+impl ImportResource {
+    async fn serve(self, req: Request<Incoming>, app: String) -> Response<Body> {
+        if req.method() != Method::POST {
+            return not_found();
+        }
+        let Some(app_id) = self.0.app_id(&app) else {
+            return not_found();
+        };
+        let body = match read_body(req, self.0.config.max_import_body).await {
+            Ok(b) => b,
+            Err(r) => return r,
+        };
+        let parsed: ImportBody = match serde_json::from_slice(&body) {
+            Ok(b) => b,
+            Err(e) => return invalid(&format!("The body is not the JSON expected: {e}.")),
+        };
+        let received = Timestamp::now();
+        let mut lines = Vec::with_capacity(parsed.lines.len());
+        for (i, l) in parsed.lines.into_iter().enumerate() {
+            let Ok(time) = Timestamp::parse_rfc3339(l.time.as_bytes()) else {
+                return invalid(&format!("Line {i}: time {:?} is not an RFC 3339 time.", l.time));
+            };
+            if l.source.is_empty() || l.source.len() > MAX_NAME || l.process.len() > MAX_NAME {
+                return invalid(&format!("Line {i}: source and process are 1 to {MAX_NAME} characters."));
+            }
+            lines.push(LogLine {
+                received,
+                time,
+                app: logplex::AppName::from(app.as_str()),
+                source: Bytes::from(l.source),
+                process: Bytes::from(l.process),
+                facility: 1,
+                severity: 6,
+                message: Bytes::from(l.message),
+                seq: 0,
+            });
+        }
+        let n = lines.len();
+        let spool = self.0.spool.clone();
+        match tokio::task::spawn_blocking(move || spool.append(&app_id, &lines)).await {
+            Ok(Ok(())) => logplex::api_json(StatusCode::OK, &serde_json::json!({ "imported": n })),
+            Ok(Err(e)) => internal(e),
+            Err(e) => internal(e),
+        }
+    }
+}
+
+impl AppResource for QueryResource {
+    fn handle(
+        &self,
+        req: Request<Incoming>,
+        app: String,
+        _rest: Vec<String>,
+    ) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> {
+        Box::pin(self.clone().serve(req, app))
+    }
+}
+
+impl AppResource for ImportResource {
+    fn handle(
+        &self,
+        req: Request<Incoming>,
+        app: String,
+        _rest: Vec<String>,
+    ) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> {
+        Box::pin(self.clone().serve(req, app))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_strings_decode() {
+        let p = params(Some("q=status%3E%3D500+%7C+count+by+path&since=15m&x&q2=%zz"));
+        assert_eq!(p["q"], "status>=500 | count by path");
+        assert_eq!(p["since"], "15m");
+        assert_eq!(p["x"], "");
+        assert_eq!(p["q2"], "%zz");
+        assert!(params(None).is_empty());
+    }
+}
