@@ -6,3 +6,10 @@
 //! Layout: `lang/` (the query language: parse, errors with a caret), `exec/` (stages,
 //! aggregations with units, output as rows, tables and charts), `spool/` (every line an app
 //! accepted, kept on disk in time order, a router-wide consumer; what queries scan).
+
+mod spool;
+
+pub use spool::{
+    AppSpoolStats, FORMAT_VERSION as SPOOL_FORMAT_VERSION, Position, SYNC_INTERVAL, Scan, Spool,
+    SpoolConfig, SpoolError, SpoolWriter, SpoolWriterConfig, SpoolWriterHandle, SpoolWriterStats,
+};
