@@ -242,6 +242,13 @@ impl AppSpool {
     }
 }
 
+impl Drop for AppSpool {
+    /// Syncs what was written, best effort (a clean close calls `Spool::sync` first).
+    fn drop(&mut self) {
+        let _ = self.sync();
+    }
+}
+
 /// The base positions of the segment files in `dir`, in order (none if it does not exist).
 fn list_segments(dir: &Path) -> Result<Vec<u64>, SpoolError> {
     let entries = match fs::read_dir(dir) {

@@ -179,6 +179,8 @@ struct Inner {
     dir: PathBuf,
     config: SpoolConfig,
     apps: Mutex<HashMap<String, Arc<Mutex<AppSpool>>>>,
+    /// Held while an app is opened from disk.
+    opening: Mutex<()>,
     /// Ids removed while open: never written again (ids are not reused).
     removed: Mutex<HashSet<String>>,
     counters: Arc<Counters>,
@@ -213,6 +215,7 @@ impl Spool {
                 dir,
                 config,
                 apps: Mutex::new(HashMap::new()),
+                opening: Mutex::new(()),
                 removed: Mutex::new(HashSet::new()),
                 counters: Arc::default(),
                 _lock: lock,
@@ -303,6 +306,7 @@ impl Spool {
     /// Deletes everything the app kept, at once; it is never written again.
     pub fn remove_app(&self, app_id: &str) -> Result<(), SpoolError> {
         check_app_id(app_id)?;
+        let _opening = lock(&self.inner.opening);
         lock(&self.inner.removed).insert(app_id.to_owned());
         let open = lock(&self.inner.apps).remove(app_id);
         // Waits for a write in progress; later ones see the tombstone.
@@ -365,12 +369,17 @@ impl Spool {
     /// The app's spool, opened from disk the first time.
     fn app(&self, app_id: &str) -> Result<Arc<Mutex<AppSpool>>, SpoolError> {
         check_app_id(app_id)?;
-        let mut apps = lock(&self.inner.apps);
-        if let Some(app) = apps.get(app_id) {
+        if let Some(app) = lock(&self.inner.apps).get(app_id) {
+            return Ok(app.clone());
+        }
+        // Opened outside the map's lock (it may read a whole segment, and cut its tail), one
+        // app at a time, so that apps already open are not held up.
+        let _opening = lock(&self.inner.opening);
+        if let Some(app) = lock(&self.inner.apps).get(app_id) {
             return Ok(app.clone());
         }
         let app = Arc::new(Mutex::new(AppSpool::open(self.inner.dir.join(app_id))?));
-        apps.insert(app_id.to_owned(), app.clone());
+        lock(&self.inner.apps).insert(app_id.to_owned(), app.clone());
         Ok(app)
     }
 }

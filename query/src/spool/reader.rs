@@ -80,6 +80,11 @@ impl RecordReader {
         &self.app
     }
 
+    /// Gives its lines this app name instead of the header's.
+    pub(super) fn set_app(&mut self, app: AppName) {
+        self.app = app;
+    }
+
     /// Where the records start.
     pub(super) fn header_len(&self) -> u64 {
         self.header_len

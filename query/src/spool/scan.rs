@@ -80,6 +80,9 @@ impl Scan {
             self.counters
                 .segments_opened
                 .fetch_add(1, Ordering::Relaxed);
+            if !self.app.as_str().is_empty() {
+                reader.set_app(self.app.clone());
+            }
             if let Some(start) = self.start.take()
                 && start > seg.base
             {
@@ -116,12 +119,9 @@ impl Scan {
                 continue;
             };
             match reader.next_record()? {
-                Some((Record::Line(mut line), end)) => {
+                Some((Record::Line(line), end)) => {
                     self.position = *base + end;
                     if self.in_window(&line) {
-                        if !self.app.as_str().is_empty() {
-                            line.app = self.app.clone();
-                        }
                         return Ok(Some(line));
                     }
                 }

@@ -326,7 +326,7 @@ fn a_directory_has_one_spool_open_at_a_time() {
 fn measure_scan_speed() {
     let dir = tempfile::tempdir().unwrap();
     let spool = Spool::open(dir.path(), SpoolConfig::default()).unwrap();
-    let n = 2_000_000u64;
+    let n = 1_000_000u64;
     for chunk in (0..n).step_by(10_000) {
         spool.append(APP, &lines(chunk..chunk + 10_000)).unwrap();
     }
