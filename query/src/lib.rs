@@ -5,7 +5,7 @@
 //!
 //! Layout: `lang/` (the query language: parse, errors with a caret), `exec/` (stages,
 //! aggregations with units, output as rows, tables and charts), `spool/` (every line an app
-//! accepted, kept on disk in time order, a router-wide consumer; what queries scan).
+//! accepted, kept on disk in arrival order, a router-wide consumer; what queries scan).
 //!
 //! ```
 //! use logplex::{AppName, LogLine, Timestamp};
@@ -35,10 +35,31 @@
 //! let e = query::Query::parse("status>=500 | cuont").unwrap_err();
 //! assert!(e.to_string().ends_with("^ column 15: unknown stage \"cuont\"; the stages are count, count by K, top N K, sum(K), avg(K), min(K), max(K), pNN(K) (a comma list, optionally `by K`), timechart SPAN [AGGS] [by K], fields K,…, sort [-]COLUMN, head N"));
 //! ```
+//!
+//! The spool keeps what a query reads:
+//!
+//! ```
+//! use query::{Spool, SpoolConfig};
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let line = logplex::LogLine {
+//! #     received: logplex::Timestamp::from_micros(1), time: logplex::Timestamp::from_micros(1),
+//! #     app: logplex::AppName::from("shop"), source: "app".into(), process: "web.1".into(),
+//! #     facility: 1, severity: 6, message: "at=info status=200".into(), seq: 1,
+//! # };
+//! let spool = Spool::open(dir.path().join("spool"), SpoolConfig::default())?;
+//! spool.append("0b7e6f1c-2b4a-4c1e-9d3f-5a6b7c8d9e0f", &[line.clone()])?;
+//! let kept: Vec<_> = spool
+//!     .scan("0b7e6f1c-2b4a-4c1e-9d3f-5a6b7c8d9e0f", None, None)?
+//!     .collect::<Result<_, _>>()?;
+//! assert_eq!(kept, vec![line]);
+//! # Ok::<(), query::SpoolError>(())
+//! ```
+
 
 mod exec;
 mod import;
 mod lang;
+mod spool;
 mod window;
 
 pub use exec::render::{DEFAULT_CHART_WIDTH, write_human, write_ndjson};
@@ -47,4 +68,8 @@ pub use exec::{
 };
 pub use import::{ImportedLine, read_line};
 pub use lang::{MAX_LIST, MAX_QUERY_LEN, MAX_ROWS, MAX_STAGES, Query, QueryError};
+pub use spool::{
+    AppSpoolStats, FORMAT_VERSION as SPOOL_FORMAT_VERSION, Position, SYNC_INTERVAL, Scan, Spool,
+    SpoolConfig, SpoolError, SpoolWriter, SpoolWriterConfig, SpoolWriterHandle, SpoolWriterStats,
+};
 pub use window::{Window, WindowError};
