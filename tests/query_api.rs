@@ -15,7 +15,7 @@ use support::{KEY, Router, TempDir, frame, send};
 /// A router line of request `i`: path, status and service time vary with `i`.
 fn router_line(i: usize) -> (String, u16, u64) {
     let path = format!("/p{}", i % 7);
-    let status = if i % 10 == 0 { 503 } else { 200 };
+    let status = if i.is_multiple_of(10) { 503 } else { 200 };
     let service = (i * 37 % 1000) as u64 + 1;
     (path, status, service)
 }
@@ -62,7 +62,10 @@ fn wait_rows(router: &Router, args: &[&str], check: impl Fn(&[Value]) -> bool) -
         if check(&rows) {
             return rows;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "{args:?}: {rows:?}");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{args:?}: {rows:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -75,7 +78,9 @@ fn lines_counts_and_percentiles_match_an_independent_computation() {
     let n = 700;
     send_router_lines(&router, "shop", &token, n);
 
-    let errors = wait_rows(&router, &["-a", "shop", "status>=500"], |r| r.len() == n / 10);
+    let errors = wait_rows(&router, &["-a", "shop", "status>=500"], |r| {
+        r.len() == n / 10
+    });
     assert_eq!(errors[0]["process"], "router");
     assert_eq!(errors[0]["fields"]["status"], "503");
     assert!(errors[0]["time"].as_str().unwrap().ends_with("+00:00"));
@@ -94,9 +99,19 @@ fn lines_counts_and_percentiles_match_an_independent_computation() {
         assert_eq!(row["count"].as_u64(), Some(by_path[path].0), "{row}");
     }
     let counts: Vec<u64> = rows.iter().map(|r| r["count"].as_u64().unwrap()).collect();
-    assert!(counts.windows(2).all(|w| w[0] >= w[1]), "highest first: {counts:?}");
+    assert!(
+        counts.windows(2).all(|w| w[0] >= w[1]),
+        "highest first: {counts:?}"
+    );
 
-    let rows = query_json(&router, &["-a", "shop", "* | p50(service),p99(service),avg(service) by path"]);
+    let rows = query_json(
+        &router,
+        &[
+            "-a",
+            "shop",
+            "* | p50(service),p99(service),avg(service) by path",
+        ],
+    );
     for row in &rows {
         let mut values = by_path[row["path"].as_str().unwrap()].1.clone();
         values.sort_unstable();
@@ -109,18 +124,26 @@ fn lines_counts_and_percentiles_match_an_independent_computation() {
             let lo = ((q * (n - 1.0)).floor() as usize).saturating_sub(1);
             let hi = ((q * n).ceil() as usize).min(values.len() - 1);
             assert!(
-                values[lo..=hi].iter().any(|&v| (got - v as f64).abs() <= v as f64 * 0.01),
+                values[lo..=hi]
+                    .iter()
+                    .any(|&v| (got - v as f64).abs() <= v as f64 * 0.01),
                 "{name}: {got} not near {:?} in {row}",
                 &values[lo..=hi]
             );
         }
         let got = row["avg(service)"].as_f64().unwrap();
-        assert!((got - avg).abs() < 1e-6 * avg.max(1.0), "avg {got} vs {avg}");
+        assert!(
+            (got - avg).abs() < 1e-6 * avg.max(1.0),
+            "avg {got} vs {avg}"
+        );
     }
 
     let text = router.paas(&["query", "-a", "shop", "* | count by status"]);
     let text = String::from_utf8_lossy(&text.stdout);
-    assert!(text.contains("status") && text.contains("count") && text.contains("503"), "{text}");
+    assert!(
+        text.contains("status") && text.contains("count") && text.contains("503"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -161,28 +184,52 @@ fn imported_files_keep_their_times_and_answers_survive_restarts() {
     }
     std::fs::write(&file, text).unwrap();
     let out = router.paas(&["import", "-a", "shop", file.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("imported 50 lines"));
-    let window = ["--since", "2026-11-21T12:10:00Z", "--until", "2026-11-21T12:20:00Z"];
-    let rows = wait_rows(&router, &[&["-a", "shop", "*"], &window[..]].concat(), |r| r.len() == 10);
+    let window = [
+        "--since",
+        "2026-11-21T12:10:00Z",
+        "--until",
+        "2026-11-21T12:20:00Z",
+    ];
+    let rows = wait_rows(
+        &router,
+        &[&["-a", "shop", "*"], &window[..]].concat(),
+        |r| r.len() == 10,
+    );
     assert_eq!(rows[0]["source"], "heroku");
     assert_eq!(rows[0]["time"], "2026-11-21T12:10:00.000000+00:00");
-    assert_eq!(router.stats("shop")["accepted"], 0, "imports are not live lines");
+    assert_eq!(
+        router.stats("shop")["accepted"],
+        0,
+        "imports are not live lines"
+    );
 
     router.terminate();
     let mut router = Router::start(&dir.0, &[]);
-    assert_eq!(query_json(&router, &["-a", "shop", "* | count"])[0]["count"], 50);
-    let token = router
-        .get_json("/apps/shop/tokens")[0]["token"]
+    assert_eq!(
+        query_json(&router, &["-a", "shop", "* | count"])[0]["count"],
+        50
+    );
+    let token = router.get_json("/apps/shop/tokens")[0]["token"]
         .as_str()
         .unwrap()
         .to_owned();
     send_router_lines(&router, "shop", &token, 20);
-    wait_rows(&router, &["-a", "shop", "* | count"], |r| r[0]["count"] == 70);
+    wait_rows(&router, &["-a", "shop", "* | count"], |r| {
+        r[0]["count"] == 70
+    });
     // A SIGKILL loses at most what was not yet flushed (100 ms): wait past that first.
     std::thread::sleep(Duration::from_millis(300));
     let _ = router.child.kill();
     let _ = router.child.wait();
     let router = Router::start(&dir.0, &[]);
-    assert_eq!(query_json(&router, &["-a", "shop", "* | count"])[0]["count"], 70);
+    assert_eq!(
+        query_json(&router, &["-a", "shop", "* | count"])[0]["count"],
+        70
+    );
 }

@@ -24,6 +24,7 @@ mod line;
 mod notice;
 mod persist;
 mod platform;
+mod printable;
 mod registry;
 mod rfc5424;
 mod router;
@@ -33,7 +34,7 @@ mod tls;
 
 pub use api::{
     ApiConfig, ApiState, AppResource, Body, ChannelBody, Sessions, error as api_error,
-    json as api_json, no_such_app, read_body, read_json, serve_api,
+    full as api_full, json as api_json, no_such_app, read_body, read_json, serve_api,
 };
 pub use component::{Component, StopFuture};
 pub use filter::{LineFilter, PLATFORM_PROCESSES};
@@ -45,6 +46,7 @@ pub use persist::{HistoryFileError, decode_history, encode_history};
 pub use platform::{
     LOGPLEX_PROCESS, certificate_error, drain_overflow, drain_refused, rate_limited, tail_overflow,
 };
+pub use printable::printable;
 pub use registry::{
     ApiKey, App, Caller, KeyOrigin, KeyScope, NewKey, RESERVED_SOURCES, Registry, RegistryError,
     RegistryLimits, Token, is_valid_app_name,

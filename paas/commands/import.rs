@@ -73,13 +73,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let runtime = crate::commands::runtime()?;
     let stdin = [std::path::PathBuf::from("-")];
-    let files = if args.files.is_empty() { &stdin[..] } else { &args.files[..] };
+    let files = if args.files.is_empty() {
+        &stdin[..]
+    } else {
+        &args.files[..]
+    };
     for path in files {
         let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
             Box::new(std::io::stdin().lock())
         } else {
-            let file = std::fs::File::open(path)
-                .with_context(|| format!("reading {}", path.display()))?;
+            let file =
+                std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
             Box::new(std::io::BufReader::with_capacity(1 << 20, file))
         };
         runtime.block_on(import(&client, &app, reader, &mut progress))?;
@@ -135,7 +139,11 @@ async fn send(client: &Client, app: &str, lines: Vec<Value>) -> anyhow::Result<(
     let body = json!({ "lines": lines });
     loop {
         let response = client
-            .call(Method::POST, &format!("/apps/{app}/import"), Some(body.clone()))
+            .call(
+                Method::POST,
+                &format!("/apps/{app}/import"),
+                Some(body.clone()),
+            )
             .await?;
         match response.status {
             StatusCode::OK | StatusCode::CREATED | StatusCode::NO_CONTENT => return Ok(()),

@@ -155,6 +155,12 @@ pub struct RouterArgs {
     /// Bytes a log-session filter (a logfmt predicate) may have; a longer one gets 422.
     #[arg(long, default_value_t = 4096)]
     max_filter_bytes: usize,
+    /// How long an app's lines are kept for `paas query`: a duration (7d, 12h).
+    #[arg(long, default_value = "7d")]
+    query_retention: String,
+    /// Megabytes of lines one app keeps for `paas query` at most (the oldest go first).
+    #[arg(long, default_value_t = 1024)]
+    query_max_mb_per_app: u64,
 }
 
 /// A `--public-url`: `http://` or `https://` and a host, with no trailing `/`.
@@ -200,6 +206,26 @@ impl RouterArgs {
         c.delivery.connect_timeout = secs(self.drain_timeout, "drain-timeout")?;
         c.delivery.send_timeout = secs(self.drain_timeout, "drain-timeout")?;
         Ok(c)
+    }
+
+    /// What the query engine keeps.
+    pub fn spool(&self) -> anyhow::Result<query::SpoolConfig> {
+        let retention = match self.query_retention.strip_suffix('d') {
+            Some(days) => days.parse::<f64>().ok().map(|d| d * 86_400.0),
+            None => logfmt::parse_duration(&self.query_retention),
+        }
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .with_context(|| {
+            format!(
+                "--query-retention {:?} is not a duration (7d, 12h)",
+                self.query_retention
+            )
+        })?;
+        Ok(query::SpoolConfig {
+            max_age: secs(retention, "query-retention")?,
+            max_bytes_per_app: self.query_max_mb_per_app.saturating_mul(1 << 20),
+            ..Default::default()
+        })
     }
 
     pub fn config(&self) -> anyhow::Result<LogplexConfig> {
@@ -256,6 +282,7 @@ pub struct Args {
 pub async fn start(
     config: LogplexConfig,
     drains: drains::DrainsConfig,
+    spool: query::SpoolConfig,
     who: &str,
     app: Option<&str>,
 ) -> anyhow::Result<Logplex> {
@@ -267,6 +294,17 @@ pub async fn start(
         .register("log-drains", std::sync::Arc::new(drains.clone()));
     logplex.api().register_metrics(drains.metrics());
     logplex.add_component(std::sync::Arc::new(drains));
+    let engine = query::QueryEngine::start(
+        logplex.router(),
+        &data_dir.join("spool"),
+        spool,
+        query::ServiceConfig::default(),
+    )?;
+    for (name, resource) in engine.service().resources() {
+        logplex.api().register(name, resource);
+    }
+    logplex.api().register_metrics(engine.clone());
+    logplex.add_component(engine);
     let a = logplex.addresses();
     println!("{who}: api on {} (POST /logs for ingest)", a.api_url());
     if let Some(s) = a.syslog {
@@ -340,7 +378,14 @@ pub async fn terminated() -> anyhow::Result<&'static str> {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     crate::commands::runtime()?.block_on(async {
         let config = args.router.config()?;
-        let logplex = start(config, args.router.drains()?, "paas logplex", None).await?;
+        let logplex = start(
+            config,
+            args.router.drains()?,
+            args.router.spool()?,
+            "paas logplex",
+            None,
+        )
+        .await?;
         let why = terminated().await?;
         println!("paas logplex: {why}, stopping");
         // The router closes its channels; then its components (the drains send what waits),

@@ -3,8 +3,6 @@
 //! prints each line as Heroku shows it, `TIME SOURCE[PROCESS]: MESSAGE`, coloured by process
 //! on a terminal, or as JSON with the message's logfmt fields (`--json`).
 
-use std::borrow::Cow;
-use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
@@ -130,37 +128,8 @@ fn process_color(source: &str, process: &str) -> &'static str {
     PALETTE[hash as usize % PALETTE.len()]
 }
 
-/// A tenant's text made safe for a terminal: control characters (C0 but tab, DEL, C1) and the
-/// bidirectional overrides are written as escapes, so that a message cannot move the cursor,
-/// set the clipboard (OSC 52), retitle the window, or start a new line that looks like
-/// another source's (`\n2026-… paas[router]: …`). Text without them is borrowed as it is.
-fn printable(text: &str) -> Cow<'_, str> {
-    let unsafe_char = |c: char| {
-        (c.is_control() && c != '\t')
-            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-    };
-    if !text.contains(unsafe_char) {
-        return Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            c if unsafe_char(c) && (c as u32) < 0x100 => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c if unsafe_char(c) => {
-                let _ = write!(out, "\\u{{{:x}}}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    Cow::Owned(out)
-}
-
 fn write_line(out: &mut impl Write, v: &Value, color: bool) -> std::io::Result<()> {
-    let s = |k: &str| printable(v[k].as_str().unwrap_or(""));
+    let s = |k: &str| logplex::printable(v[k].as_str().unwrap_or(""));
     let (time, source, process, message) = (s("time"), s("source"), s("process"), s("message"));
     let (time, source, process, message) = (&*time, &*source, &*process, &*message);
     let header = if process.is_empty() {
@@ -208,31 +177,4 @@ fn write_json(out: &mut impl Write, v: &Value) -> std::io::Result<()> {
         "fields": fields,
     });
     writeln!(out, "{obj}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tenant_text_cannot_drive_the_terminal() {
-        assert!(matches!(
-            printable("at=info status=200\tok ünï"),
-            Cow::Borrowed(_)
-        ));
-        assert_eq!(
-            printable("a\x1b]52;c;ZXZpbA==\x07b"),
-            "a\\x1b]52;c;ZXZpbA==\\x07b",
-            "OSC 52 clipboard write"
-        );
-        assert_eq!(
-            printable("ok\n2026-11-21T12:00:00+00:00 paas[router]: forged\r"),
-            "ok\\n2026-11-21T12:00:00+00:00 paas[router]: forged\\r"
-        );
-        assert_eq!(
-            printable("\u{9b}31m \u{202e}txt.exe"),
-            "\\x9b31m \\u{202e}txt.exe"
-        );
-        assert_eq!(printable("del\x7f"), "del\\x7f");
-    }
 }

@@ -52,7 +52,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         path.push_str(&format!("&limit={limit}"));
     }
     crate::commands::runtime()?.block_on(async move {
-        let accept = if args.json { "application/x-ndjson" } else { "text/plain" };
+        let accept = if args.json {
+            "application/x-ndjson"
+        } else {
+            "text/plain"
+        };
         let response = client.send(Method::GET, &path, None, accept, true).await?;
         let status = response.status();
         let body = response.into_body().collect().await?.to_bytes();

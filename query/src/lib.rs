@@ -55,19 +55,22 @@
 //! # Ok::<(), query::SpoolError>(())
 //! ```
 
-
+mod engine;
 mod exec;
 mod import;
 mod lang;
+mod service;
 mod spool;
 mod window;
 
+pub use engine::QueryEngine;
 pub use exec::render::{DEFAULT_CHART_WIDTH, write_human, write_ndjson};
 pub use exec::{
     Cell, Column, ColumnKind, DEFAULT_MAX_GROUPS, ExecError, Executor, Lines, Output, Table, run,
 };
 pub use import::{ImportedLine, read_line};
 pub use lang::{MAX_LIST, MAX_QUERY_LEN, MAX_ROWS, MAX_STAGES, Query, QueryError};
+pub use service::{ImportResource, QueryResource, QueryService, ServiceConfig};
 pub use spool::{
     AppSpoolStats, FORMAT_VERSION as SPOOL_FORMAT_VERSION, Position, SYNC_INTERVAL, Scan, Spool,
     SpoolConfig, SpoolError, SpoolWriter, SpoolWriterConfig, SpoolWriterHandle, SpoolWriterStats,

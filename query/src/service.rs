@@ -16,12 +16,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use logplex::{AppResource, Body, LogLine, Router, Timestamp, api_error, read_body};
+use logplex::{AppResource, Body, LogLine, Router, Timestamp, api_error, api_full, read_body};
 use serde::Deserialize;
 
-use crate::spool::Spool;
 use crate::window::Window;
-use crate::{Output, Query};
+use crate::{
+    DEFAULT_CHART_WIDTH, ExecError, Output, Query, Spool, SpoolError, write_human, write_ndjson,
+};
 
 /// Limits of the query API.
 #[derive(Clone, Copy, Debug)]
@@ -45,7 +46,7 @@ impl Default for ServiceConfig {
 #[derive(Debug)]
 pub struct QueryService {
     router: Router,
-    spool: Arc<Spool>,
+    spool: Spool,
     config: ServiceConfig,
 }
 
@@ -59,7 +60,7 @@ pub struct ImportResource(Arc<QueryService>);
 
 impl QueryService {
     /// The API over `spool`, whose apps are `router`'s.
-    pub fn new(router: Router, spool: Arc<Spool>, config: ServiceConfig) -> Arc<Self> {
+    pub fn new(router: Router, spool: Spool, config: ServiceConfig) -> Arc<Self> {
         Arc::new(QueryService {
             router,
             spool,
@@ -97,15 +98,6 @@ fn internal(e: impl std::fmt::Display) -> Response<Body> {
     )
 }
 
-fn ok(content_type: &'static str, body: Vec<u8>) -> Response<Body> {
-    let mut r = Response::new(Body::from(Bytes::from(body)));
-    r.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static(content_type),
-    );
-    r
-}
-
 /// A query string's parameters, `+` and `%XX` decoded (the last of a repeated name wins).
 fn params(query: Option<&str>) -> HashMap<String, String> {
     query
@@ -128,7 +120,10 @@ fn decode(s: &str) -> String {
         match b[i] {
             b'+' => out.push(b' '),
             b'%' if hex(b.get(i + 1)).is_some() && hex(b.get(i + 2)).is_some() => {
-                let (h, l) = (hex(b.get(i + 1)).unwrap_or(0), hex(b.get(i + 2)).unwrap_or(0));
+                let (h, l) = (
+                    hex(b.get(i + 1)).unwrap_or(0),
+                    hex(b.get(i + 2)).unwrap_or(0),
+                );
                 out.push((h * 16 + l) as u8);
                 i += 2;
             }
@@ -140,8 +135,8 @@ fn decode(s: &str) -> String {
 }
 
 impl QueryResource {
-    async fn serve(self, req: Request<Incoming>, app: String) -> Response<Body> {
-        if req.method() != Method::GET {
+    async fn serve(self, req: Request<Incoming>, app: String, rest: Vec<String>) -> Response<Body> {
+        if req.method() != Method::GET || !rest.is_empty() {
             return not_found();
         }
         let p = params(req.uri().query());
@@ -177,20 +172,31 @@ impl QueryResource {
             let output = service.answer(&app_id, &query, window, limit)?;
             let mut body = Vec::new();
             if text_format {
-                output.write_text(&mut body);
+                write_human(&output, DEFAULT_CHART_WIDTH, &mut body);
             } else {
-                output.write_ndjson(&mut body);
+                write_ndjson(&output, &mut body);
             }
-            Ok::<_, crate::spool::SpoolError>(body)
+            Ok::<_, Failure>(body)
         })
         .await;
         match answered {
-            Ok(Ok(body)) if text_format => ok("text/plain; charset=utf-8", body),
-            Ok(Ok(body)) => ok("application/x-ndjson", body),
-            Ok(Err(e)) => internal(e),
+            Ok(Ok(body)) if text_format => {
+                api_full(StatusCode::OK, "text/plain; charset=utf-8", body)
+            }
+            Ok(Ok(body)) => api_full(StatusCode::OK, "application/x-ndjson", body),
+            Ok(Err(Failure::Exec(e))) => invalid(&format!("{e}.")),
+            Ok(Err(Failure::Spool(e))) => internal(e),
             Err(e) => internal(e),
         }
     }
+}
+
+/// Why a query got no answer: it asks too much of the executor (the caller's to fix), or the
+/// spool could not be read (ours).
+#[derive(Debug)]
+enum Failure {
+    Exec(ExecError),
+    Spool(SpoolError),
 }
 
 impl QueryService {
@@ -201,11 +207,13 @@ impl QueryService {
         query: &Query,
         window: Window,
         limit: usize,
-    ) -> Result<Output, crate::spool::SpoolError> {
+    ) -> Result<Output, Failure> {
         let mut failed = None;
-        let lines = self
+        let scan = self
             .spool
             .scan(app_id, window.since, window.until)
+            .map_err(Failure::Spool)?;
+        let lines = scan
             .map_while(|r| match r {
                 Ok(line) => Some(line),
                 Err(e) => {
@@ -214,10 +222,10 @@ impl QueryService {
                 }
             })
             .filter(|l| window.contains(l.time));
-        let output = crate::run(query, lines, limit);
+        let output = crate::run(query, lines, limit).map_err(Failure::Exec);
         match failed {
-            Some(e) => Err(e),
-            None => Ok(output),
+            Some(e) => Err(Failure::Spool(e)),
+            None => output,
         }
     }
 }
@@ -240,8 +248,8 @@ struct ImportLine {
 const MAX_NAME: usize = 128;
 
 impl ImportResource {
-    async fn serve(self, req: Request<Incoming>, app: String) -> Response<Body> {
-        if req.method() != Method::POST {
+    async fn serve(self, req: Request<Incoming>, app: String, rest: Vec<String>) -> Response<Body> {
+        if req.method() != Method::POST || !rest.is_empty() {
             return not_found();
         }
         let Some(app_id) = self.0.app_id(&app) else {
@@ -259,10 +267,15 @@ impl ImportResource {
         let mut lines = Vec::with_capacity(parsed.lines.len());
         for (i, l) in parsed.lines.into_iter().enumerate() {
             let Ok(time) = Timestamp::parse_rfc3339(l.time.as_bytes()) else {
-                return invalid(&format!("Line {i}: time {:?} is not an RFC 3339 time.", l.time));
+                return invalid(&format!(
+                    "Line {i}: time {:?} is not an RFC 3339 time.",
+                    l.time
+                ));
             };
             if l.source.is_empty() || l.source.len() > MAX_NAME || l.process.len() > MAX_NAME {
-                return invalid(&format!("Line {i}: source and process are 1 to {MAX_NAME} characters."));
+                return invalid(&format!(
+                    "Line {i}: source and process are 1 to {MAX_NAME} characters."
+                ));
             }
             lines.push(LogLine {
                 received,
@@ -291,9 +304,9 @@ impl AppResource for QueryResource {
         &self,
         req: Request<Incoming>,
         app: String,
-        _rest: Vec<String>,
+        rest: Vec<String>,
     ) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> {
-        Box::pin(self.clone().serve(req, app))
+        Box::pin(self.clone().serve(req, app, rest))
     }
 }
 
@@ -302,9 +315,9 @@ impl AppResource for ImportResource {
         &self,
         req: Request<Incoming>,
         app: String,
-        _rest: Vec<String>,
+        rest: Vec<String>,
     ) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> {
-        Box::pin(self.clone().serve(req, app))
+        Box::pin(self.clone().serve(req, app, rest))
     }
 }
 
@@ -314,7 +327,9 @@ mod tests {
 
     #[test]
     fn query_strings_decode() {
-        let p = params(Some("q=status%3E%3D500+%7C+count+by+path&since=15m&x&q2=%zz"));
+        let p = params(Some(
+            "q=status%3E%3D500+%7C+count+by+path&since=15m&x&q2=%zz",
+        ));
         assert_eq!(p["q"], "status>=500 | count by path");
         assert_eq!(p["since"], "15m");
         assert_eq!(p["x"], "");

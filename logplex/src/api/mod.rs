@@ -26,7 +26,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
 pub use body::read_body;
-pub use response::{Body, ChannelBody, error, json, no_such_app};
+pub use response::{Body, ChannelBody, error, full, json, no_such_app};
 pub use sessions::Sessions;
 
 use crate::accept::AcceptFailures;
@@ -35,7 +35,7 @@ use crate::notice::Notice;
 use crate::registry::{Caller, KeyScope};
 use crate::router::Router;
 use limits::{BodyBudget, Refusals};
-use response::{full, unauthorized};
+use response::unauthorized;
 
 /// Limits and timings of the API.
 #[derive(Clone, Debug)]

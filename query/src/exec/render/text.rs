@@ -4,18 +4,22 @@ use logplex::TimeFormatCache;
 
 use crate::exec::{Cell, Lines, Table};
 
-/// Lines as `paas logs` prints them; with `fields`, the message shows only those pairs.
+/// Lines as `paas logs` prints them (tenants' text escaped for a terminal); with `fields`,
+/// the message shows only those pairs.
 pub(super) fn lines(lines: &Lines, out: &mut Vec<u8>) {
     let mut cache = TimeFormatCache::default();
+    let mut shown_line = Vec::with_capacity(256);
     for line in &lines.lines {
+        shown_line.clear();
         match &lines.fields {
-            None => line.write_display_cached(out, &mut cache),
+            None => line.write_display_cached(&mut shown_line, &mut cache),
             Some(fields) => {
                 let mut shown = line.clone();
                 shown.message = selected(&line.message, fields).into();
-                shown.write_display_cached(out, &mut cache);
+                shown.write_display_cached(&mut shown_line, &mut cache);
             }
         }
+        out.extend_from_slice(logplex::printable(&String::from_utf8_lossy(&shown_line)).as_bytes());
         out.push(b'\n');
     }
 }
@@ -56,7 +60,7 @@ pub(super) fn number(n: f64) -> String {
 
 pub(super) fn cell(c: &Cell) -> String {
     match c {
-        Cell::Text(t) => t.clone(),
+        Cell::Text(t) => logplex::printable(t).into_owned(),
         Cell::Number(n) => number(*n),
         Cell::Time(t) => t.to_string(),
         Cell::Empty => "-".into(),
