@@ -6,6 +6,7 @@
 //! logplex-load tail-latency --api URL --key K --app A --token T --syslog HOST:PORT
 //!                   [--rate 100000] [--seconds 5] [--ndjson]
 //! logplex-load sink [--listen 127.0.0.1:0] [--expect N] [--quiet-secs 10] [--ignore-pri P]
+//! logplex-load corpus [--lines 10000000] [--paths 600000] [--minutes 60] [--out FILE]
 //! ```
 //!
 //! `send` builds a pool of Heroku router-line frames (about 200 bytes each, RFC 6587 octet
@@ -16,6 +17,7 @@
 //! the tail's reader. `sink` is a syslog receiver that counts the frames a drain (or a relay)
 //! delivers (`benches/drains/relay.sh`). All end with one `result key=value …` line for scripts.
 
+mod corpus;
 mod frames;
 mod http;
 mod latency;
@@ -42,6 +44,9 @@ enum Command {
     TailLatency(latency::Args),
     /// Count the syslog frames that arrive over TCP (octet counted or newline framed).
     Sink(sink::Args),
+    /// Write a file of Heroku-shaped log lines (as `heroku logs` prints them) for the query
+    /// benchmark.
+    Corpus(corpus::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -49,5 +54,6 @@ fn main() -> anyhow::Result<()> {
         Command::Send(args) => send::run(args),
         Command::TailLatency(args) => latency::run(args),
         Command::Sink(args) => sink::run(args),
+        Command::Corpus(args) => corpus::run(args),
     }
 }
