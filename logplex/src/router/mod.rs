@@ -476,4 +476,5 @@ mod tests {
 }
 
 #[cfg(test)]
+#[path = "tests/contract.rs"]
 mod contract_tests;
