@@ -116,3 +116,74 @@ proptest! {
         }
     }
 }
+
+/// A filter of a few comparisons joined by `and`/`or`/`not`, over the keys and values the
+/// lines below use.
+fn small_filter() -> impl Strategy<Value = String> {
+    let term = (
+        prop::sample::select(vec!["a", "b", "status", "path", "source"]),
+        prop::sample::select(vec!["=", "!=", "~", ">", "<=", ""]),
+        prop::sample::select(vec!["1", "503", "/x", "\"a b\"", "x*", "\"q\\\"\"", "5e2"]),
+    )
+        .prop_map(|(k, op, v)| {
+            if op.is_empty() {
+                k.to_owned()
+            } else {
+                format!("{k}{op}{v}")
+            }
+        });
+    prop::collection::vec(
+        (term, prop::sample::select(vec![" ", " or ", " and not "])),
+        1..4,
+    )
+    .prop_map(|parts| {
+        let mut out = String::new();
+        for (i, (t, join)) in parts.iter().enumerate() {
+            if i > 0 {
+                out.push_str(join);
+            }
+            out.push_str(t);
+        }
+        out
+    })
+}
+
+/// A line of pairs over the same keys, values written bare, quoted or escaped.
+fn small_line() -> impl Strategy<Value = Vec<u8>> {
+    let pair = (
+        prop::sample::select(vec!["a", "b", "status", "path", "other"]),
+        prop::sample::select(vec![
+            "1",
+            "1.0",
+            "503",
+            "503.0",
+            "/x",
+            "/xy",
+            "\"a b\"",
+            "\"q\\\"\"",
+            "500",
+            "",
+            "x1",
+        ]),
+    )
+        .prop_map(|(k, v)| format!("{k}={v}"));
+    prop::collection::vec(pair, 0..6).prop_map(|p| p.join(" ").into_bytes())
+}
+
+proptest! {
+    /// The literal prefilter never rules out a line the predicate holds on.
+    #[test]
+    fn required_literals_are_in_every_matching_line(filter in small_filter(), line in small_line()) {
+        let Ok(p) = filter.parse::<logfmt::Predicate>() else { return Ok(()) };
+        if p.matches(&line) {
+            for literal in p.required_literals(&|k: &[u8]| k == b"source") {
+                prop_assert!(
+                    memchr::memmem::find(&line, &literal).is_some(),
+                    "{filter:?} holds on {:?} without {:?}",
+                    String::from_utf8_lossy(&line),
+                    String::from_utf8_lossy(&literal)
+                );
+            }
+        }
+    }
+}

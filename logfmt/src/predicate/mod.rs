@@ -43,6 +43,7 @@
 //! only for `web.1`).
 
 mod eval;
+mod literals;
 mod parse;
 
 use crate::units::Quantity;
@@ -156,6 +157,18 @@ impl Predicate {
     /// that `attrs` knows are its attributes, the others the message's logfmt pairs.
     pub fn matches_line(&self, message: &[u8], attrs: &dyn Attributes) -> bool {
         self.expr.matches(message, attrs)
+    }
+
+    /// Byte strings the message of every line this predicate holds on contains (keys for
+    /// which `is_attribute` says yes are the line's attributes, not in its message): a cheap
+    /// first test before `matches_line`. Longest first, without repeats; empty when nothing
+    /// is certain.
+    pub fn required_literals(&self, is_attribute: &dyn Fn(&[u8]) -> bool) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        self.expr.literals(is_attribute, &mut out);
+        out.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        out.dedup();
+        out
     }
 }
 

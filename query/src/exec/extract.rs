@@ -16,6 +16,11 @@ use logplex::LogLine;
 pub(crate) struct LineAttributes<'a>(pub &'a LogLine);
 
 /// The attribute `key` of `line`, if `key` names one.
+/// Whether `key` names one of the line's attributes (which may not be in its message).
+pub(super) fn is_attribute(key: &[u8]) -> bool {
+    matches!(key, b"source" | b"process" | b"dyno")
+}
+
 fn attribute<'a>(line: &'a LogLine, key: &[u8]) -> Option<&'a [u8]> {
     match key {
         b"source" => Some(&line.source),

@@ -74,6 +74,8 @@ pub struct Executor<'q> {
     head: Option<usize>,
     omitted: u64,
     result: Result<(), ExecError>,
+    /// What every matching line's message contains, looked for before the filter runs.
+    literals: Vec<memchr::memmem::Finder<'static>>,
 }
 
 impl<'q> Executor<'q> {
@@ -97,6 +99,12 @@ impl<'q> Executor<'q> {
                 LineStage::Fields(_) => None,
             })
             .min();
+        let literals = query.filter.as_ref().map_or_else(Vec::new, |p| {
+            p.required_literals(&extract::is_attribute)
+                .iter()
+                .map(|l| memchr::memmem::Finder::new(l).into_owned())
+                .collect()
+        });
         Executor {
             query,
             limit,
@@ -105,6 +113,7 @@ impl<'q> Executor<'q> {
             head,
             omitted: 0,
             result: Ok(()),
+            literals,
         }
     }
 
@@ -137,6 +146,13 @@ impl<'q> Executor<'q> {
     }
 
     fn matches(&self, line: &LogLine) -> bool {
+        if !self
+            .literals
+            .iter()
+            .all(|f| f.find(&line.message).is_some())
+        {
+            return false;
+        }
         let attrs = extract::LineAttributes(line);
         self.query
             .filter
