@@ -250,6 +250,17 @@ fn older_snapshots_never_overwrite_newer_ones() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// What both frozen fixtures hold: the app `shop` and its token.
+fn reads_the_fixtures_app_and_token(r: &Registry) {
+    let shop = r.app("shop").unwrap();
+    assert_eq!(shop.id, "6f1c1a86-3c5e-4a43-9c1e-2b7e1f0a5d11");
+    let t = r.token("t.0b7d2a4e-9c51-4f3e-8a2d-5e6f7a8b9c0d").unwrap();
+    assert_eq!(
+        (t.app_id.as_str(), t.name.as_str()),
+        (shop.id.as_str(), "app")
+    );
+}
+
 /// Version 1's file, frozen: it is still read (and migrated) by this version.
 #[test]
 fn reads_the_frozen_version_1_fixture() {
@@ -260,13 +271,7 @@ fn reads_the_frozen_version_1_fixture() {
     )
     .unwrap();
     let r = Registry::open(&dir).unwrap();
-    let shop = r.app("shop").unwrap();
-    assert_eq!(shop.id, "6f1c1a86-3c5e-4a43-9c1e-2b7e1f0a5d11");
-    let t = r.token("t.0b7d2a4e-9c51-4f3e-8a2d-5e6f7a8b9c0d").unwrap();
-    assert_eq!(
-        (t.app_id.as_str(), t.name.as_str()),
-        (shop.id.as_str(), "app")
-    );
+    reads_the_fixtures_app_and_token(&r);
     assert_eq!(
         r.authenticate("k.operator").unwrap().scope,
         KeyScope::Operator
@@ -288,13 +293,7 @@ fn reads_the_frozen_version_2_fixture() {
     )
     .unwrap();
     let r = Registry::open(&dir).unwrap();
-    let shop = r.app("shop").unwrap();
-    assert_eq!(shop.id, "6f1c1a86-3c5e-4a43-9c1e-2b7e1f0a5d11");
-    let t = r.token("t.0b7d2a4e-9c51-4f3e-8a2d-5e6f7a8b9c0d").unwrap();
-    assert_eq!(
-        (t.app_id.as_str(), t.name.as_str()),
-        (shop.id.as_str(), "app")
-    );
+    reads_the_fixtures_app_and_token(&r);
     let operator = r.authenticate("k.operator").unwrap();
     assert_eq!(
         (operator.key_id.as_str(), operator.scope),

@@ -64,7 +64,7 @@ impl<'a> Cursor<'a> {
         hit
     }
 
-    fn expect(&mut self, tok: Tok<'_>, expected: &str) -> Result<(), Failure> {
+    fn want(&mut self, tok: Tok<'_>, expected: &str) -> Result<(), Failure> {
         if self.eat(tok) {
             Ok(())
         } else {
@@ -173,7 +173,7 @@ fn column(c: &mut Cursor<'_>) -> Result<String, Failure> {
         return Ok(name.to_owned());
     }
     let key = c.word("a key")?;
-    c.expect(Tok::Close, "\")\"")?;
+    c.want(Tok::Close, "\")\"")?;
     Ok(format!("{name}({key})"))
 }
 
@@ -237,9 +237,9 @@ fn agg(c: &mut Cursor<'_>) -> Result<Agg, Failure> {
             name: name.to_owned(),
         });
     }
-    c.expect(Tok::Open, &format!("\"(\" after {name}"))?;
+    c.want(Tok::Open, &format!("\"(\" after {name}"))?;
     let key = c.word("a key")?.to_owned();
-    c.expect(Tok::Close, "\")\"")?;
+    c.want(Tok::Close, "\")\"")?;
     Ok(Agg {
         func,
         name: format!("{name}({key})"),
