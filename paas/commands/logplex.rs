@@ -296,7 +296,7 @@ pub async fn start(
     logplex.add_component(std::sync::Arc::new(drains));
     let engine = query::QueryEngine::start(
         logplex.router(),
-        &data_dir.join("spool"),
+        &data_dir,
         spool,
         query::ServiceConfig::default(),
     )?;

@@ -58,6 +58,7 @@
 mod engine;
 mod exec;
 mod import;
+mod index;
 mod lang;
 mod service;
 mod spool;
@@ -69,6 +70,7 @@ pub use exec::{
     Cell, Column, ColumnKind, DEFAULT_MAX_GROUPS, ExecError, Executor, Lines, Output, Table, run,
 };
 pub use import::{ImportedLine, read_line};
+pub use index::{AppIndexStats, Index, IndexConfig, IndexError, Indexer, IndexerHandle};
 pub use lang::{MAX_LIST, MAX_QUERY_LEN, MAX_ROWS, MAX_STAGES, Query, QueryError};
 pub use service::{ImportResource, QueryResource, QueryService, ServiceConfig};
 pub use spool::{

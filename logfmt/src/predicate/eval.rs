@@ -37,7 +37,7 @@ impl Expr {
 impl Compare {
     /// Whether some of `values` satisfies the comparison (for `!=`, `!~`: there is a value
     /// and none equals or contains the operand).
-    fn holds<'a>(&self, mut values: impl Iterator<Item = Value<'a>>) -> bool {
+    pub(super) fn holds<'a>(&self, mut values: impl Iterator<Item = Value<'a>>) -> bool {
         match self.op {
             Op::Ne => {
                 let mut present = false;
@@ -73,7 +73,7 @@ impl Compare {
     }
 
     /// `value` is `TEXT.N`: one process of the type this compares with (`web.1` for `web`).
-    fn is_type_of(&self, value: &[u8]) -> bool {
+    pub(super) fn is_type_of(&self, value: &[u8]) -> bool {
         !self.glob
             && !self.text.is_empty()
             && value.starts_with(&self.text)
@@ -107,7 +107,7 @@ impl Compare {
 
 /// Whether `phrase` (ASCII lower case) occurs in `text`, ignoring ASCII case, with a word
 /// boundary on each side where the phrase's end is a word byte.
-fn contains_phrase(text: &[u8], phrase: &[u8]) -> bool {
+pub(super) fn contains_phrase(text: &[u8], phrase: &[u8]) -> bool {
     let Some((&first, _)) = phrase.split_first() else {
         return true;
     };
@@ -138,7 +138,7 @@ fn contains_phrase(text: &[u8], phrase: &[u8]) -> bool {
 }
 
 /// A byte of a word: an ASCII letter or digit, `_`, or any byte of a non-ASCII character.
-fn is_word(b: u8) -> bool {
+pub(super) fn is_word(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
 }
 

@@ -1,0 +1,307 @@
+//! Aggregating from columns: group rows by the ids of their `by` keys (and time bucket),
+//! gather each aggregated key's ids in group order (a counting sort), and compute every
+//! aggregate of a group from its slice. Percentiles here are exact (the nearest rank, as the
+//! executor's sketch ranks).
+//!
+//! The groups then join the executor's (which aggregates the lines the columns could not
+//! answer, and those past the last block): a group the executor has too is merged as state
+//! (a percentile's values go into its sketch); any other is handed over as final values.
+
+use std::collections::HashMap;
+
+use super::IndexError;
+use super::bitmap::Bitmap;
+use super::columns::column_of;
+use super::dict::Dict;
+use super::filter::BlockReader;
+use super::search::SearchError;
+use crate::exec::Cell;
+use crate::exec::ExecError;
+use crate::exec::agg::Accumulator;
+use crate::exec::group::Grouper;
+use crate::exec::sketch::Sketch;
+use crate::lang::{Aggregate, Func};
+
+/// The most `by` keys aggregated from columns.
+const MAX_BY: usize = 4;
+
+/// A group: its bucket and the ids of its keys.
+type Key = (i64, [u32; MAX_BY]);
+
+/// An aggregation in progress over blocks' columns.
+#[derive(Debug)]
+pub(crate) struct ColumnAggregation<'q> {
+    aggregate: &'q Aggregate,
+    by: Vec<usize>,
+    /// The distinct columns aggregated (not `count`).
+    values: Vec<usize>,
+    /// For each aggregate, its column's place in `values`.
+    agg_value: Vec<Option<usize>>,
+    /// One `by` key and no timechart: a row's group is its id.
+    dense: bool,
+    groups: HashMap<Key, u32>,
+    keys: Vec<Key>,
+    row_groups: Vec<u32>,
+    row_values: Vec<Vec<u32>>,
+    max_groups: usize,
+}
+
+impl<'q> ColumnAggregation<'q> {
+    /// An aggregation from columns, when every key it reads is a column.
+    pub(crate) fn new(aggregate: &'q Aggregate, max_groups: usize) -> Option<Self> {
+        if aggregate.by.len() > MAX_BY {
+            return None;
+        }
+        let by = aggregate
+            .by
+            .iter()
+            .map(|k| column_of(k.as_bytes()))
+            .collect::<Option<Vec<_>>>()?;
+        let mut values: Vec<usize> = Vec::new();
+        let mut agg_value = Vec::new();
+        for agg in &aggregate.aggs {
+            if agg.func == Func::Count {
+                agg_value.push(None);
+                continue;
+            }
+            let c = column_of(agg.key.as_bytes())?;
+            let at = values.iter().position(|&v| v == c).unwrap_or_else(|| {
+                values.push(c);
+                values.len() - 1
+            });
+            agg_value.push(Some(at));
+        }
+        Some(ColumnAggregation {
+            aggregate,
+            dense: by.len() == 1 && aggregate.span.is_none(),
+            by,
+            row_values: vec![Vec::new(); values.len()],
+            values,
+            agg_value,
+            groups: HashMap::new(),
+            keys: Vec::new(),
+            row_groups: Vec::new(),
+            max_groups,
+        })
+    }
+
+    /// Whether the block's columns can answer (no needed column overflowed its dictionary).
+    pub(crate) fn can_read(&self, reader: &BlockReader<'_>) -> bool {
+        let columns = &reader.block.header().columns;
+        self.by
+            .iter()
+            .chain(&self.values)
+            .all(|&c| columns.get(c).is_some_and(|h| !h.overflow))
+    }
+
+    /// Adds the block's `rows`; `times` are the rows' times (read when a timechart needs
+    /// them).
+    pub(crate) fn add(
+        &mut self,
+        reader: &mut BlockReader<'_>,
+        rows: &Bitmap,
+        times: Option<&[i64]>,
+    ) -> Result<(), SearchError> {
+        let by: Vec<Vec<u32>> = self
+            .by
+            .iter()
+            .map(|&c| reader.column(c).map(<[u32]>::to_vec))
+            .collect::<Result<_, IndexError>>()?;
+        let values: Vec<Vec<u32>> = self
+            .values
+            .iter()
+            .map(|&c| reader.column(c).map(<[u32]>::to_vec))
+            .collect::<Result<_, IndexError>>()?;
+        let span = self.aggregate.span;
+        'rows: for row in rows.ones() {
+            let group = if self.dense {
+                match by.first().and_then(|ids| ids.get(row)) {
+                    Some(&id) if id != 0 => id,
+                    _ => continue,
+                }
+            } else {
+                let mut key: Key = (0, [0; MAX_BY]);
+                for (slot, ids) in key.1.iter_mut().zip(&by) {
+                    match ids.get(row) {
+                        Some(&id) if id != 0 => *slot = id,
+                        _ => continue 'rows,
+                    }
+                }
+                if let Some(s) = span {
+                    let t = times.and_then(|t| t.get(row)).copied().unwrap_or(0);
+                    key.0 = t.div_euclid(s).saturating_mul(s);
+                }
+                let next = self.keys.len() as u32;
+                let full = self.keys.len() >= self.max_groups;
+                match self.groups.get(&key) {
+                    Some(&g) => g,
+                    None if full => {
+                        return Err(ExecError::TooManyGroups {
+                            limit: self.max_groups,
+                        }
+                        .into());
+                    }
+                    None => {
+                        self.groups.insert(key, next);
+                        self.keys.push(key);
+                        next
+                    }
+                }
+            };
+            self.row_groups.push(group);
+            for (out, ids) in self.row_values.iter_mut().zip(&values) {
+                out.push(ids.get(row).copied().unwrap_or(0));
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands the groups to the executor's `grouper`.
+    pub(crate) fn finish(self, dicts: &[Dict], grouper: &mut Grouper) -> Result<(), ExecError> {
+        let n_groups = if self.dense {
+            self.by
+                .first()
+                .and_then(|&c| dicts.get(c))
+                .map_or(0, |d| d.len() + 1)
+        } else {
+            self.keys.len()
+        };
+        let mut counts = vec![0u32; n_groups];
+        for &g in &self.row_groups {
+            if let Some(c) = counts.get_mut(g as usize) {
+                *c += 1;
+            }
+        }
+        let live = counts.iter().filter(|&&c| c > 0).count();
+        if live > self.max_groups {
+            return Err(ExecError::TooManyGroups {
+                limit: self.max_groups,
+            });
+        }
+        // Each group's slice of the rows, by a counting sort.
+        let mut starts = Vec::with_capacity(n_groups + 1);
+        let mut total = 0usize;
+        for &c in &counts {
+            starts.push(total);
+            total += c as usize;
+        }
+        starts.push(total);
+        let sorted: Vec<Vec<f64>> = self
+            .values
+            .iter()
+            .zip(&self.row_values)
+            .map(|(&c, ids)| {
+                let dict = dicts.get(c);
+                let mut fill = starts.clone();
+                let mut out = vec![f64::NAN; total];
+                for (&g, &id) in self.row_groups.iter().zip(ids) {
+                    if let Some(at) = fill.get_mut(g as usize) {
+                        if let Some(slot) = out.get_mut(*at) {
+                            *slot = dict.map_or(f64::NAN, |d| d.number(id));
+                        }
+                        *at += 1;
+                    }
+                }
+                out
+            })
+            .collect();
+        let text = |c: usize, id: u32| {
+            dicts
+                .get(c)
+                .and_then(|d| d.value(id))
+                .map_or_else(String::new, |v| String::from_utf8_lossy(v).into_owned())
+        };
+        let mut numbers: Vec<Vec<f64>> = vec![Vec::new(); self.values.len()];
+        for (g, &count) in counts.iter().enumerate() {
+            if count == 0 {
+                continue;
+            }
+            let (bucket, keys): (i64, Vec<String>) = if self.dense {
+                let c = self.by.first().copied().unwrap_or(0);
+                (0, vec![text(c, g as u32)])
+            } else {
+                let Some(&(bucket, ids)) = self.keys.get(g) else {
+                    continue;
+                };
+                let keys = self
+                    .by
+                    .iter()
+                    .zip(ids)
+                    .map(|(&c, id)| text(c, id))
+                    .collect();
+                (bucket, keys)
+            };
+            let (from, to) = (
+                starts.get(g).copied().unwrap_or(0),
+                starts.get(g + 1).copied().unwrap_or(0),
+            );
+            for (v, all) in numbers.iter_mut().zip(&sorted) {
+                v.clear();
+                v.extend(
+                    all.get(from..to)
+                        .unwrap_or_default()
+                        .iter()
+                        .copied()
+                        .filter(|x| x.is_finite()),
+                );
+                v.sort_unstable_by(f64::total_cmp);
+            }
+            let merge = grouper.contains(bucket, &keys);
+            let accumulators = self
+                .aggregate
+                .aggs
+                .iter()
+                .zip(&self.agg_value)
+                .map(|(agg, at)| {
+                    let values = at
+                        .and_then(|i| numbers.get(i))
+                        .map_or(&[][..], Vec::as_slice);
+                    accumulate(agg.func, u64::from(count), values, merge)
+                })
+                .collect();
+            grouper.merge(bucket, keys, accumulators)?;
+        }
+        Ok(())
+    }
+}
+
+/// One aggregate of a group from its sorted finite `values` (and its row `count`): as state
+/// to merge, or as its final value.
+fn accumulate(func: Func, count: u64, values: &[f64], merge: bool) -> Accumulator {
+    let n = values.len();
+    let sum = || values.iter().sum::<f64>();
+    if merge {
+        return match func {
+            Func::Count => Accumulator::Count(count),
+            Func::Sum => Accumulator::Sum(sum()),
+            Func::Avg => Accumulator::Avg {
+                sum: sum(),
+                n: n as u64,
+            },
+            Func::Min => Accumulator::Min(values.first().copied()),
+            Func::Max => Accumulator::Max(values.last().copied()),
+            Func::Percentile(q) => {
+                let mut sketch = Sketch::default();
+                let mut i = 0;
+                while let Some(&x) = values.get(i) {
+                    let same = values[i..].iter().take_while(|&&y| y == x).count();
+                    sketch.add_n(x, same as u64);
+                    i += same;
+                }
+                Accumulator::Percentile(q, Box::new(sketch))
+            }
+        };
+    }
+    let number = |x: Option<f64>| x.map_or(Cell::Empty, Cell::Number);
+    Accumulator::Done(match func {
+        Func::Count => Cell::Number(count as f64),
+        Func::Sum => Cell::Number(sum()),
+        Func::Avg => number((n > 0).then(|| sum() / n as f64)),
+        Func::Min => number(values.first().copied()),
+        Func::Max => number(values.last().copied()),
+        Func::Percentile(q) => {
+            let rank = ((q * n as f64).ceil() as usize).clamp(1, n.max(1));
+            number(values.get(rank - 1).copied())
+        }
+    })
+}
