@@ -74,6 +74,11 @@ impl Grouper {
         Ok(())
     }
 
+    /// Whether no line is in a group yet.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
     /// Whether the group of `bucket` and `keys` has lines already.
     pub(crate) fn contains(&self, bucket: i64, keys: &[String]) -> bool {
         // The map's key is owned; a lookup by parts would need a second map type.

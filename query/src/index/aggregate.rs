@@ -7,7 +7,8 @@
 //! answer, and those past the last block): a group the executor has too is merged as state
 //! (a percentile's values go into its sketch); any other is handed over as final values.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{BinaryHeap, HashMap};
 
 use super::IndexError;
 use super::bitmap::Bitmap;
@@ -20,7 +21,7 @@ use crate::exec::ExecError;
 use crate::exec::agg::Accumulator;
 use crate::exec::group::Grouper;
 use crate::exec::sketch::Sketch;
-use crate::lang::{Aggregate, Func};
+use crate::lang::{Aggregate, Func, TableStage};
 
 /// The most `by` keys aggregated from columns.
 const MAX_BY: usize = 4;
@@ -156,8 +157,16 @@ impl<'q> ColumnAggregation<'q> {
         Ok(())
     }
 
-    /// Hands the groups to the executor's `grouper`.
-    pub(crate) fn finish(self, dicts: &[Dict], grouper: &mut Grouper) -> Result<(), ExecError> {
+    /// Hands the groups to the executor's `grouper`. When the grouper has no group of its own
+    /// and the table's first stage is `head N` in the default order, only the groups that can
+    /// be among the first N are computed and handed over (`count by path | head 10` over
+    /// 600,000 paths builds 10 rows, not 600,000).
+    pub(crate) fn finish(
+        self,
+        dicts: &[Dict],
+        grouper: &mut Grouper,
+        after: &[TableStage],
+    ) -> Result<(), ExecError> {
         let n_groups = if self.dense {
             self.by
                 .first()
@@ -172,18 +181,33 @@ impl<'q> ColumnAggregation<'q> {
                 *c += 1;
             }
         }
-        let live = counts.iter().filter(|&&c| c > 0).count();
-        if live > self.max_groups {
+        let head = match after.first() {
+            Some(TableStage::Head(n)) if grouper.is_empty() && self.aggregate.span.is_none() => {
+                Some(*n)
+            }
+            _ => None,
+        };
+        let selected: Vec<u32> = match head {
+            Some(n) => self.first_groups(n, &counts, dicts),
+            None => (0..n_groups as u32)
+                .filter(|&g| counts.get(g as usize).is_some_and(|&c| c > 0))
+                .collect(),
+        };
+        if selected.len() > self.max_groups {
             return Err(ExecError::TooManyGroups {
                 limit: self.max_groups,
             });
         }
-        // Each group's slice of the rows, by a counting sort.
-        let mut starts = Vec::with_capacity(n_groups + 1);
+        // The selected groups' slices of the rows, by a counting sort.
+        let mut slot = vec![u32::MAX; n_groups];
+        let mut starts = Vec::with_capacity(selected.len() + 1);
         let mut total = 0usize;
-        for &c in &counts {
+        for (i, &g) in selected.iter().enumerate() {
+            if let Some(s) = slot.get_mut(g as usize) {
+                *s = i as u32;
+            }
             starts.push(total);
-            total += c as usize;
+            total += counts.get(g as usize).copied().unwrap_or(0) as usize;
         }
         starts.push(total);
         let sorted: Vec<Vec<f64>> = self
@@ -195,9 +219,10 @@ impl<'q> ColumnAggregation<'q> {
                 let mut fill = starts.clone();
                 let mut out = vec![f64::NAN; total];
                 for (&g, &id) in self.row_groups.iter().zip(ids) {
-                    if let Some(at) = fill.get_mut(g as usize) {
-                        if let Some(slot) = out.get_mut(*at) {
-                            *slot = dict.map_or(f64::NAN, |d| d.number(id));
+                    let s = slot.get(g as usize).copied().unwrap_or(u32::MAX);
+                    if let Some(at) = fill.get_mut(s as usize) {
+                        if let Some(v) = out.get_mut(*at) {
+                            *v = dict.map_or(f64::NAN, |d| d.number(id));
                         }
                         *at += 1;
                     }
@@ -205,35 +230,13 @@ impl<'q> ColumnAggregation<'q> {
                 out
             })
             .collect();
-        let text = |c: usize, id: u32| {
-            dicts
-                .get(c)
-                .and_then(|d| d.value(id))
-                .map_or_else(String::new, |v| String::from_utf8_lossy(v).into_owned())
-        };
         let mut numbers: Vec<Vec<f64>> = vec![Vec::new(); self.values.len()];
-        for (g, &count) in counts.iter().enumerate() {
-            if count == 0 {
-                continue;
-            }
-            let (bucket, keys): (i64, Vec<String>) = if self.dense {
-                let c = self.by.first().copied().unwrap_or(0);
-                (0, vec![text(c, g as u32)])
-            } else {
-                let Some(&(bucket, ids)) = self.keys.get(g) else {
-                    continue;
-                };
-                let keys = self
-                    .by
-                    .iter()
-                    .zip(ids)
-                    .map(|(&c, id)| text(c, id))
-                    .collect();
-                (bucket, keys)
-            };
+        for (i, &g) in selected.iter().enumerate() {
+            let count = counts.get(g as usize).copied().unwrap_or(0);
+            let (bucket, keys) = self.group_key(g, dicts);
             let (from, to) = (
-                starts.get(g).copied().unwrap_or(0),
-                starts.get(g + 1).copied().unwrap_or(0),
+                starts.get(i).copied().unwrap_or(0),
+                starts.get(i + 1).copied().unwrap_or(0),
             );
             for (v, all) in numbers.iter_mut().zip(&sorted) {
                 v.clear();
@@ -262,6 +265,73 @@ impl<'q> ColumnAggregation<'q> {
             grouper.merge(bucket, keys, accumulators)?;
         }
         Ok(())
+    }
+
+    /// Group `g`'s bucket and key texts.
+    fn group_key(&self, g: u32, dicts: &[Dict]) -> (i64, Vec<String>) {
+        let text = |c: usize, id: u32| {
+            dicts
+                .get(c)
+                .and_then(|d| d.value(id))
+                .map_or_else(String::new, |v| String::from_utf8_lossy(v).into_owned())
+        };
+        if self.dense {
+            let c = self.by.first().copied().unwrap_or(0);
+            return (0, vec![text(c, g)]);
+        }
+        match self.keys.get(g as usize) {
+            Some(&(bucket, ids)) => (
+                bucket,
+                self.by.iter().zip(ids).map(|(&c, id)| text(c, id)).collect(),
+            ),
+            None => (0, Vec::new()),
+        }
+    }
+
+    /// The groups that can be among the first `n` rows in the default order: by count
+    /// (highest first) when the aggregation counts, then by keys; every group tied with the
+    /// n-th is kept, for the grouper to order by keys.
+    fn first_groups(&self, n: usize, counts: &[u32], dicts: &[Dict]) -> Vec<u32> {
+        let live = || (0..counts.len() as u32).filter(|&g| counts[g as usize] > 0);
+        if n == 0 {
+            return Vec::new();
+        }
+        if self.aggregate.aggs.iter().any(|a| a.func == Func::Count) {
+            let mut by_count: Vec<u32> = live().map(|g| counts[g as usize]).collect();
+            if by_count.len() <= n {
+                return live().collect();
+            }
+            let (_, &mut nth, _) = by_count.select_nth_unstable_by(n - 1, |a, b| b.cmp(a));
+            return live().filter(|&g| counts[g as usize] >= nth).collect();
+        }
+        // By keys: the n least, compared as the grouper compares them (as text).
+        let key = |g: u32| -> Vec<Cow<'_, str>> {
+            let ids: Vec<(usize, u32)> = if self.dense {
+                vec![(self.by.first().copied().unwrap_or(0), g)]
+            } else {
+                let ids = self.keys.get(g as usize).map_or([0; MAX_BY], |k| k.1);
+                self.by.iter().copied().zip(ids).collect()
+            };
+            ids.into_iter()
+                .map(|(c, id)| {
+                    dicts
+                        .get(c)
+                        .and_then(|d| d.value(id))
+                        .map_or(Cow::Borrowed(""), String::from_utf8_lossy)
+                })
+                .collect()
+        };
+        let mut heap: BinaryHeap<(Vec<Cow<'_, str>>, u32)> = BinaryHeap::new();
+        for g in live() {
+            let k = key(g);
+            if heap.len() < n {
+                heap.push((k, g));
+            } else if heap.peek().is_some_and(|(top, _)| k < *top) {
+                heap.pop();
+                heap.push((k, g));
+            }
+        }
+        heap.into_iter().map(|(_, g)| g).collect()
     }
 }
 

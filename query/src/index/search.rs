@@ -112,7 +112,7 @@ pub(crate) fn answer(
     }
     if let Some(c) = columns
         && let Some(grouper) = exec.grouper()
-        && let Err(e) = c.finish(&dicts, grouper)
+        && let Err(e) = c.finish(&dicts, grouper, &query.after)
     {
         exec.fail(e);
     }

@@ -199,11 +199,23 @@ const QUERIES: &[&str] = &[
     "* | count",
     "nosuchkey=1 | count",
     "service>=2s dyno=web.2 | count by host | sort -count",
+    "* | max(service), count by path | head 3",
+    "* | max(service), min(bytes) by path | head 4",
+    "status>=500 | count by path,status | head 5",
+    "* | count by method | head 1",
 ];
 
 #[test]
 fn the_index_answers_as_a_scan_does() {
-    let f = fixture(5_000, 450);
+    every_query_agrees(&fixture(5_000, 450));
+}
+
+#[test]
+fn the_index_answers_as_a_scan_does_with_every_line_in_blocks() {
+    every_query_agrees(&fixture(5_000, 0));
+}
+
+fn every_query_agrees(f: &Fixture) {
     assert!(
         f.index.app_stats(APP).unwrap().blocks >= 6,
         "several blocks"
