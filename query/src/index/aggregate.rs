@@ -282,7 +282,11 @@ impl<'q> ColumnAggregation<'q> {
         match self.keys.get(g as usize) {
             Some(&(bucket, ids)) => (
                 bucket,
-                self.by.iter().zip(ids).map(|(&c, id)| text(c, id)).collect(),
+                self.by
+                    .iter()
+                    .zip(ids)
+                    .map(|(&c, id)| text(c, id))
+                    .collect(),
             ),
             None => (0, Vec::new()),
         }

@@ -52,6 +52,21 @@ pub(crate) fn words(text: &[u8]) -> impl Iterator<Item = &[u8]> {
         .filter(|w| !w.is_empty())
 }
 
+/// The words of `text` with where each starts.
+pub(crate) fn words_at(text: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let rest = text.get(at..)?;
+        let start = at + rest.iter().position(|&b| logfmt::is_word_byte(b))?;
+        let len = text[start..]
+            .iter()
+            .position(|&b| !logfmt::is_word_byte(b))
+            .unwrap_or(text.len() - start);
+        at = start + len;
+        Some((start, &text[start..start + len]))
+    })
+}
+
 /// Bits per distinct token: with [`PROBES`] probes, about 1 % false positives.
 const BITS_PER_TOKEN: usize = 10;
 /// Bits set per token.
@@ -150,6 +165,8 @@ mod tests {
                 b"1"
             ]
         );
+        let at: Vec<_> = words_at(b" ab=c  d").collect();
+        assert_eq!(at, [(1, &b"ab"[..]), (4, b"c"), (7, b"d")]);
         assert_eq!(hash_word(b"TimeOut"), hash_word(b"timeout"));
         assert_ne!(hash_pair(b"a", b"bc"), hash_pair(b"ab", b"c"));
         assert_eq!(hash(b"x"), hash(b"x"), "stable");

@@ -42,6 +42,11 @@ pub(crate) const COLUMNS: &[ColumnSpec] = &[
     pair("status"),
     pair("bytes"),
     pair("protocol"),
+    // An app line's message text: full-text words found in it are answered from the
+    // dictionary (its distinct values), not by decompressing lines.
+    pair("msg"),
+    pair("message"),
+    pair("error"),
 ];
 
 const fn attr(name: &'static str, source: Source) -> ColumnSpec {
@@ -74,6 +79,9 @@ pub(crate) struct RowValues<'a> {
     pub(crate) values: Vec<Option<std::borrow::Cow<'a, [u8]>>>,
     /// Per column: whether the key appears more than once in the message.
     pub(crate) repeated: Vec<bool>,
+    /// Per pair column: where the value's raw bytes are in the message, and whether they hold
+    /// an escape (then the raw bytes are not the value's).
+    pub(crate) raw: Vec<Option<(std::ops::Range<usize>, bool)>>,
 }
 
 /// Reads `line`'s column values; `other` gets every pair of a key that is no column
@@ -86,7 +94,9 @@ pub(crate) fn read_row<'a>(
     let mut row = RowValues {
         values: vec![None; n],
         repeated: vec![false; n],
+        raw: vec![None; n],
     };
+    let base = line.message.as_ptr() as usize;
     let mut message_dyno: Option<&'a [u8]> = None;
     for p in logfmt::pairs(&line.message) {
         if p.key == b"dyno" && message_dyno.is_none() {
@@ -100,7 +110,15 @@ pub(crate) fn read_row<'a>(
             .position(|c| c.source == Source::Pair && c.name.as_bytes() == p.key)
         {
             Some(c) => match row.values.get_mut(c) {
-                Some(slot @ None) => *slot = Some(value),
+                Some(slot @ None) => {
+                    let raw = p.value.map_or(&[][..], |v| v.raw());
+                    let start = (raw.as_ptr() as usize).wrapping_sub(base);
+                    let escaped = matches!(value, std::borrow::Cow::Owned(_));
+                    *slot = Some(value);
+                    if let Some(r) = row.raw.get_mut(c) {
+                        *r = Some((start..start + raw.len(), escaped));
+                    }
+                }
                 Some(Some(_)) => {
                     if let Some(r) = row.repeated.get_mut(c) {
                         *r = true;

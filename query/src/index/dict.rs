@@ -32,6 +32,8 @@ pub(crate) struct Dict {
     /// Bytes of the file that are intact records.
     written: u64,
     max_values: usize,
+    /// What `memory_of` its values sums to.
+    memory: u64,
 }
 
 impl Dict {
@@ -54,6 +56,7 @@ impl Dict {
             pending: Vec::new(),
             written: 0,
             max_values,
+            memory: 0,
         };
         let mut at = 0usize;
         while let Some(len_bytes) = bytes.get(at..at + 4) {
@@ -82,21 +85,24 @@ impl Dict {
 
     fn remember(&mut self, value: &[u8]) -> u32 {
         let id = self.values.len() as u32 + 1;
+        self.memory += memory_of(value);
         self.values.push(value.into());
         self.numbers.push(number_of(value).unwrap_or(f64::NAN));
         self.ids.insert(value.into(), id);
         id
     }
 
-    /// The id of `value`, added if new; `None` when the dictionary is full or the value too
-    /// long.
-    pub(crate) fn id_or_add(&mut self, value: &[u8]) -> Option<u32> {
+    /// The id of `value`, added if new, taking its memory from `room`; `None` when the
+    /// dictionary is full, the value too long or `room` too small.
+    pub(crate) fn id_or_add(&mut self, value: &[u8], room: &mut u64) -> Option<u32> {
         if let Some(&id) = self.ids.get(value) {
             return Some(id);
         }
-        if self.values.len() >= self.max_values || value.len() > MAX_VALUE {
+        let cost = memory_of(value);
+        if self.values.len() >= self.max_values || value.len() > MAX_VALUE || cost > *room {
             return None;
         }
+        *room -= cost;
         let len = value.len() as u32;
         let start = self.pending.len();
         self.pending.extend_from_slice(&len.to_le_bytes());
@@ -125,6 +131,11 @@ impl Dict {
             .and_then(|i| self.numbers.get(i))
             .copied()
             .unwrap_or(f64::NAN)
+    }
+
+    /// The memory its values take (about).
+    pub(crate) fn memory(&self) -> u64 {
+        self.memory
     }
 
     /// Values kept.
@@ -163,6 +174,12 @@ impl Dict {
     }
 }
 
+/// The memory a value takes in a dictionary: its bytes twice (the list and the map), the
+/// map's entry, the number.
+fn memory_of(value: &[u8]) -> u64 {
+    2 * value.len() as u64 + 48
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,12 +189,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("path");
         let mut d = Dict::open(&path, 3).unwrap();
-        assert_eq!(d.id_or_add(b"/a"), Some(1));
-        assert_eq!(d.id_or_add(b"12ms"), Some(2));
-        assert_eq!(d.id_or_add(b"/a"), Some(1));
+        let mut max = u64::MAX;
+        let room = &mut max;
+        assert_eq!(d.id_or_add(b"/a", room), Some(1));
+        assert_eq!(d.id_or_add(b"12ms", room), Some(2));
+        assert_eq!(d.id_or_add(b"/a", room), Some(1));
         d.flush().unwrap();
-        assert_eq!(d.id_or_add(b"x"), Some(3));
-        assert_eq!(d.id_or_add(b"full"), None, "at most 3 values");
+        assert_eq!(d.id_or_add(b"x", &mut 0), None, "no room");
+        assert_eq!(d.id_or_add(b"x", room), Some(3));
+        assert_eq!(d.id_or_add(b"full", room), None, "at most 3 values");
         assert_eq!(d.number(2), 12.0);
         assert!(d.number(1).is_nan() && d.number(0).is_nan() && d.number(99).is_nan());
         drop(d);
@@ -198,8 +218,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("status");
         let mut d = Dict::open(&path, 10).unwrap();
-        d.id_or_add(b"200");
-        d.id_or_add(b"503");
+        d.id_or_add(b"200", &mut { u64::MAX });
+        d.id_or_add(b"503", &mut { u64::MAX });
         d.flush().unwrap();
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[5] ^= 1;

@@ -27,6 +27,13 @@ pub(crate) enum Plan {
     },
     /// Rows in chunks whose filter may hold every one of these hashes (a superset).
     Tokens(Vec<u64>),
+    /// A word or phrase of the message. It holds on a row where it is in a column's value
+    /// (`whole`: per pair column, whether each id's value holds it), and may hold on one
+    /// where each of its words is in a column's value or in the chunk's filter.
+    Text {
+        whole: Vec<(usize, Vec<bool>)>,
+        words: Vec<(u64, Vec<(usize, Vec<bool>)>)>,
+    },
     /// Rows the index cannot tell (a superset: every row).
     Unknown,
 }
@@ -78,11 +85,31 @@ fn plan(term: Term<'_>, dicts: &[Dict]) -> Plan {
             },
         },
         TermKind::Text(phrase) => {
-            let hashes: Vec<u64> = words(phrase).map(hash_word).collect();
-            if hashes.is_empty() {
-                Plan::Unknown
-            } else {
-                Plan::Tokens(hashes)
+            let words: Vec<&[u8]> = words(phrase).collect();
+            if words.is_empty() {
+                return Plan::Unknown;
+            }
+            let in_values = |text: &[u8]| -> Vec<(usize, Vec<bool>)> {
+                COLUMNS
+                    .iter()
+                    .enumerate()
+                    .filter(|(c, _)| !is_attribute(*c))
+                    .filter_map(|(c, _)| {
+                        let d = dicts.get(c)?;
+                        let truth: Vec<bool> = std::iter::once(false)
+                            .chain(d.values().map(|v| logfmt::contains_text(v, text)))
+                            .collect();
+                        truth.contains(&true).then_some((c, truth))
+                    })
+                    .collect()
+            };
+            let lower = phrase.to_ascii_lowercase();
+            Plan::Text {
+                whole: in_values(&lower),
+                words: words
+                    .iter()
+                    .map(|w| (hash_word(w), in_values(&w.to_ascii_lowercase())))
+                    .collect(),
             }
         }
     }
@@ -149,68 +176,128 @@ impl<'a> BlockReader<'a> {
             .ok_or_else(|| IndexError::corrupt(block.path(), "token filter"))
     }
 
-    /// The rows `plan` selects, and whether exactly (else a superset the lines decide).
-    pub(crate) fn eval(&mut self, plan: &Plan) -> Result<(Bitmap, bool), IndexError> {
+    /// The rows `plan` selects: those it surely does, and those it may (for the lines to
+    /// decide); the two never overlap.
+    pub(crate) fn eval(&mut self, plan: &Plan) -> Result<Rows, IndexError> {
         let rows = self.block.header().rows as usize;
         Ok(match plan {
-            Plan::All => (Bitmap::all(rows), true),
-            Plan::Unknown => (Bitmap::all(rows), false),
+            Plan::All => Rows::sure(Bitmap::all(rows)),
+            Plan::Unknown => Rows::maybe(Bitmap::all(rows)),
             Plan::And(all) => {
-                let mut out = Bitmap::all(rows);
-                let mut exact = true;
+                let mut yes = Bitmap::all(rows);
+                let mut any = Bitmap::all(rows);
                 for p in all {
-                    let (b, e) = self.eval(p)?;
-                    out.and(&b);
-                    exact &= e;
-                    if out.is_empty() {
-                        return Ok((out, true));
+                    let r = self.eval(p)?;
+                    yes.and(&r.yes);
+                    any.and(&r.either());
+                    if any.is_empty() {
+                        break;
                     }
                 }
-                (out, exact)
+                Rows::new(yes, any)
             }
-            Plan::Or(any) => {
-                let mut out = Bitmap::none(rows);
-                let mut exact = true;
-                for p in any {
-                    let (b, e) = self.eval(p)?;
-                    out.or(&b);
-                    exact &= e;
+            Plan::Or(some) => {
+                let mut yes = Bitmap::none(rows);
+                let mut any = Bitmap::none(rows);
+                for p in some {
+                    let r = self.eval(p)?;
+                    yes.or(&r.yes);
+                    any.or(&r.either());
                 }
-                (out, exact)
+                Rows::new(yes, any)
             }
-            Plan::Not(p) => match self.eval(p)? {
-                (mut b, true) => {
-                    b.not();
-                    (b, true)
+            Plan::Not(p) => {
+                let r = self.eval(p)?;
+                let mut yes = r.either();
+                yes.not();
+                Rows {
+                    yes,
+                    maybe: r.maybe,
                 }
-                (_, false) => (Bitmap::all(rows), false),
-            },
+            }
             Plan::Column { column, truth } => {
                 let header = self.block.header().columns.get(*column);
                 if header.is_none_or(|h| h.repeated || h.overflow) {
-                    return Ok((Bitmap::all(rows), false));
+                    return Ok(Rows::maybe(Bitmap::all(rows)));
                 }
-                let ids = self.column(*column)?;
-                let b = Bitmap::from_fn(rows, |i| {
-                    ids.get(i)
-                        .and_then(|&id| truth.get(id as usize))
-                        .copied()
-                        .unwrap_or(false)
-                });
-                (b, true)
+                Rows::sure(self.in_column(*column, truth)?)
             }
-            Plan::Tokens(hashes) => {
-                let mut out = Bitmap::all(rows);
-                let n = self.block.header().chunk_rows as usize;
-                for k in 0..self.block.header().chunks.len() {
-                    let filter = self.filter(k)?;
-                    if !hashes.iter().all(|&h| filter.may_contain(h)) {
-                        out.clear_range(k * n, (k + 1) * n);
-                    }
+            Plan::Tokens(hashes) => Rows::maybe(self.chunks_with(hashes)?),
+            Plan::Text { whole, words } => {
+                let mut yes = Bitmap::none(rows);
+                for (c, truth) in whole {
+                    yes.or(&self.in_column(*c, truth)?);
                 }
-                let exact = out.is_empty();
-                (out, exact)
+                let mut any = Bitmap::all(rows);
+                for (hash, columns) in words {
+                    let mut here = self.chunks_with(&[*hash])?;
+                    for (c, truth) in columns {
+                        here.or(&self.in_column(*c, truth)?);
+                    }
+                    any.and(&here);
+                }
+                any.or(&yes);
+                Rows::new(yes, any)
             }
         })
+    }
+
+    /// The rows whose id in column `c` has `truth` (ids are only given to values whose raw
+    /// bytes are the value, so this holds even where the column overflowed).
+    fn in_column(&mut self, c: usize, truth: &[bool]) -> Result<Bitmap, IndexError> {
+        let ids = self.column(c)?;
+        Ok(Bitmap::from_fn(ids.len(), |i| {
+            ids.get(i)
+                .and_then(|&id| truth.get(id as usize))
+                .copied()
+                .unwrap_or(false)
+        }))
+    }
+
+    /// The rows of the chunks whose filter may hold every one of `hashes`.
+    fn chunks_with(&mut self, hashes: &[u64]) -> Result<Bitmap, IndexError> {
+        let rows = self.block.header().rows as usize;
+        let mut out = Bitmap::all(rows);
+        let n = self.block.header().chunk_rows as usize;
+        for k in 0..self.block.header().chunks.len() {
+            let filter = self.filter(k)?;
+            if !hashes.iter().all(|&h| filter.may_contain(h)) {
+                out.clear_range(k * n, (k + 1) * n);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Rows a filter selects: `yes` surely, `maybe` perhaps (disjoint).
+#[derive(Debug)]
+pub(crate) struct Rows {
+    pub(crate) yes: Bitmap,
+    pub(crate) maybe: Bitmap,
+}
+
+impl Rows {
+    fn sure(yes: Bitmap) -> Rows {
+        let maybe = Bitmap::none(yes.len());
+        Rows { yes, maybe }
+    }
+
+    fn maybe(maybe: Bitmap) -> Rows {
+        let yes = Bitmap::none(maybe.len());
+        Rows { yes, maybe }
+    }
+
+    /// From the rows surely in and those perhaps in (a superset of `yes`).
+    fn new(yes: Bitmap, mut any: Bitmap) -> Rows {
+        let mut not_yes = yes.clone();
+        not_yes.not();
+        any.and(&not_yes);
+        Rows { yes, maybe: any }
+    }
+
+    fn either(&self) -> Bitmap {
+        let mut b = self.yes.clone();
+        b.or(&self.maybe);
+        b
     }
 }

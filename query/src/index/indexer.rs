@@ -186,6 +186,8 @@ fn turn(
     let mut read = 0usize;
     {
         let mut dicts = app.dicts_mut();
+        let budget = index.config().max_dict_bytes;
+        let mut room = budget.saturating_sub(dicts.iter().map(|d| d.memory()).sum());
         while read < TURN_LINES {
             let at = scan.position().0;
             let Some(line) = scan.next().transpose()? else {
@@ -196,7 +198,7 @@ fn turn(
                 builder: BlockBuilder::new(index.config().block_rows, index.config().chunk_rows),
                 since: Instant::now(),
             });
-            p.builder.push(&line, at, end, &mut dicts);
+            p.builder.push(&line, at, end, &mut dicts, &mut room);
             read += 1;
             if p.builder.is_full() {
                 drop(dicts);

@@ -57,6 +57,9 @@ pub struct IndexConfig {
     /// Distinct values a column's dictionary keeps per app; past it, a block reads that
     /// column's values from its lines. Default 4,000,000.
     pub max_dict_values: usize,
+    /// The memory an app's dictionaries take at most (their values stay in memory); past
+    /// it, new values are read from the lines. Default 64 MiB.
+    pub max_dict_bytes: u64,
     /// Blocks whose newest line was received longer ago are deleted. Default 7 days.
     pub max_age: Duration,
     /// The bytes an app's blocks take at most (oldest deleted first). Default 1 GiB.
@@ -73,6 +76,7 @@ impl Default for IndexConfig {
     fn default() -> Self {
         IndexConfig {
             max_dict_values: 4_000_000,
+            max_dict_bytes: 64 << 20,
             max_age: Duration::from_secs(7 * 24 * 3600),
             max_bytes_per_app: 1 << 30,
             flush_after: Duration::from_secs(30),

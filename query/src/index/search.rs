@@ -66,24 +66,28 @@ pub(crate) fn answer(
             continue;
         }
         let mut reader = BlockReader::new(block);
-        let (mut rows, exact) = reader.eval(&plan)?;
+        let selected = reader.eval(&plan)?;
+        let (mut rows, mut maybe) = (selected.yes, selected.maybe);
         let inside = in_window(h.time_min) && in_window(h.time_max);
         let needs_times = !inside || query.aggregate.as_ref().is_some_and(|a| a.span.is_some());
-        let times = if needs_times && !rows.is_empty() {
+        let times = if needs_times && !(rows.is_empty() && maybe.is_empty()) {
             Some(block.times()?)
         } else {
             None
         };
         if let (false, Some(t)) = (inside, &times) {
-            rows.and(&Bitmap::from_fn(rows.len(), |i| {
-                t.get(i).is_some_and(|&t| in_window(t))
-            }));
+            let window = Bitmap::from_fn(rows.len(), |i| t.get(i).is_some_and(|&t| in_window(t)));
+            rows.and(&window);
+            maybe.and(&window);
+        }
+        if !maybe.is_empty()
+            && let Some(filter) = &query.filter
+        {
+            decide(block, app, filter, &mut maybe)?;
+            rows.or(&maybe);
         }
         if rows.is_empty() {
             continue;
-        }
-        if !exact && let Some(filter) = &query.filter {
-            decide(block, app, filter, &mut rows)?;
         }
         match (&query.aggregate, &mut columns) {
             (Some(_), Some(c)) if c.can_read(&reader) => {

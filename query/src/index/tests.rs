@@ -74,7 +74,8 @@ fn lines(n: usize, seed: u64) -> Vec<LogLine> {
                     "app",
                     format!("{}.{}", ["web", "worker"][rng.below(2) as usize], 1 + rng.below(2)),
                     format!(
-                        "at=info msg=\"{} {}\" user={} duration={}ms{}",
+                        "at=info msg=\"{}{} {}\" user={} duration={}ms{}",
+                        ["", "", "", "x\\nretry ", "\\\"cache\\\" "][rng.below(5) as usize],
                         WORDS[rng.below(WORDS.len() as u64) as usize],
                         WORDS[rng.below(WORDS.len() as u64) as usize],
                         rng.below(100),
@@ -203,6 +204,16 @@ const QUERIES: &[&str] = &[
     "* | max(service), min(bytes) by path | head 4",
     "status>=500 | count by path,status | head 5",
     "* | count by method | head 1",
+    "\"request timeout\" | count",
+    "\"items\" | count",
+    "\"web\" | count by source",
+    "\"h12\" or \"nretry\" | count",
+    "\"retry\" | count by msg | head 50",
+    "\"shop.example.com\" | count",
+    "\"info msg\" | count",
+    "\"cache\" and not \"miss\" | count",
+    "msg=\"timeout retry\" | count",
+    "\"b\\\"c\" | count",
 ];
 
 #[test]

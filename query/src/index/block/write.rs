@@ -10,7 +10,7 @@ use logplex::LogLine;
 
 use super::{ChunkHeader, ColumnHeader, Header, MAGIC, Section, VERSION};
 use crate::index::IndexError;
-use crate::index::bloom::{Bloom, hash_pair, hash_parts, hash_word, words};
+use crate::index::bloom::{Bloom, hash_pair, hash_parts, hash_word, words_at};
 use crate::index::columns::{COLUMNS, read_row};
 use crate::index::dict::Dict;
 
@@ -98,8 +98,22 @@ impl BlockBuilder {
     }
 
     /// Adds `line`, which starts at spool position `at` and ends at `end`; its values get
-    /// ids from `dicts` (one per column, in `COLUMNS` order).
-    pub(crate) fn push(&mut self, line: &LogLine, at: u64, end: u64, dicts: &mut [Dict]) {
+    /// ids from `dicts` (one per column, in `COLUMNS` order), which may take `room` more
+    /// bytes of memory.
+    ///
+    /// A value gets no id (the block's column is then marked `overflow`, and the lines answer
+    /// for it) when its dictionary is full or it was written with an escape (its raw bytes,
+    /// which full-text terms match, are not its value). The chunk's token filter gets the
+    /// words of the message outside the values that got an id, and the pairs of every key
+    /// that is no column.
+    pub(crate) fn push(
+        &mut self,
+        line: &LogLine,
+        at: u64,
+        end: u64,
+        dicts: &mut [Dict],
+        room: &mut u64,
+    ) {
         self.first.get_or_insert(at);
         self.end = end;
         let time = line.time.as_micros();
@@ -112,17 +126,26 @@ impl BlockBuilder {
             tokens.insert(hash_parts(&[b"?", key]));
             tokens.insert(hash_pair(key, value));
         });
+        let mut in_columns: Vec<std::ops::Range<usize>> = Vec::new();
         for (c, value) in row.values.iter().enumerate() {
+            let raw = row.raw.get(c).cloned().flatten();
+            let escaped = raw.as_ref().is_some_and(|(_, e)| *e);
             let id = match (value, dicts.get_mut(c)) {
-                (None, _) => 0,
-                (Some(v), Some(dict)) => dict.id_or_add(v).unwrap_or_else(|| {
-                    if let Some(o) = self.overflow.get_mut(c) {
-                        *o = true;
-                    }
-                    0
-                }),
-                (Some(_), None) => 0,
+                (Some(v), Some(dict)) if !escaped => dict.id_or_add(v, room),
+                (None, _) => Some(0),
+                _ => None,
             };
+            let id = id.unwrap_or_else(|| {
+                if let Some(o) = self.overflow.get_mut(c) {
+                    *o = true;
+                }
+                0
+            });
+            if id != 0
+                && let Some((range, _)) = raw
+            {
+                in_columns.push(range);
+            }
             if let Some(ids) = self.ids.get_mut(c) {
                 ids.push(id);
             }
@@ -132,7 +155,19 @@ impl BlockBuilder {
                 *flag = true;
             }
         }
-        for word in words(&line.message) {
+        in_columns.sort_by_key(|r| r.start);
+        let message = &line.message[..];
+        let mut next = in_columns.iter().peekable();
+        for (start, word) in words_at(message) {
+            while next.peek().is_some_and(|r| r.end <= start) {
+                next.next();
+            }
+            if next
+                .peek()
+                .is_some_and(|r| r.start <= start && start + word.len() <= r.end)
+            {
+                continue;
+            }
             self.tokens.insert(hash_word(word));
         }
         write_record(&mut self.chunk, line);
