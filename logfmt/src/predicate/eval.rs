@@ -115,9 +115,11 @@ pub(super) fn contains_phrase(text: &[u8], phrase: &[u8]) -> bool {
     let edge_start = is_word(first);
     let edge_end = phrase.last().is_some_and(|&b| is_word(b));
     let mut at = 0;
+    // The phrase is lower case: its first byte is found in either case with memchr2.
+    let upper = first.to_ascii_uppercase();
     while let Some(offset) = text
         .get(at..)
-        .and_then(|rest| rest.iter().position(|b| b.to_ascii_lowercase() == first))
+        .and_then(|rest| memchr::memchr2(first, upper, rest))
     {
         let start = at + offset;
         at = start + 1;

@@ -174,10 +174,10 @@ impl Dict {
     }
 }
 
-/// The memory a value takes in a dictionary: its bytes twice (the list and the map), the
-/// map's entry, the number.
+/// The memory a value takes in a dictionary: its bytes twice (the list and the map, each an
+/// allocation), the two boxes, the map's entry and control byte, the number.
 fn memory_of(value: &[u8]) -> u64 {
-    2 * value.len() as u64 + 48
+    2 * value.len() as u64 + 96
 }
 
 #[cfg(test)]

@@ -103,14 +103,13 @@ fn plan(term: Term<'_>, dicts: &[Dict]) -> Plan {
                     })
                     .collect()
             };
-            let lower = phrase.to_ascii_lowercase();
-            Plan::Text {
-                whole: in_values(&lower),
-                words: words
-                    .iter()
-                    .map(|w| (hash_word(w), in_values(&w.to_ascii_lowercase())))
-                    .collect(),
-            }
+            let whole = in_values(phrase);
+            let words = match words.as_slice() {
+                // One word: where it is whole is where it is.
+                [w] if *w == phrase => vec![(hash_word(w), whole.clone())],
+                _ => words.iter().map(|w| (hash_word(w), in_values(w))).collect(),
+            };
+            Plan::Text { whole, words }
         }
     }
 }
