@@ -307,8 +307,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         for net in drains::AddressPolicy::LOOPBACK {
             drains_config.policy.allow(net);
         }
-        let spool = args.router.spool()?;
-        let logplex = start(config, drains_config, spool, "paas up", Some(&app.name)).await?;
+        let query = args.router.query_engine()?;
+        let logplex = start(config, drains_config, query, "paas up", Some(&app.name)).await?;
         let router = logplex.router().clone();
         match router.create_app(&app.name) {
             Ok(_) | Err(logplex::RegistryError::AppExists(_)) => {}

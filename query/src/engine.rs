@@ -20,6 +20,18 @@ use crate::{
     SpoolConfig, SpoolWriter, SpoolWriterConfig, SpoolWriterHandle,
 };
 
+/// How the engine keeps lines and answers.
+#[derive(Clone, Debug, Default)]
+pub struct EngineConfig {
+    /// The spool (the index keeps lines as long as it says: its `max_age` and
+    /// `max_bytes_per_app` apply to the index's blocks too).
+    pub spool: SpoolConfig,
+    /// The index (its retention is the spool's).
+    pub index: IndexConfig,
+    /// The API's limits.
+    pub service: ServiceConfig,
+}
+
 /// The running engine.
 #[derive(Debug)]
 pub struct QueryEngine {
@@ -49,15 +61,19 @@ impl QueryEngine {
     pub fn start(
         router: &Router,
         dir: &Path,
-        spool: SpoolConfig,
-        service: ServiceConfig,
+        config: EngineConfig,
     ) -> Result<Arc<QueryEngine>, IndexError> {
+        let EngineConfig {
+            spool,
+            index,
+            service,
+        } = config;
         let index = Index::open(
             dir.join("index"),
             IndexConfig {
                 max_age: spool.max_age,
                 max_bytes_per_app: spool.max_bytes_per_app,
-                ..IndexConfig::default()
+                ..index
             },
         )?;
         let spool = Spool::open(dir.join("spool"), spool)?;

@@ -64,7 +64,7 @@ mod service;
 mod spool;
 mod window;
 
-pub use engine::QueryEngine;
+pub use engine::{EngineConfig, QueryEngine};
 pub use exec::render::{DEFAULT_CHART_WIDTH, write_human, write_ndjson};
 pub use exec::{
     Cell, Column, ColumnKind, DEFAULT_MAX_GROUPS, ExecError, Executor, Lines, Output, Table, run,

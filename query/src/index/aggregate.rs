@@ -8,10 +8,15 @@
 //! (a percentile's values go into its sketch); any other is handed over as final values.
 
 use std::borrow::Cow;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
+
+use rustc_hash::FxHashMap;
 
 use super::IndexError;
+use std::sync::Arc;
+
 use super::bitmap::Bitmap;
+use super::block::{Ids, Times};
 use super::columns::column_of;
 use super::dict::Dict;
 use super::filter::BlockReader;
@@ -40,7 +45,7 @@ pub(crate) struct ColumnAggregation<'q> {
     agg_value: Vec<Option<usize>>,
     /// One `by` key and no timechart: a row's group is its id.
     dense: bool,
-    groups: HashMap<Key, u32>,
+    groups: FxHashMap<Key, u32>,
     keys: Vec<Key>,
     row_groups: Vec<u32>,
     row_values: Vec<Vec<u32>>,
@@ -79,7 +84,7 @@ impl<'q> ColumnAggregation<'q> {
             row_values: vec![Vec::new(); values.len()],
             values,
             agg_value,
-            groups: HashMap::new(),
+            groups: FxHashMap::default(),
             keys: Vec::new(),
             row_groups: Vec::new(),
             max_groups,
@@ -101,35 +106,35 @@ impl<'q> ColumnAggregation<'q> {
         &mut self,
         reader: &mut BlockReader<'_>,
         rows: &Bitmap,
-        times: Option<&[i64]>,
+        times: Option<&Times>,
     ) -> Result<(), SearchError> {
-        let by: Vec<Vec<u32>> = self
+        let by: Vec<Arc<Ids>> = self
             .by
             .iter()
-            .map(|&c| reader.column(c).map(<[u32]>::to_vec))
+            .map(|&c| reader.column(c))
             .collect::<Result<_, IndexError>>()?;
-        let values: Vec<Vec<u32>> = self
+        let values: Vec<Arc<Ids>> = self
             .values
             .iter()
-            .map(|&c| reader.column(c).map(<[u32]>::to_vec))
+            .map(|&c| reader.column(c))
             .collect::<Result<_, IndexError>>()?;
         let span = self.aggregate.span;
         'rows: for row in rows.ones() {
             let group = if self.dense {
-                match by.first().and_then(|ids| ids.get(row)) {
-                    Some(&id) if id != 0 => id,
+                match by.first().map(|ids| ids.get(row)) {
+                    Some(id) if id != 0 => id,
                     _ => continue,
                 }
             } else {
                 let mut key: Key = (0, [0; MAX_BY]);
                 for (slot, ids) in key.1.iter_mut().zip(&by) {
                     match ids.get(row) {
-                        Some(&id) if id != 0 => *slot = id,
-                        _ => continue 'rows,
+                        0 => continue 'rows,
+                        id => *slot = id,
                     }
                 }
                 if let Some(s) = span {
-                    let t = times.and_then(|t| t.get(row)).copied().unwrap_or(0);
+                    let t = times.map_or(0, |t| t.get(row));
                     key.0 = t.div_euclid(s).saturating_mul(s);
                 }
                 let next = self.keys.len() as u32;
@@ -151,7 +156,7 @@ impl<'q> ColumnAggregation<'q> {
             };
             self.row_groups.push(group);
             for (out, ids) in self.row_values.iter_mut().zip(&values) {
-                out.push(ids.get(row).copied().unwrap_or(0));
+                out.push(ids.get(row));
             }
         }
         Ok(())

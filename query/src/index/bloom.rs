@@ -81,19 +81,27 @@ pub(crate) struct Bloom {
 impl Bloom {
     /// A filter sized for the distinct `hashes`, holding them.
     pub(crate) fn build(hashes: &[u64]) -> Bloom {
-        let bits = (hashes.len() * BITS_PER_TOKEN).max(64).next_power_of_two();
-        let mut bloom = Bloom {
+        let mut bloom = Bloom::with_capacity(hashes.len());
+        hashes.iter().for_each(|&h| bloom.insert(h));
+        bloom
+    }
+
+    /// An empty filter sized for `tokens` distinct tokens.
+    pub(crate) fn with_capacity(tokens: usize) -> Bloom {
+        let bits = (tokens * BITS_PER_TOKEN).max(64).next_power_of_two();
+        Bloom {
             words: vec![0; bits / 64],
-        };
-        let mask = bloom.mask();
-        for &h in hashes {
-            for bit in probes(mask, h) {
-                if let Some(w) = bloom.words.get_mut(bit / 64) {
-                    *w |= 1 << (bit % 64);
-                }
+        }
+    }
+
+    /// Adds a token.
+    pub(crate) fn insert(&mut self, hash: u64) {
+        let mask = self.mask();
+        for bit in probes(mask, hash) {
+            if let Some(w) = self.words.get_mut(bit / 64) {
+                *w |= 1 << (bit % 64);
             }
         }
-        bloom
     }
 
     /// A filter read back from its words (a power of two of them; else `None`).

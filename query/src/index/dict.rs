@@ -13,6 +13,7 @@ use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use super::IndexError;
+use super::bloom::{Bloom, hash_word, words};
 use crate::exec::extract::number_of;
 
 /// The longest value a dictionary keeps: a longer one is not kept in the column (the row
@@ -34,6 +35,13 @@ pub(crate) struct Dict {
     max_values: usize,
     /// What `memory_of` its values sums to.
     memory: u64,
+    /// The words of its values, so that a full-text term skips a dictionary that cannot hold
+    /// it without testing each value.
+    words: Bloom,
+    /// Words added to `words`, and how many it was sized for (it is rebuilt 4× larger past
+    /// that).
+    word_count: usize,
+    word_capacity: usize,
 }
 
 impl Dict {
@@ -57,6 +65,9 @@ impl Dict {
             written: 0,
             max_values,
             memory: 0,
+            words: Bloom::with_capacity(WORDS_AT_FIRST),
+            word_count: 0,
+            word_capacity: WORDS_AT_FIRST,
         };
         let mut at = 0usize;
         while let Some(len_bytes) = bytes.get(at..at + 4) {
@@ -86,6 +97,17 @@ impl Dict {
     fn remember(&mut self, value: &[u8]) -> u32 {
         let id = self.values.len() as u32 + 1;
         self.memory += memory_of(value);
+        for w in words(value) {
+            self.words.insert(hash_word(w));
+            self.word_count += 1;
+        }
+        if self.word_count > self.word_capacity {
+            self.word_capacity = self.word_count * 4;
+            self.words = Bloom::with_capacity(self.word_capacity);
+            for v in &self.values {
+                words(v).for_each(|w| self.words.insert(hash_word(w)));
+            }
+        }
         self.values.push(value.into());
         self.numbers.push(number_of(value).unwrap_or(f64::NAN));
         self.ids.insert(value.into(), id);
@@ -133,6 +155,11 @@ impl Dict {
             .unwrap_or(f64::NAN)
     }
 
+    /// Whether some value may hold `word` (lower case) as a word (false: none does).
+    pub(crate) fn may_hold_word(&self, word: &[u8]) -> bool {
+        self.words.may_contain(hash_word(word))
+    }
+
     /// The memory its values take (about).
     pub(crate) fn memory(&self) -> u64 {
         self.memory
@@ -173,6 +200,9 @@ impl Dict {
         self.written
     }
 }
+
+/// Words a dictionary's word filter is first sized for.
+const WORDS_AT_FIRST: usize = 1024;
 
 /// The memory a value takes in a dictionary: its bytes twice (the list and the map, each an
 /// allocation), the two boxes, the map's entry and control byte, the number.

@@ -7,7 +7,10 @@ use logfmt::{Predicate, Term, TermKind};
 
 use super::IndexError;
 use super::bitmap::Bitmap;
-use super::block::BlockFile;
+use std::sync::Arc;
+
+use super::block::{BlockFile, Ids, Times};
+use super::cache::ColumnCache;
 use super::bloom::{Bloom, hash_pair, hash_parts, hash_word, words};
 use super::columns::{COLUMNS, Source, column_of, is_attribute};
 use super::dict::Dict;
@@ -96,6 +99,9 @@ fn plan(term: Term<'_>, dicts: &[Dict]) -> Plan {
                     .filter(|(c, _)| !is_attribute(*c))
                     .filter_map(|(c, _)| {
                         let d = dicts.get(c)?;
+                        if !self::words(text).all(|w| d.may_hold_word(w)) {
+                            return None;
+                        }
                         let truth: Vec<bool> = std::iter::once(false)
                             .chain(d.values().map(|v| logfmt::contains_text(v, text)))
                             .collect();
@@ -137,29 +143,29 @@ impl Plan {
 /// What a block's columns and filters are read for, once per block.
 pub(crate) struct BlockReader<'a> {
     pub(crate) block: &'a BlockFile,
-    columns: Vec<Option<Vec<u32>>>,
+    cache: &'a ColumnCache,
     filters: Vec<Option<Bloom>>,
 }
 
 impl<'a> BlockReader<'a> {
-    pub(crate) fn new(block: &'a BlockFile) -> Self {
+    pub(crate) fn new(block: &'a BlockFile, cache: &'a ColumnCache) -> Self {
         BlockReader {
             block,
-            columns: vec![None; COLUMNS.len()],
+            cache,
             filters: vec![None; block.header().chunks.len()],
         }
     }
 
-    /// Column `c`'s ids (read once).
-    pub(crate) fn column(&mut self, c: usize) -> Result<&[u32], IndexError> {
-        let slot = self
-            .columns
-            .get_mut(c)
-            .ok_or_else(|| IndexError::corrupt(self.block.path(), format!("no column {c}")))?;
-        if slot.is_none() {
-            *slot = Some(self.block.column(c)?);
-        }
-        Ok(slot.as_deref().unwrap_or_default())
+    /// Column `c`'s ids.
+    pub(crate) fn column(&mut self, c: usize) -> Result<Arc<Ids>, IndexError> {
+        let block = self.block;
+        self.cache.ids(block.id(), c, || block.column(c))
+    }
+
+    /// The rows' times.
+    pub(crate) fn times(&mut self) -> Result<Arc<Times>, IndexError> {
+        let block = self.block;
+        self.cache.times(block.id(), || block.times())
     }
 
     fn filter(&mut self, k: usize) -> Result<&Bloom, IndexError> {
@@ -244,13 +250,7 @@ impl<'a> BlockReader<'a> {
     /// The rows whose id in column `c` has `truth` (ids are only given to values whose raw
     /// bytes are the value, so this holds even where the column overflowed).
     fn in_column(&mut self, c: usize, truth: &[bool]) -> Result<Bitmap, IndexError> {
-        let ids = self.column(c)?;
-        Ok(Bitmap::from_fn(ids.len(), |i| {
-            ids.get(i)
-                .and_then(|&id| truth.get(id as usize))
-                .copied()
-                .unwrap_or(false)
-        }))
+        Ok(self.column(c)?.select(truth))
     }
 
     /// The rows of the chunks whose filter may hold every one of `hashes`.

@@ -31,6 +31,7 @@ mod aggregate;
 mod bitmap;
 mod block;
 mod bloom;
+mod cache;
 mod columns;
 mod dict;
 mod filter;
@@ -67,6 +68,8 @@ pub struct IndexConfig {
     pub max_bytes_per_app: u64,
     /// A block is written when full, or when its first line waited this long. Default 30 s.
     pub flush_after: Duration,
+    /// The memory decoded columns are cached in, over every app. Default 256 MiB.
+    pub cache_bytes: usize,
     /// Rows of a full block. Default 65,536.
     pub block_rows: usize,
     /// Rows of a compressed chunk (the unit a lookup decompresses). Default 4,096.
@@ -81,6 +84,7 @@ impl Default for IndexConfig {
             max_age: Duration::from_secs(7 * 24 * 3600),
             max_bytes_per_app: 1 << 30,
             flush_after: Duration::from_secs(30),
+            cache_bytes: 256 << 20,
             block_rows: block::BLOCK_ROWS,
             chunk_rows: block::CHUNK_ROWS,
         }
@@ -219,6 +223,7 @@ impl AppIndex {
         published: &mut Published,
         now: logplex::Timestamp,
         config: &IndexConfig,
+        cache: &cache::ColumnCache,
     ) -> Result<(), IndexError> {
         let max_age = i64::try_from(config.max_age.as_micros()).unwrap_or(i64::MAX);
         let cutoff = now.as_micros().saturating_sub(max_age);
@@ -231,6 +236,7 @@ impl AppIndex {
             }
             let path = oldest.path().to_owned();
             total = total.saturating_sub(oldest.bytes());
+            cache.forget(oldest.id());
             published.blocks.remove(0);
             match std::fs::remove_file(&path) {
                 Ok(()) => {}
@@ -294,6 +300,7 @@ struct Inner {
     dir: PathBuf,
     config: IndexConfig,
     apps: Mutex<HashMap<String, Arc<AppIndex>>>,
+    cache: cache::ColumnCache,
     /// Lines written into blocks since start.
     indexed: AtomicU64,
     /// Bytes of block files written since start.
@@ -305,11 +312,13 @@ impl Index {
     pub fn open(dir: impl AsRef<Path>, config: IndexConfig) -> Result<Index, IndexError> {
         let dir = dir.as_ref().to_owned();
         crate::spool::make_dir(&dir)?;
+        let cache_bytes = config.cache_bytes;
         Ok(Index {
             inner: Arc::new(Inner {
                 dir,
                 config,
                 apps: Mutex::new(HashMap::new()),
+                cache: cache::ColumnCache::new(cache_bytes),
                 indexed: AtomicU64::new(0),
                 written_bytes: AtomicU64::new(0),
             }),
@@ -347,7 +356,10 @@ impl Index {
         let removed = self.apps().remove(app_id);
         if let Some(app) = &removed {
             // Wait out queries reading it.
-            drop(app.published_mut());
+            let published = app.published_mut();
+            for b in &published.blocks {
+                self.inner.cache.forget(b.id());
+            }
         }
         let dir = self.inner.dir.join(app_id);
         match std::fs::remove_dir_all(&dir) {
@@ -355,6 +367,15 @@ impl Index {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(IndexError::io(&dir, e)),
         }
+    }
+
+    pub(crate) fn cache(&self) -> &cache::ColumnCache {
+        &self.inner.cache
+    }
+
+    /// Bytes of decoded columns in the cache.
+    pub fn cache_bytes(&self) -> usize {
+        self.inner.cache.bytes()
     }
 
     pub(crate) fn config(&self) -> &IndexConfig {

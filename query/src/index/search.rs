@@ -65,18 +65,18 @@ pub(crate) fn answer(
         if h.rows == 0 || !overlaps {
             continue;
         }
-        let mut reader = BlockReader::new(block);
+        let mut reader = BlockReader::new(block, index.cache());
         let selected = reader.eval(&plan)?;
         let (mut rows, mut maybe) = (selected.yes, selected.maybe);
         let inside = in_window(h.time_min) && in_window(h.time_max);
         let needs_times = !inside || query.aggregate.as_ref().is_some_and(|a| a.span.is_some());
         let times = if needs_times && !(rows.is_empty() && maybe.is_empty()) {
-            Some(block.times()?)
+            Some(reader.times()?)
         } else {
             None
         };
         if let (false, Some(t)) = (inside, &times) {
-            let window = Bitmap::from_fn(rows.len(), |i| t.get(i).is_some_and(|&t| in_window(t)));
+            let window = Bitmap::from_fn(rows.len(), |i| in_window(t.get(i)));
             rows.and(&window);
             maybe.and(&window);
         }

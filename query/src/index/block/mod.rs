@@ -9,20 +9,23 @@
 //! length     u32   of the header
 //! header     JSON  (Header: rows, spool positions, times, and where each section is)
 //! crc        u32   CRC-32 of the header
-//! sections   column ids (1, 2 or 4 bytes a row, little-endian; width 0: every row absent),
-//!            times (µs after time_min, 4 or 8 bytes a row), then per chunk its compressed
-//!            lines and its token filter (u64 words)
+//! sections   column ids (1, 2 or 4 bytes a row, little-endian, zstd-compressed; width 0:
+//!            every row absent, no bytes), times (µs after time_min, 4 or 8 bytes a row,
+//!            zstd-compressed), then per chunk its compressed lines and its token filter (u64
+//!            words)
 //! ```
 //!
 //! Every section has its CRC-32 in the header, checked when it is read. A chunk's lines are
 //! records back to back: `time i64, received i64, seq u64, facility u8, severity u8,
 //! source length u16, process length u16, message length u32`, then the three texts.
 
+mod ids;
 mod read;
 mod write;
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) use ids::{Ids, Times};
 pub(crate) use read::{BlockFile, ChunkLines};
 pub(crate) use write::{BlockBuilder, write_atomically};
 

@@ -3,17 +3,19 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use logplex::{AppName, LogLine, Timestamp};
 
-use super::{Header, MAGIC, MAX_HEADER, Section, VERSION};
+use super::{Header, Ids, MAGIC, MAX_HEADER, Section, Times, VERSION};
 use crate::index::IndexError;
 use crate::index::bloom::Bloom;
 
 /// An open block file.
 #[derive(Debug)]
 pub(crate) struct BlockFile {
+    id: u64,
     path: PathBuf,
     file: File,
     header: Header,
@@ -54,7 +56,9 @@ impl BlockFile {
                 ),
             ));
         }
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let block = BlockFile {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             path: path.to_owned(),
             file,
             header,
@@ -69,12 +73,11 @@ impl BlockFile {
         let h = &self.header;
         let rows = u64::from(h.rows);
         let fits = |s: &Section| s.offset.checked_add(s.len).is_some_and(|e| e <= self.len);
-        let columns_ok = h.columns.iter().all(|c| {
-            matches!(c.width, 0 | 1 | 2 | 4) && c.section.len == rows * u64::from(c.width)
-        }) && h.columns.iter().all(|c| fits(&c.section));
-        let times_ok = matches!(h.time_width, 4 | 8)
-            && h.times.len == rows * u64::from(h.time_width)
-            && fits(&h.times);
+        let columns_ok = h
+            .columns
+            .iter()
+            .all(|c| matches!(c.width, 0 | 1 | 2 | 4) && fits(&c.section));
+        let times_ok = matches!(h.time_width, 4 | 8) && fits(&h.times);
         let chunk_rows: u64 = h.chunks.iter().map(|c| u64::from(c.rows)).sum();
         let n = h.chunks.len();
         let chunks_ok = chunk_rows == rows
@@ -129,45 +132,42 @@ impl BlockFile {
         Ok(buf)
     }
 
-    /// Column `c`'s ids, a row each (0: absent).
-    pub(crate) fn column(&self, c: usize) -> Result<Vec<u32>, IndexError> {
-        let rows = self.header.rows as usize;
-        let Some(col) = self.header.columns.get(c) else {
-            return Ok(vec![0; rows]);
-        };
-        let bytes = self.read(&col.section, &format!("column {}", col.name))?;
-        Ok(match col.width {
-            1 => bytes.iter().map(|&b| u32::from(b)).collect(),
-            2 => bytes
-                .chunks_exact(2)
-                .map(|b| u32::from(u16::from_le_bytes([b[0], b[1]])))
-                .collect(),
-            4 => bytes
-                .chunks_exact(4)
-                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-            _ => vec![0; rows],
-        })
+    /// A unique number of this open block (the column cache's key).
+    pub(crate) fn id(&self) -> u64 {
+        self.id
     }
 
-    /// Each row's event time, µs since the epoch.
-    pub(crate) fn times(&self) -> Result<Vec<i64>, IndexError> {
-        let bytes = self.read(&self.header.times, "times")?;
-        let base = self.header.time_min;
-        Ok(match self.header.time_width {
-            4 => bytes
-                .chunks_exact(4)
-                .map(|b| base.wrapping_add(i64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))))
-                .collect(),
-            _ => bytes
-                .chunks_exact(8)
-                .map(|b| {
-                    let mut w = [0u8; 8];
-                    w.copy_from_slice(b);
-                    base.wrapping_add(u64::from_le_bytes(w) as i64)
-                })
-                .collect(),
-        })
+    /// Reads and decompresses `section`, which holds `len` bytes.
+    fn read_zstd(&self, section: &Section, len: usize, what: &str) -> Result<Vec<u8>, IndexError> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let compressed = self.read(section, what)?;
+        zstd::bulk::decompress(&compressed, len)
+            .ok()
+            .filter(|raw| raw.len() == len)
+            .ok_or_else(|| IndexError::corrupt(&self.path, format!("{what}: does not decompress")))
+    }
+
+    /// Column `c`'s ids, a row each (0: absent).
+    pub(crate) fn column(&self, c: usize) -> Result<Ids, IndexError> {
+        let rows = self.header.rows as usize;
+        let Some(col) = self.header.columns.get(c) else {
+            return Ok(Ids::Absent(rows));
+        };
+        let what = format!("column {}", col.name);
+        let raw = self.read_zstd(&col.section, rows * usize::from(col.width), &what)?;
+        Ids::decode(col.width, rows, &raw)
+            .ok_or_else(|| IndexError::corrupt(&self.path, format!("{what}: size")))
+    }
+
+    /// Each row's event time.
+    pub(crate) fn times(&self) -> Result<Times, IndexError> {
+        let h = &self.header;
+        let rows = h.rows as usize;
+        let raw = self.read_zstd(&h.times, rows * usize::from(h.time_width), "times")?;
+        Times::decode(h.time_width, h.time_min, rows, &raw)
+            .ok_or_else(|| IndexError::corrupt(&self.path, "times: size"))
     }
 
     /// Chunk `k`'s token filter.
@@ -227,10 +227,6 @@ impl ChunkLines {
             }
         }
         (at == raw.len()).then_some(ChunkLines { raw, starts, app })
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.starts.len()
     }
 
     /// Row `i` of the chunk.
