@@ -61,6 +61,7 @@ impl Bitmap {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn get(&self, i: usize) -> bool {
         self.words
             .get(i / 64)
@@ -104,6 +105,7 @@ impl Bitmap {
     }
 
     /// Whether any row in `from..to` is in.
+    #[cfg(test)]
     pub(crate) fn any_in(&self, from: usize, to: usize) -> bool {
         (from..to.min(self.len)).any(|i| self.get(i))
     }

@@ -6,6 +6,7 @@
 //! mixer, fixed by the block format's version, never a hasher of the standard library.
 
 /// The 64-bit hash of `bytes` (see the module docs).
+#[cfg(test)]
 pub(crate) fn hash(bytes: &[u8]) -> u64 {
     hash_parts(&[bytes])
 }

@@ -78,7 +78,11 @@ impl ColumnCache {
         }
         inner.bytes += size;
         while inner.bytes > self.max_bytes {
-            let Some(oldest) = inner.map.iter().min_by_key(|(_, (_, t))| *t).map(|(k, _)| *k)
+            let Some(oldest) = inner
+                .map
+                .iter()
+                .min_by_key(|(_, (_, t))| *t)
+                .map(|(k, _)| *k)
             else {
                 break;
             };

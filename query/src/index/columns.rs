@@ -9,7 +9,7 @@ use logplex::LogLine;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Source {
     /// The line's source (`app`, `heroku`, `paas`).
-    LineSource,
+    Origin,
     /// The line's process (`web.1`, `router`).
     Process,
     /// The dyno a line is about (as `exec::extract` reads it: the message's `dyno`, else the
@@ -28,7 +28,7 @@ pub(crate) struct ColumnSpec {
 
 /// The columns, in the order block files hold them (format version 1).
 pub(crate) const COLUMNS: &[ColumnSpec] = &[
-    attr("source", Source::LineSource),
+    attr("source", Source::Origin),
     attr("process", Source::Process),
     attr("dyno", Source::Dyno),
     pair("at"),
@@ -132,7 +132,7 @@ pub(crate) fn read_row<'a>(
     for (c, spec) in COLUMNS.iter().enumerate() {
         let value: &'a [u8] = match spec.source {
             Source::Pair => continue,
-            Source::LineSource => &line.source,
+            Source::Origin => &line.source,
             Source::Process => &line.process,
             Source::Dyno => message_dyno
                 .filter(|d| !d.is_empty())

@@ -10,10 +10,13 @@ use super::bitmap::Bitmap;
 use std::sync::Arc;
 
 use super::block::{BlockFile, Ids, Times};
-use super::cache::ColumnCache;
 use super::bloom::{Bloom, hash_pair, hash_parts, hash_word, words};
+use super::cache::ColumnCache;
 use super::columns::{COLUMNS, Source, column_of, is_attribute};
 use super::dict::Dict;
+
+/// A column, and whether a term holds for each of its ids.
+type Truth = (usize, Vec<bool>);
 
 /// A filter, prepared for the app's dictionaries.
 #[derive(Debug)]
@@ -34,8 +37,8 @@ pub(crate) enum Plan {
     /// (`whole`: per pair column, whether each id's value holds it), and may hold on one
     /// where each of its words is in a column's value or in the chunk's filter.
     Text {
-        whole: Vec<(usize, Vec<bool>)>,
-        words: Vec<(u64, Vec<(usize, Vec<bool>)>)>,
+        whole: Vec<Truth>,
+        words: Vec<(u64, Vec<Truth>)>,
     },
     /// Rows the index cannot tell (a superset: every row).
     Unknown,
@@ -92,7 +95,7 @@ fn plan(term: Term<'_>, dicts: &[Dict]) -> Plan {
             if words.is_empty() {
                 return Plan::Unknown;
             }
-            let in_values = |text: &[u8]| -> Vec<(usize, Vec<bool>)> {
+            let in_values = |text: &[u8]| -> Vec<Truth> {
                 COLUMNS
                     .iter()
                     .enumerate()

@@ -246,7 +246,12 @@ fn publish(
         published.blocks.push(block);
         published.end = header.end;
         app.record_end(header.end)?;
-        app.retain(&mut published, Timestamp::now(), index.config(), index.cache())?;
+        app.retain(
+            &mut published,
+            Timestamp::now(),
+            index.config(),
+            index.cache(),
+        )?;
     }
     spool.release_through(id, Position(header.end))?;
     counters.lines.fetch_add(rows, Ordering::Relaxed);

@@ -194,13 +194,8 @@ fn give_lines(
             continue;
         }
         let mut keep = rows.clone();
-        let mut seen = 0;
-        for row in rows.ones() {
-            if seen >= skip {
-                break;
-            }
+        for row in rows.ones().take(skip) {
             keep.clear_range(row, row + 1);
-            seen += 1;
         }
         skip = 0;
         for_each_line(block, app, &keep, |line| {

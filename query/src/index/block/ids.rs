@@ -39,6 +39,7 @@ impl Ids {
         })
     }
 
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         match self {
             Ids::Absent(n) => *n,
