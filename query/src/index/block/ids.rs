@@ -95,7 +95,8 @@ impl Ids {
     }
 }
 
-/// A block's times: µs after `base`, a row each.
+/// A block's times: µs after `base`, a row each (written as differences from the row
+/// before; held as offsets).
 #[derive(Debug)]
 pub(crate) enum Times {
     U32 { base: i64, deltas: Vec<u32> },
@@ -112,17 +113,21 @@ impl Times {
                 base,
                 deltas: bytes
                     .chunks_exact(4)
-                    .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .scan(0u32, |sum, b| {
+                        *sum = sum.wrapping_add(u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+                        Some(*sum)
+                    })
                     .collect(),
             },
             8 => Times::U64 {
                 base,
                 deltas: bytes
                     .chunks_exact(8)
-                    .map(|b| {
+                    .scan(0u64, |sum, b| {
                         let mut w = [0u8; 8];
                         w.copy_from_slice(b);
-                        u64::from_le_bytes(w)
+                        *sum = sum.wrapping_add(u64::from_le_bytes(w));
+                        Some(*sum)
                     })
                     .collect(),
             },
@@ -172,6 +177,6 @@ mod tests {
         assert!(Ids::decode(2, 5, &[0; 9]).is_none());
         assert_eq!(Ids::decode(0, 3, &[]).unwrap().select(&[true]).count(), 3);
         let t = Times::decode(4, 100, 2, &[1, 0, 0, 0, 2, 0, 0, 0]).unwrap();
-        assert_eq!((t.get(0), t.get(1)), (101, 102));
+        assert_eq!((t.get(0), t.get(1)), (101, 103));
     }
 }

@@ -16,17 +16,18 @@
 //! ```
 //!
 //! Every section has its CRC-32 in the header, checked when it is read. A chunk's lines are
-//! records back to back: `time i64, received i64, seq u64, facility u8, severity u8,
-//! source length u16, process length u16, message length u32`, then the three texts.
+//! laid out column by column before compression (`chunk.rs`).
 
+mod chunk;
 mod ids;
 mod read;
 mod write;
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) use chunk::ChunkLines;
 pub(crate) use ids::{Ids, Times};
-pub(crate) use read::{BlockFile, ChunkLines};
+pub(crate) use read::BlockFile;
 pub(crate) use write::{BlockBuilder, write_atomically};
 
 /// The format version block files are written in.

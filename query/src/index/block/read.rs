@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
-use logplex::{AppName, LogLine, Timestamp};
+use logplex::AppName;
 
-use super::{Header, Ids, MAGIC, MAX_HEADER, Section, Times, VERSION};
+use super::{ChunkLines, Header, Ids, MAGIC, MAX_HEADER, Section, Times, VERSION};
 use crate::index::IndexError;
 use crate::index::bloom::Bloom;
 
@@ -197,61 +197,5 @@ impl BlockFile {
             .map_err(|e| IndexError::corrupt(&self.path, format!("lines of chunk {k}: {e}")))?;
         ChunkLines::parse(Bytes::from(raw), chunk.rows as usize, app.clone())
             .ok_or_else(|| IndexError::corrupt(&self.path, format!("lines of chunk {k}: damaged")))
-    }
-}
-
-/// A chunk's lines, decompressed.
-#[derive(Debug)]
-pub(crate) struct ChunkLines {
-    raw: Bytes,
-    /// Where each row's record starts.
-    starts: Vec<usize>,
-    app: AppName,
-}
-
-const RECORD_HEAD: usize = 8 + 8 + 8 + 1 + 1 + 2 + 2 + 4;
-
-impl ChunkLines {
-    fn parse(raw: Bytes, rows: usize, app: AppName) -> Option<ChunkLines> {
-        let mut starts = Vec::with_capacity(rows);
-        let mut at = 0usize;
-        for _ in 0..rows {
-            let head = raw.get(at..at + RECORD_HEAD)?;
-            let s = usize::from(u16::from_le_bytes([head[26], head[27]]));
-            let p = usize::from(u16::from_le_bytes([head[28], head[29]]));
-            let m = u32::from_le_bytes([head[30], head[31], head[32], head[33]]) as usize;
-            starts.push(at);
-            at = at.checked_add(RECORD_HEAD + s + p)?.checked_add(m)?;
-            if at > raw.len() {
-                return None;
-            }
-        }
-        (at == raw.len()).then_some(ChunkLines { raw, starts, app })
-    }
-
-    /// Row `i` of the chunk.
-    pub(crate) fn line(&self, i: usize) -> Option<LogLine> {
-        let at = *self.starts.get(i)?;
-        let head = self.raw.get(at..at + RECORD_HEAD)?;
-        let i64_at = |o: usize| {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(&head[o..o + 8]);
-            i64::from_le_bytes(w)
-        };
-        let s = usize::from(u16::from_le_bytes([head[26], head[27]]));
-        let p = usize::from(u16::from_le_bytes([head[28], head[29]]));
-        let m = u32::from_le_bytes([head[30], head[31], head[32], head[33]]) as usize;
-        let text = at + RECORD_HEAD;
-        Some(LogLine {
-            time: Timestamp::from_micros(i64_at(0)),
-            received: Timestamp::from_micros(i64_at(8)),
-            seq: i64_at(16) as u64,
-            facility: head[24],
-            severity: head[25],
-            app: self.app.clone(),
-            source: self.raw.slice(text..text + s),
-            process: self.raw.slice(text + s..text + s + p),
-            message: self.raw.slice(text + s + p..text + s + p + m),
-        })
     }
 }

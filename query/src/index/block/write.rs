@@ -8,15 +8,17 @@ use std::path::Path;
 
 use logplex::LogLine;
 
+use super::chunk::ChunkWriter;
 use super::{ChunkHeader, ColumnHeader, Header, MAGIC, Section, VERSION};
 use crate::index::IndexError;
 use crate::index::bloom::{Bloom, hash_pair, hash_parts, hash_word, words_at};
 use crate::index::columns::{COLUMNS, read_row};
 use crate::index::dict::Dict;
 
-/// zstd's level for chunks: level 3 (its default) compresses these lines ~10× at a few
-/// hundred MB/s.
-const ZSTD_LEVEL: i32 = 3;
+/// zstd's level for chunks: on these lines level 1 both compresses better than 3 (0.167 of
+/// the message bytes against 0.178, measured on the benchmark's corpus) and runs faster;
+/// 9 gains 5 % at a thirtieth of the speed.
+const ZSTD_LEVEL: i32 = 1;
 
 /// zstd's level for columns and times: 1, the fastest to write; they decompress at GB/s and
 /// a warm query reads them from the column cache.
@@ -66,8 +68,8 @@ pub(crate) struct BlockBuilder {
     repeated: Vec<bool>,
     overflow: Vec<bool>,
     times: Vec<i64>,
-    /// The chunk being filled: its records, and its distinct tokens.
-    chunk: Vec<u8>,
+    /// The chunk being filled, and its distinct tokens.
+    chunk: ChunkWriter,
     tokens: Tokens,
     chunk_rows: usize,
     /// Finished chunks: compressed lines, raw length, filter, rows.
@@ -90,7 +92,7 @@ impl BlockBuilder {
             repeated: vec![false; COLUMNS.len()],
             overflow: vec![false; COLUMNS.len()],
             times: Vec::new(),
-            chunk: Vec::new(),
+            chunk: ChunkWriter::default(),
             tokens: Tokens::default(),
             chunk_rows: 0,
             chunks: Vec::new(),
@@ -183,7 +185,7 @@ impl BlockBuilder {
             }
             self.tokens.insert(hash_word(word));
         }
-        write_record(&mut self.chunk, line);
+        self.chunk.push(line);
         self.rows += 1;
         self.chunk_rows += 1;
         if self.chunk_rows >= self.chunk_max {
@@ -195,15 +197,15 @@ impl BlockBuilder {
         if self.chunk_rows == 0 {
             return;
         }
-        let compressed = compress(&self.chunk, ZSTD_LEVEL);
+        let raw = self.chunk.take();
+        let compressed = compress(&raw, ZSTD_LEVEL);
         let hashes: Vec<u64> = self.tokens.drain().collect();
         self.chunks.push((
             compressed,
-            self.chunk.len() as u64,
+            raw.len() as u64,
             Bloom::build(&hashes),
             self.chunk_rows,
         ));
-        self.chunk.clear();
         self.chunk_rows = 0;
     }
 
@@ -249,9 +251,14 @@ impl BlockBuilder {
         let time_min = if self.rows == 0 { 0 } else { self.time_min };
         let range = self.time_max.saturating_sub(time_min);
         let time_width: u8 = if u32::try_from(range).is_ok() { 4 } else { 8 };
+        // Each row's offset from time_min, less the previous row's (wrapping): lines arrive
+        // near time order, so the differences are small and zstd makes little of them.
         let mut raw = Vec::with_capacity(self.times.len() * usize::from(time_width));
+        let mut last = 0u64;
         for &t in &self.times {
-            let delta = t.wrapping_sub(time_min) as u64;
+            let offset = t.wrapping_sub(time_min) as u64;
+            let delta = offset.wrapping_sub(last);
+            last = offset;
             match time_width {
                 4 => raw.extend_from_slice(&(delta as u32).to_le_bytes()),
                 _ => raw.extend_from_slice(&delta.to_le_bytes()),
@@ -339,32 +346,6 @@ fn shift(header: &mut Header, by: u64) {
         move_section(&mut c.lines);
         move_section(&mut c.filter);
     }
-}
-
-fn write_record(out: &mut Vec<u8>, line: &LogLine) {
-    let source = line
-        .source
-        .get(..usize::from(u16::MAX))
-        .unwrap_or(&line.source);
-    let process = line
-        .process
-        .get(..usize::from(u16::MAX))
-        .unwrap_or(&line.process);
-    let message = line
-        .message
-        .get(..u32::MAX as usize)
-        .unwrap_or(&line.message);
-    out.extend_from_slice(&line.time.as_micros().to_le_bytes());
-    out.extend_from_slice(&line.received.as_micros().to_le_bytes());
-    out.extend_from_slice(&line.seq.to_le_bytes());
-    out.push(line.facility);
-    out.push(line.severity);
-    out.extend_from_slice(&(source.len() as u16).to_le_bytes());
-    out.extend_from_slice(&(process.len() as u16).to_le_bytes());
-    out.extend_from_slice(&(message.len() as u32).to_le_bytes());
-    out.extend_from_slice(source);
-    out.extend_from_slice(process);
-    out.extend_from_slice(message);
 }
 
 /// Writes `bytes` to `path` through `path.tmp`: fsync, rename, fsync of the directory.
