@@ -178,7 +178,7 @@ mod tests {
 
     #[test]
     fn lines_come_back_as_they_went_in() {
-        let mut lines = vec![
+        let mut lines = [
             line(5_000_000, "heroku", "router", "at=info status=200"),
             line(4_000_000, "app", "web.1", ""),
             line(i64::MIN, "", "", "x"),

@@ -71,7 +71,6 @@ pub(crate) struct BlockBuilder {
     /// The chunk being filled, and its distinct tokens.
     chunk: ChunkWriter,
     tokens: Tokens,
-    chunk_rows: usize,
     /// Finished chunks: compressed lines, raw length, filter, rows.
     chunks: Vec<(Vec<u8>, u64, Bloom, usize)>,
 }
@@ -94,7 +93,6 @@ impl BlockBuilder {
             times: Vec::new(),
             chunk: ChunkWriter::default(),
             tokens: Tokens::default(),
-            chunk_rows: 0,
             chunks: Vec::new(),
         }
     }
@@ -187,14 +185,14 @@ impl BlockBuilder {
         }
         self.chunk.push(line);
         self.rows += 1;
-        self.chunk_rows += 1;
-        if self.chunk_rows >= self.chunk_max {
+        if self.chunk.rows() >= self.chunk_max {
             self.seal_chunk();
         }
     }
 
     fn seal_chunk(&mut self) {
-        if self.chunk_rows == 0 {
+        let rows = self.chunk.rows();
+        if rows == 0 {
             return;
         }
         let raw = self.chunk.take();
@@ -204,9 +202,8 @@ impl BlockBuilder {
             compressed,
             raw.len() as u64,
             Bloom::build(&hashes),
-            self.chunk_rows,
+            rows,
         ));
-        self.chunk_rows = 0;
     }
 
     /// Writes the block to `path` (through a temporary file, fsynced, renamed), after the
