@@ -1,4 +1,4 @@
-//! The column cache: decoded columns and times of blocks, shared by every query, bounded in
+//! The column cache: decoded columns, times and token filters of blocks, shared by every query, bounded in
 //! bytes (`IndexConfig::cache_bytes`); the least recently used go first. A warm query reads
 //! no file and decompresses nothing.
 
@@ -7,12 +7,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::IndexError;
 use super::block::{Ids, Times};
+use super::bloom::Bloom;
 
 /// What is cached: a column, or a block's times.
 #[derive(Clone, Debug)]
 enum Entry {
     Ids(Arc<Ids>),
     Times(Arc<Times>),
+    Filter(Arc<Bloom>),
 }
 
 impl Entry {
@@ -20,14 +22,17 @@ impl Entry {
         let data = match self {
             Entry::Ids(i) => i.bytes(),
             Entry::Times(t) => t.bytes(),
+            Entry::Filter(f) => f.words().len() * 8,
         };
         data + 64
     }
 }
 
-/// Which column of which block (`TIMES` for its times).
-type Key = (u64, u16);
-const TIMES: u16 = u16::MAX;
+/// Which column of which block (`TIMES` for its times, `FILTERS + k` for chunk k's token
+/// filter).
+type Key = (u64, u32);
+const TIMES: u32 = u32::MAX;
+const FILTERS: u32 = 1 << 16;
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -99,7 +104,10 @@ impl ColumnCache {
         c: usize,
         load: impl FnOnce() -> Result<Ids, IndexError>,
     ) -> Result<Arc<Ids>, IndexError> {
-        let key = (block, u16::try_from(c).unwrap_or(TIMES - 1));
+        let key = (
+            block,
+            u32::try_from(c).unwrap_or(FILTERS - 1).min(FILTERS - 1),
+        );
         if let Some(Entry::Ids(ids)) = self.get(key) {
             return Ok(ids);
         }
@@ -120,6 +128,25 @@ impl ColumnCache {
         let t = Arc::new(load()?);
         self.put((block, TIMES), Entry::Times(t.clone()));
         Ok(t)
+    }
+
+    /// Chunk `k`'s token filter of block `block`, loaded by `load` when not cached.
+    pub(crate) fn filter(
+        &self,
+        block: u64,
+        k: usize,
+        load: impl FnOnce() -> Result<Bloom, IndexError>,
+    ) -> Result<Arc<Bloom>, IndexError> {
+        let key = (
+            block,
+            FILTERS.saturating_add(u32::try_from(k).unwrap_or(u32::MAX - 1)),
+        );
+        if let Some(Entry::Filter(f)) = self.get(key) {
+            return Ok(f);
+        }
+        let f = Arc::new(load()?);
+        self.put(key, Entry::Filter(f.clone()));
+        Ok(f)
     }
 
     /// Forgets a block (deleted by retention).

@@ -147,16 +147,11 @@ impl Plan {
 pub(crate) struct BlockReader<'a> {
     pub(crate) block: &'a BlockFile,
     cache: &'a ColumnCache,
-    filters: Vec<Option<Bloom>>,
 }
 
 impl<'a> BlockReader<'a> {
     pub(crate) fn new(block: &'a BlockFile, cache: &'a ColumnCache) -> Self {
-        BlockReader {
-            block,
-            cache,
-            filters: vec![None; block.header().chunks.len()],
-        }
+        BlockReader { block, cache }
     }
 
     /// Column `c`'s ids.
@@ -171,17 +166,9 @@ impl<'a> BlockReader<'a> {
         self.cache.times(block.id(), || block.times())
     }
 
-    fn filter(&mut self, k: usize) -> Result<&Bloom, IndexError> {
+    fn filter(&mut self, k: usize) -> Result<Arc<Bloom>, IndexError> {
         let block = self.block;
-        let slot = self
-            .filters
-            .get_mut(k)
-            .ok_or_else(|| IndexError::corrupt(block.path(), format!("no chunk {k}")))?;
-        if slot.is_none() {
-            *slot = Some(block.filter(k)?);
-        }
-        slot.as_ref()
-            .ok_or_else(|| IndexError::corrupt(block.path(), "token filter"))
+        self.cache.filter(block.id(), k, || block.filter(k))
     }
 
     /// The rows `plan` selects: those it surely does, and those it may (for the lines to

@@ -198,12 +198,8 @@ impl BlockBuilder {
         let raw = self.chunk.take();
         let compressed = compress(&raw, ZSTD_LEVEL);
         let hashes: Vec<u64> = self.tokens.drain().collect();
-        self.chunks.push((
-            compressed,
-            raw.len() as u64,
-            Bloom::build(&hashes),
-            rows,
-        ));
+        self.chunks
+            .push((compressed, raw.len() as u64, Bloom::build(&hashes), rows));
     }
 
     /// Writes the block to `path` (through a temporary file, fsynced, renamed), after the
