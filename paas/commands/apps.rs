@@ -119,15 +119,62 @@ pub fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
     )?)
 }
 
+/// The channel's counters, and under `query` what the app keeps for `paas query` (its index,
+/// its spool, and `lag_bytes`: lines accepted and not yet in an index block).
 pub fn stats(args: InfoArgs) -> anyhow::Result<ExitCode> {
     let name = args.app.name()?;
-    print_json(&call(
+    let mut stats = call(
         &args.api,
         Method::GET,
         &format!("/apps/{name}/stats"),
         None,
         StatusCode::OK,
-    )?)
+    )?;
+    let kept = call(
+        &args.api,
+        Method::GET,
+        &format!("/apps/{name}/index"),
+        None,
+        StatusCode::OK,
+    )?;
+    if let Some(object) = stats.as_object_mut() {
+        object.insert("query".to_owned(), kept);
+    }
+    print_json(&stats)
+}
+
+/// `paas index:rebuild -a APP`: the app's query index made again from the lines it keeps.
+pub fn rebuild_index(args: InfoArgs) -> anyhow::Result<ExitCode> {
+    let name = args.app.name()?;
+    let done = call(
+        &args.api,
+        Method::POST,
+        &format!("/apps/{name}/index/rebuild"),
+        None,
+        StatusCode::OK,
+    )?;
+    let n = |k: &str| done.get(k).and_then(Value::as_u64).unwrap_or(0);
+    println!(
+        "Rebuilt {name}'s index: {} lines in {} blocks",
+        n("lines"),
+        n("blocks")
+    );
+    let unreadable = done
+        .get("unreadable")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for u in &unreadable {
+        println!(
+            "  unreadable, its lines lost: {}",
+            u.as_str().unwrap_or_default()
+        );
+    }
+    Ok(if unreadable.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 pub fn destroy(args: DestroyArgs) -> anyhow::Result<ExitCode> {

@@ -161,6 +161,10 @@ pub struct RouterArgs {
     /// Megabytes of lines one app keeps for `paas query` at most (the oldest go first).
     #[arg(long, default_value_t = 1024)]
     query_max_mb_per_app: u64,
+    /// How long lines wait at most before the indexer writes them in a block (a full block,
+    /// 65,536 lines, is written at once); until then queries read them from the spool.
+    #[arg(long, default_value = "30s")]
+    query_index_flush: String,
     /// Megabytes of decoded index columns cached in memory for queries, over every app.
     #[arg(long, default_value_t = 256)]
     query_cache_mb: usize,
@@ -220,6 +224,17 @@ impl RouterArgs {
         Ok(query::EngineConfig {
             spool: self.spool()?,
             index: query::IndexConfig {
+                flush_after: secs(
+                    logfmt::parse_duration(&self.query_index_flush)
+                        .filter(|s| s.is_finite() && *s >= 0.0)
+                        .with_context(|| {
+                            format!(
+                                "--query-index-flush {:?} is not a duration (30s, 1m)",
+                                self.query_index_flush
+                            )
+                        })?,
+                    "query-index-flush",
+                )?,
                 cache_bytes: self.query_cache_mb.saturating_mul(1 << 20),
                 max_dict_bytes: self.query_dict_mb.saturating_mul(1 << 20),
                 ..Default::default()

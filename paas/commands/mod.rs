@@ -71,6 +71,10 @@ pub enum Command {
     TokensRevoke(tokens::TokenArgs),
     /// Ask an app's kept lines a question: `paas query -a shop --since 1h 'status>=500 | count by path'`.
     Query(query::Args),
+    /// Rebuild an app's query index from the lines it keeps (after an error names a damaged
+    /// index file).
+    #[command(name = "index:rebuild")]
+    IndexRebuild(apps::InfoArgs),
     /// Index log files an app already has (heroku logs output, RFC 5424, bare logfmt), each
     /// line with its own time, for `paas query`.
     Import(import::Args),
@@ -111,6 +115,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::AppsInfo(args) => apps::info(args),
         Command::AppsDestroy(args) => apps::destroy(args),
         Command::AppsStats(args) => apps::stats(args),
+        Command::IndexRebuild(args) => apps::rebuild_index(args),
         Command::Tokens(args) => tokens::list(args),
         Command::TokensCreate(args) => tokens::create(args),
         Command::TokensRotate(args) => tokens::rotate(args),

@@ -81,7 +81,13 @@ impl QueryEngine {
         router.on_app_deleted(Arc::new(ForgetIndex(index.clone())));
         let indexer = Arc::new(Indexer::start(index.clone(), spool.clone()));
         Ok(Arc::new(QueryEngine {
-            service: QueryService::new(router.clone(), spool.clone(), index.clone(), service),
+            service: QueryService::new(
+                router.clone(),
+                spool.clone(),
+                index.clone(),
+                indexer.clone(),
+                service,
+            ),
             spool,
             index,
             writer: Mutex::new(Some(writer)),

@@ -70,9 +70,9 @@ pub use exec::{
     Cell, Column, ColumnKind, DEFAULT_MAX_GROUPS, ExecError, Executor, Lines, Output, Table, run,
 };
 pub use import::{ImportedLine, read_line};
-pub use index::{AppIndexStats, Index, IndexConfig, IndexError, Indexer, IndexerHandle};
+pub use index::{AppIndexStats, Index, IndexConfig, IndexError, Indexer, IndexerHandle, Rebuilt};
 pub use lang::{MAX_LIST, MAX_QUERY_LEN, MAX_ROWS, MAX_STAGES, Query, QueryError};
-pub use service::{ImportResource, QueryResource, QueryService, ServiceConfig};
+pub use service::{ImportResource, IndexResource, QueryResource, QueryService, ServiceConfig};
 pub use spool::{
     AppSpoolStats, FORMAT_VERSION as SPOOL_FORMAT_VERSION, Position, SYNC_INTERVAL, Scan, Spool,
     SpoolConfig, SpoolError, SpoolWriter, SpoolWriterConfig, SpoolWriterHandle, SpoolWriterStats,

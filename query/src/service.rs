@@ -22,6 +22,7 @@ use serde::Deserialize;
 use crate::index::{self, Index, SearchError};
 use crate::window::Window;
 use crate::{DEFAULT_CHART_WIDTH, Output, Query, Spool, write_human, write_ndjson};
+use crate::{IndexError, IndexerHandle};
 
 /// Limits of the query API.
 #[derive(Clone, Copy, Debug)]
@@ -47,6 +48,7 @@ pub struct QueryService {
     router: Router,
     spool: Spool,
     index: Index,
+    indexer: Arc<IndexerHandle>,
     config: ServiceConfig,
 }
 
@@ -58,24 +60,61 @@ pub struct QueryResource(Arc<QueryService>);
 #[derive(Clone, Debug)]
 pub struct ImportResource(Arc<QueryService>);
 
+/// `GET /apps/{app}/index` (what the app keeps, and the index's lag) and
+/// `POST /apps/{app}/index/rebuild`.
+#[derive(Clone, Debug)]
+pub struct IndexResource(Arc<QueryService>);
+
 impl QueryService {
     /// The API over `index` and `spool` (the lines not yet in the index), whose apps are
-    /// `router`'s.
-    pub fn new(router: Router, spool: Spool, index: Index, config: ServiceConfig) -> Arc<Self> {
+    /// `router`'s; `indexer` rebuilds.
+    pub fn new(
+        router: Router,
+        spool: Spool,
+        index: Index,
+        indexer: Arc<IndexerHandle>,
+        config: ServiceConfig,
+    ) -> Arc<Self> {
         Arc::new(QueryService {
             router,
             spool,
             index,
+            indexer,
             config,
         })
     }
 
-    /// The resources to register: `("query", …)` and `("import", …)`.
-    pub fn resources(self: &Arc<Self>) -> [(&'static str, Arc<dyn AppResource>); 2] {
+    /// The resources to register: `("query", …)`, `("import", …)` and `("index", …)`.
+    pub fn resources(self: &Arc<Self>) -> [(&'static str, Arc<dyn AppResource>); 3] {
         [
             ("query", Arc::new(QueryResource(self.clone()))),
             ("import", Arc::new(ImportResource(self.clone()))),
+            ("index", Arc::new(IndexResource(self.clone()))),
         ]
+    }
+
+    /// What the app keeps for queries: its index, its spool, and the spool bytes not yet in
+    /// a block (the index's lag).
+    pub fn kept(&self, app_id: &str) -> Result<serde_json::Value, IndexError> {
+        let index = self.index.app_stats(app_id)?;
+        let spool = self.spool.app_stats(app_id)?;
+        let time = |t: Option<Timestamp>| {
+            t.map(|t| {
+                let mut out = Vec::new();
+                t.write_rfc3339(&mut out);
+                String::from_utf8_lossy(&out).into_owned()
+            })
+        };
+        Ok(serde_json::json!({
+            "index_lines": index.lines,
+            "index_blocks": index.blocks,
+            "index_bytes": index.bytes,
+            "spool_lines": spool.lines,
+            "spool_bytes": spool.bytes,
+            "lag_bytes": spool.end.saturating_sub(index.end),
+            "spool_oldest": time(spool.oldest),
+            "spool_newest": time(spool.newest),
+        }))
     }
 
     fn app_id(&self, app: &str) -> Option<String> {
@@ -276,6 +315,45 @@ impl ImportResource {
 }
 
 impl AppResource for QueryResource {
+    fn handle(
+        &self,
+        req: Request<Incoming>,
+        app: String,
+        rest: Vec<String>,
+    ) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> {
+        Box::pin(self.clone().serve(req, app, rest))
+    }
+}
+
+impl IndexResource {
+    async fn serve(self, req: Request<Incoming>, app: String, rest: Vec<String>) -> Response<Body> {
+        let Some(app_id) = self.0.app_id(&app) else {
+            return not_found();
+        };
+        let service = self.0.clone();
+        let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+        match (req.method(), rest.as_slice()) {
+            (&Method::GET, []) => {
+                match tokio::task::spawn_blocking(move || service.kept(&app_id)).await {
+                    Ok(Ok(v)) => logplex::api_json(StatusCode::OK, &v),
+                    Ok(Err(e)) => internal(e),
+                    Err(e) => internal(e),
+                }
+            }
+            (&Method::POST, ["rebuild"]) => {
+                let indexer = service.indexer.clone();
+                match tokio::task::spawn_blocking(move || indexer.rebuild(&app_id)).await {
+                    Ok(Ok(done)) => logplex::api_json(StatusCode::OK, &done),
+                    Ok(Err(e)) => internal(e),
+                    Err(e) => internal(e),
+                }
+            }
+            _ => not_found(),
+        }
+    }
+}
+
+impl AppResource for IndexResource {
     fn handle(
         &self,
         req: Request<Incoming>,

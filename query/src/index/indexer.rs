@@ -5,13 +5,14 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use logplex::Timestamp;
 
 use super::block::{BlockBuilder, BlockFile};
+use super::rebuild::{Rebuilt, rebuild};
 use super::{AppIndex, Index, IndexError};
 use crate::spool::{Position, Spool};
 
@@ -38,9 +39,13 @@ pub struct Indexer;
 #[derive(Debug)]
 pub struct IndexerHandle {
     stop: Arc<AtomicBool>,
+    requests: Mutex<mpsc::Sender<Request>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     counters: Arc<Counters>,
 }
+
+/// A rebuild asked of the indexer thread: the app, and where to answer.
+type Request = (String, mpsc::Sender<Result<Rebuilt, IndexError>>);
 
 /// An app's block being filled, and when its first line was read.
 struct Pending {
@@ -53,16 +58,18 @@ impl Indexer {
     pub fn start(index: Index, spool: Spool) -> IndexerHandle {
         let stop = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(Counters::default());
+        let (requests, inbox) = mpsc::channel();
         let thread = {
             let (stop, counters) = (stop.clone(), counters.clone());
             std::thread::Builder::new()
                 .name("paas-indexer".into())
-                .spawn(move || run(&index, &spool, &stop, &counters))
+                .spawn(move || run(&index, &spool, &stop, &counters, &inbox))
                 .map_err(|e| tracing::error!(error = %e, "index: no indexer thread"))
                 .ok()
         };
         IndexerHandle {
             stop,
+            requests: Mutex::new(requests),
             thread: Mutex::new(thread),
             counters,
         }
@@ -85,6 +92,20 @@ impl IndexerHandle {
         } else {
             tracing::warn!("index: the indexer did not stop in time; its lines stay in the spool");
         }
+    }
+
+    /// Rebuilds an app's index from the lines its blocks keep (`paas index:rebuild`), on the
+    /// indexer's thread between its turns; blocks the caller until done.
+    pub fn rebuild(&self, app_id: &str) -> Result<Rebuilt, IndexError> {
+        let (reply, answer) = mpsc::channel();
+        let sent = self
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send((app_id.to_owned(), reply));
+        let stopped = || IndexError::Stopped;
+        sent.map_err(|_| stopped())?;
+        answer.recv().map_err(|_| stopped())?
     }
 
     /// Lines written into blocks since start.
@@ -120,11 +141,23 @@ pub(crate) fn catch_up(index: &Index, spool: &Spool, flush: bool) -> Result<(), 
     Ok(())
 }
 
-fn run(index: &Index, spool: &Spool, stop: &AtomicBool, counters: &Counters) {
+fn run(
+    index: &Index,
+    spool: &Spool,
+    stop: &AtomicBool,
+    counters: &Counters,
+    inbox: &mpsc::Receiver<Request>,
+) {
     let mut pending: HashMap<String, Pending> = HashMap::new();
     let mut failing: HashMap<String, Instant> = HashMap::new();
     loop {
         let stopping = stop.load(Ordering::Relaxed);
+        while let Ok((id, reply)) = inbox.try_recv() {
+            // The block being filled is dropped: its lines are still in the spool.
+            pending.remove(&id);
+            failing.remove(&id);
+            let _ = reply.send(rebuild(index, &id));
+        }
         let ids = match spool.app_ids() {
             Ok(ids) => ids,
             Err(e) => {
@@ -245,13 +278,20 @@ fn publish(
         let mut published = app.published_mut();
         published.blocks.push(block);
         published.end = header.end;
-        app.record_end(header.end)?;
-        app.retain(
+        let gone = app.retain(
             &mut published,
             Timestamp::now(),
             index.config(),
             index.cache(),
-        )?;
+        );
+        app.record_end(header.end, published.blocks.len())?;
+        for path in gone {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(IndexError::io(&path, e)),
+            }
+        }
     }
     spool.release_through(id, Position(header.end))?;
     counters.lines.fetch_add(rows, Ordering::Relaxed);

@@ -36,6 +36,7 @@ mod columns;
 mod dict;
 mod filter;
 mod indexer;
+mod rebuild;
 mod search;
 #[cfg(test)]
 mod tests;
@@ -50,6 +51,7 @@ use block::BlockFile;
 use dict::Dict;
 
 pub use indexer::{Indexer, IndexerHandle};
+pub use rebuild::Rebuilt;
 pub(crate) use search::{SearchError, answer};
 
 /// How the index is kept.
@@ -113,6 +115,9 @@ pub enum IndexError {
     /// The spool the index reads.
     #[error(transparent)]
     Spool(#[from] crate::SpoolError),
+    /// The indexer has stopped.
+    #[error("the indexer has stopped")]
+    Stopped,
 }
 
 impl IndexError {
@@ -173,17 +178,18 @@ impl AppIndex {
             }
         }
         blocks.sort_by_key(|b| b.header().first);
-        let end = blocks.last().map_or(0, |b| b.header().end);
-        let recorded = read_end(&dir.join("end"))?;
-        if recorded > end {
+        let reach = blocks.last().map_or(0, |b| b.header().end);
+        let (recorded, count) = read_end(&dir.join("end"))?;
+        if blocks.len() < count {
             return Err(IndexError::corrupt(
                 &blocks_dir,
                 format!(
-                    "blocks are missing: the index was kept through spool position {recorded}, \
-                     the blocks found reach {end}"
+                    "blocks are missing: {count} were written, {} are found",
+                    blocks.len()
                 ),
             ));
         }
+        let end = reach.max(recorded);
         Ok(AppIndex {
             dir: dir.to_owned(),
             dicts: RwLock::new(dicts),
@@ -211,40 +217,39 @@ impl AppIndex {
         self.dir.join("blocks").join(format!("{first:020}.blk"))
     }
 
-    /// Records that blocks reach spool position `end` (a later open checks that they do).
-    fn record_end(&self, end: u64) -> Result<(), IndexError> {
-        block::write_atomically(&self.dir.join("end"), end.to_string().as_bytes())
+    /// Records the spool position the index has reached and how many blocks it has (a later
+    /// open resumes there, and says so when blocks are missing).
+    fn record_end(&self, end: u64, blocks: usize) -> Result<(), IndexError> {
+        block::write_atomically(&self.dir.join("end"), format!("{end} {blocks}").as_bytes())
     }
 
-    /// Deletes the oldest blocks: those whose newest line was received before `max_age`, and
-    /// while the blocks take more than `max_bytes_per_app` (the newest block is kept).
+    /// Takes the oldest blocks out of `published`: those whose newest line was received
+    /// before `max_age`, and while the blocks take more than `max_bytes_per_app` (the newest
+    /// block is kept). Returns their files, for the caller to delete once the new count is
+    /// recorded (so that a crash between leaves more blocks than recorded, never fewer).
     fn retain(
         &self,
         published: &mut Published,
         now: logplex::Timestamp,
         config: &IndexConfig,
         cache: &cache::ColumnCache,
-    ) -> Result<(), IndexError> {
+    ) -> Vec<PathBuf> {
         let max_age = i64::try_from(config.max_age.as_micros()).unwrap_or(i64::MAX);
         let cutoff = now.as_micros().saturating_sub(max_age);
         let mut total: u64 = published.blocks.iter().map(|b| b.bytes()).sum();
+        let mut gone = Vec::new();
         while let Some(oldest) = published.blocks.first() {
             let old = oldest.header().received_max < cutoff;
             let big = total > config.max_bytes_per_app && published.blocks.len() > 1;
             if !old && !big {
                 break;
             }
-            let path = oldest.path().to_owned();
             total = total.saturating_sub(oldest.bytes());
             cache.forget(oldest.id());
+            gone.push(oldest.path().to_owned());
             published.blocks.remove(0);
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(IndexError::io(&path, e)),
-            }
         }
-        Ok(())
+        gone
     }
 
     /// What the app's index keeps.
@@ -264,15 +269,20 @@ impl AppIndex {
     }
 }
 
-/// The spool position an app's blocks were last recorded to reach (0 when never).
-fn read_end(path: &Path) -> Result<u64, IndexError> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => text
-            .trim()
-            .parse()
-            .map_err(|_| IndexError::corrupt(path, "not a position")),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
-        Err(e) => Err(IndexError::io(path, e)),
+/// The spool position an app's index last recorded reaching, and its blocks then (zeros when
+/// never).
+fn read_end(path: &Path) -> Result<(u64, usize), IndexError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, 0)),
+        Err(e) => return Err(IndexError::io(path, e)),
+    };
+    let mut parts = text.split_whitespace().map(str::parse::<u64>);
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(Ok(end)), Some(Ok(blocks)), None) => {
+            Ok((end, usize::try_from(blocks).unwrap_or(usize::MAX)))
+        }
+        _ => Err(IndexError::corrupt(path, "not a position and a count")),
     }
 }
 
