@@ -47,6 +47,9 @@ pub(crate) struct ColumnAggregation<'q> {
     dense: bool,
     groups: FxHashMap<Key, u32>,
     keys: Vec<Key>,
+    /// Rows of each group.
+    counts: Vec<u32>,
+    /// Each row's group and value ids (only when something is aggregated besides counts).
     row_groups: Vec<u32>,
     row_values: Vec<Vec<u32>>,
     max_groups: usize,
@@ -86,6 +89,7 @@ impl<'q> ColumnAggregation<'q> {
             agg_value,
             groups: FxHashMap::default(),
             keys: Vec::new(),
+            counts: Vec::new(),
             row_groups: Vec::new(),
             max_groups,
         })
@@ -154,9 +158,18 @@ impl<'q> ColumnAggregation<'q> {
                     }
                 }
             };
-            self.row_groups.push(group);
-            for (out, ids) in self.row_values.iter_mut().zip(&values) {
-                out.push(ids.get(row));
+            let g = group as usize;
+            if g >= self.counts.len() {
+                self.counts.resize(g + 1, 0);
+            }
+            if let Some(c) = self.counts.get_mut(g) {
+                *c += 1;
+            }
+            if !self.values.is_empty() {
+                self.row_groups.push(group);
+                for (out, ids) in self.row_values.iter_mut().zip(&values) {
+                    out.push(ids.get(row));
+                }
             }
         }
         Ok(())
@@ -172,20 +185,8 @@ impl<'q> ColumnAggregation<'q> {
         grouper: &mut Grouper,
         after: &[TableStage],
     ) -> Result<(), ExecError> {
-        let n_groups = if self.dense {
-            self.by
-                .first()
-                .and_then(|&c| dicts.get(c))
-                .map_or(0, |d| d.len() + 1)
-        } else {
-            self.keys.len()
-        };
-        let mut counts = vec![0u32; n_groups];
-        for &g in &self.row_groups {
-            if let Some(c) = counts.get_mut(g as usize) {
-                *c += 1;
-            }
-        }
+        let counts = &self.counts;
+        let n_groups = counts.len();
         let head = match after.first() {
             Some(TableStage::Head(n)) if grouper.is_empty() && self.aggregate.span.is_none() => {
                 Some(*n)
@@ -193,7 +194,7 @@ impl<'q> ColumnAggregation<'q> {
             _ => None,
         };
         let selected: Vec<u32> = match head {
-            Some(n) => self.first_groups(n, &counts, dicts),
+            Some(n) => self.first_groups(n, counts, dicts),
             None => (0..n_groups as u32)
                 .filter(|&g| counts.get(g as usize).is_some_and(|&c| c > 0))
                 .collect(),

@@ -15,8 +15,31 @@ use super::cache::ColumnCache;
 use super::columns::{COLUMNS, Source, column_of, is_attribute};
 use super::dict::Dict;
 
-/// A column, and whether a term holds for each of its ids.
-type Truth = (usize, Vec<bool>);
+/// A column, and the ids a term holds for.
+type Truth = (usize, IdSet);
+
+/// Ids a term holds for: a table by id (index 0: the key is absent), and the one id when it
+/// is only one (compared directly, not looked up).
+#[derive(Debug, Clone)]
+pub(crate) struct IdSet {
+    table: Vec<bool>,
+    one: Option<u32>,
+}
+
+impl IdSet {
+    fn new(table: Vec<bool>) -> IdSet {
+        let mut yes = table.iter().enumerate().filter(|e| *e.1).map(|e| e.0);
+        let one = match (yes.next(), yes.next()) {
+            (Some(id), None) => u32::try_from(id).ok(),
+            _ => None,
+        };
+        IdSet { table, one }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.one.is_none() && !self.table.contains(&true)
+    }
+}
 
 /// A filter, prepared for the app's dictionaries.
 #[derive(Debug)]
@@ -26,10 +49,10 @@ pub(crate) enum Plan {
     And(Vec<Plan>),
     Or(Vec<Plan>),
     Not(Box<Plan>),
-    /// A term on a column: whether it holds for each id (index 0: the key is absent).
+    /// A term on a column: the ids it holds for.
     Column {
         column: usize,
-        truth: Vec<bool>,
+        truth: IdSet,
     },
     /// Rows in chunks whose filter may hold every one of these hashes (a superset).
     Tokens(Vec<u64>),
@@ -75,7 +98,10 @@ fn plan(term: Term<'_>, dicts: &[Dict]) -> Plan {
                     {
                         *t = true;
                     }
-                    return Plan::Column { column: c, truth };
+                    return Plan::Column {
+                        column: c,
+                        truth: IdSet::new(truth),
+                    };
                 }
                 let by_type = COLUMNS.get(c).is_some_and(|s| s.source == Source::Dyno);
                 if is_attribute(c) {
@@ -105,10 +131,12 @@ fn plan(term: Term<'_>, dicts: &[Dict]) -> Plan {
                         if !self::words(text).all(|w| d.may_hold_word(w)) {
                             return None;
                         }
-                        let truth: Vec<bool> = std::iter::once(false)
-                            .chain(d.values().map(|v| logfmt::contains_text(v, text)))
-                            .collect();
-                        truth.contains(&true).then_some((c, truth))
+                        let truth = IdSet::new(
+                            std::iter::once(false)
+                                .chain(d.values().map(|v| logfmt::contains_text(v, text)))
+                                .collect(),
+                        );
+                        (!truth.is_empty()).then_some((c, truth))
                     })
                     .collect()
             };
@@ -125,12 +153,12 @@ fn plan(term: Term<'_>, dicts: &[Dict]) -> Plan {
 
 /// The truth of `holds` for each value of `dict` (absent: false).
 fn truth_table(dict: Option<&Dict>, holds: impl Fn(&[u8]) -> bool) -> Plan {
-    let truth = std::iter::once(false)
+    let table = std::iter::once(false)
         .chain(dict.into_iter().flat_map(|d| d.values().map(&holds)))
         .collect();
     Plan::Column {
         column: usize::MAX,
-        truth,
+        truth: IdSet::new(table),
     }
 }
 
@@ -181,10 +209,24 @@ impl<'a> BlockReader<'a> {
             Plan::And(all) => {
                 let mut yes = Bitmap::all(rows);
                 let mut any = Bitmap::all(rows);
-                for p in all {
-                    let r = self.eval(p)?;
-                    yes.and(&r.yes);
-                    any.and(&r.either());
+                // Terms on columns first; once the rows left are few, a term on a column is
+                // tested on them only, not on every row.
+                let mut order: Vec<&Plan> = all.iter().collect();
+                order.sort_by_key(|p| !matches!(p, Plan::Column { .. }));
+                for (i, p) in order.into_iter().enumerate() {
+                    let few = i > 0 && any.count() < rows / 16;
+                    match p {
+                        Plan::Column { column, truth } if few && self.usable(*column) => {
+                            let ids = self.column(*column)?;
+                            ids.retain(&mut any, &truth.table);
+                            ids.retain(&mut yes, &truth.table);
+                        }
+                        _ => {
+                            let r = self.eval(p)?;
+                            yes.and(&r.yes);
+                            any.and(&r.either());
+                        }
+                    }
                     if any.is_empty() {
                         break;
                     }
@@ -211,8 +253,7 @@ impl<'a> BlockReader<'a> {
                 }
             }
             Plan::Column { column, truth } => {
-                let header = self.block.header().columns.get(*column);
-                if header.is_none_or(|h| h.repeated || h.overflow) {
+                if !self.usable(*column) {
                     return Ok(Rows::maybe(Bitmap::all(rows)));
                 }
                 Rows::sure(self.in_column(*column, truth)?)
@@ -237,10 +278,24 @@ impl<'a> BlockReader<'a> {
         })
     }
 
+    /// Whether column `c` answers a comparison in this block: no row has its key twice, and
+    /// every value got an id.
+    fn usable(&self, c: usize) -> bool {
+        self.block
+            .header()
+            .columns
+            .get(c)
+            .is_some_and(|h| !h.repeated && !h.overflow)
+    }
+
     /// The rows whose id in column `c` has `truth` (ids are only given to values whose raw
     /// bytes are the value, so this holds even where the column overflowed).
-    fn in_column(&mut self, c: usize, truth: &[bool]) -> Result<Bitmap, IndexError> {
-        Ok(self.column(c)?.select(truth))
+    fn in_column(&mut self, c: usize, truth: &IdSet) -> Result<Bitmap, IndexError> {
+        let ids = self.column(c)?;
+        Ok(match truth.one {
+            Some(id) => ids.select_one(id),
+            None => ids.select(&truth.table),
+        })
     }
 
     /// The rows of the chunks whose filter may hold every one of `hashes`.

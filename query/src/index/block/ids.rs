@@ -84,6 +84,33 @@ impl Ids {
         }
     }
 
+    /// Clears the rows of `bits` whose id `truth` says no to (visiting only the rows set: for
+    /// a second term of an `and`, after the first left few).
+    pub(crate) fn retain(&self, bits: &mut Bitmap, truth: &[bool]) {
+        let at = |id: u32| truth.get(id as usize).copied().unwrap_or(false);
+        let drop: Vec<usize> = bits.ones().filter(|&i| !at(self.get(i))).collect();
+        for i in drop {
+            bits.clear_range(i, i + 1);
+        }
+    }
+
+    /// The rows whose id is `id`.
+    pub(crate) fn select_one(&self, id: u32) -> Bitmap {
+        match self {
+            Ids::Absent(n) if id == 0 => Bitmap::all(*n),
+            Ids::Absent(n) => Bitmap::none(*n),
+            Ids::U8(v) => match u8::try_from(id) {
+                Ok(x) => Bitmap::from_fn(v.len(), |i| v[i] == x),
+                Err(_) => Bitmap::none(v.len()),
+            },
+            Ids::U16(v) => match u16::try_from(id) {
+                Ok(x) => Bitmap::from_fn(v.len(), |i| v[i] == x),
+                Err(_) => Bitmap::none(v.len()),
+            },
+            Ids::U32(v) => Bitmap::from_fn(v.len(), |i| v[i] == id),
+        }
+    }
+
     /// The memory it takes.
     pub(crate) fn bytes(&self) -> usize {
         match self {
@@ -171,6 +198,10 @@ mod tests {
             let col = Ids::decode(width, 5, &bytes).unwrap();
             assert_eq!((0..5).map(|i| col.get(i)).collect::<Vec<_>>(), ids);
             assert_eq!(col.select(&truth).ones().collect::<Vec<_>>(), [1, 2, 3]);
+            assert_eq!(col.select_one(3).ones().collect::<Vec<_>>(), [1, 3]);
+            let mut bits = Bitmap::all(5);
+            col.retain(&mut bits, &[false, false, true]);
+            assert_eq!(bits.ones().collect::<Vec<_>>(), [4]);
             assert_eq!(col.get(99), 0);
             assert_eq!(col.len(), 5);
         }
