@@ -206,16 +206,6 @@ impl RequestBody {
             client,
         }
     }
-
-    /// No body (a request sent again).
-    pub fn empty(client: ClientSide) -> Self {
-        client.set_sent();
-        RequestBody {
-            inner: None,
-            idle: Idle::new(Duration::from_secs(3600)),
-            client,
-        }
-    }
 }
 
 impl Body for RequestBody {

@@ -120,6 +120,9 @@ impl Proxy {
         HttpClient::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(self.config.pool_per_dyno)
+            // A request is sent again only when none of it was written: its pooled connection
+            // was found closed before the request went out on it.
+            .retry_canceled_requests(true)
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
             .build(Connector {
@@ -220,90 +223,61 @@ impl Proxy {
         }
         parts.version = Version::HTTP_11;
         let client_side = ClientSide::default();
-        let mut body = Some(body);
-        // A safe request without a body that fails on a pooled connection the dyno had just
-        // closed is sent once more (as nginx retries idempotent requests); only then are its
-        // headers kept for a second copy.
-        let replayable = matches!(
-            parts.method,
-            http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
-        ) && body.as_ref().is_some_and(http_body::Body::is_end_stream)
-            && !upgrade;
         let affinity = self
             .config
             .affinity
             .then(|| headers::affinity(&parts.headers))
             .flatten();
-        let mut attempt = 0;
-        let (lease, res, sent_at) = loop {
-            attempt += 1;
-            let prefer = affinity.as_deref().filter(|_| attempt == 1);
-            let lease = match self
-                .mesh
-                .pick_preferring(prefer, self.config.boot_wait)
-                .await
-            {
-                Ok(lease) => lease,
-                Err(e) => return failure(&mut rec, e),
-            };
-            let Ok(uri) = format!("http://{}{}", lease.addr, path).parse::<http::Uri>() else {
-                return failure(&mut rec, ProxyError::RequestError);
-            };
-            let mut dyno_req = Request::new(match body.take() {
-                Some(b) => RequestBody::new(b, self.config.idle_timeout, client_side.clone()),
-                None => RequestBody::empty(client_side.clone()),
-            });
-            *dyno_req.method_mut() = parts.method.clone();
-            *dyno_req.uri_mut() = uri;
-            *dyno_req.version_mut() = Version::HTTP_11;
-            *dyno_req.headers_mut() = if replayable && attempt == 1 {
-                parts.headers.clone()
-            } else {
-                std::mem::take(&mut parts.headers)
-            };
-            let sent_at = Instant::now();
-            // The request timeout counts from when the whole request has reached the dyno (a
-            // long upload is not H12; a stalled one is H28).
-            let timeout = async {
-                client_side.sent().await;
-                tokio::time::sleep(self.config.response_timeout).await;
-            };
-            let sent = tokio::select! {
-                res = dyno_client.request(dyno_req) => Ok(res),
-                () = timeout => Err(()),
-            };
-            match sent {
-                Ok(Ok(res)) => break (lease, res, sent_at),
-                Err(_) => {
-                    rec.sent(&lease.dyno, Duration::ZERO, sent_at);
-                    return failure(&mut rec, ProxyError::RequestTimeout);
+        let lease = match self
+            .mesh
+            .pick_preferring(affinity.as_deref(), self.config.boot_wait)
+            .await
+        {
+            Ok(lease) => lease,
+            Err(e) => return failure(&mut rec, e),
+        };
+        let Ok(uri) = format!("http://{}{}", lease.addr, path).parse::<http::Uri>() else {
+            return failure(&mut rec, ProxyError::RequestError);
+        };
+        let mut dyno_req = Request::new(RequestBody::new(
+            body,
+            self.config.idle_timeout,
+            client_side.clone(),
+        ));
+        *dyno_req.method_mut() = parts.method.clone();
+        *dyno_req.uri_mut() = uri;
+        *dyno_req.version_mut() = Version::HTTP_11;
+        *dyno_req.headers_mut() = std::mem::take(&mut parts.headers);
+        let sent_at = Instant::now();
+        // The request timeout counts from when the whole request has reached the dyno (a
+        // long upload is not H12; a stalled one is H28).
+        let timeout = async {
+            client_side.sent().await;
+            tokio::time::sleep(self.config.response_timeout).await;
+        };
+        // Sent once: a request a dyno may have seen is never sent again (Heroku's router never
+        // replays one). Only a request none of which was written (its pooled connection found
+        // closed first) is tried again, by the client pool itself (`retry_canceled_requests`).
+        let sent = tokio::select! {
+            res = dyno_client.request(dyno_req) => Ok(res),
+            () = timeout => Err(()),
+        };
+        let res = match sent {
+            Ok(Ok(res)) => res,
+            Err(()) => {
+                rec.sent(&lease.dyno, Duration::ZERO, sent_at);
+                return failure(&mut rec, ProxyError::RequestTimeout);
+            }
+            Ok(Err(e)) => {
+                let error = client_side.fault().unwrap_or_else(|| classify(&e));
+                if matches!(
+                    error,
+                    ProxyError::BackendConnectTimeout | ProxyError::BackendConnectionRefused
+                ) {
+                    self.mesh.skip(&lease.dyno, self.config.skip_for);
                 }
-                Ok(Err(e)) => {
-                    let reused = e
-                        .connect_info()
-                        .and_then(|c| {
-                            let mut ext = http::Extensions::new();
-                            c.get_extras(&mut ext);
-                            ext.get::<ConnectedAt>().copied()
-                        })
-                        .is_some_and(|c| c.at < sent_at);
-                    let error = client_side.fault().unwrap_or_else(|| classify(&e));
-                    if matches!(
-                        error,
-                        ProxyError::BackendConnectTimeout | ProxyError::BackendConnectionRefused
-                    ) {
-                        self.mesh.skip(&lease.dyno, self.config.skip_for);
-                    }
-                    if replayable
-                        && reused
-                        && attempt == 1
-                        && error == ProxyError::ConnectionClosedWithoutResponse
-                    {
-                        continue;
-                    }
-                    rec.sent(&lease.dyno, Duration::ZERO, sent_at);
-                    return failure(&mut rec, error);
-                }
+                rec.sent(&lease.dyno, Duration::ZERO, sent_at);
+                return failure(&mut rec, error);
             }
         };
         let connect = res
