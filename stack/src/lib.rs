@@ -14,6 +14,7 @@
 //! ```
 
 mod dyno;
+mod errors;
 mod mesh;
 mod proxy;
 
@@ -23,8 +24,8 @@ pub use dyno::metrics::{MemoryVerdict, RuntimeMetrics};
 pub use dyno::output::{MAX_LINE, OutputCounts, pump};
 pub use dyno::process::{DynoEvent, DynoExit, DynoLimits, DynoSpec, run as run_dyno};
 pub use dyno::procfile::{ProcessType, Procfile, ProcfileError};
+pub use errors::{ProxyError, Side};
 pub use mesh::{Lease, MAX_IN_FLIGHT, Mesh};
-pub use proxy::errors::{ProxyError, Side};
 pub use proxy::headers::{Client, VIA};
 pub use proxy::line::RouterLine;
 pub use proxy::server::{Proxy, ProxyConfig};

@@ -16,8 +16,8 @@ use logplex::Emitter;
 use tokio::sync::Notify;
 use tokio::time::Sleep;
 
+use crate::errors::ProxyError;
 use crate::mesh::Lease;
-use crate::proxy::errors::ProxyError;
 use crate::proxy::line::RouterLine;
 
 /// The error type of bodies here.

@@ -6,7 +6,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::proxy::errors::ProxyError;
+use crate::errors::ProxyError;
 
 /// One request, as the router logs it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

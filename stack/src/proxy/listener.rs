@@ -20,8 +20,9 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::proxy::connection::{Activity, Expiry, Tracked, Watched};
 use crate::proxy::headers::Client;
-use crate::proxy::server::{DynoClient, Proxy, ProxyConfig, until_true};
+use crate::proxy::server::{Proxy, ProxyConfig, until_true};
 use crate::proxy::stats::ListenerStats;
+use crate::proxy::upstream::Dynos;
 
 /// The first pause after a failed accept; it doubles with each failure in a row.
 const FIRST_BACKOFF: Duration = Duration::from_millis(10);
@@ -38,7 +39,7 @@ pub(crate) async fn serve_thread(
     mut stop: watch::Receiver<bool>,
 ) {
     let config = proxy.config().clone();
-    let dyno_client = proxy.client();
+    let dynos = Arc::new(proxy.dynos());
     let port = listener.local_addr().map_or(0, |a| a.port());
     let builder = http_builder(&config);
     let stats = proxy.stats().listener(tls.is_some()).clone();
@@ -52,7 +53,7 @@ pub(crate) async fn serve_thread(
         let _ = stream.set_nodelay(true);
         let connection = Connection {
             proxy: proxy.clone(),
-            dyno_client: dyno_client.clone(),
+            dynos: dynos.clone(),
             client: Client {
                 ip: peer.ip(),
                 tls: tls.is_some(),
@@ -124,7 +125,7 @@ fn http_builder(config: &ProxyConfig) -> auto::Builder<TokioExecutor> {
 /// One accepted connection and what serving it needs.
 struct Connection {
     proxy: Arc<Proxy>,
-    dyno_client: DynoClient,
+    dynos: Arc<Dynos>,
     client: Client,
     builder: auto::Builder<TokioExecutor>,
     activity: Arc<Activity>,
@@ -167,7 +168,7 @@ impl Connection {
     {
         let Connection {
             proxy,
-            dyno_client,
+            dynos,
             client,
             builder,
             activity,
@@ -176,9 +177,9 @@ impl Connection {
         let requests = activity.clone();
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
             let in_flight = requests.request_started(req.version());
-            let (proxy, dyno_client) = (proxy.clone(), dyno_client.clone());
+            let (proxy, dynos) = (proxy.clone(), dynos.clone());
             async move {
-                let res = proxy.handle(&dyno_client, req, client).await;
+                let res = proxy.handle(&*dynos, req, client).await;
                 Ok::<_, Infallible>(res.map(|body| Tracked::new(body, in_flight)))
             }
         });
