@@ -1,7 +1,8 @@
 //! The first step of a request: its head, read as Vegur reads it. Which host it is for, the
 //! refusals answered here without a dyno (`CONNECT`, a head past Vegur's limits, a bad host or
-//! `Expect`), Vegur's request headers, and the request's router line begun. What passes goes
-//! on as an [`Outbound`] to the upstream step.
+//! `Expect`, a body length two parsers could read differently), Vegur's request headers, and
+//! the request's router line begun. What passes goes on as an [`Outbound`] to the upstream
+//! step. A head hyper refused itself gets its line here too (`malformed_line`).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -14,6 +15,7 @@ use crate::errors::ProxyError;
 use crate::proxy::body::Recorder;
 use crate::proxy::headers::{self, Client};
 use crate::proxy::line::RouterLine;
+use crate::proxy::raw_head::RawHead;
 use crate::proxy::target;
 use crate::proxy::upstream::Outbound;
 
@@ -49,6 +51,12 @@ pub(crate) enum Affinity {
     /// that served when that is another.
     On(Option<String>),
 }
+
+/// Marks a request whose head had both `Content-Length` and `Transfer-Encoding` (hyper keeps
+/// only the latter): refused as Vegur and nginx refuse it, since a parser in front or behind
+/// may have read the other length (request smuggling).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AmbiguousLength;
 
 /// Reads `req`'s head from `client`; its line goes into `emitter` when written. `affinity`:
 /// whether session affinity is on (then the client's cookie names its dyno).
@@ -137,11 +145,61 @@ fn refusal(parts: &http::request::Parts, path: &str, host_ok: bool) -> Option<Pr
         .map(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     if parts.method == Method::CONNECT {
         Some(ProxyError::MethodNotAllowed)
+    } else if parts.extensions.get::<AmbiguousLength>().is_some() {
+        Some(ProxyError::RequestError)
     } else if headers::check_limits(path, parts.method.as_str(), &parts.headers).is_some() {
         Some(ProxyError::HttpRestriction)
     } else if !host_ok || expect == Some(false) {
         Some(ProxyError::RequestError)
     } else {
         None
+    }
+}
+
+/// The router line of a head hyper refused as malformed (answered 400 and closed, before any
+/// handler saw it): H26, with what a lenient scan of the head's first bytes finds.
+pub(crate) fn malformed_line(raw: &RawHead<'_>, client: Client) -> RouterLine {
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let request_id = match raw.request_id {
+        Some(id) if headers::valid_request_id(id) => text(id),
+        _ => headers::new_request_id(),
+    };
+    RouterLine {
+        method: text(raw.method),
+        path: text(raw.target),
+        host: raw.host.map(text).unwrap_or_default(),
+        request_id,
+        fwd: client.ip.to_string(),
+        protocol: if client.tls { "https" } else { "http" }.to_owned(),
+        ..RouterLine::error(ProxyError::RequestError, "", "")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_malformed_head_s_line_names_what_it_can() {
+        let client = Client {
+            ip: std::net::IpAddr::from([10, 0, 0, 1]),
+            tls: false,
+            port: 80,
+        };
+        let raw = RawHead::scan(
+            b"POST /x HTTP/1.1\r\nHost: a.test\r\nX-Request-Id: aaaaaaaaaaaaaaaaaaaaaaaa\r\n",
+        );
+        let line = malformed_line(&raw, client).to_string();
+        assert_eq!(
+            line,
+            "at=error code=H26 desc=\"Request Error\" method=POST path=\"/x\" host=a.test \
+             request_id=aaaaaaaaaaaaaaaaaaaaaaaa fwd=\"10.0.0.1\" dyno= connect= service= \
+             status=400 bytes=0 protocol=http"
+        );
+        // A request id Vegur would not keep is replaced.
+        let raw = RawHead::scan(b"GET / HTTP/1.1\r\nX-Request-Id: short\r\n");
+        let line = malformed_line(&raw, client);
+        assert_ne!(line.request_id, "short");
+        assert_eq!(line.request_id.len(), 36);
     }
 }

@@ -7,6 +7,7 @@ pub mod head;
 pub mod headers;
 pub mod line;
 pub mod listener;
+pub mod raw_head;
 pub mod respond;
 pub mod server;
 pub mod stats;

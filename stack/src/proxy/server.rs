@@ -111,6 +111,11 @@ impl Proxy {
         &self.config
     }
 
+    /// Writes a router line the request steps did not (a head hyper refused).
+    pub(crate) fn log(&self, line: crate::proxy::line::RouterLine) {
+        let _ = self.emitter.try_emit("router", line.to_string());
+    }
+
     /// The dynos of the proxy's mesh, with a keep-alive pool for one proxy thread.
     pub(crate) fn dynos(&self) -> Dynos {
         Dynos::new(self.mesh.clone(), self.config.clone())
