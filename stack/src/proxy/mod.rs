@@ -3,6 +3,7 @@
 pub mod body;
 pub mod connection;
 pub mod connector;
+pub mod h1;
 pub mod head;
 pub mod headers;
 pub mod line;
