@@ -25,7 +25,8 @@
 #   ROWS="keepalive close" bash benches/proxy/wrk.sh              # some rows
 #
 # Environment: DURATION (seconds a run, 10), CONNECTIONS (50), THREADS (wrk threads, 1),
-# RUNS (3, the median is the figure), ROWS (all six), NGINX_WORKERS (1), PROXY_THREADS (paas
+# RUNS (3, the median is the figure), ROWS (all six), PAAS (a paas binary to measure instead
+# of the tree's release build), NGINX_WORKERS (1), PROXY_THREADS (paas
 # up's --proxy-threads; default one a core), CARGO_TARGET_DIR (default ~/.cache/paas-target).
 # Installs curl, jq, wrk, nginx and nghttp2-client from Debian when missing.
 set -euo pipefail
@@ -41,6 +42,8 @@ nginx_workers=${NGINX_WORKERS:-1}
 PATH=$PATH:/usr/sbin:/sbin
 source "$root/benches/lib/setup.sh"
 bench_setup wrk.sh wrk nginx h2load
+# Another build of paas to measure (its directory must hold nothing else called `paas`).
+paas=${PAAS:-$paas}
 
 # cpu_ticks PID…: their CPU time so far (user + system, all threads), in clock ticks.
 cpu_ticks() {
@@ -104,6 +107,8 @@ http {
     # Bodies and responses of the body rows in memory (nginx's workers cannot write its temp
     # directories here, and paas streams them).
     client_body_buffer_size 128k;
+    # As paas, no limit on the requests of a kept-alive connection (h2load does not reconnect).
+    keepalive_requests 1000000;
     proxy_buffers 16 16k;
     upstream dyno { server 127.0.0.1:$dyno_port; keepalive 64; }
     server {
