@@ -204,3 +204,92 @@ impl Proxy {
 pub(crate) async fn until_true(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await.map(|_| ());
 }
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::sync::Mutex;
+
+    use http::HeaderMap;
+    use hyper_util::rt::TokioIo;
+    use logplex::{LineFilter, Registry, Router, RouterConfig};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::errors::ProxyError;
+    use crate::proxy::body::Recorder;
+    use crate::proxy::upstream::{Inbound, Outbound};
+
+    /// A layer in front of the dynos, as the cache will be: it sees each request after head
+    /// handling, and here answers none (it fails them as a full backlog would).
+    #[derive(Default)]
+    struct Layer {
+        seen: Mutex<Vec<(String, HeaderMap)>>,
+    }
+
+    impl Upstream for Layer {
+        async fn send(&self, request: Outbound, _: &mut Recorder) -> Result<Inbound, ProxyError> {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            seen.push((request.path, request.parts.headers));
+            Err(ProxyError::BacklogTooDeep)
+        }
+    }
+
+    #[tokio::test]
+    async fn an_upstream_layer_gets_the_handled_head_and_its_failure_one_line() {
+        let router = Router::new(RouterConfig::default(), Registry::in_memory());
+        router.create_app("shop").unwrap();
+        let emitter = router.emitter("shop", "paas").unwrap();
+        let proxy = Proxy::new(Arc::default(), emitter, ProxyConfig::default());
+        let layer = Arc::new(Layer::default());
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        let service = {
+            let (proxy, layer) = (proxy.clone(), layer.clone());
+            hyper::service::service_fn(move |req: Request<Incoming>| {
+                let (proxy, layer) = (proxy.clone(), layer.clone());
+                let client = Client {
+                    ip: [10, 0, 0, 7].into(),
+                    tls: false,
+                    port: 80,
+                };
+                async move { Ok::<_, Infallible>(proxy.handle(&*layer, req, client).await) }
+            })
+        };
+        let conn = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(server), service);
+        let served = tokio::spawn(conn);
+        client
+            .write_all(b"GET /a?b HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        client.read_to_string(&mut answer).await.unwrap();
+        let _ = served.await;
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+        assert!(answer.contains("Backlog too deep (H11)"), "{answer}");
+
+        let seen = layer.seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 1);
+        let (path, headers) = &seen[0];
+        assert_eq!(path, "/a?b");
+        assert_eq!(headers["host"], "shop.test");
+        assert_eq!(headers["x-forwarded-for"], "10.0.0.7");
+        assert_eq!(headers["via"], "1.1 paas");
+        assert!(!headers.contains_key("connection"));
+        let id = headers["x-request-id"].to_str().unwrap();
+
+        let lines: Vec<String> = router
+            .channel("shop")
+            .unwrap()
+            .history(10, &LineFilter::default())
+            .iter()
+            .map(|l| String::from_utf8_lossy(&l.message).into_owned())
+            .collect();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].starts_with("at=error code=H11 desc=\"Backlog too deep\" method=GET"),
+            "{lines:?}"
+        );
+        assert!(lines[0].contains(&format!("request_id={id} ")), "{lines:?}");
+    }
+}
