@@ -84,7 +84,7 @@ impl Recorder {
     fn write(&mut self) {
         if !self.written {
             self.written = true;
-            let _ = self.emitter.try_emit("router", self.line.to_string());
+            let _ = self.emitter.try_emit("router", self.line.to_text());
         }
     }
 }

@@ -113,7 +113,7 @@ impl Proxy {
 
     /// Writes a router line the request steps did not (a head hyper refused).
     pub(crate) fn log(&self, line: crate::proxy::line::RouterLine) {
-        let _ = self.emitter.try_emit("router", line.to_string());
+        let _ = self.emitter.try_emit("router", line.to_text());
     }
 
     /// The dynos of the proxy's mesh, with a keep-alive pool for one proxy thread.
