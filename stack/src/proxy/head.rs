@@ -58,6 +58,16 @@ pub(crate) enum Affinity {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct AmbiguousLength;
 
+impl Affinity {
+    /// The dyno the client's cookie names, when affinity is on.
+    pub(crate) fn named(&self) -> Option<&str> {
+        match self {
+            Affinity::On(named) => named.as_deref(),
+            Affinity::Off => None,
+        }
+    }
+}
+
 /// Reads `req`'s head from `client`; its line goes into `emitter` when written. `affinity`:
 /// whether session affinity is on (then the client's cookie names its dyno).
 pub(crate) fn read(
@@ -84,18 +94,16 @@ pub(crate) fn read(
     };
     let refusal = refusal(&parts, &path, target.is_ok());
     let (request_id, fwd) = headers::forward_request(&mut parts.headers, client, start_ms, upgrade);
-    let recorder = Recorder::new(
-        RouterLine {
-            method: parts.method.as_str().to_owned(),
-            path: path.clone(),
-            host: host.clone(),
-            request_id,
-            fwd,
-            protocol: if client.tls { "https" } else { "http" }.to_owned(),
-            ..RouterLine::default()
-        },
-        emitter.clone(),
-    );
+    let line = RouterLine {
+        method: parts.method.as_str().to_owned(),
+        path: path.clone(),
+        host: host.clone(),
+        request_id,
+        fwd,
+        protocol: if client.tls { "https" } else { "http" }.to_owned(),
+        ..RouterLine::default()
+    };
+    let recorder = Recorder::new(line, emitter.clone());
     let version = parts.version;
     if let Some(error) = refusal {
         return Head {
@@ -116,10 +124,7 @@ pub(crate) fn read(
     } else {
         Affinity::Off
     };
-    let prefer = match &affinity {
-        Affinity::On(named) => named.clone(),
-        Affinity::Off => None,
-    };
+    let prefer = affinity.named().map(str::to_owned);
     Head {
         recorder,
         version,

@@ -144,33 +144,7 @@ impl ChunkedDecoder {
                 if self.line > MAX_SIZE_LINE {
                     return Err(ChunkedError::SizeLineTooLong);
                 }
-                let next = |ws, ext| State::Size {
-                    size,
-                    digits,
-                    ws,
-                    ext,
-                };
-                match b {
-                    b'\r' if digits => State::SizeLf { size },
-                    b'\n' | b'\r' => return Err(ChunkedError::BadLineEnd),
-                    _ if ext => next(ws, ext),
-                    b';' if digits => next(ws, true),
-                    b' ' | b'\t' if digits => next(true, false),
-                    _ if ws => return Err(ChunkedError::BadSize),
-                    _ => {
-                        let d = (b as char).to_digit(16).ok_or(ChunkedError::BadSize)?;
-                        let size = size
-                            .checked_mul(16)
-                            .and_then(|s| s.checked_add(u64::from(d)))
-                            .ok_or(ChunkedError::BadSize)?;
-                        State::Size {
-                            size,
-                            digits: true,
-                            ws,
-                            ext,
-                        }
-                    }
-                }
+                size_line(b, size, digits, ws, ext)?
             }
             State::SizeLf { size } => {
                 if b != b'\n' {
@@ -220,6 +194,37 @@ impl ChunkedDecoder {
         };
         Ok(())
     }
+}
+
+/// The state after byte `b` of a chunk-size line read so far as `size`, `digits`, `ws`, `ext`.
+fn size_line(b: u8, size: u64, digits: bool, ws: bool, ext: bool) -> Result<State, ChunkedError> {
+    let next = |ws, ext| State::Size {
+        size,
+        digits,
+        ws,
+        ext,
+    };
+    Ok(match b {
+        b'\r' if digits => State::SizeLf { size },
+        b'\n' | b'\r' => return Err(ChunkedError::BadLineEnd),
+        _ if ext => next(ws, ext),
+        b';' if digits => next(ws, true),
+        b' ' | b'\t' if digits => next(true, false),
+        _ if ws => return Err(ChunkedError::BadSize),
+        _ => {
+            let d = (b as char).to_digit(16).ok_or(ChunkedError::BadSize)?;
+            let size = size
+                .checked_mul(16)
+                .and_then(|s| s.checked_add(u64::from(d)))
+                .ok_or(ChunkedError::BadSize)?;
+            State::Size {
+                size,
+                digits: true,
+                ws,
+                ext,
+            }
+        }
+    })
 }
 
 /// `chunks` as a chunked body (each non-empty one a chunk, then the last chunk).

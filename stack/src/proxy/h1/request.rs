@@ -113,52 +113,8 @@ pub fn parse<'h, 'b>(
         return Err(HeadError::Limit(Limit::RequestLine));
     }
     let headers: &'h [httparse::Header<'b>] = req.headers;
-    let mut length = None;
-    let mut transfer_encoding = None;
-    let mut keep_alive = minor_version == 1;
-    let (mut connection_upgrade, mut has_upgrade) = (false, false);
-    for h in headers {
-        if h.name.len() > MAX_HEADER_NAME {
-            return Err(HeadError::Limit(Limit::HeaderName));
-        }
-        if h.value.len() > MAX_HEADER_VALUE {
-            return Err(HeadError::Limit(Limit::HeaderValue));
-        }
-        if h.name.eq_ignore_ascii_case("content-length") {
-            let n = content_length(h.value).ok_or(HeadError::BadContentLength)?;
-            if length.is_some_and(|prev| prev != n) {
-                return Err(HeadError::BadContentLength);
-            }
-            length = Some(n);
-        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            // The last coding of the last header is the one that frames the body.
-            transfer_encoding = Some(h.value);
-        } else if h.name.eq_ignore_ascii_case("connection") {
-            for token in tokens(h.value) {
-                if token.eq_ignore_ascii_case(b"close") {
-                    keep_alive = false;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") && minor_version == 0 {
-                    keep_alive = true;
-                } else if token.eq_ignore_ascii_case(b"upgrade") {
-                    connection_upgrade = true;
-                }
-            }
-        } else if h.name.eq_ignore_ascii_case("upgrade") {
-            has_upgrade = true;
-        }
-    }
-    let body = match (length, transfer_encoding) {
-        (Some(_), Some(_)) => return Err(HeadError::AmbiguousLength),
-        (None, Some(te)) => {
-            let last = tokens(te).last();
-            if minor_version == 0 || !last.is_some_and(|t| t.eq_ignore_ascii_case(b"chunked")) {
-                return Err(HeadError::BadTransferEncoding);
-            }
-            BodyLength::Chunked
-        }
-        (Some(0), None) | (None, None) => BodyLength::Empty,
-        (Some(n), None) => BodyLength::Length(n),
-    };
+    let fields = Fields::read(headers, minor_version)?;
+    let body = fields.body(minor_version)?;
     Ok(Some((
         RequestHead {
             method,
@@ -166,11 +122,85 @@ pub fn parse<'h, 'b>(
             minor_version,
             len,
             body,
-            keep_alive,
-            upgrade: connection_upgrade && has_upgrade && minor_version == 1,
+            keep_alive: fields.keep_alive,
+            upgrade: fields.connection_upgrade && fields.has_upgrade && minor_version == 1,
         },
         headers,
     )))
+}
+
+/// What a head's fields say of its body and its connection.
+struct Fields<'b> {
+    length: Option<u64>,
+    transfer_encoding: Option<&'b [u8]>,
+    keep_alive: bool,
+    connection_upgrade: bool,
+    has_upgrade: bool,
+}
+
+impl<'b> Fields<'b> {
+    /// Reads `headers` under Vegur's limits; differing `Content-Length`s are refused here.
+    fn read(headers: &[httparse::Header<'b>], minor_version: u8) -> Result<Self, HeadError> {
+        let mut fields = Fields {
+            length: None,
+            transfer_encoding: None,
+            keep_alive: minor_version == 1,
+            connection_upgrade: false,
+            has_upgrade: false,
+        };
+        for h in headers {
+            if h.name.len() > MAX_HEADER_NAME {
+                return Err(HeadError::Limit(Limit::HeaderName));
+            }
+            if h.value.len() > MAX_HEADER_VALUE {
+                return Err(HeadError::Limit(Limit::HeaderValue));
+            }
+            if h.name.eq_ignore_ascii_case("content-length") {
+                let n = content_length(h.value).ok_or(HeadError::BadContentLength)?;
+                if fields.length.is_some_and(|prev| prev != n) {
+                    return Err(HeadError::BadContentLength);
+                }
+                fields.length = Some(n);
+            } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                // The last coding of the last header is the one that frames the body.
+                fields.transfer_encoding = Some(h.value);
+            } else if h.name.eq_ignore_ascii_case("connection") {
+                fields.connection(h.value, minor_version);
+            } else if h.name.eq_ignore_ascii_case("upgrade") {
+                fields.has_upgrade = true;
+            }
+        }
+        Ok(fields)
+    }
+
+    /// The tokens of a `Connection` header.
+    fn connection(&mut self, value: &[u8], minor_version: u8) {
+        for token in tokens(value) {
+            if token.eq_ignore_ascii_case(b"close") {
+                self.keep_alive = false;
+            } else if token.eq_ignore_ascii_case(b"keep-alive") && minor_version == 0 {
+                self.keep_alive = true;
+            } else if token.eq_ignore_ascii_case(b"upgrade") {
+                self.connection_upgrade = true;
+            }
+        }
+    }
+
+    /// The body's one length, or why there is not one.
+    fn body(&self, minor_version: u8) -> Result<BodyLength, HeadError> {
+        match (self.length, self.transfer_encoding) {
+            (Some(_), Some(_)) => Err(HeadError::AmbiguousLength),
+            (None, Some(te)) => {
+                let last = tokens(te).last();
+                if minor_version == 0 || !last.is_some_and(|t| t.eq_ignore_ascii_case(b"chunked")) {
+                    return Err(HeadError::BadTransferEncoding);
+                }
+                Ok(BodyLength::Chunked)
+            }
+            (Some(0), None) | (None, None) => Ok(BodyLength::Empty),
+            (Some(n), None) => Ok(BodyLength::Length(n)),
+        }
+    }
 }
 
 /// A `Content-Length` value: digits only (no sign, no list), at most 19 of them.
