@@ -7,7 +7,7 @@
 //! - the answer does not depend on what follows the head: the head alone parses the same, and
 //!   every shorter prefix is incomplete or refused the same way;
 //! - a head it takes frames its body one way only: no `Content-Length` with a
-//!   `Transfer-Encoding`, no two differing `Content-Length`s.
+//!   `Transfer-Encoding`, no two `Content-Length`s of different numbers.
 
 #![no_main]
 
@@ -32,10 +32,11 @@ fuzz_target!(|input: &[u8]| {
     assert_eq!(theirs, Ok(httparse::Status::Complete(head.len)));
     assert!(head.len <= input.len());
     assert!(head.len > head.method.len() + head.target.len());
-    let lengths: Vec<&[u8]> = fields
+    // Each `Content-Length` as a number (`03` and `3` are the same length).
+    let lengths: Vec<Option<u64>> = fields
         .iter()
         .filter(|f| f.name.eq_ignore_ascii_case("content-length"))
-        .map(|f| f.value.trim_ascii())
+        .map(|f| std::str::from_utf8(f.value.trim_ascii()).ok()?.parse().ok())
         .collect();
     let chunked = fields
         .iter()
@@ -45,7 +46,7 @@ fuzz_target!(|input: &[u8]| {
         "both lengths: {}",
         input.escape_ascii()
     );
-    assert!(lengths.windows(2).all(|w| w[0] == w[1]));
+    assert!(lengths.iter().all(|n| n.is_some() && *n == lengths[0]));
     match head.body {
         BodyLength::Chunked => assert!(chunked),
         BodyLength::Length(n) => assert!(n > 0 && !lengths.is_empty()),
