@@ -1,22 +1,34 @@
 #!/usr/bin/env bash
-# The proxy against nginx (issue 5), in one run, on the same backend: `paas up` runs the example
-# app with one web dyno; wrk (Debian) loads, in turn,
-#   1. the dyno directly (the backend's own ceiling),
-#   2. nginx (Debian) as a reverse proxy to that dyno (keep-alive upstream, access log on),
+# The proxy against nginx (issues 5 and 13), in one run, on the same backend: `paas up` runs the
+# example app with one web dyno; wrk (Debian) loads, in turn,
+#   1. the dyno directly (the backend's own ceiling; plain HTTP rows only),
+#   2. nginx (Debian) as a reverse proxy to that dyno (keep-alive upstream, access log on; TLS
+#      with the same certificate as paas),
 #   3. our proxy + routing mesh to that dyno, with every request's router line written into the
-#      router (which keeps history and serves the API as it does in production).
+#      router (which keeps history and serves the API as it does in production),
+# for each row:
+#   keepalive  GET / over kept-alive connections (the headline row)
+#   body1k     POST /echo with a 1 KB body (echoed back)
+#   body100k   POST /echo with a 100 KB body (echoed back)
+#   close      GET / with `Connection: close` (a new connection a request)
+#   tls        GET / over TLS (HTTP/1.1 by ALPN), kept alive
+#   h2         GET / over TLS with HTTP/2 (h2load, Debian nghttp2-client; no percentiles: its
+#              mean latency is shown as p50 and its max as p99)
 # For each it prints requests/s, p50 and p99 latency, and CPU µs per request of the proxy
 # process (its user + system CPU time over the run / requests; for nginx, master and worker
-# summed; for paas, the whole `paas up` process, router included, the dyno excluded). The app
-# runs with LOG_REQUESTS=0, so that the router's work is the proxy's lines, not the app's own.
+# summed; for paas, the whole `paas up` process, router included, the dyno excluded), and the
+# ratio of paas's CPU a request to nginx's. The app runs with LOG_REQUESTS=0, so that the
+# router's work is the proxy's lines, not the app's own.
 #
 #   bash benches/proxy/wrk.sh
-#   DURATION=5 CONNECTIONS=20 bash benches/proxy/wrk.sh     # quick run
+#   DURATION=5 RUNS=1 bash benches/proxy/wrk.sh                  # quick run
+#   ROWS="keepalive close" bash benches/proxy/wrk.sh              # some rows
 #
 # Environment: DURATION (seconds a run, 10), CONNECTIONS (50), THREADS (wrk threads, 1),
-# RUNS (3, the median is the figure), NGINX_WORKERS (1), PROXY_THREADS (paas up's
-# --proxy-threads; default one a core), CARGO_TARGET_DIR (default ~/.cache/paas-target).
-# Installs curl, jq, wrk and nginx from Debian when missing.
+# RUNS (3, the median is the figure), ROWS (all six), PAAS (a paas binary to measure instead
+# of the tree's release build), NGINX_WORKERS (1), PROXY_THREADS (paas
+# up's --proxy-threads; default one a core), CARGO_TARGET_DIR (default ~/.cache/paas-target).
+# Installs curl, jq, wrk, nginx and nghttp2-client from Debian when missing.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -24,11 +36,14 @@ duration=${DURATION:-10}
 connections=${CONNECTIONS:-50}
 threads=${THREADS:-1}
 runs=${RUNS:-3}
+rows=${ROWS:-keepalive body1k body100k close tls h2}
 nginx_workers=${NGINX_WORKERS:-1}
 
 PATH=$PATH:/usr/sbin:/sbin
 source "$root/benches/lib/setup.sh"
-bench_setup wrk.sh wrk nginx
+bench_setup wrk.sh wrk nginx h2load
+# Another build of paas to measure (its directory must hold nothing else called `paas`).
+paas=${PAAS:-$paas}
 
 # cpu_ticks PID…: their CPU time so far (user + system, all threads), in clock ticks.
 cpu_ticks() {
@@ -49,9 +64,10 @@ app=$tmp/app
 mkdir -p "$app"
 printf 'web: paas example-app web\n' >"$app/Procfile"
 http_port=$(free_port)
+https_port=$(free_port)
 PAAS_API_KEY=$key "$paas" up --app-dir "$app" --name bench --data-dir "$tmp/data" \
     --api-port 0 --syslog-port 0 --udp-port 0 --syslog-tls-port 0 \
-    --http-port "$http_port" --https-port 0 --metrics-interval 0 --env LOG_REQUESTS=0 \
+    --http-port "$http_port" --https-port "$https_port" --metrics-interval 0 --env LOG_REQUESTS=0 \
     ${PROXY_THREADS:+--proxy-threads "$PROXY_THREADS"} \
     >"$tmp/up.out" 2>"$tmp/up.err" &
 up_pid=$!
@@ -73,6 +89,7 @@ done
 
 # nginx as a reverse proxy to the same dyno.
 nginx_port=$(free_port)
+nginx_tls_port=$(free_port)
 mkdir -p "$tmp/nginx"
 cat >"$tmp/nginx/nginx.conf" <<EOF
 worker_processes $nginx_workers;
@@ -87,9 +104,18 @@ http {
     fastcgi_temp_path $tmp/nginx/fastcgi;
     uwsgi_temp_path $tmp/nginx/uwsgi;
     scgi_temp_path $tmp/nginx/scgi;
+    # Bodies and responses of the body rows in memory (nginx's workers cannot write its temp
+    # directories here, and paas streams them).
+    client_body_buffer_size 128k;
+    # As paas, no limit on the requests of a kept-alive connection (h2load does not reconnect).
+    keepalive_requests 1000000;
+    proxy_buffers 16 16k;
     upstream dyno { server 127.0.0.1:$dyno_port; keepalive 64; }
     server {
         listen 127.0.0.1:$nginx_port;
+        listen 127.0.0.1:$nginx_tls_port ssl http2;
+        ssl_certificate $tmp/data/tls/localhost.pem;
+        ssl_certificate_key $tmp/data/tls/localhost-key.pem;
         location / {
             proxy_pass http://dyno;
             proxy_http_version 1.1;
@@ -109,61 +135,104 @@ for _ in $(seq 100); do
     sleep 0.05
 done
 
-# run NAME URL PID…: one wrk run; prints `result name=… rps=… p50=… p99=… cpu_us=…`.
+# The request bodies of the body rows, as wrk scripts.
+for kb in 1 100; do
+    printf 'wrk.method = "POST"\nwrk.body = string.rep("a", %d)\nwrk.headers["Content-Type"] = "application/octet-stream"\n' \
+        $((kb * 1024)) >"$tmp/post${kb}k.lua"
+done
+
+# run NAME ROW URL PID…: one run of ROW's load; prints `result name=… rps=… p50=… p99=… cpu_us=…`.
 run() {
-    local name=$1 url=$2
-    shift 2
-    local before after out rps p50 p99 requests cpu_us
+    local name=$1 row=$2 url=$3
+    shift 3
+    local before after out rps p50 p99 requests cpu_us errors args=()
+    case $row in
+        body1k) url+=echo args=(-s "$tmp/post1k.lua") ;;
+        body100k) url+=echo args=(-s "$tmp/post100k.lua") ;;
+        close) args=(-H "Connection: close") ;;
+    esac
     before=$(cpu_ticks "$@")
-    out=$(wrk -t"$threads" -c"$connections" -d"${duration}s" --latency "$url")
-    after=$(cpu_ticks "$@")
-    requests=$(awk '/requests in/ {print $1}' <<<"$out")
-    rps=$(awk '/Requests\/sec/ {printf "%.0f", $2}' <<<"$out")
-    p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
-    p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
-    errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
-    if [ "$#" -gt 0 ]; then
+    if [ "$row" = h2 ]; then
+        out=$(h2load -c"$connections" -m1 -D"$duration" "$url" 2>&1 || true)
+        after=$(cpu_ticks "$@")
+        requests=$(awk '/^requests:/ {print $8}' <<<"$out")
+        rps=$(awk '/^finished in/ {gsub(",", "", $4); printf "%.0f", $4}' <<<"$out")
+        p50=$(awk '/^time for request:/ {print $6}' <<<"$out")
+        p99=$(awk '/^time for request:/ {print $5}' <<<"$out")
+        errors=$(awk '/^requests:/ && ($10 + $12 > 0) {print}' <<<"$out")
+    else
+        out=$(wrk -t"$threads" -c"$connections" -d"${duration}s" --latency "${args[@]}" "$url")
+        after=$(cpu_ticks "$@")
+        requests=$(awk '/requests in/ {print $1}' <<<"$out")
+        rps=$(awk '/Requests\/sec/ {printf "%.0f", $2}' <<<"$out")
+        p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
+        p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+        errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
+    fi
+    if [ "$#" -gt 0 ] && [ "${requests:-0}" -gt 0 ]; then
         cpu_us=$(awk -v t=$((after - before)) -v hz="$clk_tck" -v n="$requests" \
             'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
     else
         cpu_us=-
     fi
-    echo "result name=$name rps=$rps p50=$p50 p99=$p99 cpu_us=$cpu_us ${errors:+errors=\"$errors\"}"
+    echo "result name=$name row=$row rps=$rps p50=$p50 p99=$p99 cpu_us=$cpu_us ${errors:+errors=\"$errors\"}"
 }
 
 median() { sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 
 nginx_procs() { pgrep -P "$nginx_pid" | tr '\n' ' '; echo "$nginx_pid"; }
 
-echo "wrk.sh: $runs runs of ${duration}s, $connections connections, $threads wrk thread(s), on $(nproc) cores"
-declare -A cpu rps p99
+echo "wrk.sh: $runs runs of ${duration}s, $connections connections, $threads wrk thread(s), rows: $rows, on $(nproc) cores"
+# A short warm-up of each (connections, pools, caches), not counted.
+for target in "http://127.0.0.1:$dyno_port/" "http://127.0.0.1:$nginx_port/" "http://127.0.0.1:$http_port/"; do
+    wrk -t1 -c"$connections" -d1s "$target" >/dev/null
+done
+declare -A cpu rps p50 p99
 for i in $(seq "$runs"); do
-    for target in direct nginx paas; do
-        case $target in
-            direct) line=$(run direct "http://127.0.0.1:$dyno_port/") ;;
-            # shellcheck disable=SC2046
-            nginx) line=$(run nginx "http://127.0.0.1:$nginx_port/" $(nginx_procs)) ;;
-            paas) line=$(run paas "http://127.0.0.1:$http_port/" "$up_pid") ;;
+    for row in $rows; do
+        case $row in
+            tls | h2) targets="nginx paas" scheme=https nport=$nginx_tls_port pport=$https_port ;;
+            *) targets="direct nginx paas" scheme=http nport=$nginx_port pport=$http_port ;;
         esac
-        echo "  run $i: $line"
-        cpu[$target]+="$(field cpu_us "$line") "
-        rps[$target]+="$(field rps "$line") "
-        p99[$target]+="$(field p99 "$line") "
+        for target in $targets; do
+            case $target in
+                direct) line=$(run direct "$row" "http://127.0.0.1:$dyno_port/") ;;
+                # shellcheck disable=SC2046
+                nginx) line=$(run nginx "$row" "$scheme://127.0.0.1:$nport/" $(nginx_procs)) ;;
+                paas) line=$(run paas "$row" "$scheme://127.0.0.1:$pport/" "$up_pid") ;;
+            esac
+            echo "  run $i: $line"
+            cpu[$row.$target]+="$(field cpu_us "$line") "
+            rps[$row.$target]+="$(field rps "$line") "
+            p50[$row.$target]+="$(field p50 "$line") "
+            p99[$row.$target]+="$(field p99 "$line") "
+        done
     done
 done
 
 lines=$(curl -s -H "Authorization: Bearer $key" "$api/apps/bench/stats" | jq -r '.ingest.accepted // .accepted // empty' 2>/dev/null || true)
-nginx_cpu=$(tr ' ' '\n' <<<"${cpu[nginx]}" | grep . | median)
-paas_cpu=$(tr ' ' '\n' <<<"${cpu[paas]}" | grep . | median)
-ratio=$(awk -v a="$paas_cpu" -v b="$nginx_cpu" 'BEGIN {printf "%.2f", a / b}')
+of() { tr ' ' '\n' <<<"$1" | grep . | median; }
 echo
-printf '%-8s %10s %12s %14s\n' target "rps (median)" "p99 (runs)" "CPU µs/req"
-for target in direct nginx paas; do
-    printf '%-8s %10s %12s %14s\n' "$target" \
-        "$(tr ' ' '\n' <<<"${rps[$target]}" | grep . | median)" \
-        "$(echo "${p99[$target]}" | xargs | tr ' ' '/')" \
-        "$(tr ' ' '\n' <<<"${cpu[$target]}" | grep . | median)"
+printf '%-9s %-7s %10s %10s %16s %11s %9s\n' row target "rps" "p50" "p99 (runs)" "CPU µs/req" "× nginx"
+for row in $rows; do
+    for target in direct nginx paas; do
+        [ -n "${cpu[$row.$target]:-}" ] || continue
+        ratio=$(awk -v a="$(of "${cpu[$row.$target]}")" -v b="$(of "${cpu[$row.nginx]}")" \
+            'BEGIN {if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "-"}')
+        [ "$target" = paas ] || ratio=""
+        printf '%-9s %-7s %10s %10s %16s %11s %9s\n' "$row" "$target" \
+            "$(of "${rps[$row.$target]}")" "$(of "${p50[$row.$target]}")" \
+            "$(echo "${p99[$row.$target]}" | xargs | tr ' ' '/')" \
+            "$(of "${cpu[$row.$target]}")" "$ratio"
+    done
 done
 echo
 echo "router lines written by paas during the runs: ${lines:-?}"
-echo "result paas_cpu_us=$paas_cpu nginx_cpu_us=$nginx_cpu ratio=$ratio target<=0.75 $(verdict "$ratio" "<=" 0.75)"
+for row in $rows; do
+    [ -n "${cpu[$row.paas]:-}" ] || continue
+    ratio=$(awk -v a="$(of "${cpu[$row.paas]}")" -v b="$(of "${cpu[$row.nginx]}")" \
+        'BEGIN {if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "-"}')
+    target=1.0
+    [ "$row" = keepalive ] && target=0.75
+    echo "result row=$row paas_cpu_us=$(of "${cpu[$row.paas]}") nginx_cpu_us=$(of "${cpu[$row.nginx]}") ratio=$ratio target<=$target $(verdict "$ratio" "<=" "$target")"
+done

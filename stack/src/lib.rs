@@ -14,6 +14,7 @@
 //! ```
 
 mod dyno;
+mod errors;
 mod mesh;
 mod proxy;
 
@@ -23,8 +24,17 @@ pub use dyno::metrics::{MemoryVerdict, RuntimeMetrics};
 pub use dyno::output::{MAX_LINE, OutputCounts, pump};
 pub use dyno::process::{DynoEvent, DynoExit, DynoLimits, DynoSpec, run as run_dyno};
 pub use dyno::procfile::{ProcessType, Procfile, ProcfileError};
+pub use errors::{ProxyError, Side};
 pub use mesh::{Lease, MAX_IN_FLIGHT, Mesh};
-pub use proxy::errors::{ProxyError, Side};
+/// The HTTP/1.1 pieces of the proxy's forwarding path: the request head parser and the
+/// chunked body decoder (public for their fuzz targets, `stack/fuzz/`).
+pub mod h1 {
+    pub use crate::proxy::h1::chunked::{
+        ChunkedDecoder, ChunkedError, Decoded, MAX_SIZE_LINE, MAX_TRAILERS,
+        encode as encode_chunked,
+    };
+    pub use crate::proxy::h1::request::{BodyLength, HeadError, Limit, RequestHead, parse};
+}
 pub use proxy::headers::{Client, VIA};
 pub use proxy::line::RouterLine;
 pub use proxy::server::{Proxy, ProxyConfig};

@@ -713,7 +713,7 @@ mod tests {
         );
         assert_eq!(
             mesh.pick(Duration::from_millis(10)).await.unwrap_err(),
-            crate::proxy::errors::ProxyError::AppCrashed
+            crate::errors::ProxyError::AppCrashed
         );
         m.stop().await;
     }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use crate::proxy::errors::ProxyError;
+use crate::errors::ProxyError;
 
 /// Requests one dyno serves at once, at most.
 pub const MAX_IN_FLIGHT: usize = 50;

@@ -16,8 +16,8 @@ use logplex::Emitter;
 use tokio::sync::Notify;
 use tokio::time::Sleep;
 
+use crate::errors::ProxyError;
 use crate::mesh::Lease;
-use crate::proxy::errors::ProxyError;
 use crate::proxy::line::RouterLine;
 
 /// The error type of bodies here.
@@ -84,7 +84,7 @@ impl Recorder {
     fn write(&mut self) {
         if !self.written {
             self.written = true;
-            let _ = self.emitter.try_emit("router", self.line.to_string());
+            let _ = self.emitter.try_emit("router", self.line.to_text());
         }
     }
 }
@@ -203,16 +203,6 @@ impl RequestBody {
         RequestBody {
             inner: Some(inner),
             idle: Idle::new(idle),
-            client,
-        }
-    }
-
-    /// No body (a request sent again).
-    pub fn empty(client: ClientSide) -> Self {
-        client.set_sent();
-        RequestBody {
-            inner: None,
-            idle: Idle::new(Duration::from_secs(3600)),
             client,
         }
     }

@@ -6,8 +6,8 @@
 //! (`InFlight`, held by the response body: `Tracked`) and its watchdog share.
 
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -17,6 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::proxy::raw_head::{HeadCapture, RawHead};
 use crate::proxy::stats::ConnectionSlot;
 
 /// Why the watchdog closes a connection.
@@ -44,6 +45,8 @@ pub struct Activity {
     /// Milliseconds from `start` to the last response's end.
     idle_since: AtomicU64,
     changed: Notify,
+    /// The first bytes of the head being read (read while no request is in flight).
+    head: Mutex<HeadCapture>,
 }
 
 impl Activity {
@@ -64,6 +67,7 @@ impl Activity {
             head_started: AtomicU64::new(0),
             idle_since: AtomicU64::new(0),
             changed: Notify::new(),
+            head: Mutex::default(),
         }
     }
 
@@ -86,9 +90,22 @@ impl Activity {
         u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
     }
 
-    /// Bytes were read from the client: between requests, the first byte of a head starts its
-    /// clock.
-    fn bytes_read(&self) {
+    fn head(&self) -> MutexGuard<'_, HeadCapture> {
+        self.head.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Gives `f` what is known of the head being read (or just read), scanned leniently.
+    pub fn with_head<T>(&self, f: impl FnOnce(&RawHead<'_>) -> T) -> T {
+        let head = self.head();
+        f(&RawHead::scan(head.bytes()))
+    }
+
+    /// `read` came from the client: between requests, it is (the start of) a head, kept for
+    /// `with_head`, and its first byte starts the head's clock.
+    fn bytes_read(&self, read: &[u8]) {
+        if self.in_flight.load(Ordering::SeqCst) == 0 && !self.multiplexed.load(Ordering::SeqCst) {
+            self.head().push(read);
+        }
         if self.head_started.load(Ordering::SeqCst) == 0
             && self.in_flight.load(Ordering::SeqCst) == 0
             && self.requests.load(Ordering::SeqCst) > 0
@@ -106,6 +123,7 @@ impl Activity {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         self.requests.fetch_add(1, Ordering::SeqCst);
         self.head_started.store(0, Ordering::SeqCst);
+        self.head().clear();
         if version == Version::HTTP_2 {
             self.multiplexed.store(true, Ordering::SeqCst);
         }
@@ -227,7 +245,7 @@ impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.activity.bytes_read();
+            self.activity.bytes_read(&buf.filled()[before..]);
         }
         polled
     }
@@ -298,16 +316,31 @@ mod tests {
         assert_eq!(waiting.await.unwrap(), Expiry::KeepAliveTimeout);
     }
 
+    #[test]
+    fn the_head_being_read_is_kept_and_bodies_are_not() {
+        let a = activity(60_000, 60_000);
+        a.bytes_read(b"POST / HTTP/1.1\r\nContent-Le");
+        a.bytes_read(b"ngth: 1\r\n\r\n");
+        assert!(a.with_head(|h| h.content_length));
+        let in_flight = a.request_started(Version::HTTP_11);
+        // A body, or a head pipelined behind it, is not kept while the request is in flight.
+        a.bytes_read(b"GET /pipelined HTTP/1.1\r\n");
+        assert!(a.with_head(|h| h.method.is_empty()));
+        drop(in_flight);
+        a.bytes_read(b"GET /next HTTP/1.1\r\n");
+        assert_eq!(a.with_head(|h| h.target.to_vec()), b"/next");
+    }
+
     #[tokio::test]
     async fn a_later_head_is_due_a_header_timeout_after_its_first_byte() {
         let a = activity(20, 60_000);
         drop(a.request_started(Version::HTTP_11));
-        a.bytes_read();
+        a.bytes_read(b"G");
         assert_eq!(a.expired().await, Expiry::HeaderTimeout);
         // HTTP/2 frames between requests are no head.
         let h2 = activity(20, 40);
         drop(h2.request_started(Version::HTTP_2));
-        h2.bytes_read();
+        h2.bytes_read(b"\0");
         assert_eq!(h2.expired().await, Expiry::KeepAliveTimeout);
     }
 }

@@ -19,9 +19,11 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use crate::proxy::connection::{Activity, Expiry, Tracked, Watched};
+use crate::proxy::head::{self, AmbiguousLength};
 use crate::proxy::headers::Client;
-use crate::proxy::server::{DynoClient, Proxy, ProxyConfig, until_true};
+use crate::proxy::server::{Proxy, ProxyConfig, until_true};
 use crate::proxy::stats::ListenerStats;
+use crate::proxy::upstream::Dynos;
 
 /// The first pause after a failed accept; it doubles with each failure in a row.
 const FIRST_BACKOFF: Duration = Duration::from_millis(10);
@@ -38,7 +40,7 @@ pub(crate) async fn serve_thread(
     mut stop: watch::Receiver<bool>,
 ) {
     let config = proxy.config().clone();
-    let dyno_client = proxy.client();
+    let dynos = Arc::new(proxy.dynos());
     let port = listener.local_addr().map_or(0, |a| a.port());
     let builder = http_builder(&config);
     let stats = proxy.stats().listener(tls.is_some()).clone();
@@ -52,7 +54,7 @@ pub(crate) async fn serve_thread(
         let _ = stream.set_nodelay(true);
         let connection = Connection {
             proxy: proxy.clone(),
-            dyno_client: dyno_client.clone(),
+            dynos: dynos.clone(),
             client: Client {
                 ip: peer.ip(),
                 tls: tls.is_some(),
@@ -124,7 +126,7 @@ fn http_builder(config: &ProxyConfig) -> auto::Builder<TokioExecutor> {
 /// One accepted connection and what serving it needs.
 struct Connection {
     proxy: Arc<Proxy>,
-    dyno_client: DynoClient,
+    dynos: Arc<Dynos>,
     client: Client,
     builder: auto::Builder<TokioExecutor>,
     activity: Arc<Activity>,
@@ -133,8 +135,8 @@ struct Connection {
 
 /// How serving a connection ended.
 enum Ending {
-    /// The client or hyper closed it.
-    Closed,
+    /// The client or hyper closed it (with hyper's error, if it failed).
+    Closed(Option<Box<dyn std::error::Error + Send + Sync>>),
     /// Its clocks ran out.
     Expired(Expiry),
     /// The proxy is stopping.
@@ -167,18 +169,26 @@ impl Connection {
     {
         let Connection {
             proxy,
-            dyno_client,
+            dynos,
             client,
             builder,
             activity,
             mut stop,
         } = self;
         let requests = activity.clone();
-        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let proxy_for_service = proxy.clone();
+        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            // hyper read a head with both lengths as chunked; the head as sent says so.
+            if req.headers().contains_key(http::header::TRANSFER_ENCODING)
+                && requests.with_head(|head| head.content_length)
+            {
+                requests.slot().listener().malformed_head();
+                req.extensions_mut().insert(AmbiguousLength);
+            }
             let in_flight = requests.request_started(req.version());
-            let (proxy, dyno_client) = (proxy.clone(), dyno_client.clone());
+            let (proxy, dynos) = (proxy_for_service.clone(), dynos.clone());
             async move {
-                let res = proxy.handle(&dyno_client, req, client).await;
+                let res = proxy.handle(&*dynos, req, client).await;
                 Ok::<_, Infallible>(res.map(|body| Tracked::new(body, in_flight)))
             }
         });
@@ -186,13 +196,18 @@ impl Connection {
         let conn = builder.serve_connection_with_upgrades(io, service);
         tokio::pin!(conn);
         let ending = tokio::select! {
-            _ = conn.as_mut() => Ending::Closed,
+            served = conn.as_mut() => Ending::Closed(served.err()),
             expiry = activity.expired() => Ending::Expired(expiry),
             () = until_true(&mut stop) => Ending::Stopping,
         };
         let listener = activity.slot().listener();
         match ending {
-            Ending::Closed => {}
+            Ending::Closed(Some(error)) if refused_as_malformed(&*error) => {
+                listener.malformed_head();
+                let line = activity.with_head(|raw| head::malformed_line(raw, client));
+                proxy.log(line);
+            }
+            Ending::Closed(_) => {}
             // Cut off: hyper's buffers go with the connection.
             Ending::Expired(Expiry::HeaderTimeout) => {
                 listener.header_timed_out(activity.header_timeout());
@@ -209,4 +224,18 @@ impl Connection {
             }
         }
     }
+}
+
+/// Whether hyper ended a connection over a request head it answered 400 itself: a malformed
+/// head (a bad method, target, version or header: a folded line, a bare CR, differing
+/// `Content-Length`s, a `Transfer-Encoding` not ending in chunked). Not a head too large (431)
+/// or a target too long (414), which are not refusals of a malformed head.
+fn refused_as_malformed(error: &(dyn std::error::Error + 'static)) -> bool {
+    error.downcast_ref::<hyper::Error>().is_some_and(|e| {
+        // hyper names its 414 only in its message.
+        e.is_parse()
+            && !e.is_parse_too_large()
+            && !e.is_parse_version_h2()
+            && !e.to_string().starts_with("URI too long")
+    })
 }

@@ -3,11 +3,15 @@
 pub mod body;
 pub mod connection;
 pub mod connector;
-pub mod errors;
+pub mod h1;
+pub mod head;
 pub mod headers;
 pub mod line;
 pub mod listener;
+pub mod raw_head;
+pub mod respond;
 pub mod server;
 pub mod stats;
 pub mod target;
 pub mod throttle;
+pub mod upstream;

@@ -1,28 +1,27 @@
 //! The proxy: HTTP/1.1, and HTTP/2 over TLS (ALPN), in front of the routing mesh. Each request
-//! gets Vegur's headers, a dyno from the mesh, a pooled keep-alive connection to it, its bodies
-//! streamed both ways under the idle windows, WebSocket upgrades piped, and one router line.
+//! goes through three steps: its head is read (`head.rs`: Vegur's headers, refusals), it is
+//! sent to the upstream (`upstream.rs`: a dyno from the mesh, a pooled keep-alive connection),
+//! and the response is made of what came back (`respond.rs`: bodies streamed under the idle
+//! windows, WebSocket upgrades piped); each request gets one router line.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use http::{HeaderValue, Method, Request, Response, StatusCode, Version, header};
+use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client as HttpClient;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use logplex::Emitter;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use crate::mesh::Mesh;
-use crate::proxy::body::{ClientSide, Recorder, RequestBody, ResponseBody};
-use crate::proxy::connector::{ConnectedAt, Connector};
-use crate::proxy::errors::ProxyError;
-use crate::proxy::headers::{self, Client};
-use crate::proxy::line::RouterLine;
+use crate::proxy::body::ResponseBody;
+use crate::proxy::head::{self, Admitted, Head};
+use crate::proxy::headers::Client;
 use crate::proxy::listener;
+use crate::proxy::respond;
 use crate::proxy::stats::ProxyStats;
-use crate::proxy::target;
+use crate::proxy::upstream::{Dynos, Upstream};
 
 /// The proxy's timeouts and limits (Heroku's by default; tests set short ones).
 #[derive(Clone, Debug)]
@@ -91,10 +90,6 @@ pub struct Proxy {
     stats: Arc<ProxyStats>,
 }
 
-/// The client side: a keep-alive pool of connections to dynos. Each proxy thread has its own,
-/// so that a request, its dyno connection and their wake-ups stay on one thread.
-pub(crate) type DynoClient = HttpClient<Connector, RequestBody>;
-
 impl Proxy {
     /// A proxy to the dynos of `mesh`, writing its lines into `emitter` (the app's `paas`
     /// source; the process is `router`).
@@ -116,15 +111,14 @@ impl Proxy {
         &self.config
     }
 
-    pub(crate) fn client(&self) -> DynoClient {
-        HttpClient::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(self.config.pool_per_dyno)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(Connector {
-                timeout: self.config.connect_timeout,
-            })
+    /// Writes a router line the request steps did not (a head hyper refused).
+    pub(crate) fn log(&self, line: crate::proxy::line::RouterLine) {
+        let _ = self.emitter.try_emit("router", line.to_text());
+    }
+
+    /// The dynos of the proxy's mesh, with a keep-alive pool for one proxy thread.
+    pub(crate) fn dynos(&self) -> Dynos {
+        Dynos::new(self.mesh.clone(), self.config.clone())
     }
 
     /// Serves `listener` (TLS when `tls` is given) until `stop` holds `true`, then lets open
@@ -171,177 +165,38 @@ impl Proxy {
         joined.map_err(std::io::Error::other)?.map(|_| ())
     }
 
-    /// One request, start to end.
-    pub(crate) async fn handle(
+    /// One request, start to end: its head read (`head`), sent on to `upstream`, and the
+    /// response made of what came back (`respond`).
+    pub(crate) async fn handle<U: Upstream>(
         &self,
-        dyno_client: &DynoClient,
-        mut req: Request<Incoming>,
+        upstream: &U,
+        req: Request<Incoming>,
         client: Client,
     ) -> Response<ResponseBody> {
-        let start_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
-        let upgrade = headers::is_upgrade(req.headers());
-        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-        let (mut parts, body) = req.into_parts();
-        // CONNECT's target is an authority, with no path.
-        let path = parts
-            .uri
-            .path_and_query()
-            .map_or_else(|| parts.uri.to_string(), |p| p.as_str().to_owned());
-        let target = target::request_host(parts.version, &parts.uri, &parts.headers);
-        let host = match &target {
-            Ok(host) => host.clone(),
-            Err(_) => target::raw_host(&parts.uri, &parts.headers),
+        let Head {
+            mut recorder,
+            version,
+            admitted,
+        } = head::read(req, client, &self.emitter, self.config.affinity);
+        let admitted = match admitted {
+            Ok(admitted) => admitted,
+            Err(error) => return respond::refused(&mut recorder, error, version),
         };
-        let refusal = refusal(&parts, &path, target.is_ok());
-        let (request_id, fwd) =
-            headers::forward_request(&mut parts.headers, client, start_ms, upgrade);
-        let mut rec = Recorder::new(
-            RouterLine {
-                method: parts.method.as_str().to_owned(),
-                path: path.clone(),
-                host: host.clone(),
-                request_id,
-                fwd,
-                protocol: if client.tls { "https" } else { "http" }.to_owned(),
-                ..RouterLine::default()
-            },
-            self.emitter.clone(),
-        );
-        if let Some(error) = refusal {
-            return refused(&mut rec, error, parts.version);
+        let Admitted {
+            outbound,
+            client_upgrade,
+            affinity,
+        } = admitted;
+        match upstream.send(outbound, &mut recorder).await {
+            Ok(inbound) => respond::dyno_response(
+                inbound,
+                recorder,
+                client_upgrade,
+                &affinity,
+                self.config.idle_timeout,
+            ),
+            Err(error) => respond::failure(&mut recorder, error),
         }
-        // The dyno sees the host the request is for (the target's authority, when it has one).
-        if !host.is_empty()
-            && let Ok(v) = HeaderValue::from_str(&host)
-        {
-            parts.headers.insert(header::HOST, v);
-        }
-        parts.version = Version::HTTP_11;
-        let client_side = ClientSide::default();
-        let mut body = Some(body);
-        // A safe request without a body that fails on a pooled connection the dyno had just
-        // closed is sent once more (as nginx retries idempotent requests); only then are its
-        // headers kept for a second copy.
-        let replayable = matches!(
-            parts.method,
-            http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
-        ) && body.as_ref().is_some_and(http_body::Body::is_end_stream)
-            && !upgrade;
-        let affinity = self
-            .config
-            .affinity
-            .then(|| headers::affinity(&parts.headers))
-            .flatten();
-        let mut attempt = 0;
-        let (lease, res, sent_at) = loop {
-            attempt += 1;
-            let prefer = affinity.as_deref().filter(|_| attempt == 1);
-            let lease = match self
-                .mesh
-                .pick_preferring(prefer, self.config.boot_wait)
-                .await
-            {
-                Ok(lease) => lease,
-                Err(e) => return failure(&mut rec, e),
-            };
-            let Ok(uri) = format!("http://{}{}", lease.addr, path).parse::<http::Uri>() else {
-                return failure(&mut rec, ProxyError::RequestError);
-            };
-            let mut dyno_req = Request::new(match body.take() {
-                Some(b) => RequestBody::new(b, self.config.idle_timeout, client_side.clone()),
-                None => RequestBody::empty(client_side.clone()),
-            });
-            *dyno_req.method_mut() = parts.method.clone();
-            *dyno_req.uri_mut() = uri;
-            *dyno_req.version_mut() = Version::HTTP_11;
-            *dyno_req.headers_mut() = if replayable && attempt == 1 {
-                parts.headers.clone()
-            } else {
-                std::mem::take(&mut parts.headers)
-            };
-            let sent_at = Instant::now();
-            // The request timeout counts from when the whole request has reached the dyno (a
-            // long upload is not H12; a stalled one is H28).
-            let timeout = async {
-                client_side.sent().await;
-                tokio::time::sleep(self.config.response_timeout).await;
-            };
-            let sent = tokio::select! {
-                res = dyno_client.request(dyno_req) => Ok(res),
-                () = timeout => Err(()),
-            };
-            match sent {
-                Ok(Ok(res)) => break (lease, res, sent_at),
-                Err(_) => {
-                    rec.sent(&lease.dyno, Duration::ZERO, sent_at);
-                    return failure(&mut rec, ProxyError::RequestTimeout);
-                }
-                Ok(Err(e)) => {
-                    let reused = e
-                        .connect_info()
-                        .and_then(|c| {
-                            let mut ext = http::Extensions::new();
-                            c.get_extras(&mut ext);
-                            ext.get::<ConnectedAt>().copied()
-                        })
-                        .is_some_and(|c| c.at < sent_at);
-                    let error = client_side.fault().unwrap_or_else(|| classify(&e));
-                    if matches!(
-                        error,
-                        ProxyError::BackendConnectTimeout | ProxyError::BackendConnectionRefused
-                    ) {
-                        self.mesh.skip(&lease.dyno, self.config.skip_for);
-                    }
-                    if replayable
-                        && reused
-                        && attempt == 1
-                        && error == ProxyError::ConnectionClosedWithoutResponse
-                    {
-                        continue;
-                    }
-                    rec.sent(&lease.dyno, Duration::ZERO, sent_at);
-                    return failure(&mut rec, error);
-                }
-            }
-        };
-        let connect = res
-            .extensions()
-            .get::<ConnectedAt>()
-            .map_or(Duration::ZERO, |c| c.for_request(sent_at));
-        rec.sent(&lease.dyno, connect, sent_at + connect);
-        let mut res = res;
-        let switching = res.status() == StatusCode::SWITCHING_PROTOCOLS;
-        if switching && let Some(client_upgrade) = client_upgrade {
-            let dyno_upgrade = hyper::upgrade::on(&mut res);
-            let (mut parts, _) = res.into_parts();
-            headers::forward_response(&mut parts.headers, true);
-            rec.finish(101, 0);
-            drop(lease);
-            tokio::spawn(async move {
-                if let (Ok(client), Ok(dyno)) = tokio::join!(client_upgrade, dyno_upgrade) {
-                    let _ = tokio::io::copy_bidirectional(
-                        &mut TokioIo::new(client),
-                        &mut TokioIo::new(dyno),
-                    )
-                    .await;
-                }
-            });
-            return Response::from_parts(parts, ResponseBody::full(bytes::Bytes::new()));
-        }
-        let (mut parts, body) = res.into_parts();
-        headers::forward_response(&mut parts.headers, false);
-        if self.config.affinity && affinity.as_deref() != Some(lease.dyno.as_str()) {
-            parts
-                .headers
-                .append(header::SET_COOKIE, headers::affinity_cookie(&lease.dyno));
-        }
-        let status = parts.status.as_u16();
-        Response::from_parts(
-            parts,
-            ResponseBody::dyno(body, self.config.idle_timeout, status, rec, lease),
-        )
     }
 }
 
@@ -350,98 +205,91 @@ pub(crate) async fn until_true(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await.map(|_| ());
 }
 
-/// What a failed exchange with a dyno was, by the error's cause.
-fn classify(e: &hyper_util::client::legacy::Error) -> ProxyError {
-    use std::error::Error as _;
-    if e.is_connect() {
-        let mut source = e.source();
-        while let Some(s) = source {
-            if let Some(io) = s.downcast_ref::<std::io::Error>() {
-                return match io.kind() {
-                    std::io::ErrorKind::TimedOut => ProxyError::BackendConnectTimeout,
-                    _ => ProxyError::BackendConnectionRefused,
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::sync::Mutex;
+
+    use http::HeaderMap;
+    use hyper_util::rt::TokioIo;
+    use logplex::{LineFilter, Registry, Router, RouterConfig};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::errors::ProxyError;
+    use crate::proxy::body::Recorder;
+    use crate::proxy::upstream::{Inbound, Outbound};
+
+    /// A layer in front of the dynos, as the cache will be: it sees each request after head
+    /// handling, and here answers none (it fails them as a full backlog would).
+    #[derive(Default)]
+    struct Layer {
+        seen: Mutex<Vec<(String, HeaderMap)>>,
+    }
+
+    impl Upstream for Layer {
+        async fn send(&self, request: Outbound, _: &mut Recorder) -> Result<Inbound, ProxyError> {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            seen.push((request.path, request.parts.headers));
+            Err(ProxyError::BacklogTooDeep)
+        }
+    }
+
+    #[tokio::test]
+    async fn an_upstream_layer_gets_the_handled_head_and_its_failure_one_line() {
+        let router = Router::new(RouterConfig::default(), Registry::in_memory());
+        router.create_app("shop").unwrap();
+        let emitter = router.emitter("shop", "paas").unwrap();
+        let proxy = Proxy::new(Arc::default(), emitter, ProxyConfig::default());
+        let layer = Arc::new(Layer::default());
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        let service = {
+            let (proxy, layer) = (proxy.clone(), layer.clone());
+            hyper::service::service_fn(move |req: Request<Incoming>| {
+                let (proxy, layer) = (proxy.clone(), layer.clone());
+                let client = Client {
+                    ip: [10, 0, 0, 7].into(),
+                    tls: false,
+                    port: 80,
                 };
-            }
-            source = s.source();
-        }
-        return ProxyError::BackendConnectionRefused;
-    }
-    let mut source = e.source();
-    while let Some(s) = source {
-        if let Some(h) = s.downcast_ref::<hyper::Error>() {
-            if h.is_parse_too_large() {
-                return ProxyError::HttpRestriction;
-            }
-            if h.is_parse() || h.is_parse_status() {
-                return ProxyError::BadResponse;
-            }
-            if h.is_body_write_aborted() || h.is_user() {
-                return ProxyError::ServerRequestInterrupted;
-            }
-            return ProxyError::ConnectionClosedWithoutResponse;
-        }
-        source = s.source();
-    }
-    ProxyError::ConnectionClosedWithoutResponse
-}
+                async move { Ok::<_, Infallible>(proxy.handle(&*layer, req, client).await) }
+            })
+        };
+        let conn = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(server), service);
+        let served = tokio::spawn(conn);
+        client
+            .write_all(b"GET /a?b HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        client.read_to_string(&mut answer).await.unwrap();
+        let _ = served.await;
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+        assert!(answer.contains("Backlog too deep (H11)"), "{answer}");
 
-/// Why a request is answered here without a dyno, if it is: `CONNECT` (405), a head past
-/// Vegur's limits (H25), a bad host or an `Expect` other than `100-continue` (H26).
-fn refusal(parts: &http::request::Parts, path: &str, host_ok: bool) -> Option<ProxyError> {
-    let expect = parts
-        .headers
-        .get(header::EXPECT)
-        .map(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    if parts.method == Method::CONNECT {
-        Some(ProxyError::MethodNotAllowed)
-    } else if headers::check_limits(path, parts.method.as_str(), &parts.headers).is_some() {
-        Some(ProxyError::HttpRestriction)
-    } else if !host_ok || expect == Some(false) {
-        Some(ProxyError::RequestError)
-    } else {
-        None
-    }
-}
+        let seen = layer.seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 1);
+        let (path, headers) = &seen[0];
+        assert_eq!(path, "/a?b");
+        assert_eq!(headers["host"], "shop.test");
+        assert_eq!(headers["x-forwarded-for"], "10.0.0.7");
+        assert_eq!(headers["via"], "1.1 paas");
+        assert!(!headers.contains_key("connection"));
+        let id = headers["x-request-id"].to_str().unwrap();
 
-/// The answer to a request refused before any dyno saw it: over HTTP/1 the connection is
-/// closed after it (what follows a bad head, or a CONNECT's tunnel bytes, is not read as a
-/// request); a 405 says which methods the router forwards.
-fn refused(rec: &mut Recorder, error: ProxyError, version: Version) -> Response<ResponseBody> {
-    let mut res = failure(rec, error);
-    let h = res.headers_mut();
-    if version < Version::HTTP_2 {
-        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    if error == ProxyError::MethodNotAllowed {
-        h.insert(
-            header::ALLOW,
-            HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE"),
+        let lines: Vec<String> = router
+            .channel("shop")
+            .unwrap()
+            .history(10, &LineFilter::default())
+            .iter()
+            .map(|l| String::from_utf8_lossy(&l.message).into_owned())
+            .collect();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].starts_with("at=error code=H11 desc=\"Backlog too deep\" method=GET"),
+            "{lines:?}"
         );
+        assert!(lines[0].contains(&format!("request_id={id} ")), "{lines:?}");
     }
-    res
-}
-
-/// The client's answer to a failed request, with its line written.
-fn failure(rec: &mut Recorder, error: ProxyError) -> Response<ResponseBody> {
-    rec.fail(error, 0);
-    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-    let body = format!(
-        "Application error: {} ({})\nrequest id {}\n",
-        error.desc(),
-        error.code(),
-        rec.line_mut().request_id
-    );
-    let mut res = Response::new(ResponseBody::full(body));
-    *res.status_mut() = status;
-    let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    h.insert(header::VIA, HeaderValue::from_static(headers::VIA));
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("no-cache, no-store"),
-    );
-    res
 }

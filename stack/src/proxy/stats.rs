@@ -39,6 +39,7 @@ pub struct ListenerStats {
     accept_errors: AtomicU64,
     header_timeouts: AtomicU64,
     keepalive_timeouts: AtomicU64,
+    malformed_heads: AtomicU64,
     open: AtomicU64,
     heads_pending: AtomicU64,
     accept_warning: Throttled,
@@ -64,6 +65,7 @@ impl ListenerStats {
             accept_errors: AtomicU64::new(0),
             header_timeouts: AtomicU64::new(0),
             keepalive_timeouts: AtomicU64::new(0),
+            malformed_heads: AtomicU64::new(0),
             open: AtomicU64::new(0),
             heads_pending: AtomicU64::new(0),
             accept_warning: Throttled::new(WARN_EVERY),
@@ -145,6 +147,12 @@ impl ListenerStats {
                 more(held)
             );
         });
+    }
+
+    /// A request head was refused (400, H26) as malformed or with a body length two parsers
+    /// could read differently: counted (its router line tells the rest).
+    pub fn malformed_head(&self) {
+        self.malformed_heads.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A connection was closed after its keep-alive timeout without a request (normal: only
@@ -276,6 +284,16 @@ impl Collector for ProxyStats {
                     counter,
                 ),
                 per(|l| &l.keepalive_timeouts),
+            ),
+            (
+                (
+                    "paas_proxy_malformed_heads",
+                    "Request heads refused with 400 (H26) as malformed or ambiguous: bad syntax, \
+                     a folded line, a bare CR, differing Content-Lengths, Content-Length with \
+                     Transfer-Encoding.",
+                    counter,
+                ),
+                per(|l| &l.malformed_heads),
             ),
             (
                 (

@@ -1,6 +1,7 @@
 //! Every way a proxied request can fail, and the one mapping of each to the HTTP status the
 //! client gets, Heroku's H-code and its description (the words users search for), and which
-//! side it came from.
+//! side it came from. Shared by the routing mesh (H10, H11, H14, H20) and the proxy (the rest),
+//! so that neither imports the other for it.
 
 /// Where a failure came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
