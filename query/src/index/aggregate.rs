@@ -314,7 +314,27 @@ impl<'q> ColumnAggregation<'q> {
             let (_, &mut nth, _) = by_count.select_nth_unstable_by(n - 1, |a, b| b.cmp(a));
             return live().filter(|&g| counts[g as usize] >= nth).collect();
         }
-        // By keys: the n least, compared as the grouper compares them (as text).
+        // By keys: the n least, compared as the grouper compares them (as text). Values that
+        // are all UTF-8 compare as their bytes do, without a copy.
+        let utf8 = self
+            .by
+            .iter()
+            .all(|&c| dicts.get(c).is_some_and(Dict::all_utf8));
+        if self.dense && utf8 {
+            let c = self.by.first().copied().unwrap_or(0);
+            let value = |g: u32| dicts.get(c).and_then(|d| d.value(g)).unwrap_or_default();
+            let mut heap: BinaryHeap<(&[u8], u32)> = BinaryHeap::new();
+            for g in live() {
+                let k = value(g);
+                if heap.len() < n {
+                    heap.push((k, g));
+                } else if heap.peek().is_some_and(|(top, _)| k < *top) {
+                    heap.pop();
+                    heap.push((k, g));
+                }
+            }
+            return heap.into_iter().map(|(_, g)| g).collect();
+        }
         let key = |g: u32| -> Vec<Cow<'_, str>> {
             let ids: Vec<(usize, u32)> = if self.dense {
                 vec![(self.by.first().copied().unwrap_or(0), g)]

@@ -42,6 +42,8 @@ pub(crate) struct Dict {
     /// that).
     word_count: usize,
     word_capacity: usize,
+    /// Every value is valid UTF-8 (then values order as their text does, byte for byte).
+    all_utf8: bool,
 }
 
 impl Dict {
@@ -68,6 +70,7 @@ impl Dict {
             words: Bloom::with_capacity(WORDS_AT_FIRST),
             word_count: 0,
             word_capacity: WORDS_AT_FIRST,
+            all_utf8: true,
         };
         let mut at = 0usize;
         while let Some(len_bytes) = bytes.get(at..at + 4) {
@@ -97,6 +100,7 @@ impl Dict {
     fn remember(&mut self, value: &[u8]) -> u32 {
         let id = self.values.len() as u32 + 1;
         self.memory += memory_of(value);
+        self.all_utf8 &= std::str::from_utf8(value).is_ok();
         for w in words(value) {
             self.words.insert(hash_word(w));
             self.word_count += 1;
@@ -153,6 +157,11 @@ impl Dict {
             .and_then(|i| self.numbers.get(i))
             .copied()
             .unwrap_or(f64::NAN)
+    }
+
+    /// Whether every value is valid UTF-8.
+    pub(crate) fn all_utf8(&self) -> bool {
+        self.all_utf8
     }
 
     /// Whether some value may hold `word` (lower case) as a word (false: none does).
