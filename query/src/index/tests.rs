@@ -381,3 +381,86 @@ fn a_damaged_block_is_an_error_naming_it() {
         .to_string();
     assert!(e.contains("blocks are missing"), "{e}");
 }
+
+#[test]
+fn a_million_lines_answer_as_computed_here() {
+    let n = 1_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(
+        dir.path().join("spool"),
+        SpoolConfig {
+            max_age: Duration::from_secs(100 * 365 * 86_400),
+            ..SpoolConfig::default()
+        },
+    )
+    .unwrap();
+    let index = Index::open(
+        dir.path().join("index"),
+        IndexConfig {
+            flush_after: Duration::ZERO,
+            max_age: Duration::from_secs(100 * 365 * 86_400),
+            ..IndexConfig::default()
+        },
+    )
+    .unwrap();
+    // Short router lines: path, status and service vary with i.
+    let line = |i: usize| LogLine {
+        received: Timestamp::from_micros(T0 + i as i64),
+        time: Timestamp::from_micros(T0 + i as i64 * 1000),
+        app: AppName::from("shop"),
+        source: Bytes::from_static(b"heroku"),
+        process: Bytes::from_static(b"router"),
+        facility: 1,
+        severity: 6,
+        message: Bytes::from(format!(
+            "path=/p{} status={} service={}ms",
+            i % 1000,
+            if i % 7 == 0 { 503 } else { 200 },
+            i % 997
+        )),
+        seq: i as u64 + 1,
+    };
+    let batch: Vec<LogLine> = (0..n).map(line).collect();
+    for part in batch.chunks(100_000) {
+        spool.append(APP, part).unwrap();
+    }
+    catch_up(&index, &spool, true).unwrap();
+    assert_eq!(index.app_stats(APP).unwrap().lines, n as u64);
+    let ask = |text: &str| {
+        let q = Query::parse(text).unwrap();
+        let Output::Table(t) = answer(
+            &index,
+            &spool,
+            APP,
+            &AppName::from("shop"),
+            &q,
+            Window {
+                since: None,
+                until: None,
+            },
+            10,
+        )
+        .unwrap() else {
+            panic!("a table")
+        };
+        t
+    };
+    let t = ask("status=503 | count");
+    assert_eq!(
+        t.rows[0][0],
+        Cell::Number((0..n).filter(|i| i % 7 == 0).count() as f64)
+    );
+    let t = ask("* | count, max(service), p50(service) by path | head 3");
+    // Every path has 1,000 lines: ties by count, so the first paths by name.
+    let mut paths: Vec<String> = (0..1000).map(|p| format!("/p{p}")).collect();
+    paths.sort();
+    for (row, path) in t.rows.iter().zip(&paths) {
+        let p: usize = path[2..].parse().unwrap();
+        let mut services: Vec<usize> = (0..n).filter(|i| i % 1000 == p).map(|i| i % 997).collect();
+        services.sort_unstable();
+        assert_eq!(row[0], Cell::Text(path.clone()));
+        assert_eq!(row[1], Cell::Number(1000.0));
+        assert_eq!(row[2], Cell::Number(*services.last().unwrap() as f64));
+        assert_eq!(row[3], Cell::Number(services[499] as f64));
+    }
+}
