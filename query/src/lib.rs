@@ -59,6 +59,7 @@ mod engine;
 mod exec;
 mod import;
 mod lang;
+mod metrics;
 mod service;
 mod spool;
 mod window;
@@ -70,6 +71,10 @@ pub use exec::{
 };
 pub use import::{ImportedLine, read_line};
 pub use lang::{MAX_LIST, MAX_QUERY_LEN, MAX_ROWS, MAX_STAGES, Query, QueryError};
+pub use metrics::{
+    AppSnapshot, Buckets, MetricsConfig, MetricsEngine, MetricsLimits, MetricsResource, RedView,
+    RequestCount,
+};
 pub use service::{ImportResource, QueryResource, QueryService, ServiceConfig};
 pub use spool::{
     AppSpoolStats, FORMAT_VERSION as SPOOL_FORMAT_VERSION, Position, SYNC_INTERVAL, Scan, Spool,

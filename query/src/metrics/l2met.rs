@@ -1,0 +1,261 @@
+//! l2met's conventions on any line (l2met, Heroku's log-runtime-metrics, Librato):
+//! `count#NAME=N` a counter, `sample#NAME=V` a gauge (last value), `measure#NAME=V` a
+//! histogram, `unique#NAME=V` distinct values per interval; `source=` the label. The dyno
+//! manager's runtime lines (`source=web.1 dyno=… sample#memory_rss=20MB`, written by the
+//! platform) become `paas_dyno_*` gauges per dyno instead.
+
+use logfmt::MetricKind;
+use logplex::LogLine;
+
+use super::units::{self, Rejection, Unit};
+
+/// What the store is asked to keep for one `kind#name=value` pair.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Observation<'a> {
+    /// Its l2met kind.
+    pub kind: MetricKind,
+    /// The family name, sanitised, with its unit suffix (`paas_app_db_latency_seconds`).
+    pub family: &'a str,
+    /// The label besides `app`: `source` for app metrics, `dyno` for runtime ones.
+    pub label: (&'static str, String),
+    /// The value in base units (1 for `unique#`).
+    pub value: f64,
+    /// For `unique#`, the value counted.
+    pub distinct: &'a [u8],
+}
+
+/// Whether the line may hold l2met pairs at all (a `#` somewhere): most lines do not, and
+/// this skips the parse for them.
+pub(crate) fn may_have_metrics(message: &[u8]) -> bool {
+    memchr::memchr(b'#', message).is_some()
+}
+
+/// Hands each metric of `line` to `each`, or why it was refused. `name` is scratch space
+/// reused across lines.
+pub(crate) fn extract(
+    line: &LogLine,
+    name: &mut String,
+    mut each: impl FnMut(Result<Observation<'_>, Rejection>),
+) {
+    let runtime = is_runtime_line(line);
+    for metric in logfmt::metrics(&line.message) {
+        let Ok(m) = metric else {
+            each(Err(Rejection::NotANumber));
+            continue;
+        };
+        name.clear();
+        let dyno_gauge = runtime && m.kind == MetricKind::Sample && is_runtime_name(m.name);
+        name.push_str(if dyno_gauge {
+            "paas_dyno_"
+        } else {
+            "paas_app_"
+        });
+        if let Err(r) = units::push_name(name, m.name) {
+            each(Err(r));
+            continue;
+        }
+        let normalised = match m.kind {
+            MetricKind::Unique => Ok((1.0, Unit::None)),
+            MetricKind::Count => units::check(m.number).and_then(|n| {
+                if n < 0.0 {
+                    Err(Rejection::NegativeCount)
+                } else {
+                    Ok((n, Unit::None))
+                }
+            }),
+            MetricKind::Sample | MetricKind::Measure => {
+                units::normalise(&m.value.unescaped(), m.number)
+            }
+        };
+        let (value, unit) = match normalised {
+            Ok(v) => v,
+            Err(r) => {
+                each(Err(r));
+                continue;
+            }
+        };
+        units::push_unit(name, unit);
+        if m.kind == MetricKind::Unique {
+            name.push_str("_unique");
+        }
+        let source = m
+            .source
+            .map(|s| units::label_value(s.raw()))
+            .unwrap_or_default();
+        let label = (if dyno_gauge { "dyno" } else { "source" }, source);
+        each(Ok(Observation {
+            kind: m.kind,
+            family: name,
+            label,
+            value,
+            distinct: m.value.raw(),
+        }));
+    }
+}
+
+/// A platform line (`paas[…]`) carrying `dyno=`: the dyno manager's runtime metrics. An app
+/// cannot write such a line (its lines have source `app` or a token's name).
+fn is_runtime_line(line: &LogLine) -> bool {
+    &line.source[..] == logplex::PLATFORM_SOURCE && logfmt::get(&line.message, b"dyno").is_some()
+}
+
+/// The runtime metrics' names: memory, load and CPU.
+fn is_runtime_name(name: &[u8]) -> bool {
+    [&b"memory_"[..], b"load_avg_", b"cpu_"]
+        .iter()
+        .any(|p| name.starts_with(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(source: &'static str, message: &str) -> LogLine {
+        LogLine {
+            received: logplex::Timestamp::from_micros(0),
+            time: logplex::Timestamp::from_micros(0),
+            app: logplex::AppName::from("shop"),
+            source: source.into(),
+            process: "web.1".into(),
+            facility: 1,
+            severity: 6,
+            message: message.to_owned().into(),
+            seq: 0,
+        }
+    }
+
+    type Seen = (MetricKind, String, (&'static str, String), f64);
+
+    fn run(line: &LogLine) -> (Vec<Seen>, Vec<Rejection>) {
+        let (mut seen, mut refused) = (Vec::new(), Vec::new());
+        extract(line, &mut String::new(), |r| match r {
+            Ok(o) => seen.push((o.kind, o.family.to_owned(), o.label, o.value)),
+            Err(r) => refused.push(r),
+        });
+        (seen, refused)
+    }
+
+    fn source(s: &str) -> (&'static str, String) {
+        ("source", s.to_owned())
+    }
+
+    #[test]
+    fn each_convention_with_its_unit() {
+        let (seen, refused) = run(&line(
+            "app",
+            "source=api measure#db.latency=20ms count#signups=2 sample#queue-depth=7 sample#cache.size=4KB unique#user=42 count#hits",
+        ));
+        assert!(refused.is_empty());
+        assert_eq!(
+            seen,
+            [
+                (
+                    MetricKind::Measure,
+                    "paas_app_db_latency_seconds".into(),
+                    source("api"),
+                    0.02
+                ),
+                (
+                    MetricKind::Count,
+                    "paas_app_signups".into(),
+                    source("api"),
+                    2.0
+                ),
+                (
+                    MetricKind::Sample,
+                    "paas_app_queue_depth".into(),
+                    source("api"),
+                    7.0
+                ),
+                (
+                    MetricKind::Sample,
+                    "paas_app_cache_size_bytes".into(),
+                    source("api"),
+                    4000.0
+                ),
+                (
+                    MetricKind::Unique,
+                    "paas_app_user_unique".into(),
+                    source("api"),
+                    1.0
+                ),
+                (
+                    MetricKind::Count,
+                    "paas_app_hits".into(),
+                    source("api"),
+                    1.0
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn no_source_is_an_empty_label() {
+        let (seen, _) = run(&line("app", "measure#render=1.5s"));
+        assert_eq!(seen[0].2, source(""));
+        assert_eq!(seen[0].3, 1.5);
+    }
+
+    #[test]
+    fn runtime_lines_of_the_platform_are_dyno_gauges() {
+        let (seen, _) = run(&line(
+            "paas",
+            "source=web.1 dyno=paas.shop.1 sample#memory_rss=20.50MB sample#load_avg_1m=0.12 sample#cpu_time=1.50s",
+        ));
+        let dyno = ("dyno", "web.1".to_owned());
+        assert_eq!(
+            seen,
+            [
+                (
+                    MetricKind::Sample,
+                    "paas_dyno_memory_rss_bytes".into(),
+                    dyno.clone(),
+                    20.5e6
+                ),
+                (
+                    MetricKind::Sample,
+                    "paas_dyno_load_avg_1m".into(),
+                    dyno.clone(),
+                    0.12
+                ),
+                (
+                    MetricKind::Sample,
+                    "paas_dyno_cpu_time_seconds".into(),
+                    dyno,
+                    1.5
+                ),
+            ]
+        );
+        // The same text from an app is an app's metric.
+        let (seen, _) = run(&line("app", "source=web.1 dyno=x sample#memory_rss=1MB"));
+        assert_eq!(seen[0].1, "paas_app_memory_rss_bytes");
+    }
+
+    #[test]
+    fn hostile_pairs_are_refused_and_counted() {
+        let (seen, refused) = run(&line(
+            "app",
+            "measure#a=NaN measure#b=inf sample#c=1e999 sample#d=1e300 count#e=-1 count#ü=1 measure#=5 measure#f=abc sample#ok=1",
+        ));
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert_eq!(seen[0].1, "paas_app_ok");
+        assert_eq!(
+            refused,
+            [
+                Rejection::NotANumber,
+                Rejection::NotANumber,
+                Rejection::NotANumber,
+                Rejection::OutOfRange,
+                Rejection::NegativeCount,
+                Rejection::BadName,
+                Rejection::NotANumber,
+            ]
+        );
+    }
+
+    #[test]
+    fn lines_without_a_hash_are_skipped_cheaply() {
+        assert!(!may_have_metrics(b"at=info status=200"));
+        assert!(may_have_metrics(b"count#x=1"));
+    }
+}
