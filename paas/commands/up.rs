@@ -308,7 +308,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             drains_config.policy.allow(net);
         }
         let spool = args.router.spool()?;
-        let logplex = start(config, drains_config, spool, "paas up", Some(&app.name)).await?;
+        let metrics = args.router.metrics()?;
+        let logplex = start(
+            config,
+            drains_config,
+            spool,
+            metrics,
+            "paas up",
+            Some(&app.name),
+        )
+        .await?;
         let router = logplex.router().clone();
         match router.create_app(&app.name) {
             Ok(_) | Err(logplex::RegistryError::AppExists(_)) => {}
