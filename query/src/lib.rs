@@ -72,8 +72,8 @@ pub use exec::{
 pub use import::{ImportedLine, read_line};
 pub use lang::{MAX_LIST, MAX_QUERY_LEN, MAX_ROWS, MAX_STAGES, Query, QueryError};
 pub use metrics::{
-    AppSnapshot, Buckets, MetricsConfig, MetricsEngine, MetricsLimits, MetricsResource, RedView,
-    RequestCount,
+    AppSnapshot, Buckets, Extractor, MetricsConfig, MetricsEngine, MetricsLimits, MetricsResource,
+    RedView, RequestCount,
 };
 pub use service::{ImportResource, QueryResource, QueryService, ServiceConfig};
 pub use spool::{

@@ -189,6 +189,38 @@ impl Run {
     }
 }
 
+/// The engine's work on lines, without its queue or task: what the benches measure, and a
+/// way to extract from lines read elsewhere (a file, a test).
+#[derive(Debug, Default)]
+pub struct Extractor {
+    store: Store,
+    name: String,
+}
+
+impl Extractor {
+    /// An extractor with these caps.
+    pub fn new(limits: MetricsLimits) -> Extractor {
+        Extractor {
+            store: Store::new(limits),
+            name: String::new(),
+        }
+    }
+
+    /// Counts a batch of lines (a router line's RED, else its l2met pairs), as the engine
+    /// counts each take from its queue.
+    pub fn extract(&mut self, lines: &[LogLine]) {
+        let now = Instant::now();
+        for line in lines {
+            extract_line(&mut self.store, line, &mut self.name, now);
+        }
+    }
+
+    /// Series kept so far, over every app.
+    pub fn series(&self) -> usize {
+        self.store.apps.values().map(|a| a.series).sum()
+    }
+}
+
 /// Counts one line in `store`: a router line's RED, else its l2met pairs.
 pub(crate) fn extract_line(store: &mut Store, line: &LogLine, name: &mut String, now: Instant) {
     if router::is_router_line(line) {

@@ -6,12 +6,13 @@
 //!
 //! Layout: `router.rs` (router lines into labels and numbers), `l2met.rs` (the four
 //! conventions and the dyno runtime lines), `units.rs` (names and units as Prometheus wants
-//! them), `histogram.rs` and `unique.rs` (the bounded sketches), `registry.rs` (the series
+//! them), `histogram.rs` and `unique.rs` (the bounded sketches), `fxhash.rs` (the app maps' hash), `registry.rs` (the series
 //! and their cardinality caps), `collector.rs` (the exposition), `snapshot.rs` (one app's
 //! JSON and the live RED view), `consumer.rs` (the engine: subscription, task, lifecycle).
 
 mod collector;
 mod consumer;
+mod fxhash;
 mod histogram;
 mod l2met;
 mod registry;
@@ -21,7 +22,7 @@ mod snapshot;
 mod unique;
 mod units;
 
-pub use consumer::{MetricsConfig, MetricsEngine};
+pub use consumer::{Extractor, MetricsConfig, MetricsEngine};
 pub use registry::MetricsLimits;
 pub use resource::MetricsResource;
 pub use snapshot::{AppSnapshot, Buckets, RedView, RequestCount};

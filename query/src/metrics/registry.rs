@@ -6,12 +6,13 @@
 //! `sample#x` and `measure#x` cannot both be `paas_app_x`, so the later one is dropped and
 //! counted too (one exposition may not hold two families of one name).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use logfmt::MetricKind;
 use logplex::AppName;
 
+use super::fxhash::AppMap;
 use super::histogram::{self, Histogram};
 use super::l2met::Observation;
 use super::router::RouterSample;
@@ -54,7 +55,7 @@ pub(crate) enum Value {
 pub(crate) struct Family {
     pub kind: MetricKind,
     pub label: &'static str,
-    pub series: HashMap<AppName, BTreeMap<String, Value>>,
+    pub series: AppMap<BTreeMap<String, Value>>,
 }
 
 /// `paas_router_requests_total`'s labels besides `app`.
@@ -90,7 +91,7 @@ pub(crate) struct AppSeries {
 #[derive(Debug, Default)]
 pub(crate) struct Store {
     pub limits: MetricsLimits,
-    pub apps: HashMap<AppName, AppSeries>,
+    pub apps: AppMap<AppSeries>,
     pub families: BTreeMap<String, Family>,
     /// Every exposition name the families use (`x`, `x_total`, `x_bucket`, …).
     claimed: HashSet<String>,
@@ -113,9 +114,15 @@ impl Store {
     /// Counts one router line of `app`.
     pub(crate) fn observe_router(&mut self, app: &AppName, s: &RouterSample<'_>) {
         let limits = self.limits;
-        let a = self.apps.entry(app.clone()).or_default();
+        // `get_mut` first: `entry` would clone the name (an atomic count) on every line.
+        let a = match self.apps.get_mut(app) {
+            Some(a) => a,
+            None => self.apps.entry(app.clone()).or_default(),
+        };
         let found = a.router.requests.iter().position(|(k, _)| {
-            k.status_class == s.status_class && k.code == s.code && k.process_type == s.process_type
+            same(k.status_class, s.status_class)
+                && same(&k.code, s.code)
+                && same(&k.process_type, s.process_type)
         });
         match found {
             Some(i) => {
@@ -190,7 +197,7 @@ impl Store {
                 Family {
                     kind: o.kind,
                     label: o.label.0,
-                    series: HashMap::new(),
+                    series: AppMap::default(),
                 },
             );
         }
@@ -259,6 +266,12 @@ impl Store {
         self.claimed.extend(names);
         true
     }
+}
+
+/// String equality in place: these are a few bytes long, compared for every router line,
+/// where `==` would call memcmp.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
 }
 
 /// Counts a series refused at a cap, under `metric` while the app's dropped counter has room

@@ -6,9 +6,6 @@
 
 use logplex::LogLine;
 
-/// The sources whose `router` process writes router lines.
-const ROUTER_SOURCES: [&[u8]; 2] = [logplex::PLATFORM_SOURCE, b"heroku"];
-
 /// What one router line says.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct RouterSample<'a> {
@@ -26,9 +23,16 @@ pub(crate) struct RouterSample<'a> {
     pub bytes: Option<u64>,
 }
 
-/// Whether `line` is a router line (by its source and process, not its text).
+/// Whether `line` is a router line (by its source and process, not its text): process
+/// `router` of the platform source (`paas`, `logplex::PLATFORM_SOURCE`) or Heroku's
+/// (`heroku`), which only the platform may write as (`logplex::RESERVED_SOURCES`). Array
+/// patterns, so that no memcmp runs for every line.
 pub(crate) fn is_router_line(line: &LogLine) -> bool {
-    &line.process[..] == b"router" && ROUTER_SOURCES.contains(&&line.source[..])
+    matches!(&line.process[..], [b'r', b'o', b'u', b't', b'e', b'r'])
+        && matches!(
+            &line.source[..],
+            [b'p', b'a', b'a', b's'] | [b'h', b'e', b'r', b'o', b'k', b'u']
+        )
 }
 
 /// Reads a router line's message. One pass over its pairs; the first of a repeated key wins.
@@ -42,21 +46,45 @@ pub(crate) fn parse(message: &[u8]) -> RouterSample<'_> {
     logfmt::for_each_pair(message, |pair| {
         let Some(value) = pair.value else { return };
         let raw = value.raw();
+        // Array patterns compare bytes in place (a slice `match` on byte strings would call
+        // memcmp for every arm): this closure runs for every pair of every router line.
         match pair.key {
-            b"status" if !std::mem::replace(&mut status, true) => {
+            [b's', b't', b'a', b't', b'u', b's'] if !std::mem::replace(&mut status, true) => {
                 s.status_class = status_class(raw);
             }
-            b"code" if !std::mem::replace(&mut code, true) => s.code = error_code(raw),
-            b"dyno" if !std::mem::replace(&mut dyno, true) => s.process_type = process_type(raw),
-            b"service" if !std::mem::replace(&mut service, true) => s.service = seconds(raw),
-            b"connect" if !std::mem::replace(&mut connect, true) => s.connect = seconds(raw),
-            b"bytes" if !std::mem::replace(&mut bytes, true) => {
-                s.bytes = std::str::from_utf8(raw).ok().and_then(|t| t.parse().ok());
+            [b'c', b'o', b'd', b'e'] if !std::mem::replace(&mut code, true) => {
+                s.code = error_code(raw);
+            }
+            [b'd', b'y', b'n', b'o'] if !std::mem::replace(&mut dyno, true) => {
+                s.process_type = process_type(raw);
+            }
+            [b's', b'e', b'r', b'v', b'i', b'c', b'e']
+                if !std::mem::replace(&mut service, true) =>
+            {
+                s.service = seconds(raw);
+            }
+            [b'c', b'o', b'n', b'n', b'e', b'c', b't']
+                if !std::mem::replace(&mut connect, true) =>
+            {
+                s.connect = seconds(raw);
+            }
+            [b'b', b'y', b't', b'e', b's'] if !std::mem::replace(&mut bytes, true) => {
+                s.bytes = integer(raw);
             }
             _ => {}
         }
     });
     s
+}
+
+/// A decimal of at most 18 digits (so it cannot overflow), nothing else.
+fn integer(raw: &[u8]) -> Option<u64> {
+    if raw.is_empty() || raw.len() > 18 {
+        return None;
+    }
+    raw.iter().try_fold(0u64, |n, &b| {
+        b.is_ascii_digit().then(|| n * 10 + u64::from(b - b'0'))
+    })
 }
 
 fn status_class(raw: &[u8]) -> &'static str {
@@ -95,8 +123,12 @@ fn process_type(raw: &[u8]) -> &str {
     }
 }
 
-/// `12ms` in seconds; the router writes milliseconds, other routers may write any duration.
+/// `12ms` in seconds; the router writes whole milliseconds (read here without going through
+/// text and float parsing), other routers may write any duration.
 fn seconds(raw: &[u8]) -> Option<f64> {
+    if let Some(ms) = raw.strip_suffix(b"ms").and_then(integer) {
+        return Some(ms as f64 / 1e3);
+    }
     let v = match logfmt::parse_quantity(raw)? {
         logfmt::Quantity::Duration(s) => s,
         // A bare number is milliseconds, as in Heroku's router lines of old.
@@ -152,6 +184,13 @@ mod tests {
         );
         let s = parse(b"status=503 service=30000");
         assert_eq!((s.status_class, s.service), ("5xx", Some(30.0)));
+        let s = parse(b"service=1.5s connect=250us bytes=99999999999999999999999 status=200");
+        assert_eq!(
+            (s.service, s.connect, s.bytes),
+            (Some(1.5), Some(0.00025), None)
+        );
+        let s = parse(b"service=ms connect=-1ms bytes=-1");
+        assert_eq!((s.service, s.connect, s.bytes), (None, None, None));
     }
 
     #[test]
@@ -162,6 +201,8 @@ mod tests {
 
     #[test]
     fn router_lines_are_told_by_source_and_process() {
+        assert_eq!(logplex::PLATFORM_SOURCE, b"paas");
+        assert!(logplex::RESERVED_SOURCES.contains(&"heroku"));
         let line = |source: &'static str, process: &'static str| LogLine {
             received: logplex::Timestamp::from_micros(0),
             time: logplex::Timestamp::from_micros(0),
