@@ -107,7 +107,9 @@ pub(crate) fn encode_store(
         };
         let mut f = e.encode_descriptor(name, help, None, ty)?;
         for (app, values) in series {
-            for (label, value) in values.iter_mut() {
+            let mut values: Vec<_> = values.iter_mut().collect();
+            values.sort_by(|a, b| a.0.cmp(b.0));
+            for (label, value) in values {
                 let labels: Labels = vec![
                     ("app", app.as_str().to_owned()),
                     (family.label, label.clone()),
@@ -255,7 +257,7 @@ mod tests {
             let o = Observation {
                 kind: MetricKind::Count,
                 family: "paas_app_signups",
-                label: ("source", "api \"1\"".to_owned()),
+                label: ("source", "api \"1\"".into()),
                 value: 2.0,
                 distinct: b"",
             };

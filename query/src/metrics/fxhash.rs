@@ -1,6 +1,8 @@
-//! The hash of the maps keyed by app name: FxHash (rustc's), a multiply and a rotate per 8
-//! bytes, against SipHash's ~20 ns for a short name, paid on every line. Flooding is no
-//! concern here: app names are made by the operator, not by the lines.
+//! The hash of the store's maps: FxHash (rustc's), a multiply and a rotate per 8 bytes,
+//! against SipHash's ~20 ns for a short name, paid for every line. Flooding is no concern:
+//! app names are made by the operator, and what lines name (families, label values) is
+//! capped per app and per metric before it reaches a map, so no tenant can grow a bucket
+//! chain past those caps.
 
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -38,9 +40,11 @@ impl Hasher for FxHasher {
     }
 }
 
-/// A map keyed by app name, hashed with FxHash.
-pub(crate) type AppMap<V> =
-    std::collections::HashMap<logplex::AppName, V, BuildHasherDefault<FxHasher>>;
+/// A map hashed with FxHash.
+pub(crate) type FxMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// A map keyed by app name.
+pub(crate) type AppMap<V> = FxMap<logplex::AppName, V>;
 
 #[cfg(test)]
 mod tests {

@@ -4,6 +4,8 @@
 //! manager's runtime lines (`source=web.1 dyno=… sample#memory_rss=20MB`, written by the
 //! platform) become `paas_dyno_*` gauges per dyno instead.
 
+use std::borrow::Cow;
+
 use logfmt::MetricKind;
 use logplex::LogLine;
 
@@ -17,7 +19,7 @@ pub(crate) struct Observation<'a> {
     /// The family name, sanitised, with its unit suffix (`paas_app_db_latency_seconds`).
     pub family: &'a str,
     /// The label besides `app`: `source` for app metrics, `dyno` for runtime ones.
-    pub label: (&'static str, String),
+    pub label: (&'static str, Cow<'a, str>),
     /// The value in base units (1 for `unique#`).
     pub value: f64,
     /// For `unique#`, the value counted.
@@ -129,7 +131,12 @@ mod tests {
     fn run(line: &LogLine) -> (Vec<Seen>, Vec<Rejection>) {
         let (mut seen, mut refused) = (Vec::new(), Vec::new());
         extract(line, &mut String::new(), |r| match r {
-            Ok(o) => seen.push((o.kind, o.family.to_owned(), o.label, o.value)),
+            Ok(o) => seen.push((
+                o.kind,
+                o.family.to_owned(),
+                (o.label.0, o.label.1.into_owned()),
+                o.value,
+            )),
             Err(r) => refused.push(r),
         });
         (seen, refused)

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use logfmt::MetricKind;
 use logplex::AppName;
 
-use super::fxhash::AppMap;
+use super::fxhash::{AppMap, FxMap};
 use super::histogram::{self, Histogram};
 use super::l2met::Observation;
 use super::router::RouterSample;
@@ -55,7 +55,7 @@ pub(crate) enum Value {
 pub(crate) struct Family {
     pub kind: MetricKind,
     pub label: &'static str,
-    pub series: AppMap<BTreeMap<String, Value>>,
+    pub series: AppMap<FxMap<String, Value>>,
 }
 
 /// `paas_router_requests_total`'s labels besides `app`.
@@ -92,7 +92,7 @@ pub(crate) struct AppSeries {
 pub(crate) struct Store {
     pub limits: MetricsLimits,
     pub apps: AppMap<AppSeries>,
-    pub families: BTreeMap<String, Family>,
+    pub families: FxMap<String, Family>,
     /// Every exposition name the families use (`x`, `x_total`, `x_bucket`, …).
     claimed: HashSet<String>,
 }
@@ -187,48 +187,54 @@ impl Store {
     /// Keeps one l2met observation of `app` (at `now`, for `unique#` intervals).
     pub(crate) fn observe(&mut self, app: &AppName, o: Observation<'_>, now: Instant) {
         let limits = self.limits;
-        if !self.families.contains_key(o.family) {
-            if !self.claim(o.family, o.kind) {
-                drop_series(&mut self.app(app).dropped, limits, o.family);
-                return;
-            }
-            self.families.insert(
-                o.family.to_owned(),
-                Family {
+        // One lookup per map on the usual path (the series exists); the `None` arms make it.
+        let family = match self.families.get_mut(o.family) {
+            Some(f) => f,
+            None => {
+                if !self.claim(o.family, o.kind) {
+                    drop_series(&mut self.app(app).dropped, limits, o.family);
+                    return;
+                }
+                let fresh = Family {
                     kind: o.kind,
                     label: o.label.0,
                     series: AppMap::default(),
-                },
-            );
-        }
-        let Some(family) = self.families.get_mut(o.family) else {
-            return;
+                };
+                self.families.entry(o.family.to_owned()).or_insert(fresh)
+            }
         };
-        let a = self.apps.entry(app.clone()).or_default();
-        if family.kind != o.kind || family.label != o.label.0 {
+        let a = match self.apps.get_mut(app) {
+            Some(a) => a,
+            None => self.apps.entry(app.clone()).or_default(),
+        };
+        if family.kind != o.kind || !same(family.label, o.label.0) {
             drop_series(&mut a.dropped, limits, o.family);
             return;
         }
-        let series = family.series.entry(app.clone()).or_default();
-        if !series.contains_key(&o.label.1) {
-            if a.series >= limits.max_series_per_app || series.len() >= limits.max_series_per_metric
-            {
-                drop_series(&mut a.dropped, limits, o.family);
-                return;
-            }
-            a.series += 1;
-            let fresh = match o.kind {
-                MetricKind::Count => Value::Counter(0.0),
-                MetricKind::Sample => Value::Gauge(0.0),
-                MetricKind::Measure => {
-                    Value::Histogram(Histogram::new(histogram::bounds(unit_of(o.family))))
+        let series = match family.series.get_mut(app) {
+            Some(s) => s,
+            None => family.series.entry(app.clone()).or_default(),
+        };
+        let value = match series.get_mut(&*o.label.1) {
+            Some(v) => v,
+            None => {
+                if a.series >= limits.max_series_per_app
+                    || series.len() >= limits.max_series_per_metric
+                {
+                    drop_series(&mut a.dropped, limits, o.family);
+                    return;
                 }
-                MetricKind::Unique => Value::Unique(Unique::new(now)),
-            };
-            series.insert(o.label.1.clone(), fresh);
-        }
-        let Some(value) = series.get_mut(&o.label.1) else {
-            return;
+                a.series += 1;
+                let fresh = match o.kind {
+                    MetricKind::Count => Value::Counter(0.0),
+                    MetricKind::Sample => Value::Gauge(0.0),
+                    MetricKind::Measure => {
+                        Value::Histogram(Histogram::new(histogram::bounds(unit_of(o.family))))
+                    }
+                    MetricKind::Unique => Value::Unique(Unique::new(now)),
+                };
+                series.entry(o.label.1.into_owned()).or_insert(fresh)
+            }
         };
         match value {
             Value::Counter(c) => *c += o.value,
@@ -305,7 +311,7 @@ mod tests {
         Observation {
             kind,
             family: Box::leak(family.to_owned().into_boxed_str()),
-            label: ("source", source.to_owned()),
+            label: ("source", source.to_owned().into()),
             value,
             distinct: b"v",
         }

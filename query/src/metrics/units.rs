@@ -3,6 +3,8 @@
 //! number in base units (seconds, bytes) with the unit as the name's suffix. Whatever cannot be
 //! made valid is refused with the reason, so that the caller counts it.
 
+use std::borrow::Cow;
+
 use logfmt::Quantity;
 
 /// The longest name part kept (after sanitising); longer names are refused.
@@ -129,13 +131,22 @@ pub(crate) fn push_unit(out: &mut String, unit: Unit) {
 }
 
 /// A label value from bytes off the wire: lossy UTF-8, control characters dropped, at most
-/// [`MAX_LABEL_CHARS`] characters (the encoder escapes quotes and backslashes).
-pub(crate) fn label_value(raw: &[u8]) -> String {
-    String::from_utf8_lossy(raw)
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_LABEL_CHARS)
-        .collect()
+/// [`MAX_LABEL_CHARS`] characters (the encoder escapes quotes and backslashes). Borrowed when
+/// already so (short printable ASCII, the usual `web.1`), so that a line costs no allocation.
+pub(crate) fn label_value(raw: &[u8]) -> Cow<'_, str> {
+    if raw.len() <= MAX_LABEL_CHARS
+        && raw.iter().all(|b| (0x20..0x7f).contains(b))
+        && let Ok(s) = std::str::from_utf8(raw)
+    {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(
+        String::from_utf8_lossy(raw)
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(MAX_LABEL_CHARS)
+            .collect(),
+    )
 }
 
 #[cfg(test)]
