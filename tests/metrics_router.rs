@@ -108,6 +108,8 @@ fn router_lines_become_red_series_with_exactly_their_values() {
         "paas_router_connect_seconds_count{app=\"hello\"} 8".to_owned(),
         "paas_router_service_seconds_bucket{le=\"+Inf\",app=\"hello\"} 8".to_owned(),
         "# TYPE paas_router_service_seconds histogram".to_owned(),
+        // The dyno manager's typed R-codes are counted beside (none here).
+        "paas_dyno_errors_total{app=\"hello\",code=\"R14\"} 0".to_owned(),
     ] {
         assert!(text.contains(&want), "{want} in\n{text}");
     }

@@ -348,6 +348,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             platform.clone(),
             mesh.clone(),
         )?;
+        logplex.api().register_metrics(manager.errors().clone());
         let api = DynoApi::default();
         api.add(manager.clone());
         logplex.api().register("formation", api.formation());
