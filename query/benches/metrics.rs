@@ -1,7 +1,8 @@
 //! Metric extraction throughput, one core, on generated real-shaped corpora
 //! (`logfmt::corpus`): router lines into RED series (the common case, and what the issue's
 //! target of ≥ 5 M lines/s per core is about), l2met lines into app series, plain lines
-//! skipped, and beside them the bare logfmt pass over the same router lines, which is the
+//! skipped, lines with two l2met metrics each (what benches/metrics/extract.sh sends), and
+//! beside them the bare logfmt pass over the same router lines, which is the
 //! floor: the difference is the cost of the series themselves (lookup, histogram, counters).
 
 use bytes::Bytes;
@@ -48,7 +49,25 @@ fn corpora() -> Vec<(&'static str, Vec<LogLine>)> {
     }
     l2met.truncate(LINES);
     plain.truncate(LINES);
-    vec![("router", router), ("l2met", l2met), ("plain", plain)]
+    // What `benches/metrics/extract.sh` sends: a tenant's router-shaped line with two metrics.
+    let tagged = router_text
+        .lines()
+        .enumerate()
+        .map(|(i, m)| {
+            let m = format!(
+                "{m} source=web.{} measure#db.latency={}ms count#requests=1",
+                i % 4 + 1,
+                i % 50 + 1
+            );
+            line(&apps[i % 4], "app", "router", &m)
+        })
+        .collect();
+    vec![
+        ("router", router),
+        ("l2met", l2met),
+        ("l2met_two_per_line", tagged),
+        ("plain", plain),
+    ]
 }
 
 fn extract(c: &mut Criterion) {

@@ -73,6 +73,9 @@ impl Unit {
 /// `value` (as written, `20ms`) in base units with its unit, or why not. `number` is what
 /// l2met read before the unit, used when the unit is not one we know (`5jobs` is 5).
 pub(crate) fn normalise(value: &[u8], number: f64) -> Result<(f64, Unit), Rejection> {
+    if let Some(fast) = common_quantity(value) {
+        return check(fast.0).map(|v| (v, fast.1));
+    }
     let (v, unit) = match logfmt::parse_quantity(value) {
         Some(Quantity::Duration(s)) => (s, Unit::Seconds),
         Some(Quantity::Bytes(b)) => (b, Unit::Bytes),
@@ -80,6 +83,48 @@ pub(crate) fn normalise(value: &[u8], number: f64) -> Result<(f64, Unit), Reject
         None => (number, Unit::None),
     };
     check(v).map(|v| (v, unit))
+}
+
+/// The forms most lines write (`20ms`, `1.5s`, `212.00MB`, `7`), read without going through
+/// text and float parsing: a decimal whose digits make an exact integer (< 2^53), divided once
+/// by its power of ten, so the result is the correctly rounded value `str::parse` would give.
+/// Anything else (exponents, compound durations, other units) is `None`: the general path.
+fn common_quantity(raw: &[u8]) -> Option<(f64, Unit)> {
+    let digits = raw
+        .iter()
+        .take_while(|b| b.is_ascii_digit() || **b == b'.')
+        .count();
+    let (number, unit) = raw.split_at(digits);
+    let (mut whole, mut scale, mut dot) = (0u64, 1u64, false);
+    if number.len() > 15 || !number.iter().any(u8::is_ascii_digit) {
+        return None;
+    }
+    for &b in number {
+        if b == b'.' {
+            if dot {
+                return None;
+            }
+            dot = true;
+        } else {
+            whole = whole * 10 + u64::from(b - b'0');
+            if dot {
+                scale *= 10;
+            }
+        }
+    }
+    let (unit, per) = match unit {
+        b"" => (Unit::None, 1.0),
+        b"ms" => (Unit::Seconds, 1e-3),
+        b"s" => (Unit::Seconds, 1.0),
+        b"B" | b"bytes" => (Unit::Bytes, 1.0),
+        b"kB" | b"KB" => (Unit::Bytes, 1e3),
+        b"MB" => (Unit::Bytes, 1e6),
+        b"GB" => (Unit::Bytes, 1e9),
+        _ => return None,
+    };
+    let n = whole as f64 / scale as f64;
+    // `ms`: divide, as the general path does (`20 * 1 / 1e3`), for the same rounding.
+    Some((if per < 1.0 { n / 1e3 } else { n * per }, unit))
 }
 
 /// `v` when it is a number we keep.
@@ -185,6 +230,49 @@ mod tests {
         assert_eq!(normalise(b"2KiB", 2.0), Ok((2048.0, Unit::Bytes)));
         assert_eq!(normalise(b"42", 42.0), Ok((42.0, Unit::None)));
         assert_eq!(normalise(b"5jobs", 5.0), Ok((5.0, Unit::None)));
+    }
+
+    #[test]
+    fn the_common_forms_read_as_the_general_path_reads_them() {
+        for text in [
+            "20ms",
+            "40ms",
+            "1.5s",
+            "0.12",
+            "212.00MB",
+            "20.50MB",
+            "4KB",
+            "4kB",
+            "100B",
+            "7",
+            "0",
+            "123456789012345",
+            "3.14159",
+            "0.001s",
+            "999ms",
+            "12bytes",
+            "1GB",
+        ] {
+            let general = match logfmt::parse_quantity(text.as_bytes()).unwrap() {
+                Quantity::Duration(s) => (s, Unit::Seconds),
+                Quantity::Bytes(b) => (b, Unit::Bytes),
+                Quantity::Number(n) | Quantity::Pages(n) => (n, Unit::None),
+            };
+            assert_eq!(common_quantity(text.as_bytes()), Some(general), "{text}");
+        }
+        for other in [
+            "1e3",
+            "-5",
+            "1h30m",
+            "5jobs",
+            "1.2.3",
+            "",
+            ".",
+            "1234567890123456",
+            "2KiB",
+        ] {
+            assert_eq!(common_quantity(other.as_bytes()), None, "{other}");
+        }
     }
 
     #[test]
