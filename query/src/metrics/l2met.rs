@@ -114,8 +114,16 @@ pub(crate) fn extract(
             }
         };
         units::push_unit(name, unit);
-        if m.kind == MetricKind::Unique {
-            name.push_str("_unique");
+        match m.kind {
+            MetricKind::Unique => name.push_str("_unique"),
+            // The exposition adds `_total` to a counter: `count#requests_total` is not
+            // `paas_app_requests_total_total`.
+            MetricKind::Count
+                if name.ends_with("_total") && name.len() > "paas_app__total".len() =>
+            {
+                name.truncate(name.len() - "_total".len());
+            }
+            _ => {}
         }
         let source = source.map_or(Cow::Borrowed(""), |s| units::label_value(s.raw()));
         let label = (if dyno_gauge { "dyno" } else { "source" }, source);
@@ -254,6 +262,13 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn a_counter_named_total_is_not_total_twice() {
+        let (seen, _) = run(&line("app", "count#requests_total=2 count#total=1"));
+        assert_eq!(seen[0].1, "paas_app_requests");
+        assert_eq!(seen[1].1, "paas_app_total");
     }
 
     #[test]
