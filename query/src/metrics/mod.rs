@@ -19,6 +19,8 @@ mod registry;
 mod resource;
 mod router;
 mod snapshot;
+#[cfg(test)]
+mod tests;
 mod unique;
 mod units;
 
