@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use logfmt::MetricKind;
+use logplex::AppName;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::MetricType;
@@ -13,13 +14,14 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
 use super::histogram::Histogram;
-use super::registry::{Store, Value};
+use super::registry::{AppSeries, Store, Value};
 use super::units::Rejection;
 
 type Labels = Vec<(&'static str, String)>;
 type Result = std::result::Result<(), std::fmt::Error>;
 
-/// Writes every extracted series of `store` (at `now`, for `unique#` intervals).
+/// Writes every extracted series of `store` (at `now`, for `unique#` intervals): the
+/// router's RED families, the l2met and dyno families, then what was dropped and refused.
 pub(crate) fn encode_store(
     store: &mut Store,
     now: Instant,
@@ -27,41 +29,35 @@ pub(crate) fn encode_store(
 ) -> Result {
     let mut apps: Vec<_> = store.apps.iter().collect();
     apps.sort_by(|a, b| a.0.cmp(b.0));
+    encode_router(&apps, e)?;
+    encode_extracted(store, now, e)?;
+    let mut apps: Vec<_> = store.apps.iter().collect();
+    apps.sort_by(|a, b| a.0.cmp(b.0));
+    encode_accounting(&apps, e)
+}
+
+fn encode_router(apps: &[(&AppName, &AppSeries)], e: &mut DescriptorEncoder<'_>) -> Result {
     let mut requests = Vec::new();
     let (mut service, mut connect, mut bytes) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut dropped, mut rejected) = (Vec::new(), Vec::new());
-    for (app, a) in &apps {
-        let name = app.as_str().to_owned();
+    for (app, a) in apps {
+        let app = || vec![("app", app.as_str().to_owned())];
         let mut keyed: Vec<_> = a.router.requests.iter().collect();
         keyed.sort();
         for (k, n) in keyed {
-            let labels = vec![
-                ("app", name.clone()),
-                ("process_type", k.process_type.clone()),
-                ("status_class", k.status_class.to_owned()),
-                ("code", k.code.clone()),
-            ];
+            let mut labels = app();
+            labels.push(("process_type", k.process_type.clone()));
+            labels.push(("status_class", k.status_class.to_owned()));
+            labels.push(("code", k.code.clone()));
             requests.push((labels, *n));
         }
         if let Some(h) = &a.router.service {
-            service.push((vec![("app", name.clone())], h));
+            service.push((app(), h));
         }
         if let Some(h) = &a.router.connect {
-            connect.push((vec![("app", name.clone())], h));
+            connect.push((app(), h));
         }
         if let Some(b) = a.router.bytes {
-            bytes.push((vec![("app", name.clone())], b));
-        }
-        for (metric, n) in &a.dropped {
-            dropped.push((vec![("app", name.clone()), ("metric", metric.clone())], *n));
-        }
-        for why in Rejection::ALL {
-            if let Some(n) = a.rejected.get(&why) {
-                rejected.push((
-                    vec![("app", name.clone()), ("reason", why.as_str().to_owned())],
-                    *n,
-                ));
-            }
+            bytes.push((app(), b));
         }
     }
     counters(
@@ -87,9 +83,15 @@ pub(crate) fn encode_store(
         "paas_router_response_bytes",
         "Bytes of responses the router sent (the router line's bytes=).",
         &bytes,
-    )?;
-    let unique_interval = store.limits.unique_interval;
-    for (name, family) in &mut store.families {
+    )
+}
+
+/// The l2met and dyno families, sorted by name, then app, then label.
+fn encode_extracted(store: &mut Store, now: Instant, e: &mut DescriptorEncoder<'_>) -> Result {
+    let interval = store.limits.unique_interval;
+    let mut families: Vec<_> = store.families.iter_mut().collect();
+    families.sort_by(|a, b| a.0.cmp(b.0));
+    for (name, family) in families {
         let mut series: Vec<_> = family
             .series
             .iter_mut()
@@ -99,13 +101,12 @@ pub(crate) fn encode_store(
             continue;
         }
         series.sort_by(|a, b| a.0.cmp(b.0));
-        let help = help(family.kind, family.label);
         let ty = match family.kind {
             MetricKind::Count => MetricType::Counter,
             MetricKind::Sample | MetricKind::Unique => MetricType::Gauge,
             MetricKind::Measure => MetricType::Histogram,
         };
-        let mut f = e.encode_descriptor(name, help, None, ty)?;
+        let mut f = e.encode_descriptor(name, help(family.kind, family.label), None, ty)?;
         for (app, values) in series {
             let mut values: Vec<_> = values.iter_mut().collect();
             values.sort_by(|a, b| a.0.cmp(b.0));
@@ -114,8 +115,30 @@ pub(crate) fn encode_store(
                     ("app", app.as_str().to_owned()),
                     (family.label, label.clone()),
                 ];
-                let m = f.encode_family(&labels)?;
-                encode_value(m, value, now, unique_interval)?;
+                encode_value(f.encode_family(&labels)?, value, now, interval)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What the caps dropped and what was refused, by app.
+fn encode_accounting(apps: &[(&AppName, &AppSeries)], e: &mut DescriptorEncoder<'_>) -> Result {
+    let (mut dropped, mut rejected) = (Vec::new(), Vec::new());
+    for (app, a) in apps {
+        for (metric, n) in &a.dropped {
+            dropped.push((
+                vec![("app", app.as_str().to_owned()), ("metric", metric.clone())],
+                *n,
+            ));
+        }
+        for why in Rejection::ALL {
+            if let Some(n) = a.rejected.get(&why) {
+                let reason = why.as_str().to_owned();
+                rejected.push((
+                    vec![("app", app.as_str().to_owned()), ("reason", reason)],
+                    *n,
+                ));
             }
         }
     }

@@ -85,27 +85,7 @@ pub(crate) fn extract(
             continue;
         }
         let raw = m.value.map_or(&[][..], |v| v.raw());
-        let normalised = match m.kind {
-            MetricKind::Unique => Ok((1.0, Unit::None)),
-            MetricKind::Count if raw.is_empty() => Ok((1.0, Unit::None)),
-            MetricKind::Count => leading_number(raw)
-                .ok_or(Rejection::NotANumber)
-                .and_then(units::check)
-                .and_then(|n| {
-                    if n < 0.0 {
-                        Err(Rejection::NegativeCount)
-                    } else {
-                        Ok((n, Unit::None))
-                    }
-                }),
-            MetricKind::Sample | MetricKind::Measure => match leading_number(raw) {
-                Some(number) => {
-                    let text = m.value.map(|v| v.unescaped()).unwrap_or_default();
-                    units::normalise(&text, number)
-                }
-                None => Err(Rejection::NotANumber),
-            },
-        };
+        let normalised = value_of(m.kind, m.value);
         let (value, unit) = match normalised {
             Ok(v) => v,
             Err(r) => {
@@ -134,6 +114,26 @@ pub(crate) fn extract(
             value,
             distinct: raw,
         }));
+    }
+}
+
+/// A metric's value in base units with its unit, as l2met reads it: `unique#` counts 1 (its
+/// value is what is counted), `count#` with no value counts 1, a count is never negative.
+fn value_of(kind: MetricKind, value: Option<Value<'_>>) -> Result<(f64, Unit), Rejection> {
+    let raw = value.map_or(&[][..], |v| v.raw());
+    match kind {
+        MetricKind::Unique => Ok((1.0, Unit::None)),
+        MetricKind::Count if raw.is_empty() => Ok((1.0, Unit::None)),
+        MetricKind::Count => match units::check(leading_number(raw).ok_or(Rejection::NotANumber)?)?
+        {
+            n if n < 0.0 => Err(Rejection::NegativeCount),
+            n => Ok((n, Unit::None)),
+        },
+        MetricKind::Sample | MetricKind::Measure => {
+            let number = leading_number(raw).ok_or(Rejection::NotANumber)?;
+            let text = value.map(|v| v.unescaped()).unwrap_or_default();
+            units::normalise(&text, number)
+        }
     }
 }
 

@@ -143,45 +143,7 @@ impl Store {
             }
             None => drop_series(&mut a.dropped, limits, "paas_router_requests_total"),
         }
-        let AppSeries {
-            series,
-            router,
-            dropped,
-            ..
-        } = a;
-        for (value, slot, name) in [
-            (
-                s.service,
-                &mut router.service,
-                "paas_router_service_seconds",
-            ),
-            (
-                s.connect,
-                &mut router.connect,
-                "paas_router_connect_seconds",
-            ),
-        ] {
-            let Some(v) = value else { continue };
-            if slot.is_none() {
-                if *series >= limits.max_series_per_app {
-                    drop_series(dropped, limits, name);
-                    continue;
-                }
-                *series += 1;
-            }
-            slot.get_or_insert_with(|| Histogram::new(histogram::bounds(Unit::Seconds)))
-                .observe(v);
-        }
-        if let Some(b) = s.bytes {
-            match &mut router.bytes {
-                Some(total) => *total = total.saturating_add(b),
-                None if *series < limits.max_series_per_app => {
-                    *series += 1;
-                    router.bytes = Some(b);
-                }
-                None => drop_series(dropped, limits, "paas_router_response_bytes_total"),
-            }
-        }
+        observe_timings(a, limits, s);
     }
 
     /// Keeps one l2met observation of `app` (at `now`, for `unique#` intervals).
@@ -271,6 +233,49 @@ impl Store {
         }
         self.claimed.extend(names);
         true
+    }
+}
+
+/// The router line's `service`, `connect` and `bytes` of an app, within its cap.
+fn observe_timings(a: &mut AppSeries, limits: MetricsLimits, s: &RouterSample<'_>) {
+    let AppSeries {
+        series,
+        router,
+        dropped,
+        ..
+    } = a;
+    for (value, slot, name) in [
+        (
+            s.service,
+            &mut router.service,
+            "paas_router_service_seconds",
+        ),
+        (
+            s.connect,
+            &mut router.connect,
+            "paas_router_connect_seconds",
+        ),
+    ] {
+        let Some(v) = value else { continue };
+        if slot.is_none() {
+            if *series >= limits.max_series_per_app {
+                drop_series(dropped, limits, name);
+                continue;
+            }
+            *series += 1;
+        }
+        slot.get_or_insert_with(|| Histogram::new(histogram::bounds(Unit::Seconds)))
+            .observe(v);
+    }
+    if let Some(b) = s.bytes {
+        match &mut router.bytes {
+            Some(total) => *total = total.saturating_add(b),
+            None if *series < limits.max_series_per_app => {
+                *series += 1;
+                router.bytes = Some(b);
+            }
+            None => drop_series(dropped, limits, "paas_router_response_bytes_total"),
+        }
     }
 }
 
