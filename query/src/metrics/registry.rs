@@ -149,7 +149,8 @@ impl Store {
     /// Keeps one l2met observation of `app` (at `now`, for `unique#` intervals).
     pub(crate) fn observe(&mut self, app: &AppName, o: Observation<'_>, now: Instant) {
         let limits = self.limits;
-        // One lookup per map on the usual path (the series exists); the `None` arms make it.
+        // Three lookups on the usual path (the series exists); the `None` arms make what is
+        // missing.
         let family = match self.families.get_mut(o.family) {
             Some(f) => f,
             None => {
@@ -165,11 +166,10 @@ impl Store {
                 self.families.entry(o.family.to_owned()).or_insert(fresh)
             }
         };
-        let a = match self.apps.get_mut(app) {
-            Some(a) => a,
-            None => self.apps.entry(app.clone()).or_default(),
-        };
+        // The app's own entry (its counts against the caps) is looked up only when a series
+        // is made or refused, not for every value of a series that exists.
         if family.kind != o.kind || !same(family.label, o.label.0) {
+            let a = self.apps.entry(app.clone()).or_default();
             drop_series(&mut a.dropped, limits, o.family);
             return;
         }
@@ -180,6 +180,7 @@ impl Store {
         let value = match series.get_mut(&*o.label.1) {
             Some(v) => v,
             None => {
+                let a = self.apps.entry(app.clone()).or_default();
                 if a.series >= limits.max_series_per_app
                     || series.len() >= limits.max_series_per_metric
                 {
