@@ -46,12 +46,28 @@ t0=$(date +%s.%N)
 PAAS_API_URL=$api PAAS_API_KEY=$key "$paas" import -a bench "$corpus" 2>"$tmp/import"
 t1=$(date +%s.%N)
 cpu1=$(cpu_ticks)
+# The indexer catches up behind the import (its last block is written 30 s after its first
+# line, or at once when full): wait until no spool byte is outside a block.
+lag() {
+    curl -sS -H "Authorization: Bearer $key" "$api/metrics" | awk '$1 == "paas_query_index_lag_bytes" {print $2}'
+}
+for _ in $(seq 600); do
+    [[ $(lag) == 0 ]] && break
+    sleep 0.2
+done
+t2=$(date +%s.%N)
+cpu2=$(cpu_ticks)
 secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}')
-router_cpu=$(awk -v t=$((cpu1 - cpu0)) -v hz="$clk_tck" 'BEGIN {printf "%.2f", t / hz}')
-kept_bytes=$(du -sb "$dir/data/spool" | cut -f1)
+indexed_secs=$(awk -v a="$t0" -v b="$t2" 'BEGIN {printf "%.2f", b - a}')
+router_cpu=$(awk -v t=$((cpu2 - cpu0)) -v hz="$clk_tck" 'BEGIN {printf "%.2f", t / hz}')
+index_bytes=$(du -sb "$dir/data/index" | cut -f1)
+spool_bytes=$(du -sb "$dir/data/spool" | cut -f1)
+kept_bytes=$((index_bytes + spool_bytes))
 hwm_kb=$(awk '$1 == "VmHWM:" {print $2}' "/proc/$router_pid/status")
+rss_kb=$(awk '$1 == "VmRSS:" {print $2}' "/proc/$router_pid/status")
 echo "import: $(tail -1 "$tmp/import")"
-echo "import: $secs s wall, router CPU $router_cpu s ($(awk -v b="$raw_bytes" -v c="$router_cpu" 'BEGIN {printf "%.1f", (c > 0 ? b / 1e6 / c : 0)}') MB/s per core of router CPU); kept $(awk -v k="$kept_bytes" -v r="$raw_bytes" 'BEGIN {printf "%.2f", k / r}')x the raw bytes; router peak RSS $((hwm_kb / 1024)) MiB"
+echo "import: $secs s wall to send, indexed $indexed_secs s after the start ($(awk -v n="$lines" -v s="$indexed_secs" 'BEGIN {printf "%.0f", n / s}') lines/s); router CPU $router_cpu s ($(awk -v b="$raw_bytes" -v c="$router_cpu" 'BEGIN {printf "%.1f", (c > 0 ? b / 1e6 / c : 0)}') MB/s per core of router CPU, spool and index)"
+echo "kept: $(awk -v k="$kept_bytes" -v r="$raw_bytes" 'BEGIN {printf "%.3f", k / r}')x the raw bytes (index $((index_bytes / 1000000)) MB, spool $((spool_bytes / 1000000)) MB); router RSS $((rss_kb / 1024)) MiB, peak $((hwm_kb / 1024)) MiB"
 
 # A request id that exists, for the lookup.
 rid=$(sed -n '1000p' "$corpus" | sed 's/.*request_id=\([^ ]*\).*/\1/')

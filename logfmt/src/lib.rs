@@ -74,7 +74,10 @@ mod units;
 pub use encode::{EncodeError, Encoder, canonicalize, is_valid_key};
 pub use l2met::{Metric, MetricError, MetricKind, Metrics, metrics};
 pub use pair::{Pair, Value};
-pub use predicate::{Attributes, NoAttributes, Predicate, PredicateError};
+pub use predicate::{
+    Attributes, CompareTerm, NoAttributes, Predicate, PredicateError, Term, TermKind, Terms,
+    contains_text, is_word_byte,
+};
 pub use scan::{Pairs, for_each_pair, get, pairs};
 pub use strict::{SyntaxError, validate};
 pub use units::{Quantity, parse_duration, parse_quantity};

@@ -161,6 +161,13 @@ pub struct RouterArgs {
     /// Megabytes of lines one app keeps for `paas query` at most (the oldest go first).
     #[arg(long, default_value_t = 1024)]
     query_max_mb_per_app: u64,
+    /// Megabytes of decoded index columns cached in memory for queries, over every app.
+    #[arg(long, default_value_t = 256)]
+    query_cache_mb: usize,
+    /// Megabytes one app's index dictionaries (each column's distinct values, kept in memory)
+    /// take at most; past it, new values are read from the kept lines.
+    #[arg(long, default_value_t = 128)]
+    query_dict_mb: u64,
     /// Extract metrics from the stream (router RED, l2met) for /metrics and `paas metrics`.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     metrics_extract: bool,
@@ -222,7 +229,6 @@ impl RouterArgs {
         Ok(c)
     }
 
-    /// What the query engine keeps.
     /// How metric extraction runs.
     pub fn metrics(&self) -> anyhow::Result<query::MetricsConfig> {
         Ok(query::MetricsConfig {
@@ -236,7 +242,21 @@ impl RouterArgs {
         })
     }
 
-    pub fn spool(&self) -> anyhow::Result<query::SpoolConfig> {
+    /// What the query engine keeps, and in what memory.
+    pub fn query_engine(&self) -> anyhow::Result<query::EngineConfig> {
+        Ok(query::EngineConfig {
+            spool: self.spool()?,
+            index: query::IndexConfig {
+                cache_bytes: self.query_cache_mb.saturating_mul(1 << 20),
+                max_dict_bytes: self.query_dict_mb.saturating_mul(1 << 20),
+                ..Default::default()
+            },
+            service: query::ServiceConfig::default(),
+        })
+    }
+
+    /// What the query engine's spool keeps.
+    fn spool(&self) -> anyhow::Result<query::SpoolConfig> {
         let retention = match self.query_retention.strip_suffix('d') {
             Some(days) => days.parse::<f64>().ok().map(|d| d * 86_400.0),
             None => logfmt::parse_duration(&self.query_retention),
@@ -309,7 +329,7 @@ pub struct Args {
 pub async fn start(
     config: LogplexConfig,
     drains: drains::DrainsConfig,
-    spool: query::SpoolConfig,
+    query: query::EngineConfig,
     metrics: query::MetricsConfig,
     who: &str,
     app: Option<&str>,
@@ -322,12 +342,7 @@ pub async fn start(
         .register("log-drains", std::sync::Arc::new(drains.clone()));
     logplex.api().register_metrics(drains.metrics());
     logplex.add_component(std::sync::Arc::new(drains));
-    let engine = query::QueryEngine::start(
-        logplex.router(),
-        &data_dir.join("spool"),
-        spool,
-        query::ServiceConfig::default(),
-    )?;
+    let engine = query::QueryEngine::start(logplex.router(), &data_dir, query)?;
     for (name, resource) in engine.service().resources() {
         logplex.api().register(name, resource);
     }
@@ -416,7 +431,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let logplex = start(
             config,
             args.router.drains()?,
-            args.router.spool()?,
+            args.router.query_engine()?,
             args.router.metrics()?,
             "paas logplex",
             None,

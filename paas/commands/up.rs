@@ -307,12 +307,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         for net in drains::AddressPolicy::LOOPBACK {
             drains_config.policy.allow(net);
         }
-        let spool = args.router.spool()?;
+        let query = args.router.query_engine()?;
         let metrics = args.router.metrics()?;
         let logplex = start(
             config,
             drains_config,
-            spool,
+            query,
             metrics,
             "paas up",
             Some(&app.name),

@@ -58,18 +58,20 @@
 mod engine;
 mod exec;
 mod import;
+mod index;
 mod lang;
 mod metrics;
 mod service;
 mod spool;
 mod window;
 
-pub use engine::QueryEngine;
+pub use engine::{EngineConfig, QueryEngine};
 pub use exec::render::{DEFAULT_CHART_WIDTH, write_human, write_ndjson};
 pub use exec::{
     Cell, Column, ColumnKind, DEFAULT_MAX_GROUPS, ExecError, Executor, Lines, Output, Table, run,
 };
 pub use import::{ImportedLine, read_line};
+pub use index::{AppIndexStats, Index, IndexConfig, IndexError, Indexer, IndexerHandle};
 pub use lang::{MAX_LIST, MAX_QUERY_LEN, MAX_ROWS, MAX_STAGES, Query, QueryError};
 pub use metrics::{
     AppSnapshot, Buckets, Extractor, MetricsConfig, MetricsEngine, MetricsLimits, MetricsResource,

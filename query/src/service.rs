@@ -19,10 +19,9 @@ use hyper::body::Incoming;
 use logplex::{AppResource, Body, LogLine, Router, Timestamp, api_error, api_full, read_body};
 use serde::Deserialize;
 
+use crate::index::{self, Index, SearchError};
 use crate::window::Window;
-use crate::{
-    DEFAULT_CHART_WIDTH, ExecError, Output, Query, Spool, SpoolError, write_human, write_ndjson,
-};
+use crate::{DEFAULT_CHART_WIDTH, Output, Query, Spool, write_human, write_ndjson};
 
 /// Limits of the query API.
 #[derive(Clone, Copy, Debug)]
@@ -47,6 +46,7 @@ impl Default for ServiceConfig {
 pub struct QueryService {
     router: Router,
     spool: Spool,
+    index: Index,
     config: ServiceConfig,
 }
 
@@ -59,11 +59,13 @@ pub struct QueryResource(Arc<QueryService>);
 pub struct ImportResource(Arc<QueryService>);
 
 impl QueryService {
-    /// The API over `spool`, whose apps are `router`'s.
-    pub fn new(router: Router, spool: Spool, config: ServiceConfig) -> Arc<Self> {
+    /// The API over `index` and `spool` (the lines not yet in the index), whose apps are
+    /// `router`'s.
+    pub fn new(router: Router, spool: Spool, index: Index, config: ServiceConfig) -> Arc<Self> {
         Arc::new(QueryService {
             router,
             spool,
+            index,
             config,
         })
     }
@@ -78,6 +80,19 @@ impl QueryService {
 
     fn app_id(&self, app: &str) -> Option<String> {
         self.router.app(app).map(|a| a.id)
+    }
+
+    /// Runs `query` over the app's kept lines in `window`.
+    pub(crate) fn answer(
+        &self,
+        app_id: &str,
+        app: &str,
+        query: &Query,
+        window: Window,
+        limit: usize,
+    ) -> Result<Output, SearchError> {
+        let app = logplex::AppName::from(app);
+        index::answer(&self.index, &self.spool, app_id, &app, query, window, limit)
     }
 }
 
@@ -169,14 +184,14 @@ impl QueryResource {
         };
         let service = self.0.clone();
         let answered = tokio::task::spawn_blocking(move || {
-            let output = service.answer(&app_id, &query, window, limit)?;
+            let output = service.answer(&app_id, &app, &query, window, limit)?;
             let mut body = Vec::new();
             if text_format {
                 write_human(&output, DEFAULT_CHART_WIDTH, &mut body);
             } else {
                 write_ndjson(&output, &mut body);
             }
-            Ok::<_, Failure>(body)
+            Ok::<_, SearchError>(body)
         })
         .await;
         match answered {
@@ -184,48 +199,9 @@ impl QueryResource {
                 api_full(StatusCode::OK, "text/plain; charset=utf-8", body)
             }
             Ok(Ok(body)) => api_full(StatusCode::OK, "application/x-ndjson", body),
-            Ok(Err(Failure::Exec(e))) => invalid(&format!("{e}.")),
-            Ok(Err(Failure::Spool(e))) => internal(e),
+            Ok(Err(SearchError::Exec(e))) => invalid(&format!("{e}.")),
+            Ok(Err(e)) => internal(e),
             Err(e) => internal(e),
-        }
-    }
-}
-
-/// Why a query got no answer: it asks too much of the executor (the caller's to fix), or the
-/// spool could not be read (ours).
-#[derive(Debug)]
-enum Failure {
-    Exec(ExecError),
-    Spool(SpoolError),
-}
-
-impl QueryService {
-    /// Runs `query` over the app's kept lines in `window`.
-    fn answer(
-        &self,
-        app_id: &str,
-        query: &Query,
-        window: Window,
-        limit: usize,
-    ) -> Result<Output, Failure> {
-        let mut failed = None;
-        let scan = self
-            .spool
-            .scan(app_id, window.since, window.until)
-            .map_err(Failure::Spool)?;
-        let lines = scan
-            .map_while(|r| match r {
-                Ok(line) => Some(line),
-                Err(e) => {
-                    failed = Some(e);
-                    None
-                }
-            })
-            .filter(|l| window.contains(l.time));
-        let output = crate::run(query, lines, limit).map_err(Failure::Exec);
-        match failed {
-            Some(e) => Err(Failure::Spool(e)),
-            None => output,
         }
     }
 }

@@ -37,7 +37,7 @@ impl Expr {
 impl Compare {
     /// Whether some of `values` satisfies the comparison (for `!=`, `!~`: there is a value
     /// and none equals or contains the operand).
-    fn holds<'a>(&self, mut values: impl Iterator<Item = Value<'a>>) -> bool {
+    pub(super) fn holds<'a>(&self, mut values: impl Iterator<Item = Value<'a>>) -> bool {
         match self.op {
             Op::Ne => {
                 let mut present = false;
@@ -73,7 +73,7 @@ impl Compare {
     }
 
     /// `value` is `TEXT.N`: one process of the type this compares with (`web.1` for `web`).
-    fn is_type_of(&self, value: &[u8]) -> bool {
+    pub(super) fn is_type_of(&self, value: &[u8]) -> bool {
         !self.glob
             && !self.text.is_empty()
             && value.starts_with(&self.text)
@@ -107,7 +107,7 @@ impl Compare {
 
 /// Whether `phrase` (ASCII lower case) occurs in `text`, ignoring ASCII case, with a word
 /// boundary on each side where the phrase's end is a word byte.
-fn contains_phrase(text: &[u8], phrase: &[u8]) -> bool {
+pub(super) fn contains_phrase(text: &[u8], phrase: &[u8]) -> bool {
     let Some((&first, _)) = phrase.split_first() else {
         return true;
     };
@@ -115,9 +115,11 @@ fn contains_phrase(text: &[u8], phrase: &[u8]) -> bool {
     let edge_start = is_word(first);
     let edge_end = phrase.last().is_some_and(|&b| is_word(b));
     let mut at = 0;
+    // The phrase is lower case: its first byte is found in either case with memchr2.
+    let upper = first.to_ascii_uppercase();
     while let Some(offset) = text
         .get(at..)
-        .and_then(|rest| rest.iter().position(|b| b.to_ascii_lowercase() == first))
+        .and_then(|rest| memchr::memchr2(first, upper, rest))
     {
         let start = at + offset;
         at = start + 1;
@@ -138,7 +140,7 @@ fn contains_phrase(text: &[u8], phrase: &[u8]) -> bool {
 }
 
 /// A byte of a word: an ASCII letter or digit, `_`, or any byte of a non-ASCII character.
-fn is_word(b: u8) -> bool {
+pub(super) fn is_word(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
 }
 

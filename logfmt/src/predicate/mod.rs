@@ -45,10 +45,12 @@
 mod eval;
 mod literals;
 mod parse;
+mod view;
 
 use crate::units::Quantity;
 
 pub use parse::PredicateError;
+pub use view::{CompareTerm, Term, TermKind, Terms, contains_text, is_word_byte};
 
 /// A parsed filter; see the module docs for the grammar.
 ///

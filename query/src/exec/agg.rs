@@ -14,10 +14,16 @@ use crate::lang::{Agg, Func};
 pub(crate) enum Accumulator {
     Count(u64),
     Sum(f64),
-    Avg { sum: f64, n: u64 },
+    Avg {
+        sum: f64,
+        n: u64,
+    },
     Min(Option<f64>),
     Max(Option<f64>),
     Percentile(f64, Box<Sketch>),
+    /// A value computed elsewhere over every line of the group (an index's columns), when no
+    /// other line of the group is left to add.
+    Done(Cell),
 }
 
 impl Accumulator {
@@ -40,7 +46,7 @@ impl Accumulator {
         }
         let Some(x) = value else { return };
         match self {
-            Accumulator::Count(_) => {}
+            Accumulator::Count(_) | Accumulator::Done(_) => {}
             Accumulator::Sum(sum) => *sum += x,
             Accumulator::Avg { sum, n } => {
                 *sum += x;
@@ -61,6 +67,38 @@ impl Accumulator {
             Accumulator::Avg { sum, n } => number((*n > 0).then(|| sum / *n as f64)),
             Accumulator::Min(m) | Accumulator::Max(m) => number(*m),
             Accumulator::Percentile(q, sketch) => number(sketch.quantile(*q)),
+            Accumulator::Done(cell) => cell.clone(),
+        }
+    }
+
+    /// Folds in the state of the same aggregate over other lines of the group. A `Done` on
+    /// either side cannot be merged (it has no state): the other side's value is kept.
+    pub(crate) fn merge(&mut self, other: Accumulator) {
+        match (self, other) {
+            (Accumulator::Count(a), Accumulator::Count(b)) => *a += b,
+            (Accumulator::Sum(a), Accumulator::Sum(b)) => *a += b,
+            (Accumulator::Avg { sum, n }, Accumulator::Avg { sum: s, n: m }) => {
+                *sum += s;
+                *n += m;
+            }
+            (Accumulator::Min(a), Accumulator::Min(b)) => {
+                *a = match (*a, b) {
+                    (Some(x), Some(y)) => Some(x.min(y)),
+                    (x, y) => x.or(y),
+                }
+            }
+            (Accumulator::Max(a), Accumulator::Max(b)) => {
+                *a = match (*a, b) {
+                    (Some(x), Some(y)) => Some(x.max(y)),
+                    (x, y) => x.or(y),
+                }
+            }
+            (Accumulator::Percentile(_, a), Accumulator::Percentile(_, b)) => a.merge(&b),
+            (me @ Accumulator::Done(_), other) => *me = other,
+            (_, Accumulator::Done(_)) => {}
+            (me, other) => {
+                debug_assert!(false, "merging different aggregates: {me:?} {other:?}");
+            }
         }
     }
 }

@@ -59,7 +59,12 @@ pub(crate) fn text<'a>(line: &'a LogLine, key: &str) -> Option<Cow<'a, [u8]>> {
 /// milliseconds, a size in bytes, a plain number (or pages) as it is. `None` when the key is
 /// missing or its value is not a number.
 pub(crate) fn number(line: &LogLine, key: &str) -> Option<f64> {
-    let quantity = logfmt::parse_quantity(&text(line, key)?)?;
+    number_of(&text(line, key)?)
+}
+
+/// A value's text as the number it aggregates as (see [`number`]).
+pub(crate) fn number_of(text: &[u8]) -> Option<f64> {
+    let quantity = logfmt::parse_quantity(text)?;
     let n = match quantity {
         Quantity::Duration(seconds) => seconds * 1000.0,
         Quantity::Number(n) | Quantity::Bytes(n) | Quantity::Pages(n) => n,

@@ -74,6 +74,44 @@ impl Grouper {
         Ok(())
     }
 
+    /// Whether no line is in a group yet.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    /// Whether the group of `bucket` and `keys` has lines already.
+    pub(crate) fn contains(&self, bucket: i64, keys: &[String]) -> bool {
+        // The map's key is owned; a lookup by parts would need a second map type.
+        self.groups.contains_key(&(bucket, keys.to_vec()))
+    }
+
+    /// Adds a group's aggregates computed elsewhere (an index's columns), merged into the
+    /// group's if it has lines already.
+    pub(crate) fn merge(
+        &mut self,
+        bucket: i64,
+        keys: Vec<String>,
+        accumulators: Vec<Accumulator>,
+    ) -> Result<(), ExecError> {
+        let full = self.groups.len() >= self.max_groups;
+        match self.groups.entry((bucket, keys)) {
+            Entry::Occupied(mut e) => {
+                for (mine, theirs) in e.get_mut().iter_mut().zip(accumulators) {
+                    mine.merge(theirs);
+                }
+            }
+            Entry::Vacant(_) if full => {
+                return Err(ExecError::TooManyGroups {
+                    limit: self.max_groups,
+                });
+            }
+            Entry::Vacant(v) => {
+                v.insert(accumulators);
+            }
+        }
+        Ok(())
+    }
+
     /// The table, in the default order: a timechart by time then keys; with a `count`, by
     /// count (highest first) then keys; else by keys.
     pub(crate) fn finish(self) -> Table {

@@ -4,11 +4,11 @@
 //! index's hits later); the caller limits them to the time window and gives them oldest
 //! first. Nothing here knows where lines are kept.
 
-mod agg;
-mod extract;
-mod group;
+pub(crate) mod agg;
+pub(crate) mod extract;
+pub(crate) mod group;
 pub(crate) mod render;
-mod sketch;
+pub(crate) mod sketch;
 mod table;
 
 use std::collections::VecDeque;
@@ -127,6 +127,14 @@ impl<'q> Executor<'q> {
         if self.is_done() || !self.matches(&line) {
             return;
         }
+        self.push_matched(line);
+    }
+
+    /// Takes a line the caller knows the filter holds on (an index evaluated it).
+    pub(crate) fn push_matched(&mut self, line: LogLine) {
+        if self.is_done() {
+            return;
+        }
         self.passed += 1;
         match &mut self.state {
             State::Groups(g) => self.result = g.add(&line),
@@ -142,6 +150,38 @@ impl<'q> Executor<'q> {
                 }
                 kept.push_back(line);
             }
+        }
+    }
+
+    /// Counts `n` matching lines the caller leaves out because they are older than the
+    /// newest `limit` it gives next (a query that gives lines and has no `head`).
+    pub(crate) fn omit_matched(&mut self, n: u64) {
+        self.passed = self
+            .passed
+            .saturating_add(usize::try_from(n).unwrap_or(usize::MAX));
+        self.omitted += n;
+    }
+
+    /// Lines a query that gives lines keeps: its `head` or its `limit`.
+    pub(crate) fn lines_wanted(&self) -> (usize, bool) {
+        match self.head {
+            Some(n) => (n.min(self.limit), true),
+            None => (self.limit, false),
+        }
+    }
+
+    /// The groups, for a query that aggregates.
+    pub(crate) fn grouper(&mut self) -> Option<&mut Grouper> {
+        match &mut self.state {
+            State::Groups(g) => Some(g),
+            State::Lines(_) => None,
+        }
+    }
+
+    /// Records a failure found outside the executor (too many groups in an index's part).
+    pub(crate) fn fail(&mut self, e: ExecError) {
+        if self.result.is_ok() {
+            self.result = Err(e);
         }
     }
 

@@ -109,6 +109,55 @@ impl Sketch {
     }
 
     /// How many bins it holds.
+    /// Adds `n` values `x` at once.
+    pub(crate) fn add_n(&mut self, x: f64, n: u64) {
+        if n == 0 || !x.is_finite() {
+            return;
+        }
+        if self.count == 0 {
+            (self.min, self.max) = (x, x);
+        }
+        self.min = self.min.min(x);
+        self.max = self.max.max(x);
+        self.count += n;
+        if x.abs() < MIN_MAGNITUDE {
+            self.zeros += n;
+            return;
+        }
+        let store = if x > 0.0 {
+            &mut self.positive
+        } else {
+            &mut self.negative
+        };
+        *store.entry(bin(x.abs())).or_default() += n;
+        while self.positive.len() + self.negative.len() > MAX_BINS {
+            self.collapse();
+        }
+    }
+
+    /// Folds in another sketch's values.
+    pub(crate) fn merge(&mut self, other: &Sketch) {
+        if other.count == 0 {
+            return;
+        }
+        if self.count == 0 {
+            (self.min, self.max) = (other.min, other.max);
+        }
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        self.count += other.count;
+        self.zeros += other.zeros;
+        for (&b, &n) in &other.positive {
+            *self.positive.entry(b).or_default() += n;
+        }
+        for (&b, &n) in &other.negative {
+            *self.negative.entry(b).or_default() += n;
+        }
+        while self.positive.len() + self.negative.len() > MAX_BINS {
+            self.collapse();
+        }
+    }
+
     #[cfg(test)]
     pub(crate) fn bins(&self) -> usize {
         self.positive.len() + self.negative.len()

@@ -209,6 +209,20 @@ impl AppSpool {
         Ok(())
     }
 
+    /// Deletes the oldest sealed segments that end at or before `through` (what a consumer
+    /// has made durable elsewhere, as the index has); returns how many.
+    pub(super) fn release_through(&mut self, through: u64) -> Result<usize, SpoolError> {
+        let mut n = 0;
+        while let Some(first) = self.segments.front() {
+            if !first.sealed || first.end() > through || self.segments.len() == 1 {
+                break;
+            }
+            self.remove_oldest()?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
     fn remove_oldest(&mut self) -> Result<(), SpoolError> {
         if let Some(oldest) = self.segments.pop_front() {
             segment::remove(&oldest.path)?;

@@ -291,6 +291,15 @@ impl Spool {
         ))
     }
 
+    /// Deletes the app's oldest sealed segments whose every line is before `through` (a
+    /// position the index has made durable): the spool is then the index's write-ahead log.
+    /// The segment being written is never deleted. Returns how many were.
+    pub fn release_through(&self, app_id: &str, through: Position) -> Result<usize, SpoolError> {
+        let app = self.app(app_id)?;
+        let mut app = lock(&app);
+        app.release_through(through.0)
+    }
+
     /// Applies retention by age (as of `now`) and by bytes to every app on disk.
     pub fn enforce_retention(&self, now: Timestamp) -> Result<(), SpoolError> {
         for id in self.app_ids()? {
@@ -390,7 +399,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// App ids name directories: letters, digits, `-` and `_` only, at most 64.
-fn check_app_id(id: &str) -> Result<(), SpoolError> {
+pub(crate) fn check_app_id(id: &str) -> Result<(), SpoolError> {
     let ok = !id.is_empty()
         && id.len() <= 64
         && id

@@ -1,0 +1,292 @@
+//! A query's filter over a block: each term on a column is answered from the column (every
+//! distinct value tested once, with the predicate's own semantics, then ids compared); a
+//! full-text word, a `key=value` on another key or a bare key rules out chunks by their token
+//! filters; anything else leaves the rows as candidates, which the lines then decide.
+
+use logfmt::{Predicate, Term, TermKind};
+
+use super::IndexError;
+use super::bitmap::Bitmap;
+use std::sync::Arc;
+
+use super::block::{BlockFile, Ids, Times};
+use super::bloom::{Bloom, hash_pair, hash_parts, hash_word, words};
+use super::cache::ColumnCache;
+use super::columns::{COLUMNS, Source, column_of, is_attribute};
+use super::dict::Dict;
+
+/// A column, and whether a term holds for each of its ids.
+type Truth = (usize, Vec<bool>);
+
+/// A filter, prepared for the app's dictionaries.
+#[derive(Debug)]
+pub(crate) enum Plan {
+    /// Every row.
+    All,
+    And(Vec<Plan>),
+    Or(Vec<Plan>),
+    Not(Box<Plan>),
+    /// A term on a column: whether it holds for each id (index 0: the key is absent).
+    Column {
+        column: usize,
+        truth: Vec<bool>,
+    },
+    /// Rows in chunks whose filter may hold every one of these hashes (a superset).
+    Tokens(Vec<u64>),
+    /// A word or phrase of the message. It holds on a row where it is in a column's value
+    /// (`whole`: per pair column, whether each id's value holds it), and may hold on one
+    /// where each of its words is in a column's value or in the chunk's filter.
+    Text {
+        whole: Vec<Truth>,
+        words: Vec<(u64, Vec<Truth>)>,
+    },
+    /// Rows the index cannot tell (a superset: every row).
+    Unknown,
+}
+
+impl Plan {
+    /// The plan of `filter` (`None`: every row).
+    pub(crate) fn new(filter: Option<&Predicate>, dicts: &[Dict]) -> Plan {
+        filter.map_or(Plan::All, |p| plan(p.root(), dicts))
+    }
+}
+
+fn plan(term: Term<'_>, dicts: &[Dict]) -> Plan {
+    match term.kind() {
+        TermKind::And(all) => Plan::And(all.iter().map(|t| plan(t, dicts)).collect()),
+        TermKind::Or(any) => Plan::Or(any.iter().map(|t| plan(t, dicts)).collect()),
+        TermKind::Not(t) => Plan::Not(Box::new(plan(t, dicts))),
+        TermKind::Present(key) => match column_of(key) {
+            Some(c) => {
+                let attribute = is_attribute(c);
+                truth_table(dicts.get(c), |v| !attribute || !v.is_empty())
+            }
+            None => Plan::Tokens(vec![hash_parts(&[b"?", key])]),
+        },
+        TermKind::Compare(cmp) => match column_of(cmp.key()) {
+            Some(c) => {
+                let dict = dicts.get(c);
+                if let (Some(exact), Some(d)) = (cmp.exact_value(), dict)
+                    && !is_attribute(c)
+                {
+                    let mut truth = vec![false; d.len() + 1];
+                    if let Some(id) = d.id(exact)
+                        && let Some(t) = truth.get_mut(id as usize)
+                    {
+                        *t = true;
+                    }
+                    return Plan::Column { column: c, truth };
+                }
+                let by_type = COLUMNS.get(c).is_some_and(|s| s.source == Source::Dyno);
+                if is_attribute(c) {
+                    truth_table(dict, |v| cmp.holds_for_attribute(v, by_type))
+                } else {
+                    truth_table(dict, |v| cmp.holds_for_value(v))
+                }
+                .with_column(c)
+            }
+            None => match cmp.exact_value() {
+                Some(v) => Plan::Tokens(vec![hash_pair(cmp.key(), v)]),
+                None => Plan::Tokens(vec![hash_parts(&[b"?", cmp.key()])]),
+            },
+        },
+        TermKind::Text(phrase) => {
+            let words: Vec<&[u8]> = words(phrase).collect();
+            if words.is_empty() {
+                return Plan::Unknown;
+            }
+            let in_values = |text: &[u8]| -> Vec<Truth> {
+                COLUMNS
+                    .iter()
+                    .enumerate()
+                    .filter(|(c, _)| !is_attribute(*c))
+                    .filter_map(|(c, _)| {
+                        let d = dicts.get(c)?;
+                        if !self::words(text).all(|w| d.may_hold_word(w)) {
+                            return None;
+                        }
+                        let truth: Vec<bool> = std::iter::once(false)
+                            .chain(d.values().map(|v| logfmt::contains_text(v, text)))
+                            .collect();
+                        truth.contains(&true).then_some((c, truth))
+                    })
+                    .collect()
+            };
+            let whole = in_values(phrase);
+            let words = match words.as_slice() {
+                // One word: where it is whole is where it is.
+                [w] if *w == phrase => vec![(hash_word(w), whole.clone())],
+                _ => words.iter().map(|w| (hash_word(w), in_values(w))).collect(),
+            };
+            Plan::Text { whole, words }
+        }
+    }
+}
+
+/// The truth of `holds` for each value of `dict` (absent: false).
+fn truth_table(dict: Option<&Dict>, holds: impl Fn(&[u8]) -> bool) -> Plan {
+    let truth = std::iter::once(false)
+        .chain(dict.into_iter().flat_map(|d| d.values().map(&holds)))
+        .collect();
+    Plan::Column {
+        column: usize::MAX,
+        truth,
+    }
+}
+
+impl Plan {
+    fn with_column(self, column: usize) -> Plan {
+        match self {
+            Plan::Column { truth, .. } => Plan::Column { column, truth },
+            other => other,
+        }
+    }
+}
+
+/// What a block's columns and filters are read for, once per block.
+pub(crate) struct BlockReader<'a> {
+    pub(crate) block: &'a BlockFile,
+    cache: &'a ColumnCache,
+}
+
+impl<'a> BlockReader<'a> {
+    pub(crate) fn new(block: &'a BlockFile, cache: &'a ColumnCache) -> Self {
+        BlockReader { block, cache }
+    }
+
+    /// Column `c`'s ids.
+    pub(crate) fn column(&mut self, c: usize) -> Result<Arc<Ids>, IndexError> {
+        let block = self.block;
+        self.cache.ids(block.id(), c, || block.column(c))
+    }
+
+    /// The rows' times.
+    pub(crate) fn times(&mut self) -> Result<Arc<Times>, IndexError> {
+        let block = self.block;
+        self.cache.times(block.id(), || block.times())
+    }
+
+    fn filter(&mut self, k: usize) -> Result<Arc<Bloom>, IndexError> {
+        let block = self.block;
+        self.cache.filter(block.id(), k, || block.filter(k))
+    }
+
+    /// The rows `plan` selects: those it surely does, and those it may (for the lines to
+    /// decide); the two never overlap.
+    pub(crate) fn eval(&mut self, plan: &Plan) -> Result<Rows, IndexError> {
+        let rows = self.block.header().rows as usize;
+        Ok(match plan {
+            Plan::All => Rows::sure(Bitmap::all(rows)),
+            Plan::Unknown => Rows::maybe(Bitmap::all(rows)),
+            Plan::And(all) => {
+                let mut yes = Bitmap::all(rows);
+                let mut any = Bitmap::all(rows);
+                for p in all {
+                    let r = self.eval(p)?;
+                    yes.and(&r.yes);
+                    any.and(&r.either());
+                    if any.is_empty() {
+                        break;
+                    }
+                }
+                Rows::new(yes, any)
+            }
+            Plan::Or(some) => {
+                let mut yes = Bitmap::none(rows);
+                let mut any = Bitmap::none(rows);
+                for p in some {
+                    let r = self.eval(p)?;
+                    yes.or(&r.yes);
+                    any.or(&r.either());
+                }
+                Rows::new(yes, any)
+            }
+            Plan::Not(p) => {
+                let r = self.eval(p)?;
+                let mut yes = r.either();
+                yes.not();
+                Rows {
+                    yes,
+                    maybe: r.maybe,
+                }
+            }
+            Plan::Column { column, truth } => {
+                let header = self.block.header().columns.get(*column);
+                if header.is_none_or(|h| h.repeated || h.overflow) {
+                    return Ok(Rows::maybe(Bitmap::all(rows)));
+                }
+                Rows::sure(self.in_column(*column, truth)?)
+            }
+            Plan::Tokens(hashes) => Rows::maybe(self.chunks_with(hashes)?),
+            Plan::Text { whole, words } => {
+                let mut yes = Bitmap::none(rows);
+                for (c, truth) in whole {
+                    yes.or(&self.in_column(*c, truth)?);
+                }
+                let mut any = Bitmap::all(rows);
+                for (hash, columns) in words {
+                    let mut here = self.chunks_with(&[*hash])?;
+                    for (c, truth) in columns {
+                        here.or(&self.in_column(*c, truth)?);
+                    }
+                    any.and(&here);
+                }
+                any.or(&yes);
+                Rows::new(yes, any)
+            }
+        })
+    }
+
+    /// The rows whose id in column `c` has `truth` (ids are only given to values whose raw
+    /// bytes are the value, so this holds even where the column overflowed).
+    fn in_column(&mut self, c: usize, truth: &[bool]) -> Result<Bitmap, IndexError> {
+        Ok(self.column(c)?.select(truth))
+    }
+
+    /// The rows of the chunks whose filter may hold every one of `hashes`.
+    fn chunks_with(&mut self, hashes: &[u64]) -> Result<Bitmap, IndexError> {
+        let rows = self.block.header().rows as usize;
+        let mut out = Bitmap::all(rows);
+        let n = self.block.header().chunk_rows as usize;
+        for k in 0..self.block.header().chunks.len() {
+            let filter = self.filter(k)?;
+            if !hashes.iter().all(|&h| filter.may_contain(h)) {
+                out.clear_range(k * n, (k + 1) * n);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Rows a filter selects: `yes` surely, `maybe` perhaps (disjoint).
+#[derive(Debug)]
+pub(crate) struct Rows {
+    pub(crate) yes: Bitmap,
+    pub(crate) maybe: Bitmap,
+}
+
+impl Rows {
+    fn sure(yes: Bitmap) -> Rows {
+        let maybe = Bitmap::none(yes.len());
+        Rows { yes, maybe }
+    }
+
+    fn maybe(maybe: Bitmap) -> Rows {
+        let yes = Bitmap::none(maybe.len());
+        Rows { yes, maybe }
+    }
+
+    /// From the rows surely in and those perhaps in (a superset of `yes`).
+    fn new(yes: Bitmap, mut any: Bitmap) -> Rows {
+        let mut not_yes = yes.clone();
+        not_yes.not();
+        any.and(&not_yes);
+        Rows { yes, maybe: any }
+    }
+
+    fn either(&self) -> Bitmap {
+        let mut b = self.yes.clone();
+        b.or(&self.maybe);
+        b
+    }
+}
