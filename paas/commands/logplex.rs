@@ -172,6 +172,20 @@ pub struct RouterArgs {
     /// take at most; past it, new values are read from the kept lines.
     #[arg(long, default_value_t = 128)]
     query_dict_mb: u64,
+    /// Extract metrics from the stream (router RED, l2met) for /metrics and `paas metrics`.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    metrics_extract: bool,
+    /// Extracted series one app may have over every metric; more are dropped and counted in
+    /// paas_metrics_dropped_series_total.
+    #[arg(long, default_value_t = 1000)]
+    metrics_max_series_per_app: usize,
+    /// Extracted series one app may have of one metric (label sets); more are dropped and
+    /// counted.
+    #[arg(long, default_value_t = 100)]
+    metrics_max_series_per_metric: usize,
+    /// Seconds a unique# metric counts distinct values over.
+    #[arg(long, default_value_t = 60.0)]
+    metrics_unique_interval: f64,
 }
 
 /// A `--public-url`: `http://` or `https://` and a host, with no trailing `/`.
@@ -217,6 +231,19 @@ impl RouterArgs {
         c.delivery.connect_timeout = secs(self.drain_timeout, "drain-timeout")?;
         c.delivery.send_timeout = secs(self.drain_timeout, "drain-timeout")?;
         Ok(c)
+    }
+
+    /// How metric extraction runs.
+    pub fn metrics(&self) -> anyhow::Result<query::MetricsConfig> {
+        Ok(query::MetricsConfig {
+            enabled: self.metrics_extract,
+            limits: query::MetricsLimits {
+                max_series_per_app: self.metrics_max_series_per_app,
+                max_series_per_metric: self.metrics_max_series_per_metric,
+                unique_interval: secs(self.metrics_unique_interval, "metrics-unique-interval")?,
+            },
+            ..query::MetricsConfig::default()
+        })
     }
 
     /// What the query engine keeps, and in what memory.
@@ -318,6 +345,7 @@ pub async fn start(
     config: LogplexConfig,
     drains: drains::DrainsConfig,
     query: query::EngineConfig,
+    metrics: query::MetricsConfig,
     who: &str,
     app: Option<&str>,
 ) -> anyhow::Result<Logplex> {
@@ -335,6 +363,13 @@ pub async fn start(
     }
     logplex.api().register_metrics(engine.clone());
     logplex.add_component(engine);
+    if metrics.enabled {
+        let metrics = query::MetricsEngine::start(logplex.router(), metrics);
+        let resource = std::sync::Arc::new(query::MetricsResource(metrics.clone()));
+        logplex.api().register("metrics", resource);
+        logplex.api().register_metrics(metrics.clone());
+        logplex.add_component(metrics);
+    }
     let a = logplex.addresses();
     println!("{who}: api on {} (POST /logs for ingest)", a.api_url());
     if let Some(s) = a.syslog {
@@ -412,6 +447,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             config,
             args.router.drains()?,
             args.router.query_engine()?,
+            args.router.metrics()?,
             "paas logplex",
             None,
         )

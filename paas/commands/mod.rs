@@ -12,6 +12,7 @@ mod keys;
 mod logfmt;
 mod logplex;
 mod logs;
+mod metrics;
 mod ps;
 mod query;
 mod tokens;
@@ -75,6 +76,9 @@ pub enum Command {
     /// index file).
     #[command(name = "index:rebuild")]
     IndexRebuild(apps::InfoArgs),
+    /// A live RED view of an app: requests/s by status class, error codes, p50/p95/p99
+    /// service time, memory per dyno, refreshed every second (`--once`, `--json`).
+    Metrics(metrics::Args),
     /// Index log files an app already has (heroku logs output, RFC 5424, bare logfmt), each
     /// line with its own time, for `paas query`.
     Import(import::Args),
@@ -125,6 +129,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::KeysRevoke(args) => keys::revoke(args),
         Command::KeysRotate(args) => keys::rotate(args),
         Command::Query(args) => query::run(args),
+        Command::Metrics(args) => metrics::run(args),
         Command::Import(args) => import::run(args),
         Command::Drains(args) => drains::list(args),
         Command::DrainsAdd(args) => drains::add(args),

@@ -308,7 +308,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             drains_config.policy.allow(net);
         }
         let query = args.router.query_engine()?;
-        let logplex = start(config, drains_config, query, "paas up", Some(&app.name)).await?;
+        let metrics = args.router.metrics()?;
+        let logplex = start(
+            config,
+            drains_config,
+            query,
+            metrics,
+            "paas up",
+            Some(&app.name),
+        )
+        .await?;
         let router = logplex.router().clone();
         match router.create_app(&app.name) {
             Ok(_) | Err(logplex::RegistryError::AppExists(_)) => {}
@@ -339,6 +348,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             platform.clone(),
             mesh.clone(),
         )?;
+        logplex.api().register_metrics(manager.errors().clone());
         let api = DynoApi::default();
         api.add(manager.clone());
         logplex.api().register("formation", api.formation());

@@ -60,6 +60,7 @@ mod exec;
 mod import;
 mod index;
 mod lang;
+mod metrics;
 mod service;
 mod spool;
 mod window;
@@ -72,6 +73,10 @@ pub use exec::{
 pub use import::{ImportedLine, read_line};
 pub use index::{AppIndexStats, Index, IndexConfig, IndexError, Indexer, IndexerHandle, Rebuilt};
 pub use lang::{MAX_LIST, MAX_QUERY_LEN, MAX_ROWS, MAX_STAGES, Query, QueryError};
+pub use metrics::{
+    AppSnapshot, Buckets, Extractor, MetricsConfig, MetricsEngine, MetricsLimits, MetricsResource,
+    RedView, RequestCount,
+};
 pub use service::{ImportResource, IndexResource, QueryResource, QueryService, ServiceConfig};
 pub use spool::{
     AppSpoolStats, FORMAT_VERSION as SPOOL_FORMAT_VERSION, Position, SYNC_INTERVAL, Scan, Spool,

@@ -19,6 +19,7 @@ mod mesh;
 mod proxy;
 
 pub use dyno::api::{DynoApi, MAX_QUANTITY};
+pub use dyno::errors::{DynoError, DynoErrors};
 pub use dyno::manager::{AppSpec, DynoInfo, DynoManager, DynoState, ManagerConfig, ManagerError};
 pub use dyno::metrics::{MemoryVerdict, RuntimeMetrics};
 pub use dyno::output::{MAX_LINE, OutputCounts, pump};

@@ -1,6 +1,9 @@
 //! `GET /metrics`: the router's own counters in Prometheus text, read at scrape time from the
 //! counters the router keeps anyway (nothing is counted twice on the hot path), then those of
-//! the collectors other parts registered (`ApiState::register_metrics`: the proxy's).
+//! the collectors other parts registered (`ApiState::register_metrics`: the proxy's, the
+//! drains', the query engine's, the extracted metrics). An operator key sees every series; an
+//! app key only the series labelled with its app (`app="shop"`), and only the names of the
+//! families that have one, so that no tenant learns another's metric names.
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -13,6 +16,7 @@ use crate::api::ApiState;
 use crate::api::limits::Refusal;
 use crate::api::response::{Body, error, full};
 use crate::ingest::ListenerStats;
+use crate::registry::KeyScope;
 use crate::router::{Limit, Reject, Router};
 
 #[derive(Debug)]
@@ -312,8 +316,13 @@ impl Collector for Registered {
 }
 
 /// The Prometheus text of the router's counters, the API's, then those of the collectors
-/// other parts registered.
-pub(crate) fn render(state: &std::sync::Arc<ApiState>) -> Response<Body> {
+/// other parts registered; for an app key, only its app's series. The text is OpenMetrics
+/// (what the encoder writes), labelled so when the scraper asks for it (Prometheus does).
+pub(crate) fn render(
+    state: &std::sync::Arc<ApiState>,
+    scope: &KeyScope,
+    headers: &http::HeaderMap,
+) -> Response<Body> {
     let mut registry = prometheus_client::registry::Registry::default();
     registry.register_collector(Box::new(RouterCollector(state.router.clone())));
     registry.register_collector(Box::new(ApiCollector(state.clone())));
@@ -321,16 +330,138 @@ pub(crate) fn render(state: &std::sync::Arc<ApiState>) -> Response<Body> {
         registry.register_collector(Box::new(Registered(other)));
     }
     let mut out = String::new();
+    let openmetrics = headers
+        .get_all(http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    let content_type = if openmetrics {
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    } else {
+        "text/plain; version=0.0.4; charset=utf-8"
+    };
     match prometheus_client::encoding::text::encode(&mut out, &registry) {
-        Ok(()) => full(
-            StatusCode::OK,
-            "text/plain; version=0.0.4; charset=utf-8",
-            out,
-        ),
+        Ok(()) => {
+            let out = match scope {
+                KeyScope::Operator => out,
+                KeyScope::App(app) => only_app(&out, app),
+            };
+            let out = if openmetrics { out } else { classic(&out) };
+            full(StatusCode::OK, content_type, out)
+        }
         Err(_) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal_error",
             "Metrics could not be written.",
         ),
+    }
+}
+
+/// OpenMetrics text as the classic Prometheus text format (0.0.4) reads it: a counter family
+/// is named with its `_total` (`# TYPE x_total counter`, as its samples are), and the lines
+/// that format has not (`# UNIT`, `# EOF`) go. Without this, a classic parser (promtool,
+/// older scrapers) reads every counter as an untyped family with no help.
+fn classic(openmetrics: &str) -> String {
+    let mut out = String::with_capacity(openmetrics.len() + 1024);
+    let mut help: Option<&str> = None;
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        if line.starts_with("# HELP ") {
+            if let Some(h) = help.replace(line) {
+                out.push_str(h);
+                out.push('\n');
+            }
+            continue;
+        }
+        let counter = line
+            .strip_prefix("# TYPE ")
+            .and_then(|rest| rest.strip_suffix(" counter"));
+        if let Some(name) = counter {
+            if let Some(h) = help.take() {
+                let text = h.strip_prefix("# HELP ").and_then(|r| r.strip_prefix(name));
+                match text {
+                    Some(text) => out.push_str(&format!("# HELP {name}_total{text}\n")),
+                    None => {
+                        out.push_str(h);
+                        out.push('\n');
+                    }
+                }
+            }
+            out.push_str(&format!("# TYPE {name}_total counter\n"));
+            continue;
+        }
+        if let Some(h) = help.take() {
+            out.push_str(h);
+            out.push('\n');
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if let Some(h) = help {
+        out.push_str(h);
+        out.push('\n');
+    }
+    out
+}
+
+/// The series of `exposition` labelled `app="APP"`, each with its family's metadata (written
+/// only when the family has one), and the closing `# EOF`. Label values are escaped by the
+/// encoder (a `"` inside one is `\"`), so `{app="APP"` or `,app="APP"` is always a label.
+fn only_app(exposition: &str, app: &str) -> String {
+    let (first, later) = (format!("{{app=\"{app}\""), format!(",app=\"{app}\""));
+    let mut out = String::new();
+    let mut meta = String::new();
+    for line in exposition.lines() {
+        if line == "# EOF" {
+            out.push_str("# EOF\n");
+        } else if line.starts_with("# HELP ") {
+            meta.clear();
+            meta.push_str(line);
+            meta.push('\n');
+        } else if line.starts_with('#') {
+            if !meta.is_empty() {
+                meta.push_str(line);
+                meta.push('\n');
+            }
+        } else if line.contains(&first) || line.contains(&later) {
+            out.push_str(&meta);
+            meta.clear();
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_app_sees_its_own_series_and_the_names_of_those_families_only() {
+        let text = "# HELP a_total A.\n# TYPE a counter\na_total{app=\"shop\"} 1\na_total{app=\"shop2\"} 2\n\
+            # HELP b B.\n# TYPE b gauge\nb{app=\"blog\"} 3\n\
+            # HELP c C.\n# TYPE c histogram\nc_bucket{le=\"1.0\",app=\"shop\"} 1\nc_count{app=\"shop\"} 1\n\
+            # HELP d D.\n# TYPE d gauge\nd{source=\"x,app=\\\"shop\\\"\",app=\"blog\"} 4\n\
+            # HELP e E.\n# TYPE e gauge\ne 5\n# EOF\n";
+        assert_eq!(
+            only_app(text, "shop"),
+            "# HELP a_total A.\n# TYPE a counter\na_total{app=\"shop\"} 1\n\
+             # HELP c C.\n# TYPE c histogram\nc_bucket{le=\"1.0\",app=\"shop\"} 1\nc_count{app=\"shop\"} 1\n# EOF\n"
+        );
+        assert_eq!(only_app(text, "none"), "# EOF\n");
+    }
+
+    #[test]
+    fn classic_text_names_counters_with_their_total() {
+        let open = "# HELP a A help.\n# TYPE a counter\na_total{x=\"1\"} 1\n\
+            # HELP b_seconds B.\n# TYPE b_seconds gauge\n# UNIT b_seconds seconds\nb_seconds 2\n# EOF\n";
+        assert_eq!(
+            classic(open),
+            "# HELP a_total A help.\n# TYPE a_total counter\na_total{x=\"1\"} 1\n\
+             # HELP b_seconds B.\n# TYPE b_seconds gauge\nb_seconds 2\n"
+        );
     }
 }

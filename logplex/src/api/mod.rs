@@ -328,7 +328,7 @@ async fn authorized(
     }
     let operator = scope == KeyScope::Operator;
     match (method, segments) {
-        (&Method::GET, ["metrics"]) if operator => metrics::render(state),
+        (&Method::GET, ["metrics"]) => metrics::render(state, &scope, req.headers()),
         (&Method::GET, ["apps"]) => apps::list(state, &scope),
         (&Method::POST, ["apps"]) if operator => apps::create(state, req).await,
         (&Method::GET, ["apps", app]) => apps::info(state, app),
@@ -367,13 +367,11 @@ async fn authorized(
             let rest = rest.iter().map(|s| (*s).to_owned()).collect();
             resource.handle(req, (*app).to_owned(), rest).await
         }
-        (_, ["metrics"] | ["apps"] | ["apps", _] | ["apps", _, "keys"] | ["keys"]) if !operator => {
-            error(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "This key may act on its own app only.",
-            )
-        }
+        (_, ["apps"] | ["apps", _] | ["apps", _, "keys"] | ["keys"]) if !operator => error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "This key may act on its own app only.",
+        ),
         _ => error(StatusCode::NOT_FOUND, "not_found", "No such resource."),
     }
 }

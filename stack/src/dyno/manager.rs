@@ -13,6 +13,7 @@ use logplex::{Emitter, Timestamp};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
+use crate::dyno::errors::{DynoError, DynoErrors};
 use crate::dyno::process::{self, DynoEvent, DynoLimits, DynoSpec};
 use crate::dyno::procfile::Procfile;
 use crate::mesh::Mesh;
@@ -168,6 +169,8 @@ struct Inner {
     output: Emitter,
     platform: Emitter,
     mesh: Arc<Mesh>,
+    /// The app's R-codes so far (each dyno's spec shares it).
+    errors: Arc<DynoErrors>,
     state: Mutex<State>,
     changed: Notify,
 }
@@ -196,6 +199,7 @@ impl DynoManager {
         let formation = app.formation.clone();
         let manager = DynoManager {
             inner: Arc::new(Inner {
+                errors: Arc::new(DynoErrors::new(&app.name)),
                 app,
                 config,
                 output,
@@ -209,6 +213,11 @@ impl DynoManager {
             manager.scale(&kind, quantity)?;
         }
         Ok(manager)
+    }
+
+    /// The app's R-codes so far, for `/metrics` (`paas_dyno_errors_total{app,code}`).
+    pub fn errors(&self) -> &Arc<DynoErrors> {
+        &self.inner.errors
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -466,10 +475,10 @@ impl DynoManager {
                 d.since = (Instant::now(), Timestamp::now());
             });
             if kind == "web" && port.is_none() {
-                self.say(
-                    &name,
-                    "Error R99 (Platform error) -> no free port for the dyno".into(),
-                );
+                let error = DynoError::Platform {
+                    detail: "no free port for the dyno".into(),
+                };
+                error.emit(&self.inner.errors, |line| self.say(&name, line));
             }
             let spec = DynoSpec {
                 name: name.clone(),
@@ -480,6 +489,7 @@ impl DynoManager {
                 dir: self.inner.app.dir.clone(),
                 limits: config.limits.clone(),
                 launcher: config.launcher.clone(),
+                errors: self.inner.errors.clone(),
             };
             let this = self.clone();
             let web_name = name.clone();

@@ -2,6 +2,7 @@
 //! into the router, restarted when they crash, scaled and restarted on request.
 
 pub mod api;
+pub mod errors;
 pub mod manager;
 pub mod metrics;
 pub mod output;

@@ -17,6 +17,7 @@ use rustix::process::{Pid, Signal, kill_process_group};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
+use crate::dyno::errors::{DynoError, DynoErrors};
 use crate::dyno::metrics::{MemoryVerdict, RuntimeMetrics};
 use crate::dyno::output::{MAX_LINE, pump};
 use crate::dyno::procfs;
@@ -42,6 +43,8 @@ pub struct DynoSpec {
     /// of `sh -c COMMAND` (`paas dyno-run` makes the dyno die with `paas` itself, even on a
     /// SIGKILL). `None`: `sh -c`.
     pub launcher: Option<PathBuf>,
+    /// Where its R-codes are counted (the app's, shared by its dynos).
+    pub errors: std::sync::Arc<DynoErrors>,
 }
 
 /// The timeouts and quotas a dyno runs under (Heroku's defaults; tests set short ones).
@@ -182,9 +185,7 @@ pub async fn run(
         Boot::Stop => terminate(&spec, &mut child, pid, &say).await,
         Boot::TimedOut => {
             let secs = spec.limits.boot_timeout.as_secs();
-            say(format!(
-                "Error R10 (Boot timeout) -> Web process failed to bind to $PORT within {secs} seconds of launch"
-            ));
+            DynoError::BootTimeout { secs }.emit(&spec.errors, say);
             say("Stopping process with SIGKILL".to_owned());
             signal_group(pid, Signal::KILL);
             let _ = child.wait().await;
@@ -280,12 +281,12 @@ async fn supervise(
                     MemoryVerdict::Within => r14_told = None,
                     MemoryVerdict::Exceeded => {
                         if r14_told.is_none_or(|t| t.elapsed() >= interval) {
-                            say("Error R14 (Memory quota exceeded)".to_owned());
+                            DynoError::MemoryQuotaExceeded.emit(&spec.errors, say);
                             r14_told = Some(Instant::now());
                         }
                     }
                     MemoryVerdict::VastlyExceeded => {
-                        say("Error R15 (Memory quota vastly exceeded)".to_owned());
+                        DynoError::MemoryQuotaVastlyExceeded.emit(&spec.errors, say);
                         say("Stopping process with SIGKILL".to_owned());
                         signal_group(pid, Signal::KILL);
                         let _ = child.wait().await;
@@ -320,9 +321,7 @@ async fn terminate(
     }
     if status.is_err() || procfs::group_alive(pid) {
         let secs = spec.limits.exit_timeout.as_secs();
-        say(format!(
-            "Error R12 (Exit timeout) -> At least one process failed to exit within {secs} seconds of SIGTERM"
-        ));
+        DynoError::ExitTimeout { secs }.emit(&spec.errors, say);
         say("Stopping remaining processes with SIGKILL".to_owned());
         signal_group(pid, Signal::KILL);
     }
@@ -374,6 +373,7 @@ mod tests {
             dir: std::env::temp_dir(),
             limits,
             launcher: None,
+            errors: std::sync::Arc::new(DynoErrors::new("shop")),
         }
     }
 
@@ -468,13 +468,12 @@ mod tests {
             boot_timeout: Duration::from_millis(300),
             ..quick()
         };
-        let exit = run_to_end(
-            spec("web.1", "sleep 30", Some(free_port()), limits),
-            app,
-            platform,
-        )
-        .await;
+        let spec = spec("web.1", "sleep 30", Some(free_port()), limits);
+        let errors = spec.errors.clone();
+        let exit = run_to_end(spec, app, platform).await;
         assert_eq!(exit, DynoExit::BootTimeout);
+        // The one emit wrote the line and counted it.
+        assert_eq!(errors.count("R10"), 1);
         let got = lines(&router);
         assert!(
             got.contains(&"paas[web.1]: Error R10 (Boot timeout) -> Web process failed to bind to $PORT within 0 seconds of launch".to_owned()),
@@ -582,14 +581,10 @@ mod tests {
             memory_quota: used * 2 / 3,
             ..quick()
         };
+        let spec = spec("worker.1", "sleep 30", None, limits);
+        let errors = spec.errors.clone();
         assert_eq!(
-            stop_after(
-                spec("worker.1", "sleep 30", None, limits),
-                app,
-                platform,
-                600
-            )
-            .await,
+            stop_after(spec, app, platform, 600).await,
             DynoExit::Stopped(143)
         );
         let got = lines(&router);
@@ -597,6 +592,8 @@ mod tests {
             got.contains(&"paas[worker.1]: Error R14 (Memory quota exceeded)".to_owned()),
             "{got:?}"
         );
+        let told = got.iter().filter(|l| l.contains("Error R14")).count() as u64;
+        assert_eq!(errors.count("R14"), told, "the stream and the count agree");
         assert!(!got.iter().any(|l| l.contains("R15")), "{got:?}");
     }
 }

@@ -141,8 +141,10 @@ pub struct Pool {
 
 impl Pool {
     /// About `size` frames (rounded up to a multiple of the number of tokens), their timestamps
-    /// a millisecond apart from `start_micros`.
-    pub fn new(tokens: &[String], size: usize, start_micros: i64) -> Self {
+    /// a millisecond apart from `start_micros`. With `l2met`, each message also carries l2met
+    /// metrics (`source=web.N measure#db.latency=…ms count#requests=1`), so that metric
+    /// extraction has work on every line.
+    pub fn new(tokens: &[String], size: usize, start_micros: i64, l2met: bool) -> Self {
         let n = size.div_ceil(tokens.len()) * tokens.len();
         let mut rng = Rng::new(42);
         let (mut buf, mut ends) = (Vec::with_capacity(n * 220), Vec::with_capacity(n));
@@ -150,6 +152,14 @@ impl Pool {
         for i in 0..n {
             msg.clear();
             router_message(&mut msg, &mut rng);
+            if l2met {
+                let _ = write!(
+                    msg,
+                    " source=web.{} measure#db.latency={}ms count#requests=1",
+                    rng.below(4) + 1,
+                    rng.below(50) + 1
+                );
+            }
             let micros = start_micros + i as i64 * 1000;
             push_frame(
                 &mut buf,
@@ -220,7 +230,7 @@ mod tests {
     #[test]
     fn frames_are_octet_counted_and_go_round() {
         let tokens = vec!["t.a".to_owned(), "t.b".to_owned()];
-        let pool = Pool::new(&tokens, 5, 1_795_262_400_000_000);
+        let pool = Pool::new(&tokens, 5, 1_795_262_400_000_000, false);
         assert_eq!(pool.len(), 6);
         let all = pool.slice(0, pool.len());
         let mut rest = all;

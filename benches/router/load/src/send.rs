@@ -47,6 +47,10 @@ pub struct Args {
     /// Seconds to wait for the router to accept everything.
     #[arg(long, default_value_t = 120.0)]
     wait_timeout: f64,
+    /// Add l2met metrics to every line (`measure#db.latency=…ms count#requests=1`), for the
+    /// metric extraction bench.
+    #[arg(long)]
+    l2met: bool,
 }
 
 /// The apps' `accepted` counters, summed.
@@ -113,7 +117,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(api) => accepted(api, key, &args.app)?,
         None => 0,
     };
-    let pool = Arc::new(Pool::new(&args.token, args.pool.max(1), unix_micros()));
+    let pool = Arc::new(Pool::new(
+        &args.token,
+        args.pool.max(1),
+        unix_micros(),
+        args.l2met,
+    ));
     let frame_bytes = pool.bytes() as f64 / pool.len() as f64;
 
     let start = Arc::new(Barrier::new(connections + 1));
