@@ -84,11 +84,11 @@ pub(crate) struct RowValues<'a> {
     pub(crate) raw: Vec<Option<(std::ops::Range<usize>, bool)>>,
 }
 
-/// Reads `line`'s column values; `other` gets every pair of a key that is no column
-/// (key, unescaped value), for the token filter.
+/// Reads `line`'s column values; `other` gets every pair of a key that is no column (key,
+/// unescaped value, and whether it was written with an escape), for the token filter.
 pub(crate) fn read_row<'a>(
     line: &'a LogLine,
-    mut other: impl FnMut(&[u8], &[u8]),
+    mut other: impl FnMut(&[u8], &[u8], bool),
 ) -> RowValues<'a> {
     let n = COLUMNS.len();
     let mut row = RowValues {
@@ -126,7 +126,7 @@ pub(crate) fn read_row<'a>(
                 }
                 None => {}
             },
-            None => other(p.key, &value),
+            None => other(p.key, &value, matches!(value, std::borrow::Cow::Owned(_))),
         }
     }
     for (c, spec) in COLUMNS.iter().enumerate() {
@@ -159,7 +159,7 @@ mod tests {
             r#"at=info method=GET path="/a b" dyno=web.2 status=200 status=201 request_id=x1 flag"#,
         );
         let mut others = Vec::new();
-        let row = read_row(&l, |k, v| others.push((k.to_vec(), v.to_vec())));
+        let row = read_row(&l, |k, v, _| others.push((k.to_vec(), v.to_vec())));
         let get = |name: &str| {
             row.values[column_of(name.as_bytes()).unwrap()]
                 .as_deref()

@@ -56,6 +56,8 @@ pub(crate) enum Plan {
     },
     /// Rows in chunks whose filter may hold every one of these hashes (a superset).
     Tokens(Vec<u64>),
+    /// Rows in chunks whose filter may hold every hash of one of these lists (a superset).
+    TokensAny(Vec<Vec<u64>>),
     /// A word or phrase of the message. It holds on a row where it is in a column's value
     /// (`whole`: per pair column, whether each id's value holds it), and may hold on one
     /// where each of its words is in a column's value or in the chunk's filter.
@@ -112,7 +114,12 @@ fn plan(term: Term<'_>, dicts: &[Dict]) -> Plan {
                 .with_column(c)
             }
             None => match cmp.exact_value() {
-                Some(v) => Plan::Tokens(vec![hash_pair(cmp.key(), v)]),
+                // Written as it is, the value's words are in the filter; written with an
+                // escape, the pair is.
+                Some(v) => Plan::TokensAny(vec![
+                    words(v).map(hash_word).collect(),
+                    vec![hash_pair(cmp.key(), v)],
+                ]),
                 None => Plan::Tokens(vec![hash_parts(&[b"?", cmp.key()])]),
             },
         },
@@ -259,6 +266,13 @@ impl<'a> BlockReader<'a> {
                 Rows::sure(self.in_column(*column, truth)?)
             }
             Plan::Tokens(hashes) => Rows::maybe(self.chunks_with(hashes)?),
+            Plan::TokensAny(lists) => {
+                let mut any = Bitmap::none(rows);
+                for hashes in lists {
+                    any.or(&self.chunks_with(hashes)?);
+                }
+                Rows::maybe(any)
+            }
             Plan::Text { whole, words } => {
                 let mut yes = Bitmap::none(rows);
                 for (c, truth) in whole {

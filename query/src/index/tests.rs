@@ -80,7 +80,7 @@ fn lines(n: usize, seed: u64) -> Vec<LogLine> {
                         WORDS[rng.below(WORDS.len() as u64) as usize],
                         rng.below(100),
                         rng.below(2000),
-                        if rng.below(20) == 0 { " flag" } else { "" },
+                        [" flag", " tag=\"x\\\"y\"", " tag=xy", " tag=\"q\\nz\"", "", "", "", "", "", ""][rng.below(10) as usize],
                     ),
                 ),
             };
@@ -214,6 +214,10 @@ const QUERIES: &[&str] = &[
     "\"cache\" and not \"miss\" | count",
     "msg=\"timeout retry\" | count",
     "\"b\\\"c\" | count",
+    "tag=\"x\\\"y\" | count",
+    "tag=xy | count",
+    "tag=\"q\\nz\" | count",
+    "tag | count by process",
 ];
 
 #[test]

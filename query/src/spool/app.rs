@@ -212,9 +212,26 @@ impl AppSpool {
     /// Deletes the oldest sealed segments that end at or before `through` (what a consumer
     /// has made durable elsewhere, as the index has); returns how many.
     pub(super) fn release_through(&mut self, through: u64) -> Result<usize, SpoolError> {
+        // The segment being written, when a consumer has every line of it and it has grown
+        // past ROLL_COVERED: sealed and replaced by an empty one, so that it can go too (else
+        // it would stay until the next segment starts, up to a whole segment of kept lines).
+        let mut limit = through;
+        let covered = self.segments.back().is_some_and(|a| {
+            !a.sealed && a.lines > 0 && a.len >= ROLL_COVERED && a.end() <= through
+        });
+        if covered {
+            self.start_segment()?;
+            let rolled = self
+                .segments
+                .len()
+                .checked_sub(2)
+                .and_then(|i| self.segments.get(i));
+            // Past its lines there is only its seal.
+            limit = limit.max(rolled.map_or(0, SegmentMeta::end));
+        }
         let mut n = 0;
         while let Some(first) = self.segments.front() {
-            if !first.sealed || first.end() > through || self.segments.len() == 1 {
+            if !first.sealed || first.end() > limit || self.segments.len() == 1 {
                 break;
             }
             self.remove_oldest()?;
@@ -264,6 +281,9 @@ impl Drop for AppSpool {
 }
 
 /// The base positions of the segment files in `dir`, in order (none if it does not exist).
+/// The size past which a segment whose every line a consumer has is rolled to be released.
+const ROLL_COVERED: u64 = 1 << 20;
+
 fn list_segments(dir: &Path) -> Result<Vec<u64>, SpoolError> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,

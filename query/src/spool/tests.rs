@@ -349,3 +349,31 @@ fn measure_scan_speed() {
         assert_eq!(count, n);
     }
 }
+
+#[test]
+fn released_lines_go_with_their_segments_and_positions_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path(), small(64 << 20)).unwrap();
+    spool.append(APP, &lines(0..20_000)).unwrap();
+    let mut scan = spool.scan_from(APP, Position::default()).unwrap();
+    let half: Vec<LogLine> = scan.by_ref().take(10_000).map(Result::unwrap).collect();
+    let middle = scan.position();
+    drop(scan);
+    assert_eq!(half.len(), 10_000);
+    // Half of the one segment being written is covered: nothing goes.
+    assert_eq!(spool.release_through(APP, middle).unwrap(), 0);
+    assert_eq!(read_all(&spool, APP).len(), 20_000);
+    // All of it (past a MiB) is: it is sealed, a new one started, and it goes.
+    let end = Position(spool.app_stats(APP).unwrap().end);
+    assert_eq!(spool.release_through(APP, end).unwrap(), 1);
+    let stats = spool.app_stats(APP).unwrap();
+    assert_eq!((stats.lines, stats.segments), (0, 1), "{stats:?}");
+    assert!(stats.end >= end.0);
+    spool.append(APP, &lines(20_000..20_010)).unwrap();
+    let rest: Vec<LogLine> = spool
+        .scan_from(APP, end)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(rest, lines(20_000..20_010));
+}

@@ -135,9 +135,13 @@ impl BlockBuilder {
         self.received_max = self.received_max.max(line.received.as_micros());
         self.times.push(time);
         let tokens = &mut self.tokens;
-        let row = read_row(line, |key, value| {
+        let row = read_row(line, |key, value, escaped| {
             tokens.insert(hash_parts(&[b"?", key]));
-            tokens.insert(hash_pair(key, value));
+            // A value written as it is has its words in the filter already (every word
+            // outside column values is); one written with an escape is kept whole.
+            if escaped {
+                tokens.insert(hash_pair(key, value));
+            }
         });
         let mut in_columns: Vec<std::ops::Range<usize>> = Vec::new();
         for (c, value) in row.values.iter().enumerate() {
