@@ -419,7 +419,7 @@ fn a_million_lines_answer_as_computed_here() {
         message: Bytes::from(format!(
             "path=/p{} status={} service={}ms",
             i % 1000,
-            if i % 7 == 0 { 503 } else { 200 },
+            if i.is_multiple_of(7) { 503 } else { 200 },
             i % 997
         )),
         seq: i as u64 + 1,
@@ -452,7 +452,7 @@ fn a_million_lines_answer_as_computed_here() {
     let t = ask("status=503 | count");
     assert_eq!(
         t.rows[0][0],
-        Cell::Number((0..n).filter(|i| i % 7 == 0).count() as f64)
+        Cell::Number((0..n).filter(|i| i.is_multiple_of(7)).count() as f64)
     );
     let t = ask("* | count, max(service), p50(service) by path | head 3");
     // Every path has 1,000 lines: ties by count, so the first paths by name.
