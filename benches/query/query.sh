@@ -232,3 +232,6 @@ else
     vl_sel="" vl_range="" vl_word="" vl_kept=""
 fi
 echo "answers: status=503 path=/healthz: paas $(answer 'status=503 path=/healthz | count'), rg $(rg -c 'path="/healthz".*status=503' "$corpus")$vl_sel$vl_range$vl_word; lines kept: paas $(answer '* | count'), file $lines$vl_kept"
+after_kb=$(awk '$1 == "VmRSS:" {print $2}' "/proc/$router_pid/status")
+after_hwm=$(awk '$1 == "VmHWM:" {print $2}' "/proc/$router_pid/status")
+echo "router RSS after the queries: $((after_kb / 1024)) MiB (peak $((after_hwm / 1024)) MiB; column cache ≤ --query-cache-mb 256)"
