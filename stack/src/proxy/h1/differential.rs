@@ -2,6 +2,8 @@
 //! head ours takes, hyper takes too, with the same method, target and body length; a head
 //! hyper refuses, ours refuses. Ours is the stricter (it refuses a head with both
 //! `Content-Length` and `Transfer-Encoding`, which hyper reads as chunked).
+//!
+//! A test module throughout: `h1/mod.rs` declares it `#[cfg(test)]`.
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
