@@ -109,6 +109,16 @@ fn config() -> IndexConfig {
     }
 }
 
+/// `text` over every line `index` and `spool` keep for the app.
+fn ask(index: &Index, spool: &Spool, text: &str) -> Result<Output, super::SearchError> {
+    let q = Query::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+    let all = Window {
+        since: None,
+        until: None,
+    };
+    answer(index, spool, APP, &AppName::from("shop"), &q, all, 10)
+}
+
 struct Fixture {
     _dir: tempfile::TempDir,
     spool: Spool,
@@ -315,22 +325,7 @@ fn blocks_let_the_spool_go_and_survive_a_reopen() {
         stats.lines < 3_000,
         "the spool keeps only what no block has: {stats:?}"
     );
-    let q = Query::parse("* | count").unwrap();
-    let count = |index: &Index| {
-        answer(
-            index,
-            &f.spool,
-            APP,
-            &AppName::from("shop"),
-            &q,
-            Window {
-                since: None,
-                until: None,
-            },
-            10,
-        )
-        .unwrap()
-    };
+    let count = |index: &Index| ask(index, &f.spool, "* | count").unwrap();
     let before = count(&f.index);
     let reopened = Index::open(f._dir.path().join("index"), config()).unwrap();
     assert_eq!(count(&reopened), before);
@@ -352,21 +347,9 @@ fn a_damaged_block_is_an_error_naming_it() {
     bytes[at] ^= 0xff;
     std::fs::write(&first, &bytes).unwrap();
     let index = Index::open(f._dir.path().join("index"), config()).unwrap();
-    let q = Query::parse("\"timeout\" | count").unwrap();
-    let e = answer(
-        &index,
-        &f.spool,
-        APP,
-        &AppName::from("shop"),
-        &q,
-        Window {
-            since: None,
-            until: None,
-        },
-        10,
-    )
-    .unwrap_err()
-    .to_string();
+    let e = ask(&index, &f.spool, "\"timeout\" | count")
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains(&first.display().to_string()) && e.contains("checksum"),
         "{e}"
@@ -430,31 +413,18 @@ fn a_million_lines_answer_as_computed_here() {
     }
     catch_up(&index, &spool, true).unwrap();
     assert_eq!(index.app_stats(APP).unwrap().lines, n as u64);
-    let ask = |text: &str| {
-        let q = Query::parse(text).unwrap();
-        let Output::Table(t) = answer(
-            &index,
-            &spool,
-            APP,
-            &AppName::from("shop"),
-            &q,
-            Window {
-                since: None,
-                until: None,
-            },
-            10,
-        )
-        .unwrap() else {
+    let table = |text: &str| {
+        let Output::Table(t) = ask(&index, &spool, text).unwrap() else {
             panic!("a table")
         };
         t
     };
-    let t = ask("status=503 | count");
+    let t = table("status=503 | count");
     assert_eq!(
         t.rows[0][0],
         Cell::Number((0..n).filter(|i| i.is_multiple_of(7)).count() as f64)
     );
-    let t = ask("* | count, max(service), p50(service) by path | head 3");
+    let t = table("* | count, max(service), p50(service) by path | head 3");
     // Every path has 1,000 lines: ties by count, so the first paths by name.
     let mut paths: Vec<String> = (0..1000).map(|p| format!("/p{p}")).collect();
     paths.sort();
