@@ -237,8 +237,12 @@ pub async fn spool(
 ) {
     let tell = |dropped: u64, since: Timestamp| {
         let loss = Loss { dropped, since };
-        let line = logplex::drain_overflow(channel.app(), &token, dropped, since, Timestamp::now());
-        channel.publish_platform_except(line, Some(&token));
+        let event = logplex::PlatformEvent::DrainOverflow {
+            drain: token.clone(),
+            dropped,
+            since,
+        };
+        channel.emit_for_drain(event, &token);
         spool.owe(loss);
     };
     let mut tick = tokio::time::interval(crate::durable::SYNC_INTERVAL);

@@ -415,7 +415,7 @@ fn a_million_lines_answer_as_computed_here() {
         message: Bytes::from(format!(
             "path=/p{} status={} service={}ms",
             i % 1000,
-            if i % 7 == 0 { 503 } else { 200 },
+            if i.is_multiple_of(7) { 503 } else { 200 },
             i % 997
         )),
         seq: i as u64 + 1,
