@@ -270,7 +270,7 @@ impl Drains {
                             queue: Mutex::new(q),
                             ready: tokio::sync::Notify::new(),
                             finished: std::sync::atomic::AtomicBool::new(false),
-                            owed: Mutex::new(None),
+                            owed: Mutex::new(Vec::new()),
                         });
                         tokio::spawn(crate::feed::spool(
                             queue.clone(),
