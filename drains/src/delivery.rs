@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use logplex::{Channel, LogLine, Loss, Subscription, Timestamp};
+use logplex::{Channel, LogLine, Loss, PlatformEvent, Subscription};
 use tokio::sync::watch;
 
 use crate::dial::Dialer;
@@ -74,37 +74,29 @@ impl Ctx {
     /// Reports a loss from the buffer: Heroku's L10 into the app's stream now, and the same
     /// line for the drain itself (returned), sent with the next batch that gets through.
     pub fn overflow(&self, loss: Loss) -> LogLine {
-        let line = logplex::drain_overflow(
-            self.channel.app(),
-            &self.drain.token,
-            loss.dropped,
-            loss.since,
-            Timestamp::now(),
-        );
-        self.channel
-            .publish_platform_except(line.clone(), Some(&self.drain.token));
-        line
+        let event = PlatformEvent::DrainOverflow {
+            drain: self.drain.token.clone(),
+            dropped: loss.dropped,
+            since: loss.since,
+        };
+        self.channel.emit_for_drain(event, &self.drain.token)
     }
 
     /// Reports a certificate failure as Heroku's L14 in the app's stream.
     pub fn certificate_failure(&self, error: &str) {
-        self.channel.publish_platform(logplex::certificate_error(
-            self.channel.app(),
-            error,
-            &self.drain.url,
-            Timestamp::now(),
-        ));
+        self.channel.emit(PlatformEvent::CertificateInvalid {
+            error: error.to_owned(),
+            uri: self.drain.url.clone(),
+        });
     }
 
     /// Reports in the app's stream that the address policy refused where the drain leads.
     pub fn destination_refused(&self, error: &str) {
-        self.channel.publish_platform(logplex::drain_refused(
-            self.channel.app(),
-            &self.drain.token,
-            error,
-            &self.drain.url,
-            Timestamp::now(),
-        ));
+        self.channel.emit(PlatformEvent::DrainRefused {
+            drain: self.drain.token.clone(),
+            error: error.to_owned(),
+            uri: self.drain.url.clone(),
+        });
     }
 
     /// Whether the router is stopping.

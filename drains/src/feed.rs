@@ -7,12 +7,15 @@
 
 use std::sync::{Arc, Mutex};
 
-use logplex::{LineQueue, LogLine, Loss, Timestamp};
+use logplex::{LineQueue, LogLine, Timestamp};
 use tokio::sync::Notify;
 
 use crate::delivery::Ctx;
 use crate::durable::DurableQueue;
 use crate::health::Health;
+
+/// The most L10 lines a durable drain is owed at once (one per loss while it cannot deliver).
+const OWED_LINES: usize = 64;
 
 /// Encodes one line for a kind of drain (`LINE`, drain token, out).
 pub type Encode = fn(&LogLine, &str, &mut Vec<u8>);
@@ -56,8 +59,11 @@ pub struct Spool {
     pub ready: Notify,
     /// The spooler has moved everything the buffer will ever hold to disk.
     pub finished: std::sync::atomic::AtomicBool,
-    /// A loss not yet told to the drain itself (its L10 travels with the next batch).
-    pub owed: Mutex<Option<Loss>>,
+    /// L10 lines already told in the app's stream and not yet to the drain itself (they
+    /// travel with its next batch): kept as made, so the stream is not told a second time
+    /// and each loss is counted once. At most `OWED_LINES`; past that the drain misses its
+    /// copy of the newest (the stream and the metric still have them).
+    pub owed: Mutex<Vec<LogLine>>,
 }
 
 impl Spool {
@@ -65,11 +71,10 @@ impl Spool {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn owe(&self, loss: Loss) {
+    fn owe(&self, line: LogLine) {
         let mut owed = self.owed.lock().unwrap_or_else(|p| p.into_inner());
-        match &mut *owed {
-            Some(o) => o.dropped += loss.dropped,
-            None => *owed = Some(loss),
+        if owed.len() < OWED_LINES {
+            owed.push(line);
         }
     }
 }
@@ -136,11 +141,12 @@ impl Feed {
                 match peeked {
                     Ok((first, records)) if !records.is_empty() => {
                         let mut batch = Batch::default();
-                        let owed = spool.owed.lock().unwrap_or_else(|p| p.into_inner()).take();
-                        if let Some(loss) = owed {
-                            let l10 = ctx.overflow(loss);
-                            let mut scratch = Vec::with_capacity(256);
-                            encode_into(*encode, &l10, &ctx.drain.token, &mut scratch);
+                        let owed = std::mem::take(
+                            &mut *spool.owed.lock().unwrap_or_else(|p| p.into_inner()),
+                        );
+                        let mut scratch = Vec::with_capacity(256);
+                        for l10 in &owed {
+                            encode_into(*encode, l10, &ctx.drain.token, &mut scratch);
                             batch.push_frame(&scratch);
                         }
                         batch.lines = records.len() as u64;
@@ -236,10 +242,12 @@ pub async fn spool(
     batch_lines: usize,
 ) {
     let tell = |dropped: u64, since: Timestamp| {
-        let loss = Loss { dropped, since };
-        let line = logplex::drain_overflow(channel.app(), &token, dropped, since, Timestamp::now());
-        channel.publish_platform_except(line, Some(&token));
-        spool.owe(loss);
+        let event = logplex::PlatformEvent::DrainOverflow {
+            drain: token.clone(),
+            dropped,
+            since,
+        };
+        spool.owe(channel.emit_for_drain(event, &token));
     };
     let mut tick = tokio::time::interval(crate::durable::SYNC_INTERVAL);
     loop {

@@ -270,7 +270,7 @@ impl Drains {
                             queue: Mutex::new(q),
                             ready: tokio::sync::Notify::new(),
                             finished: std::sync::atomic::AtomicBool::new(false),
-                            owed: Mutex::new(None),
+                            owed: Mutex::new(Vec::new()),
                         });
                         tokio::spawn(crate::feed::spool(
                             queue.clone(),
@@ -327,13 +327,11 @@ impl Drains {
     fn hold(&self, drain: Drain, channel: &logplex::Channel, why: DrainError) {
         let why = why.to_string();
         tracing::warn!(drain = %drain.id, url = %drain.url, error = %why, "drain not started");
-        channel.publish_platform(logplex::drain_refused(
-            channel.app(),
-            &drain.token,
-            &why,
-            &drain.url,
-            Timestamp::now(),
-        ));
+        channel.emit(logplex::PlatformEvent::DrainRefused {
+            drain: drain.token.clone(),
+            error: why.clone(),
+            uri: drain.url.clone(),
+        });
         let health = Arc::new(Health::default());
         health.failed(format!("not delivering: {why}"));
         let queue = Arc::new(LineQueue::new(1));

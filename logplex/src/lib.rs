@@ -43,9 +43,7 @@ pub use history::{DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_LINES, History};
 pub use ingest::{IngestStats, ListenerStats, StreamConfig, serve_stream, serve_udp};
 pub use line::{APP_SOURCE, AppName, LogLine, PLATFORM_SOURCE};
 pub use persist::{HistoryFileError, decode_history, encode_history};
-pub use platform::{
-    LOGPLEX_PROCESS, certificate_error, drain_overflow, drain_refused, rate_limited, tail_overflow,
-};
+pub use platform::{LOGPLEX_PROCESS, PlatformEvent, PlatformEvents};
 pub use printable::printable;
 pub use registry::{
     ApiKey, App, Caller, KeyOrigin, KeyScope, NewKey, RESERVED_SOURCES, Registry, RegistryError,

@@ -16,8 +16,9 @@ use crate::api::ApiState;
 use crate::api::limits::Refusal;
 use crate::api::response::{Body, error, full};
 use crate::ingest::ListenerStats;
+use crate::platform::{PlatformEvent, PlatformEvents};
 use crate::registry::KeyScope;
-use crate::router::{Limit, Reject, Router};
+use crate::router::{Channel, Limit, Reject, Router};
 
 #[derive(Debug)]
 struct RouterCollector(Router);
@@ -144,6 +145,7 @@ impl Collector for RouterCollector {
             "Tail sessions open.",
             stats.iter().map(|s| (app(&s.app), s.tails as i64)),
         )?;
+        platform_events(&mut encoder, &channels)?;
         let ingest = router.ingest_stats();
         let listeners = [
             ("tcp", &ingest.tcp),
@@ -199,6 +201,39 @@ impl Collector for RouterCollector {
         )?)?;
         Ok(())
     }
+}
+
+/// The router's own lines (L10, L11, L12, L14, refused drains) told in each app's stream, and
+/// the lines they told lost: read from the counts their one emit keeps, so the stream and
+/// these series agree.
+fn platform_events(
+    encoder: &mut DescriptorEncoder<'_>,
+    channels: &[std::sync::Arc<Channel>],
+) -> Result<(), std::fmt::Error> {
+    let by = |read: fn(&PlatformEvents, &str) -> u64| {
+        let mut values = Vec::with_capacity(channels.len() * PlatformEvent::CODES.len());
+        for c in channels {
+            for code in PlatformEvent::CODES {
+                let labels = vec![("app", c.app().to_string()), ("code", code.to_owned())];
+                values.push((labels, read(c.platform_events(), code)));
+            }
+        }
+        values
+    };
+    counter(
+        encoder,
+        "logplex_platform_events",
+        "Lines the router told in an app's stream about itself, by code: L10 drain buffer \
+         overflow, L11 tail buffer overflow, L12 app rate limit, L14 drain certificate, refused \
+         drain destination.",
+        by(PlatformEvents::count),
+    )?;
+    counter(
+        encoder,
+        "logplex_platform_dropped_messages",
+        "Lines those platform events told lost (L10, L11, L12), by app and code.",
+        by(PlatformEvents::dropped),
+    )
 }
 
 /// Connections refused and closed, by listener and why, and failed accepts: for the

@@ -26,7 +26,7 @@ use crate::api::response::{Body, ChannelBody, error, json, no_such_app};
 use crate::api::{ApiState, read_json};
 use crate::filter::LineFilter;
 use crate::line::LogLine;
-use crate::platform;
+use crate::platform::PlatformEvent;
 use crate::router::{Channel, Subscription, Taken};
 use crate::time::{TimeFormatCache, Timestamp};
 
@@ -382,11 +382,11 @@ impl StreamWriter {
                 return;
             };
             if let Some(loss) = loss {
-                let now = Timestamp::now();
-                lines.insert(
-                    0,
-                    platform::tail_overflow(channel.app(), loss.dropped, loss.since, now),
-                );
+                let event = PlatformEvent::TailOverflow {
+                    dropped: loss.dropped,
+                    since: loss.since,
+                };
+                lines.insert(0, channel.emit_to_reader(event));
             }
             if !self.send_lines(&lines).await {
                 return;

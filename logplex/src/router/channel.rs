@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crate::filter::LineFilter;
 use crate::history::History;
 use crate::line::{AppName, LogLine};
-use crate::platform;
+use crate::platform::{PlatformEvent, PlatformEvents};
 use crate::router::budget::RateBudget;
 use crate::router::consumers::{CatchUp, Consumers, Detach, Subscription};
 use crate::router::queue::{Batch, LineQueue, Loss};
@@ -104,6 +104,8 @@ pub struct Channel {
     state: Mutex<State>,
     accepted: AtomicU64,
     rejected: RejectCounts,
+    /// The router's own lines told in this stream, counted as they are made.
+    events: PlatformEvents,
     global: Arc<Consumers>,
     seq_file: Option<SeqFile>,
 }
@@ -135,6 +137,7 @@ impl Channel {
             state: Mutex::new(state),
             accepted: AtomicU64::new(0),
             rejected: RejectCounts::default(),
+            events: PlatformEvents::default(),
             global,
             seq_file,
         }
@@ -233,18 +236,41 @@ impl Channel {
         BatchOutcome::Accepted(n)
     }
 
-    /// Publishes a line the router itself made (L10, L11, L14, …): never rate limited.
-    pub fn publish_platform(&self, line: LogLine) {
-        self.publish_platform_except(line, None);
+    /// The router's own lines told for this app so far, by code (for `/metrics`).
+    pub fn platform_events(&self) -> &PlatformEvents {
+        &self.events
     }
 
-    /// The same, but not to the subscriber named `except`: a drain's own L10 goes to that
-    /// drain with its next batch, not through its buffer again.
-    pub fn publish_platform_except(&self, line: LogLine, except: Option<&str>) {
+    /// Tells `event` in the app's stream (history and every reader), counted: never rate
+    /// limited. Nothing is told, nor counted, once the channel is closed.
+    pub fn emit(&self, event: PlatformEvent) {
+        self.emit_except(event, None);
+    }
+
+    /// Tells a drain's own L10 in the app's stream but not to that drain (`drain`, its
+    /// token): the line is returned for the drain to send with its next batch, not through
+    /// its buffer again. One event, one count, though two readers see it.
+    pub fn emit_for_drain(&self, event: PlatformEvent, drain: &str) -> LogLine {
+        let st = self.lock();
+        let line = self.events.emit(&self.app, &event, Timestamp::now());
+        if !st.closed {
+            self.fan_out_except(st, vec![line.clone()], Some(drain));
+        }
+        line
+    }
+
+    /// Counts `event` and returns its line for the one reader it concerns (a tail session's
+    /// own L11), without publishing it in the stream.
+    pub fn emit_to_reader(&self, event: PlatformEvent) -> LogLine {
+        self.events.emit(&self.app, &event, Timestamp::now())
+    }
+
+    fn emit_except(&self, event: PlatformEvent, except: Option<&str>) {
         let st = self.lock();
         if st.closed {
             return;
         }
+        let line = self.events.emit(&self.app, &event, Timestamp::now());
         self.fan_out_except(st, vec![line], except);
     }
 
@@ -264,12 +290,11 @@ impl Channel {
         }
         let loss = st.rate_loss.take()?;
         st.last_rate_report = now.as_micros();
-        Some(platform::rate_limited(
-            &self.app,
-            loss.dropped,
-            loss.since,
-            now,
-        ))
+        let event = PlatformEvent::RateLimited {
+            dropped: loss.dropped,
+            since: loss.since,
+        };
+        Some(self.events.emit(&self.app, &event, now))
     }
 
     /// History, then every subscriber, then the router-wide consumers. The batch is shared

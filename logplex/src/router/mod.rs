@@ -473,6 +473,66 @@ mod tests {
         assert_eq!(all.queue().try_take(10).lines.len(), 1);
         assert!(router.channel("shop").is_none());
     }
+    #[test]
+    fn every_platform_line_told_is_counted_once_where_it_went() {
+        use crate::platform::PlatformEvent;
+        let config = RouterConfig {
+            app_rate: 2,
+            ..RouterConfig::default()
+        };
+        let router = Router::new(config, Registry::in_memory());
+        router.create_app("shop").unwrap();
+        let shop = router.channel("shop").unwrap();
+        let drain = shop.subscribe("drain", "d.1", LineFilter::default(), 100);
+        let tail = shop.subscribe("tail", "t.1", LineFilter::default(), 100);
+        let lines = (0..5)
+            .map(|i| crate::line::tests::line("shop", "app", "web.1", "x", i))
+            .collect();
+        assert_eq!(shop.publish(lines, Timestamp::now()), 2);
+        let since = Timestamp::now();
+        let for_drain = shop.emit_for_drain(
+            PlatformEvent::DrainOverflow {
+                drain: "d.1".into(),
+                dropped: 4,
+                since,
+            },
+            "d.1",
+        );
+        shop.emit(PlatformEvent::CertificateInvalid {
+            error: "bad".into(),
+            uri: "syslog+tls://x:6514".into(),
+        });
+        let l11 = shop.emit_to_reader(PlatformEvent::TailOverflow { dropped: 9, since });
+        let told = |lines: &[crate::line::LogLine], code: &str| {
+            let needle = format!("Error {code} ");
+            lines
+                .iter()
+                .filter(|l| l.message.starts_with(needle.as_bytes()))
+                .count() as u64
+        };
+        let history = shop.history(100, &LineFilter::default());
+        let events = shop.platform_events();
+        for code in ["L10", "L12", "L14"] {
+            assert_eq!(told(&history, code), events.count(code), "{code}");
+            assert_eq!(events.count(code), 1, "{code}");
+        }
+        assert_eq!((events.dropped("L12"), events.dropped("L10")), (3, 4));
+        // L11 concerns one tail session: counted, never in the stream.
+        assert_eq!((told(&history, "L11"), events.count("L11")), (0, 1));
+        assert!(l11.message.starts_with(b"Error L11 "));
+        // A drain's own L10 is handed to it, not queued for it again.
+        let to_drain = drain.queue().try_take(100).lines;
+        assert_eq!(told(&to_drain, "L10"), 0);
+        assert!(for_drain.message.starts_with(b"Error L10 "));
+        assert_eq!(told(&tail.queue().try_take(100).lines, "L10"), 1);
+        // Nothing is told, nor counted, once the channel is closed.
+        shop.close();
+        shop.emit(PlatformEvent::CertificateInvalid {
+            error: "bad".into(),
+            uri: "u".into(),
+        });
+        assert_eq!(events.count("L14"), 1);
+    }
 }
 
 #[cfg(test)]
