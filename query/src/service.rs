@@ -111,7 +111,10 @@ impl QueryService {
             "index_bytes": index.bytes,
             "spool_lines": spool.lines,
             "spool_bytes": spool.bytes,
-            "lag_bytes": spool.end.saturating_sub(index.end),
+            "lag_bytes": self
+                .indexer
+                .app_lag_bytes(app_id)
+                .unwrap_or_else(|| spool.end.saturating_sub(index.end)),
             "spool_oldest": time(spool.oldest),
             "spool_newest": time(spool.newest),
         }))

@@ -29,6 +29,8 @@ pub(crate) struct Counters {
     pub(crate) errors: AtomicU64,
     /// Spool bytes accepted and not yet in a block, over every app (as of the last turn).
     pub(crate) lag_bytes: AtomicU64,
+    /// The same by app id.
+    pub(crate) lag_by_app: Mutex<HashMap<String, u64>>,
 }
 
 /// Starts the indexer.
@@ -127,6 +129,17 @@ impl IndexerHandle {
     pub fn lag_bytes(&self) -> u64 {
         self.counters.lag_bytes.load(Ordering::Relaxed)
     }
+
+    /// Spool bytes of the app not yet in a block, as of the indexer's last turn (`None`
+    /// before its first).
+    pub fn app_lag_bytes(&self, app_id: &str) -> Option<u64> {
+        self.counters
+            .lag_by_app
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(app_id)
+            .copied()
+    }
 }
 
 /// Indexes every app's new lines now, on this thread; with `flush`, writes the blocks being
@@ -179,6 +192,11 @@ fn run(
                 Ok((read, behind)) => {
                     busy |= read;
                     lag += behind;
+                    counters
+                        .lag_by_app
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(id.clone(), behind);
                     failing.remove(id);
                 }
                 Err(e) => {
@@ -190,6 +208,11 @@ fn run(
             }
         }
         pending.retain(|id, _| ids.contains(id));
+        counters
+            .lag_by_app
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|id, _| ids.contains(id));
         counters.lag_bytes.store(lag, Ordering::Relaxed);
         if stopping {
             return;
@@ -248,8 +271,18 @@ fn turn(
     if due && let Some(p) = pending.remove(id) {
         publish(index, spool, id, &app, p.builder, counters)?;
     }
-    let spool_end = spool.app_stats(id)?.end;
-    let behind = spool_end.saturating_sub(app.published().end);
+    // Behind: the bytes of lines in no block. Once the scan reached the spool's end, that is
+    // the block being filled; else everything past the last block (seals and segment headers
+    // included, a few bytes).
+    let behind = if read < TURN_LINES {
+        pending
+            .get(id)
+            .and_then(|p| p.builder.span())
+            .map_or(0, |(first, end)| end.saturating_sub(first))
+    } else {
+        let spool_end = spool.app_stats(id)?.end;
+        spool_end.saturating_sub(app.published().end)
+    };
     Ok((read > 0, behind))
 }
 
