@@ -70,91 +70,152 @@ pub(crate) enum Plan {
 }
 
 impl Plan {
-    /// The plan of `filter` (`None`: every row).
-    pub(crate) fn new(filter: Option<&Predicate>, dicts: &[Dict]) -> Plan {
-        filter.map_or(Plan::All, |p| plan(p.root(), dicts))
+    /// The plan of `filter` (`None`: every row), testing at most `budget` dictionary values
+    /// (`IndexConfig::max_value_tests`; past it, terms are left to the lines).
+    pub(crate) fn new(filter: Option<&Predicate>, dicts: &[Dict], budget: usize) -> Plan {
+        let mut planner = Planner { dicts, budget };
+        filter.map_or(Plan::All, |p| planner.plan(p.root()))
     }
 }
 
-fn plan(term: Term<'_>, dicts: &[Dict]) -> Plan {
-    match term.kind() {
-        TermKind::And(all) => Plan::And(all.iter().map(|t| plan(t, dicts)).collect()),
-        TermKind::Or(any) => Plan::Or(any.iter().map(|t| plan(t, dicts)).collect()),
-        TermKind::Not(t) => Plan::Not(Box::new(plan(t, dicts))),
-        TermKind::Present(key) => match column_of(key) {
-            Some(c) => {
-                let attribute = is_attribute(c);
-                truth_table(dicts.get(c), |v| !attribute || !v.is_empty())
+/// Plans terms, counting the dictionary values it tests.
+struct Planner<'a> {
+    dicts: &'a [Dict],
+    budget: usize,
+}
+
+impl Planner<'_> {
+    /// Takes `n` value tests from the budget; false (and takes none) past it.
+    fn spend(&mut self, n: usize) -> bool {
+        match self.budget.checked_sub(n) {
+            Some(left) => {
+                self.budget = left;
+                true
             }
-            None => Plan::Tokens(vec![hash_parts(&[b"?", key])]),
-        },
-        TermKind::Compare(cmp) => match column_of(cmp.key()) {
-            Some(c) => {
-                let dict = dicts.get(c);
-                if let (Some(exact), Some(d)) = (cmp.exact_value(), dict)
-                    && !is_attribute(c)
-                {
-                    let mut truth = vec![false; d.len() + 1];
-                    if let Some(id) = d.id(exact)
-                        && let Some(t) = truth.get_mut(id as usize)
-                    {
-                        *t = true;
-                    }
-                    return Plan::Column {
-                        column: c,
-                        truth: IdSet::new(truth),
-                    };
-                }
-                let by_type = COLUMNS.get(c).is_some_and(|s| s.source == Source::Dyno);
-                if is_attribute(c) {
-                    truth_table(dict, |v| cmp.holds_for_attribute(v, by_type))
-                } else {
-                    truth_table(dict, |v| cmp.holds_for_value(v))
-                }
-                .with_column(c)
-            }
-            None => match cmp.exact_value() {
-                // Written as it is, the value's words are in the filter; written with an
-                // escape, the pair is.
-                Some(v) => Plan::TokensAny(vec![
-                    words(v).map(hash_word).collect(),
-                    vec![hash_pair(cmp.key(), v)],
-                ]),
-                None => Plan::Tokens(vec![hash_parts(&[b"?", cmp.key()])]),
-            },
-        },
-        TermKind::Text(phrase) => {
-            let words: Vec<&[u8]> = words(phrase).collect();
-            if words.is_empty() {
-                return Plan::Unknown;
-            }
-            let in_values = |text: &[u8]| -> Vec<Truth> {
-                COLUMNS
-                    .iter()
-                    .enumerate()
-                    .filter(|(c, _)| !is_attribute(*c))
-                    .filter_map(|(c, _)| {
-                        let d = dicts.get(c)?;
-                        if !self::words(text).all(|w| d.may_hold_word(w)) {
-                            return None;
-                        }
-                        let truth = IdSet::new(
-                            std::iter::once(false)
-                                .chain(d.values().map(|v| logfmt::contains_text(v, text)))
-                                .collect(),
-                        );
-                        (!truth.is_empty()).then_some((c, truth))
-                    })
-                    .collect()
-            };
-            let whole = in_values(phrase);
-            let words = match words.as_slice() {
-                // One word: where it is whole is where it is.
-                [w] if *w == phrase => vec![(hash_word(w), whole.clone())],
-                _ => words.iter().map(|w| (hash_word(w), in_values(w))).collect(),
-            };
-            Plan::Text { whole, words }
+            None => false,
         }
+    }
+
+    fn plan(&mut self, term: Term<'_>) -> Plan {
+        let dicts = self.dicts;
+        match term.kind() {
+            TermKind::And(all) => Plan::And(all.iter().map(|t| self.plan(t)).collect()),
+            TermKind::Or(any) => Plan::Or(any.iter().map(|t| self.plan(t)).collect()),
+            TermKind::Not(t) => Plan::Not(Box::new(self.plan(t))),
+            TermKind::Present(key) => match column_of(key) {
+                Some(c) if self.spend(dicts.get(c).map_or(0, Dict::len)) => {
+                    let attribute = is_attribute(c);
+                    truth_table(dicts.get(c), |v| !attribute || !v.is_empty()).with_column(c)
+                }
+                Some(_) => Plan::Unknown,
+                None => Plan::Tokens(vec![hash_parts(&[b"?", key])]),
+            },
+            TermKind::Compare(cmp) => match column_of(cmp.key()) {
+                Some(c) => {
+                    let dict = dicts.get(c);
+                    if let (Some(exact), Some(d)) = (cmp.exact_value(), dict)
+                        && !is_attribute(c)
+                    {
+                        let mut truth = vec![false; d.len() + 1];
+                        if let Some(id) = d.id(exact)
+                            && let Some(t) = truth.get_mut(id as usize)
+                        {
+                            *t = true;
+                        }
+                        return Plan::Column {
+                            column: c,
+                            truth: IdSet::new(truth),
+                        };
+                    }
+                    if !self.spend(dict.map_or(0, Dict::len)) {
+                        return Plan::Unknown;
+                    }
+                    let by_type = COLUMNS.get(c).is_some_and(|s| s.source == Source::Dyno);
+                    if is_attribute(c) {
+                        truth_table(dict, |v| cmp.holds_for_attribute(v, by_type))
+                    } else {
+                        truth_table(dict, |v| cmp.holds_for_value(v))
+                    }
+                    .with_column(c)
+                }
+                None => match cmp.exact_value() {
+                    // Written as it is, the value's words are in the filter; written with an
+                    // escape, the pair is.
+                    Some(v) => Plan::TokensAny(vec![
+                        words(v).map(hash_word).collect(),
+                        vec![hash_pair(cmp.key(), v)],
+                    ]),
+                    None => Plan::Tokens(vec![hash_parts(&[b"?", cmp.key()])]),
+                },
+            },
+            TermKind::Text(phrase) => self.text(phrase),
+        }
+    }
+
+    /// A full-text phrase: found in the dictionaries whose word filters may hold all of its
+    /// words, and through the chunks' filters for the rest of the message.
+    fn text(&mut self, phrase: &[u8]) -> Plan {
+        let dicts = self.dicts;
+        let mut distinct: Vec<&[u8]> = words(phrase).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if distinct.is_empty() {
+            return Plan::Unknown;
+        }
+        let candidates = |text: &[u8]| -> Vec<usize> {
+            (0..COLUMNS.len())
+                .filter(|&c| !is_attribute(c))
+                .filter(|&c| {
+                    dicts
+                        .get(c)
+                        .is_some_and(|d| words(text).all(|w| d.may_hold_word(w)))
+                })
+                .collect()
+        };
+        let values = |columns: Vec<usize>| -> usize {
+            columns
+                .iter()
+                .map(|&c| dicts.get(c).map_or(0, Dict::len))
+                .sum()
+        };
+        let one_word = matches!(distinct.as_slice(), [w] if *w == phrase);
+        let mut cost = values(candidates(phrase));
+        if !one_word {
+            for w in &distinct {
+                cost = cost.saturating_add(values(candidates(w)));
+            }
+        }
+        if !self.spend(cost) {
+            return Plan::Unknown;
+        }
+        let in_values = |text: &[u8]| -> Vec<Truth> {
+            candidates(text)
+                .into_iter()
+                .filter_map(|c| {
+                    let d = dicts.get(c)?;
+                    let truth = IdSet::new(
+                        std::iter::once(false)
+                            .chain(d.values().map(|v| logfmt::contains_text(v, text)))
+                            .collect(),
+                    );
+                    (!truth.is_empty()).then_some((c, truth))
+                })
+                .collect()
+        };
+        let whole = in_values(phrase);
+        let words = if one_word {
+            // One word: where it is whole is where it is.
+            distinct
+                .iter()
+                .map(|w| (hash_word(w), whole.clone()))
+                .collect()
+        } else {
+            distinct
+                .iter()
+                .map(|w| (hash_word(w), in_values(w)))
+                .collect()
+        };
+        Plan::Text { whole, words }
     }
 }
 

@@ -72,6 +72,10 @@ pub struct IndexConfig {
     pub flush_after: Duration,
     /// The memory decoded columns are cached in, over every app. Default 256 MiB.
     pub cache_bytes: usize,
+    /// Dictionary values one query may test while it is planned (each term on a column tests
+    /// every value of the column once); past it, terms are left to the lines, so a query of
+    /// thousands of terms over 600,000 paths costs a scan, not hours. Default 20,000,000.
+    pub max_value_tests: usize,
     /// Rows of a full block. Default 65,536.
     pub block_rows: usize,
     /// Rows of a compressed chunk (the unit a lookup decompresses). Default 4,096.
@@ -87,6 +91,7 @@ impl Default for IndexConfig {
             max_bytes_per_app: 1 << 30,
             flush_after: Duration::from_secs(30),
             cache_bytes: 256 << 20,
+            max_value_tests: 20_000_000,
             block_rows: block::BLOCK_ROWS,
             chunk_rows: block::CHUNK_ROWS,
         }

@@ -43,7 +43,11 @@ pub(crate) fn answer(
     let app_index = index.app(app_id)?;
     let published = app_index.published();
     let dicts = app_index.dicts();
-    let plan = Plan::new(query.filter.as_ref(), &dicts);
+    let plan = Plan::new(
+        query.filter.as_ref(),
+        &dicts,
+        index.config().max_value_tests,
+    );
     let mut exec = Executor::new(query, limit);
     let head_before = query.before.iter().any(|s| matches!(s, LineStage::Head(_)));
     let mut columns = query

@@ -128,6 +128,10 @@ struct Fixture {
 
 /// `n` lines: most in blocks, the last `tail` only in the spool.
 fn fixture(n: usize, tail: usize) -> Fixture {
+    fixture_with(n, tail, config())
+}
+
+fn fixture_with(n: usize, tail: usize, config: IndexConfig) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let spool = Spool::open(
         dir.path().join("spool"),
@@ -138,7 +142,7 @@ fn fixture(n: usize, tail: usize) -> Fixture {
         },
     )
     .unwrap();
-    let index = Index::open(dir.path().join("index"), config()).unwrap();
+    let index = Index::open(dir.path().join("index"), config).unwrap();
     let lines = lines(n, 7);
     let (indexed, rest) = lines.split_at(n - tail);
     for batch in indexed.chunks(300) {
@@ -238,6 +242,18 @@ fn the_index_answers_as_a_scan_does() {
 #[test]
 fn the_index_answers_as_a_scan_does_with_every_line_in_blocks() {
     every_query_agrees(&fixture(5_000, 0));
+}
+
+#[test]
+fn past_its_planning_budget_a_query_is_answered_by_the_lines() {
+    every_query_agrees(&fixture_with(
+        2_000,
+        100,
+        IndexConfig {
+            max_value_tests: 0,
+            ..config()
+        },
+    ));
 }
 
 fn every_query_agrees(f: &Fixture) {
