@@ -165,6 +165,10 @@ pub struct RouterArgs {
     /// 65,536 lines, is written at once); until then queries read them from the spool.
     #[arg(long, default_value = "30s")]
     query_index_flush: String,
+    /// Dictionary values one query may test while it is planned; past it, its terms are
+    /// answered from the kept lines (slower, never wrong).
+    #[arg(long, default_value_t = 20_000_000)]
+    query_max_value_tests: usize,
     /// Megabytes of decoded index columns cached in memory for queries, over every app.
     #[arg(long, default_value_t = 256)]
     query_cache_mb: usize,
@@ -263,6 +267,7 @@ impl RouterArgs {
                     "query-index-flush",
                 )?,
                 cache_bytes: self.query_cache_mb.saturating_mul(1 << 20),
+                max_value_tests: self.query_max_value_tests,
                 max_dict_bytes: self.query_dict_mb.saturating_mul(1 << 20),
                 ..Default::default()
             },
