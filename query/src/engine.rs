@@ -176,6 +176,16 @@ impl Collector for QueryEngine {
                 self.indexer.blocks(),
             ),
             (
+                "paas_query_index_dict_refusals",
+                "Values an app's index dictionaries refused (full, or past --query-dict-mb): those rows read them from their lines.",
+                self.index.dict_refusals(),
+            ),
+            (
+                "paas_query_plans_over_budget",
+                "Queries whose planning passed --query-max-value-tests: their terms were answered from the lines.",
+                self.index.plans_over_budget(),
+            ),
+            (
                 "paas_query_index_errors",
                 "Indexer turns that failed (logged; the app is retried after 10 s).",
                 self.indexer.errors(),

@@ -72,9 +72,15 @@ pub(crate) enum Plan {
 impl Plan {
     /// The plan of `filter` (`None`: every row), testing at most `budget` dictionary values
     /// (`IndexConfig::max_value_tests`; past it, terms are left to the lines).
-    pub(crate) fn new(filter: Option<&Predicate>, dicts: &[Dict], budget: usize) -> Plan {
-        let mut planner = Planner { dicts, budget };
-        filter.map_or(Plan::All, |p| planner.plan(p.root()))
+    /// Returns whether the budget ran out too.
+    pub(crate) fn new(filter: Option<&Predicate>, dicts: &[Dict], budget: usize) -> (Plan, bool) {
+        let mut planner = Planner {
+            dicts,
+            budget,
+            exceeded: false,
+        };
+        let plan = filter.map_or(Plan::All, |p| planner.plan(p.root()));
+        (plan, planner.exceeded)
     }
 }
 
@@ -82,6 +88,7 @@ impl Plan {
 struct Planner<'a> {
     dicts: &'a [Dict],
     budget: usize,
+    exceeded: bool,
 }
 
 impl Planner<'_> {
@@ -92,7 +99,10 @@ impl Planner<'_> {
                 self.budget = left;
                 true
             }
-            None => false,
+            None => {
+                self.exceeded = true;
+                false
+            }
         }
     }
 

@@ -300,6 +300,7 @@ fn publish(
         return Ok(());
     };
     let rows = builder.rows() as u64;
+    let refused = builder.refused();
     let path = app.block_path(first);
     let header = {
         let mut dicts = app.dicts_mut();
@@ -330,6 +331,10 @@ fn publish(
     counters.lines.fetch_add(rows, Ordering::Relaxed);
     counters.blocks.fetch_add(1, Ordering::Relaxed);
     index.inner.indexed.fetch_add(rows, Ordering::Relaxed);
+    index
+        .inner
+        .dict_refusals
+        .fetch_add(refused, Ordering::Relaxed);
     index
         .inner
         .written_bytes

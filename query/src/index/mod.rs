@@ -320,6 +320,10 @@ struct Inner {
     indexed: AtomicU64,
     /// Bytes of block files written since start.
     written_bytes: AtomicU64,
+    /// Values dictionaries refused (full, or past `max_dict_bytes`): read from the lines.
+    dict_refusals: AtomicU64,
+    /// Queries whose planning passed `max_value_tests`: terms read from the lines.
+    plans_over_budget: AtomicU64,
 }
 
 impl Index {
@@ -336,6 +340,8 @@ impl Index {
                 cache: cache::ColumnCache::new(cache_bytes),
                 indexed: AtomicU64::new(0),
                 written_bytes: AtomicU64::new(0),
+                dict_refusals: AtomicU64::new(0),
+                plans_over_budget: AtomicU64::new(0),
             }),
         })
     }
@@ -405,5 +411,15 @@ impl Index {
     /// Bytes of block files written since start.
     pub fn written_bytes(&self) -> u64 {
         self.inner.written_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Values dictionaries refused since start (full, or past `--query-dict-mb`).
+    pub fn dict_refusals(&self) -> u64 {
+        self.inner.dict_refusals.load(Ordering::Relaxed)
+    }
+
+    /// Queries whose planning passed `--query-max-value-tests` since start.
+    pub fn plans_over_budget(&self) -> u64 {
+        self.inner.plans_over_budget.load(Ordering::Relaxed)
     }
 }

@@ -43,11 +43,17 @@ pub(crate) fn answer(
     let app_index = index.app(app_id)?;
     let published = app_index.published();
     let dicts = app_index.dicts();
-    let plan = Plan::new(
+    let (plan, over_budget) = Plan::new(
         query.filter.as_ref(),
         &dicts,
         index.config().max_value_tests,
     );
+    if over_budget {
+        index
+            .inner
+            .plans_over_budget
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     let mut exec = Executor::new(query, limit);
     let head_before = query.before.iter().any(|s| matches!(s, LineStage::Head(_)));
     let mut columns = query

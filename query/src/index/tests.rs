@@ -246,14 +246,30 @@ fn the_index_answers_as_a_scan_does_with_every_line_in_blocks() {
 
 #[test]
 fn past_its_planning_budget_a_query_is_answered_by_the_lines() {
-    every_query_agrees(&fixture_with(
+    let f = fixture_with(
         2_000,
         100,
         IndexConfig {
             max_value_tests: 0,
             ..config()
         },
-    ));
+    );
+    every_query_agrees(&f);
+    assert!(f.index.plans_over_budget() > 0, "counted");
+}
+
+#[test]
+fn past_their_memory_budget_dictionaries_leave_values_to_the_lines() {
+    let f = fixture_with(
+        2_000,
+        100,
+        IndexConfig {
+            max_dict_bytes: 4096,
+            ..config()
+        },
+    );
+    every_query_agrees(&f);
+    assert!(f.index.dict_refusals() > 0, "counted");
 }
 
 fn every_query_agrees(f: &Fixture) {

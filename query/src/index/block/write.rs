@@ -67,6 +67,8 @@ pub(crate) struct BlockBuilder {
     ids: Vec<Vec<u32>>,
     repeated: Vec<bool>,
     overflow: Vec<bool>,
+    /// Values a full dictionary (or its app's memory budget) refused.
+    refused: u64,
     times: Vec<i64>,
     /// The chunk being filled, and its distinct tokens.
     chunk: ChunkWriter,
@@ -90,6 +92,7 @@ impl BlockBuilder {
             ids: vec![Vec::new(); COLUMNS.len()],
             repeated: vec![false; COLUMNS.len()],
             overflow: vec![false; COLUMNS.len()],
+            refused: 0,
             times: Vec::new(),
             chunk: ChunkWriter::default(),
             tokens: Tokens::default(),
@@ -99,6 +102,11 @@ impl BlockBuilder {
 
     pub(crate) fn rows(&self) -> usize {
         self.rows
+    }
+
+    /// Values its rows could not put in a dictionary (full, or past the memory budget).
+    pub(crate) fn refused(&self) -> u64 {
+        self.refused
     }
 
     pub(crate) fn is_full(&self) -> bool {
@@ -148,7 +156,11 @@ impl BlockBuilder {
             let raw = row.raw.get(c).cloned().flatten();
             let escaped = raw.as_ref().is_some_and(|(_, e)| *e);
             let id = match (value, dicts.get_mut(c)) {
-                (Some(v), Some(dict)) if !escaped => dict.id_or_add(v, room),
+                (Some(v), Some(dict)) if !escaped => {
+                    let id = dict.id_or_add(v, room);
+                    self.refused += u64::from(id.is_none());
+                    id
+                }
                 (None, _) => Some(0),
                 _ => None,
             };
