@@ -12,7 +12,7 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{Router, TempDir, fields, proxy_addr, read_response, router_lines};
+use support::{Router, TempDir, lines_of, proxy_addr, read_response};
 
 /// One web dyno; the proxy's idle window long enough that it never closes a connection in a
 /// test (so that only the limit under test can).
@@ -106,28 +106,6 @@ fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
 /// A request id a test finds its router line by.
 fn request_id(tag: &str) -> String {
     format!("hostile-{tag}-{:0>20}", std::process::id())
-}
-
-/// The router lines of request `id`, once there is one.
-fn lines_of(up: &Router, id: &str) -> Vec<BTreeMap<String, String>> {
-    let needle = format!("request_id={id} ");
-    let start = Instant::now();
-    loop {
-        let lines: Vec<_> = router_lines(up)
-            .into_iter()
-            .filter(|l| l.contains(&needle))
-            .map(|l| fields(&l))
-            .collect();
-        if !lines.is_empty() {
-            return lines;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "no router line for {id}: {:?}",
-            router_lines(up)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// The one router line of request `id`.

@@ -5,12 +5,11 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use support::{Router, TempDir, fields, proxy_addr, read_response, router_lines};
+use support::{Router, TempDir, lines_of, proxy_addr, read_response};
 
 /// Three web dynos behind one proxy thread (so that one thread's pool holds a kept-alive
 /// connection to each), short timeouts.
@@ -48,27 +47,6 @@ fn wait_dynos(up: &Router, check: impl Fn(&[serde_json::Value]) -> bool) -> Vec<
         }
         assert!(start.elapsed() < Duration::from_secs(20), "dynos: {d:?}");
         std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// The router lines of request `id`, once there is at least one.
-fn lines_of(up: &Router, id: &str) -> Vec<BTreeMap<String, String>> {
-    let needle = format!("request_id={id} ");
-    let start = Instant::now();
-    loop {
-        let lines: Vec<_> = router_lines(up)
-            .into_iter()
-            .filter(|l| l.contains(&needle))
-            .map(|l| fields(&l))
-            .collect();
-        if !lines.is_empty() {
-            return lines;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "no router line for {id}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

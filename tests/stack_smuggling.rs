@@ -6,12 +6,11 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use support::{Router, TempDir, fields, proxy_addr, router_lines};
+use support::{Router, TempDir, lines_of, proxy_addr};
 
 /// One web dyno.
 const ONE_WEB: &[&str] = &[
@@ -52,28 +51,6 @@ fn exchange(up: &Router, bytes: &[u8]) -> String {
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     String::from_utf8_lossy(&out).into_owned()
-}
-
-/// The router lines of request `id`, once there is at least one.
-fn lines_of(up: &Router, id: &str) -> Vec<BTreeMap<String, String>> {
-    let needle = format!("request_id={id} ");
-    let start = Instant::now();
-    loop {
-        let lines: Vec<_> = router_lines(up)
-            .into_iter()
-            .filter(|l| l.contains(&needle))
-            .map(|l| fields(&l))
-            .collect();
-        if !lines.is_empty() {
-            return lines;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "no router line for {id}: {:?}",
-            router_lines(up)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// A request id a test finds its line by.

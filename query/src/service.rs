@@ -317,16 +317,23 @@ impl ImportResource {
     }
 }
 
-impl AppResource for QueryResource {
-    fn handle(
-        &self,
-        req: Request<Incoming>,
-        app: String,
-        rest: Vec<String>,
-    ) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> {
-        Box::pin(self.clone().serve(req, app, rest))
-    }
+/// Each resource serves a request with its own `serve`.
+macro_rules! served_by_serve {
+    ($($resource:ty),*) => {$(
+        impl AppResource for $resource {
+            fn handle(
+                &self,
+                req: Request<Incoming>,
+                app: String,
+                rest: Vec<String>,
+            ) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> {
+                Box::pin(self.clone().serve(req, app, rest))
+            }
+        }
+    )*};
 }
+
+served_by_serve!(QueryResource, ImportResource, IndexResource);
 
 impl IndexResource {
     async fn serve(self, req: Request<Incoming>, app: String, rest: Vec<String>) -> Response<Body> {
@@ -353,28 +360,6 @@ impl IndexResource {
             }
             _ => not_found(),
         }
-    }
-}
-
-impl AppResource for IndexResource {
-    fn handle(
-        &self,
-        req: Request<Incoming>,
-        app: String,
-        rest: Vec<String>,
-    ) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> {
-        Box::pin(self.clone().serve(req, app, rest))
-    }
-}
-
-impl AppResource for ImportResource {
-    fn handle(
-        &self,
-        req: Request<Incoming>,
-        app: String,
-        rest: Vec<String>,
-    ) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> {
-        Box::pin(self.clone().serve(req, app, rest))
     }
 }
 

@@ -599,6 +599,29 @@ pub fn router_lines(up: &Router) -> Vec<String> {
     up.history("hello", &["--source", "router"])
 }
 
+/// The router lines of request `id` (its `request_id`), once there is at least one (or a
+/// panic after 10 s).
+pub fn lines_of(up: &Router, id: &str) -> Vec<std::collections::BTreeMap<String, String>> {
+    let needle = format!("request_id={id} ");
+    let start = Instant::now();
+    loop {
+        let lines: Vec<_> = router_lines(up)
+            .into_iter()
+            .filter(|l| l.contains(&needle))
+            .map(|l| fields(&l))
+            .collect();
+        if !lines.is_empty() {
+            return lines;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no router line for {id}: {:?}",
+            router_lines(up)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// The logfmt fields of a displayed line (`TIMESTAMP paas[router]: at=info …`).
 pub fn fields(line: &str) -> std::collections::BTreeMap<String, String> {
     let message = line.split_once("]: ").map_or(line, |(_, m)| m);
