@@ -111,6 +111,10 @@ pub struct Args {
     /// while it can take them.
     #[arg(long)]
     session_affinity: bool,
+    /// Serve HTTP/1.x with hyper instead of the proxy's own forwarding path (slower; kept to
+    /// compare against and to fall back to). HTTP/2 is served by hyper either way.
+    #[arg(long)]
+    proxy_hyper: bool,
 }
 
 /// The app to run, read from its directory or the built-in example.
@@ -243,6 +247,7 @@ impl Args {
             max_head: self.http_max_head_kb.max(16).saturating_mul(1024),
             max_connections: self.http_max_connections,
             max_pending_heads: self.http_max_pending_heads,
+            hyper_h1: self.proxy_hyper,
             ..defaults
         })
     }
@@ -294,11 +299,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let bind = config.bind;
         // The proxy's ports first: a port in use stops `paas up` before anything starts.
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let http = tokio::net::TcpListener::bind((bind, args.http_port))
-            .await
+        let http = stack::bind_proxy_listener((bind, args.http_port).into())
             .with_context(|| format!("binding the proxy's HTTP port {}", args.http_port))?;
-        let https = tokio::net::TcpListener::bind((bind, args.https_port))
-            .await
+        let https = stack::bind_proxy_listener((bind, args.https_port).into())
             .with_context(|| format!("binding the proxy's HTTPS port {}", args.https_port))?;
         let (cert, key, self_signed) = proxy_tls(&args.router, &data_dir)?;
         let tls = logplex::tls_server_config(&cert, &key, &[b"h2", b"http/1.1"])?;

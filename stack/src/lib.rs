@@ -38,6 +38,7 @@ pub mod h1 {
 }
 pub use proxy::headers::{Client, VIA};
 pub use proxy::line::RouterLine;
+pub use proxy::listener::bind as bind_proxy_listener;
 pub use proxy::server::{Proxy, ProxyConfig};
 pub use proxy::stats::{ListenerStats, ProxyStats, Refusal};
 pub use proxy::target::HostError;

@@ -161,9 +161,10 @@ fn refusal(parts: &http::request::Parts, path: &str, host_ok: bool) -> Option<Pr
     }
 }
 
-/// The router line of a head hyper refused as malformed (answered 400 and closed, before any
-/// handler saw it): H26, with what a lenient scan of the head's first bytes finds.
-pub(crate) fn malformed_line(raw: &RawHead<'_>, client: Client) -> RouterLine {
+/// The router line of a head refused before it could be read (answered and closed, before any
+/// handler saw it): `error` (H26 for a malformed head, H25 past a limit), with what a lenient
+/// scan of the head's first bytes finds.
+pub(crate) fn malformed_line(raw: &RawHead<'_>, client: Client, error: ProxyError) -> RouterLine {
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     let request_id = match raw.request_id {
         Some(id) if headers::valid_request_id(id) => text(id),
@@ -176,7 +177,7 @@ pub(crate) fn malformed_line(raw: &RawHead<'_>, client: Client) -> RouterLine {
         request_id,
         fwd: client.ip.to_string(),
         protocol: if client.tls { "https" } else { "http" }.to_owned(),
-        ..RouterLine::error(ProxyError::RequestError, "", "")
+        ..RouterLine::error(error, "", "")
     }
 }
 
@@ -194,7 +195,7 @@ mod tests {
         let raw = RawHead::scan(
             b"POST /x HTTP/1.1\r\nHost: a.test\r\nX-Request-Id: aaaaaaaaaaaaaaaaaaaaaaaa\r\n",
         );
-        let line = malformed_line(&raw, client).to_string();
+        let line = malformed_line(&raw, client, ProxyError::RequestError).to_string();
         assert_eq!(
             line,
             "at=error code=H26 desc=\"Request Error\" method=POST path=\"/x\" host=a.test \
@@ -203,7 +204,7 @@ mod tests {
         );
         // A request id Vegur would not keep is replaced.
         let raw = RawHead::scan(b"GET / HTTP/1.1\r\nX-Request-Id: short\r\n");
-        let line = malformed_line(&raw, client);
+        let line = malformed_line(&raw, client, ProxyError::RequestError);
         assert_ne!(line.request_id, "short");
         assert_eq!(line.request_id.len(), 36);
     }

@@ -114,10 +114,18 @@ pub const AFFINITY_COOKIE: &str = "paas-session-affinity";
 
 /// The dyno a client's affinity cookie names, if any.
 pub fn affinity(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
+    affinity_in(
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .map(HeaderValue::as_bytes),
+    )
+}
+
+/// The dyno the affinity cookie among `cookies` (the `Cookie` headers' values) names, if any.
+pub fn affinity_in<'a>(cookies: impl Iterator<Item = &'a [u8]>) -> Option<String> {
+    cookies
+        .filter_map(|v| std::str::from_utf8(v).ok())
         .flat_map(|v| v.split(';'))
         .find_map(|c| c.trim().strip_prefix(AFFINITY_COOKIE)?.strip_prefix('='))
         .filter(|d| {

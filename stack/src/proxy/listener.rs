@@ -6,6 +6,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,15 +15,17 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use crate::proxy::connection::{Activity, Expiry, Tracked, Watched};
+use crate::proxy::h1::conn::{Conn, Served, Worker};
+use crate::proxy::h1::io::Rewind;
 use crate::proxy::head::{self, AmbiguousLength};
 use crate::proxy::headers::Client;
 use crate::proxy::server::{Proxy, ProxyConfig, until_true};
-use crate::proxy::stats::ListenerStats;
+use crate::proxy::stats::{ConnectionSlot, ListenerStats};
 use crate::proxy::upstream::Dynos;
 
 /// The first pause after a failed accept; it doubles with each failure in a row.
@@ -32,7 +35,31 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// The smallest request head allowed: Vegur's request line (8 KiB) and more.
 pub const MIN_HEAD: usize = 16 << 10;
 
-/// One proxy thread's accept loop on `listener`, until `stop` holds `true`.
+/// Binds a proxy listener at `addr` with `SO_REUSEPORT`, so that each proxy thread can bind
+/// its own beside it (`Proxy::serve`) and the kernel spreads connections over them. A port
+/// another process holds is refused as a plain bind refuses it (even if that process used
+/// `SO_REUSEPORT` too): the port is first bound plainly, then let go and bound again.
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let probe = std::net::TcpListener::bind(addr)?;
+    let addr = probe.local_addr()?;
+    drop(probe);
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+/// The accept queue's length a listener asks for.
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// One proxy thread's accept loop on `listener`, until `stop` holds `true`. Connections run as
+/// tasks local to the thread: HTTP/1.x on the proxy's own path (`h1`), HTTP/2 (by ALPN or its
+/// preface) and everything when `hyper_h1` is set on hyper.
 pub(crate) async fn serve_thread(
     proxy: Arc<Proxy>,
     listener: TcpListener,
@@ -41,6 +68,7 @@ pub(crate) async fn serve_thread(
 ) {
     let config = proxy.config().clone();
     let dynos = Arc::new(proxy.dynos());
+    let worker = Worker::new(proxy.clone());
     let port = listener.local_addr().map_or(0, |a| a.port());
     let builder = http_builder(&config);
     let stats = proxy.stats().listener(tls.is_some()).clone();
@@ -52,28 +80,73 @@ pub(crate) async fn serve_thread(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let connection = Connection {
+        let client = Client {
+            ip: peer.ip(),
+            tls: tls.is_some(),
+            port,
+        };
+        let hyper = HyperConnection {
             proxy: proxy.clone(),
             dynos: dynos.clone(),
-            client: Client {
-                ip: peer.ip(),
-                tls: tls.is_some(),
-                port,
-            },
+            client,
             builder: builder.clone(),
-            activity: Arc::new(Activity::new(
-                slot,
-                config.header_timeout,
-                config.keepalive_timeout,
-            )),
             stop: closing_rx.clone(),
         };
-        tokio::spawn(connection.run(stream, tls.clone()));
+        if config.hyper_h1 {
+            tokio::task::spawn_local(hyper.run(stream, tls.clone(), slot));
+        } else {
+            let worker = worker.clone();
+            let stop = closing_rx.clone();
+            tokio::task::spawn_local(serve_own(hyper, worker, stream, tls.clone(), slot, stop));
+        }
     }
     drop(listener);
     closing.send_replace(true);
     drop(closing_rx);
     let _ = tokio::time::timeout(config.shutdown_grace, closing.closed()).await;
+}
+
+/// Serves a connection on the proxy's own HTTP/1.1 path, after the TLS handshake when `tls`
+/// is given (which must end before the first head is due); HTTP/2 goes to `hyper`.
+async fn serve_own(
+    hyper: HyperConnection,
+    worker: Rc<Worker>,
+    stream: TcpStream,
+    tls: Option<TlsAcceptor>,
+    slot: ConnectionSlot,
+    stop: watch::Receiver<bool>,
+) {
+    let accepted = tokio::time::Instant::now();
+    let client = hyper.client;
+    let Some(acceptor) = tls else {
+        if let Served::Http2(read, stream, slot) = Conn::new(stream, worker, client, slot, stop)
+            .serve(accepted)
+            .await
+        {
+            hyper.serve(Rewind::new(read, stream), slot).await;
+        }
+        return;
+    };
+    let header_timeout = hyper.proxy.config().header_timeout;
+    let stream =
+        match tokio::time::timeout_at(accepted + header_timeout, acceptor.accept(stream)).await {
+            Ok(Ok(stream)) => stream,
+            // A failed handshake: rustls has told the client why.
+            Ok(Err(_)) => return,
+            Err(_) => {
+                slot.listener().header_timed_out(header_timeout);
+                return;
+            }
+        };
+    if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+        return hyper.serve(stream, slot).await;
+    }
+    if let Served::Http2(read, stream, slot) = Conn::new(stream, worker, client, slot, stop)
+        .serve(accepted)
+        .await
+    {
+        hyper.serve(Rewind::new(read, stream), slot).await;
+    }
 }
 
 /// The next connection, or `None` once `stop` holds `true`. A failed accept is counted and
@@ -123,13 +196,12 @@ fn http_builder(config: &ProxyConfig) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-/// One accepted connection and what serving it needs.
-struct Connection {
+/// What serving an accepted connection with hyper needs.
+struct HyperConnection {
     proxy: Arc<Proxy>,
     dynos: Arc<Dynos>,
     client: Client,
     builder: auto::Builder<TokioExecutor>,
-    activity: Arc<Activity>,
     stop: watch::Receiver<bool>,
 }
 
@@ -143,38 +215,40 @@ enum Ending {
     Stopping,
 }
 
-impl Connection {
-    /// Serves the connection, after the TLS handshake when `tls` is given (which must end
-    /// before the first head is due).
-    async fn run(self, stream: TcpStream, tls: Option<TlsAcceptor>) {
+impl HyperConnection {
+    /// Serves the connection, holding `slot`, after the TLS handshake when `tls` is given
+    /// (which must end before the first head is due).
+    async fn run(self, stream: TcpStream, tls: Option<TlsAcceptor>, slot: ConnectionSlot) {
         let Some(acceptor) = tls else {
-            return self.serve(stream).await;
+            return self.serve(stream, slot).await;
         };
-        let due = self.activity.first_head_due();
+        let config = self.proxy.config();
+        let due = tokio::time::Instant::now() + config.header_timeout;
         match tokio::time::timeout_at(due, acceptor.accept(stream)).await {
-            Ok(Ok(stream)) => self.serve(stream).await,
+            Ok(Ok(stream)) => self.serve(stream, slot).await,
             // A failed handshake: rustls has told the client why.
             Ok(Err(_)) => {}
-            Err(_) => {
-                let activity = &self.activity;
-                let listener = activity.slot().listener();
-                listener.header_timed_out(activity.header_timeout());
-            }
+            Err(_) => slot.listener().header_timed_out(config.header_timeout),
         }
     }
 
-    async fn serve<I>(self, io: I)
+    async fn serve<I>(self, io: I, slot: ConnectionSlot)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let Connection {
+        let HyperConnection {
             proxy,
             dynos,
             client,
             builder,
-            activity,
             mut stop,
         } = self;
+        let config = proxy.config();
+        let activity = Arc::new(Activity::new(
+            slot,
+            config.header_timeout,
+            config.keepalive_timeout,
+        ));
         let requests = activity.clone();
         let proxy_for_service = proxy.clone();
         let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
@@ -204,7 +278,9 @@ impl Connection {
         match ending {
             Ending::Closed(Some(error)) if refused_as_malformed(&*error) => {
                 listener.malformed_head();
-                let line = activity.with_head(|raw| head::malformed_line(raw, client));
+                let line = activity.with_head(|raw| {
+                    head::malformed_line(raw, client, crate::errors::ProxyError::RequestError)
+                });
                 proxy.log(line);
             }
             Ending::Closed(_) => {}

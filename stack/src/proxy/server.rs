@@ -58,6 +58,9 @@ pub struct ProxyConfig {
     /// Connections still reading their first request head, per listener; more are closed as
     /// soon as accepted. With `max_head`, this bounds the memory slow heads can pin.
     pub max_pending_heads: usize,
+    /// Serve HTTP/1.x with hyper rather than the proxy's own forwarding path (`h1`): slower;
+    /// kept to compare against and to fall back to.
+    pub hyper_h1: bool,
 }
 
 impl Default for ProxyConfig {
@@ -77,6 +80,7 @@ impl Default for ProxyConfig {
             max_head: 64 << 10,
             max_connections: 10_000,
             max_pending_heads: 1024,
+            hyper_h1: false,
         }
     }
 }
@@ -111,6 +115,14 @@ impl Proxy {
         &self.config
     }
 
+    pub(crate) fn mesh(&self) -> &Arc<Mesh> {
+        &self.mesh
+    }
+
+    pub(crate) fn emitter(&self) -> &Emitter {
+        &self.emitter
+    }
+
     /// Writes a router line the request steps did not (a head hyper refused).
     pub(crate) fn log(&self, line: crate::proxy::line::RouterLine) {
         let _ = self.emitter.try_emit("router", line.to_text());
@@ -123,18 +135,28 @@ impl Proxy {
 
     /// Serves `listener` (TLS when `tls` is given) until `stop` holds `true`, then lets open
     /// connections finish within the grace period. The work is done by `threads` threads, each
-    /// with a runtime of its own accepting from the listener (as nginx's workers do): a
-    /// connection, its requests and their dyno connections stay on one thread.
+    /// with a runtime of its own accepting on a listener of its own beside `listener` (bound
+    /// with `SO_REUSEPORT` by `listener::bind`; else they share it), as nginx's workers do
+    /// with `reuseport`: a connection, its requests and their dyno connections stay on one
+    /// thread, and accepts stay on their core.
     pub async fn serve(
         self: Arc<Self>,
         listener: TcpListener,
         tls: Option<TlsAcceptor>,
         stop: watch::Receiver<bool>,
     ) -> std::io::Result<()> {
+        let addr = listener.local_addr()?;
         let listener = listener.into_std()?;
         let mut threads = Vec::with_capacity(self.config.threads.max(1));
         for i in 0..self.config.threads.max(1) {
-            let listener = listener.try_clone()?;
+            let own = if i == 0 {
+                listener.try_clone()?
+            } else {
+                match crate::proxy::listener::bind(addr) {
+                    Ok(own) => own.into_std()?,
+                    Err(_) => listener.try_clone()?,
+                }
+            };
             let (proxy, tls, stop) = (self.clone(), tls.clone(), stop.clone());
             threads.push(
                 std::thread::Builder::new()
@@ -143,8 +165,9 @@ impl Proxy {
                         let runtime = tokio::runtime::Builder::new_current_thread()
                             .enable_all()
                             .build()?;
-                        runtime.block_on(async move {
-                            let listener = TcpListener::from_std(listener)?;
+                        let local = tokio::task::LocalSet::new();
+                        local.block_on(&runtime, async move {
+                            let listener = TcpListener::from_std(own)?;
                             listener::serve_thread(proxy, listener, tls, stop).await;
                             Ok(())
                         })

@@ -5,7 +5,7 @@
 //! a host are refused (400, H26), as Heroku's router refuses two `Host`s.
 
 use http::uri::Authority;
-use http::{HeaderMap, Uri, Version, header};
+use http::{HeaderMap, HeaderValue, Uri, Version, header};
 
 /// Why a request's host is refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -30,14 +30,47 @@ pub enum HostError {
 /// The host a request is for: `a.example` or `a.example:8080`; empty when an HTTP/1.0 or
 /// HTTP/2 request names none.
 pub fn request_host(version: Version, uri: &Uri, headers: &HeaderMap) -> Result<String, HostError> {
-    let mut hosts = headers.get_all(header::HOST).iter();
+    let hosts = headers
+        .get_all(header::HOST)
+        .iter()
+        .map(HeaderValue::as_bytes);
+    host_of(version == Version::HTTP_11, Some(uri), hosts)
+}
+
+/// An HTTP/1.x request's host (as [`request_host`]) and the path and query the dyno is asked
+/// for, from its request target as sent and its `Host` headers' values (the proxy's own
+/// HTTP/1.1 path, which has no `Uri` or `HeaderMap`). The origin form (`/x?y`) and `*` are
+/// taken as they are; another target must be an absolute URI.
+pub fn host_and_path<'h>(
+    http11: bool,
+    target: &str,
+    hosts: impl Iterator<Item = &'h [u8]>,
+) -> Result<(String, String), HostError> {
+    if target.starts_with('/') || target == "*" {
+        return Ok((host_of(http11, None, hosts)?, target.to_owned()));
+    }
+    let uri = Uri::try_from(target).map_err(|_| HostError::Invalid)?;
+    let host = host_of(http11, Some(&uri), hosts)?;
+    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    Ok((host, path))
+}
+
+/// The host of a request with `hosts` (the `Host` headers' values) and `uri` (its target,
+/// when it is more than a path).
+fn host_of<'h>(
+    http11: bool,
+    uri: Option<&Uri>,
+    mut hosts: impl Iterator<Item = &'h [u8]>,
+) -> Result<String, HostError> {
     let first = hosts.next();
     if hosts.next().is_some() {
         return Err(HostError::Repeated);
     }
     // Even where the target's authority wins, an invalid Host is refused (RFC 9112 §3.2).
-    let host = first.map(|v| valid_host(v.as_bytes())).transpose()?;
-    if let Some(authority) = uri.authority() {
+    let host = first.map(valid_host).transpose()?;
+    if let Some(uri) = uri
+        && let Some(authority) = uri.authority()
+    {
         if !matches!(uri.scheme_str(), None | Some("http" | "https")) {
             return Err(HostError::Scheme);
         }
@@ -45,7 +78,7 @@ pub fn request_host(version: Version, uri: &Uri, headers: &HeaderMap) -> Result<
     }
     match host {
         Some(host) => Ok(host),
-        None if version == Version::HTTP_11 => Err(HostError::Missing),
+        None if http11 => Err(HostError::Missing),
         None => Ok(String::new()),
     }
 }
@@ -96,7 +129,6 @@ fn checked(authority: &Authority) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
 
     fn host(version: Version, target: &str, hosts: &[&str]) -> Result<String, HostError> {
         let uri: Uri = target.parse().unwrap();
@@ -153,6 +185,32 @@ mod tests {
             Err(UserInfo)
         );
         assert_eq!(host(H11, "ftp://a.example/", &["a.example"]), Err(Scheme));
+    }
+
+    #[test]
+    fn an_http_1_target_gives_the_host_and_the_dyno_s_path() {
+        let hp = |target: &str, hosts: &[&str]| {
+            host_and_path(true, target, hosts.iter().map(|h| h.as_bytes()))
+        };
+        assert_eq!(
+            hp("/a?b", &["x.example"]),
+            Ok(("x.example".into(), "/a?b".into()))
+        );
+        assert_eq!(
+            hp("http://a.example/x?y", &["b.example"]),
+            Ok(("a.example".into(), "/x?y".into()))
+        );
+        assert_eq!(
+            hp("*", &["x.example"]),
+            Ok(("x.example".into(), "*".into()))
+        );
+        assert_eq!(hp("/", &["a", "b"]), Err(HostError::Repeated));
+        assert_eq!(hp("no slash", &["a"]), Err(HostError::Invalid));
+        assert_eq!(hp("ftp://a.example/", &[]), Err(HostError::Scheme));
+        assert_eq!(
+            host_and_path(false, "/", std::iter::empty()),
+            Ok((String::new(), "/".into()))
+        );
     }
 
     #[test]

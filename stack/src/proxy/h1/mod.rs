@@ -1,10 +1,22 @@
-//! The pieces of the purpose-built HTTP/1.1 forwarding path (issue 13) that stand on their own,
-//! each tested and fuzzed: the request head parser with Vegur's rules and the refusals of
-//! request smuggling (`request.rs`), and the chunked body decoder (`chunked.rs`). The
-//! connection loop that will use them in place of hyper is not built yet; the proxy serves
-//! every request with hyper today.
+//! The proxy's own HTTP/1.1 forwarding path (issue 13), in place of hyper for HTTP/1.x
+//! connections, plain and TLS (HTTP/2, by ALPN or its preface, is hyper's). Each proxy thread
+//! runs its connections as local tasks with a pool of dyno connections of its own: a request
+//! head is parsed in place in the connection's buffer (`request.rs`: Vegur's limits, the
+//! refusals of request smuggling), rewritten for the dyno straight into an output buffer
+//! (`forward.rs`), sent with the body's first bytes in one `writev` on a pooled connection
+//! (`pool.rs`, `exchange.rs`), and the response head parsed and rewritten the same way
+//! (`response.rs`) and forwarded with its body as it comes (`framing.rs`, `chunked.rs`), with
+//! no task, channel or lock per request. The connection loop, its clocks and its refusals
+//! are `conn.rs`.
 
 pub mod chunked;
+pub(crate) mod conn;
 #[cfg(test)]
 mod differential;
+pub(crate) mod exchange;
+pub(crate) mod forward;
+pub(crate) mod framing;
+pub(crate) mod io;
+pub(crate) mod pool;
 pub mod request;
+pub(crate) mod response;

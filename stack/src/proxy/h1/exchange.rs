@@ -1,0 +1,462 @@
+//! The upstream step of the forwarding path: one request sent to a dyno and its response
+//! brought back, with no task, channel or lock of its own. A dyno is picked from the mesh; the
+//! request goes out on one of the thread's pooled connections (or a new one) with its head and
+//! the body bytes already read in one `writev`, the rest of the body after them; the response
+//! head is read into the connection's buffer, rewritten, and sent on with its body as the
+//! dyno's bytes arrive. The clocks and H-codes are Heroku's: H19/H21 connecting, H18 when the
+//! dyno closes while the request is sent, H12 when no response starts within the request
+//! timeout of the whole request reaching the dyno, H13 when the dyno closes without one, H17
+//! for one that is not HTTP, H15 when the dyno goes quiet mid-body, H27/H28 when the client
+//! goes away or quiet. A request is sent again only when none of it reached the dyno (its
+//! pooled connection failed the first write with nothing taken); never after. A protocol
+//! switch (WebSocket) is spliced both ways once the dyno agrees (101).
+
+use std::io::IoSlice;
+use std::time::Duration;
+
+use http::StatusCode;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::errors::ProxyError;
+use crate::mesh::Lease;
+use crate::proxy::body::Recorder;
+use crate::proxy::h1::chunked::ChunkedDecoder;
+use crate::proxy::h1::conn::{Conn, MAX_HEADERS, Request, failure_page};
+use crate::proxy::h1::framing::Remaining;
+use crate::proxy::h1::io;
+use crate::proxy::h1::request::BodyLength;
+use crate::proxy::h1::response::{self, ClientFraming, ClientHead, Framing};
+use crate::proxy::headers;
+
+/// What the client connection does after an exchange.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// It reads the next request.
+    KeepAlive,
+    /// It is closed (after its writes are flushed).
+    Close,
+    /// It is over already (the client went away, or a protocol switch ended).
+    Done,
+}
+
+/// How many bytes a read from a dyno asks for at least.
+const READ_SIZE: usize = 16 << 10;
+
+/// One request's way to a dyno and back.
+pub(crate) struct Exchange<'c, I> {
+    conn: &'c mut Conn<I>,
+    req: &'c Request,
+    rec: Recorder,
+}
+
+/// A request sent, as far as the response step needs to know.
+struct Sent {
+    dyno: TcpStream,
+    /// The dyno started answering before the whole body was sent: the rest is not read, and
+    /// neither connection can be used again.
+    early: bool,
+}
+
+impl<'c, I: AsyncRead + AsyncWrite + Unpin> Exchange<'c, I> {
+    /// The exchange of `req`, whose head is in `conn`'s buffer before `conn.at` and whose
+    /// rewritten head is in `conn.out`; its line is `rec`.
+    pub(crate) fn new(conn: &'c mut Conn<I>, req: &'c Request, rec: Recorder) -> Self {
+        Exchange { conn, req, rec }
+    }
+
+    /// Runs the exchange to its end.
+    pub(crate) async fn run(mut self) -> Next {
+        let proxy = self.conn.worker.proxy.clone();
+        let config = proxy.config();
+        let lease = match proxy
+            .mesh()
+            .pick_preferring(self.req.affinity.as_deref(), config.boot_wait)
+            .await
+        {
+            Ok(lease) => lease,
+            Err(error) => return self.fail(error).await,
+        };
+        let mut body = match self.req.body {
+            BodyLength::Empty => Remaining::Length(0),
+            BodyLength::Length(n) => Remaining::Length(n),
+            BodyLength::Chunked => Remaining::Chunked(ChunkedDecoder::default()),
+        };
+        let sent = match self.send(&lease, &mut body).await {
+            Ok(sent) => sent,
+            Err(Failed::Answer(error)) => {
+                if matches!(
+                    error,
+                    ProxyError::BackendConnectTimeout | ProxyError::BackendConnectionRefused
+                ) {
+                    proxy.mesh().skip(&lease.dyno, config.skip_for);
+                }
+                return self.fail_with(error, body.is_done()).await;
+            }
+            Err(Failed::Silent(error)) => {
+                self.rec.fail(error, 0);
+                return Next::Done;
+            }
+        };
+        self.respond(sent, &lease, body.is_done()).await
+    }
+
+    /// Connects (or takes a pooled connection) and sends the request: its head and the body
+    /// bytes already read in one write, then the rest of the body as it comes.
+    async fn send(&mut self, lease: &Lease, body: &mut Remaining) -> Result<Sent, Failed> {
+        let config = self.conn.worker.proxy.config().clone();
+        let conn = &mut *self.conn;
+        // The body's bytes already read, taken once (a chunked body's decoder moves on).
+        let start = conn.at;
+        let taken = body
+            .take(&conn.buf[start..], |_| {})
+            .map_err(|_| Failed::Answer(ProxyError::RequestError))?;
+        conn.at += taken.len;
+        let (mut dyno, connect) = loop {
+            let (mut dyno, connect, pooled) = match conn.worker.pool.take(lease.addr) {
+                Some(dyno) => (dyno, Duration::ZERO, true),
+                None => match io::connect(lease.addr, config.connect_timeout).await {
+                    Ok((dyno, took)) => (dyno, took, false),
+                    Err(error) => {
+                        self.rec
+                            .sent(&lease.dyno, Duration::ZERO, std::time::Instant::now());
+                        return Err(Failed::Answer(error));
+                    }
+                },
+            };
+            let mut bufs = [
+                IoSlice::new(&conn.out),
+                IoSlice::new(&conn.buf[start..conn.at]),
+            ];
+            match io::write_all(&mut dyno, &mut bufs).await {
+                Ok(()) => break (dyno, connect),
+                // None of it reached the dyno: another connection (a new one, once the pool
+                // has none that works).
+                Err((0, _)) if pooled => continue,
+                Err(_) => return Err(Failed::Answer(ProxyError::ServerRequestInterrupted)),
+            }
+        };
+        self.rec
+            .sent(&lease.dyno, connect, std::time::Instant::now());
+        if body.is_done() {
+            return Ok(Sent { dyno, early: false });
+        }
+        // The rest of the body: what was read is all the body's.
+        let conn = &mut *self.conn;
+        conn.buf.clear();
+        conn.at = 0;
+        if self.req.expect_continue && taken.len == 0 {
+            io::send(&mut conn.io, b"HTTP/1.1 100 Continue\r\n\r\n")
+                .await
+                .map_err(|_| Failed::Silent(ProxyError::ClientInterrupted))?;
+        }
+        loop {
+            conn.buf.reserve(READ_SIZE);
+            let read = tokio::select! {
+                biased;
+                read = tokio::time::timeout(config.idle_timeout, conn.io.read_buf(&mut conn.buf)) => read,
+                ready = dyno.readable() => {
+                    if ready.is_err() {
+                        return Err(Failed::Answer(ProxyError::ServerRequestInterrupted));
+                    }
+                    match dyno.try_read_buf(&mut conn.dyno_buf) {
+                        Ok(0) => return Err(Failed::Answer(ProxyError::ServerRequestInterrupted)),
+                        // The dyno answers before the body is all sent.
+                        Ok(_) => return Ok(Sent { dyno, early: true }),
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                        Err(_) => return Err(Failed::Answer(ProxyError::ServerRequestInterrupted)),
+                    }
+                }
+            };
+            match read {
+                Err(_) => return Err(Failed::Silent(ProxyError::ClientIdle)),
+                Ok(Ok(0) | Err(_)) => return Err(Failed::Silent(ProxyError::ClientInterrupted)),
+                Ok(Ok(_)) => {}
+            }
+            let taken = body
+                .take(&conn.buf, |_| {})
+                .map_err(|_| Failed::Answer(ProxyError::RequestError))?;
+            let mut bufs = [IoSlice::new(&conn.buf[..taken.len])];
+            if io::write_all(&mut dyno, &mut bufs).await.is_err() {
+                return Err(Failed::Answer(ProxyError::ServerRequestInterrupted));
+            }
+            if taken.done {
+                // What follows is the next request's (pipelined).
+                conn.at = taken.len;
+                return Ok(Sent { dyno, early: false });
+            }
+            conn.buf.clear();
+        }
+    }
+
+    /// Reads the dyno's response head (H12 past the request timeout), and sends the response
+    /// on. `body_read`: the request's body has been read whole (else the client connection
+    /// cannot be used again).
+    async fn respond(mut self, sent: Sent, lease: &Lease, body_read: bool) -> Next {
+        let config = self.conn.worker.proxy.config().clone();
+        let Sent { mut dyno, early } = sent;
+        let due = Instant::now() + config.response_timeout;
+        // The client is watched for going away while the dyno thinks (H27), once its
+        // request is all read.
+        let mut watch_client = body_read && !early;
+        let head_len = loop {
+            let conn = &mut *self.conn;
+            if !conn.dyno_buf.is_empty() {
+                let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+                match response::parse(&conn.dyno_buf, &mut slots, self.req.head) {
+                    Ok(Some((head, _))) if head.status == 101 && !self.req.upgrade => {
+                        return self.fail_with(ProxyError::BadResponse, body_read).await;
+                    }
+                    // An interim response (100 Continue, 103): not passed on.
+                    Ok(Some((head, _)))
+                        if (100..200).contains(&head.status) && head.status != 101 =>
+                    {
+                        conn.dyno_buf.drain(..head.len);
+                        continue;
+                    }
+                    Ok(Some((head, _))) => break head.len,
+                    Ok(None) if conn.dyno_buf.len() > config.max_head => {
+                        return self.fail_with(ProxyError::BadResponse, body_read).await;
+                    }
+                    Ok(None) => {}
+                    Err(_) => return self.fail_with(ProxyError::BadResponse, body_read).await,
+                }
+            }
+            conn.dyno_buf.reserve(READ_SIZE);
+            let read = tokio::select! {
+                biased;
+                read = tokio::time::timeout_at(due, dyno.read_buf(&mut conn.dyno_buf)) => read,
+                gone = conn.io.read_buf(&mut conn.buf), if watch_client => {
+                    match gone {
+                        Ok(n) if n > 0 => {
+                            // A pipelined request: kept for later (and no longer watched
+                            // past a head's worth).
+                            if conn.buf.len() - conn.at > config.max_head {
+                                watch_client = false;
+                            }
+                            continue;
+                        }
+                        _ => {
+                            self.rec.fail(ProxyError::ClientInterrupted, 0);
+                            return Next::Done;
+                        }
+                    }
+                }
+            };
+            match read {
+                Err(_) => return self.fail_with(ProxyError::RequestTimeout, body_read).await,
+                Ok(Ok(0) | Err(_)) => {
+                    let error = if self.conn.dyno_buf.is_empty() {
+                        ProxyError::ConnectionClosedWithoutResponse
+                    } else {
+                        ProxyError::BadResponse
+                    };
+                    return self.fail_with(error, body_read).await;
+                }
+                Ok(Ok(_)) => {}
+            }
+        };
+        self.forward(dyno, lease, head_len, body_read && !early)
+            .await
+    }
+
+    /// Sends the response whose head is the first `head_len` bytes of the dyno buffer on to
+    /// the client, its body as it comes; gives the dyno connection back to the pool when the
+    /// exchange left it clean. `reusable`: the client's request was read whole.
+    async fn forward(
+        mut self,
+        mut dyno: TcpStream,
+        lease: &Lease,
+        head_len: usize,
+        reusable: bool,
+    ) -> Next {
+        let config = self.conn.worker.proxy.config().clone();
+        let conn = &mut *self.conn;
+        let cookie = match &self.req.affinity {
+            _ if !config.affinity => None,
+            Some(named) if *named == lease.dyno => None,
+            _ => Some(headers::affinity_cookie(&lease.dyno)),
+        };
+        let (status, framing, dyno_keep_alive, client_framing) = {
+            let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let Ok(Some((head, fields))) =
+                response::parse(&conn.dyno_buf[..head_len], &mut slots, self.req.head)
+            else {
+                return Next::Close;
+            };
+            let client = ClientHead {
+                http11: self.req.http11,
+                keep_alive: self.req.keep_alive && reusable,
+                upgrade: head.status == 101,
+                cookie: cookie.as_ref().and_then(|c| c.to_str().ok()),
+            };
+            let client_framing = response::client_head(&mut conn.out, &head, fields, &client);
+            (head.status, head.framing, head.keep_alive, client_framing)
+        };
+        if status == 101 {
+            return self.upgrade(dyno, head_len).await;
+        }
+        let conn = &mut *self.conn;
+        let mut body = match framing {
+            Framing::Empty => Remaining::Length(0),
+            Framing::Length(n) => Remaining::Length(n),
+            Framing::Chunked => Remaining::Chunked(ChunkedDecoder::default()),
+            Framing::UntilClose => Remaining::UntilClose,
+        };
+        let decode = client_framing == ClientFraming::Close && framing == Framing::Chunked;
+        let mut plain = Vec::new();
+        let mut bytes = 0u64;
+        let mut head_sent = false;
+        let mut from = head_len;
+        let mut leftover = false;
+        loop {
+            plain.clear();
+            let piece = &conn.dyno_buf[from..];
+            let Ok(taken) = body.take(piece, |d| {
+                if decode {
+                    plain.extend_from_slice(d);
+                }
+            }) else {
+                if head_sent {
+                    self.rec.fail(ProxyError::BadResponse, bytes);
+                } else {
+                    let page = failure_page(
+                        &mut self.rec,
+                        ProxyError::BadResponse,
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        true,
+                        self.req.head,
+                    );
+                    let _ = io::send(&mut conn.io, &page).await;
+                }
+                return Next::Close;
+            };
+            let piece = &piece[..taken.len];
+            let head: &[u8] = if head_sent { &[] } else { &conn.out };
+            let size_line;
+            let mut bufs = match client_framing {
+                ClientFraming::Rechunked if !piece.is_empty() => {
+                    size_line = format!("{:x}\r\n", piece.len());
+                    [
+                        IoSlice::new(head),
+                        IoSlice::new(size_line.as_bytes()),
+                        IoSlice::new(piece),
+                        IoSlice::new(b"\r\n"),
+                    ]
+                }
+                _ if decode => [
+                    IoSlice::new(head),
+                    IoSlice::new(&plain),
+                    IoSlice::new(&[]),
+                    IoSlice::new(&[]),
+                ],
+                _ => [
+                    IoSlice::new(head),
+                    IoSlice::new(piece),
+                    IoSlice::new(&[]),
+                    IoSlice::new(&[]),
+                ],
+            };
+            if io::write_all(&mut conn.io, &mut bufs).await.is_err() {
+                self.rec.fail(ProxyError::ClientInterrupted, bytes);
+                return Next::Done;
+            }
+            head_sent = true;
+            bytes += taken.data;
+            if taken.done {
+                leftover = from + taken.len < conn.dyno_buf.len();
+                break;
+            }
+            conn.dyno_buf.clear();
+            from = 0;
+            conn.dyno_buf.reserve(READ_SIZE);
+            match tokio::time::timeout(config.idle_timeout, dyno.read_buf(&mut conn.dyno_buf)).await
+            {
+                Err(_) => {
+                    self.rec.fail(ProxyError::IdleConnection, bytes);
+                    return Next::Done;
+                }
+                Ok(Ok(0)) if framing == Framing::UntilClose => {
+                    if client_framing == ClientFraming::Rechunked
+                        && io::write_all(&mut conn.io, &mut [IoSlice::new(b"0\r\n\r\n")])
+                            .await
+                            .is_err()
+                    {
+                        self.rec.fail(ProxyError::ClientInterrupted, bytes);
+                        return Next::Done;
+                    }
+                    break;
+                }
+                Ok(Ok(0) | Err(_)) => {
+                    // The response was cut short: the client cannot be told otherwise.
+                    self.rec
+                        .fail(ProxyError::ConnectionClosedWithoutResponse, bytes);
+                    return Next::Done;
+                }
+                Ok(Ok(_)) => {}
+            }
+        }
+        self.rec.finish(status, bytes);
+        conn.dyno_buf.clear();
+        if reusable && dyno_keep_alive && body.is_done() && !leftover {
+            conn.worker.pool.give_back(lease.addr, dyno);
+        }
+        if !reusable || !self.req.keep_alive || client_framing == ClientFraming::Close {
+            Next::Close
+        } else {
+            Next::KeepAlive
+        }
+    }
+
+    /// The dyno agreed to switch protocols: its head (in `conn.out`) goes to the client, and
+    /// the two connections are spliced both ways, bytes already read on either side first.
+    async fn upgrade(mut self, mut dyno: TcpStream, head_len: usize) -> Next {
+        let conn = &mut *self.conn;
+        self.rec.finish(101, 0);
+        let mut to_client = [
+            IoSlice::new(&conn.out),
+            IoSlice::new(&conn.dyno_buf[head_len..]),
+        ];
+        if io::write_all(&mut conn.io, &mut to_client).await.is_err() {
+            return Next::Done;
+        }
+        let mut to_dyno = [IoSlice::new(&conn.buf[conn.at..])];
+        if io::write_all(&mut dyno, &mut to_dyno).await.is_err() {
+            return Next::Done;
+        }
+        conn.buf.clear();
+        conn.at = 0;
+        conn.dyno_buf.clear();
+        let _ = tokio::io::copy_bidirectional(&mut conn.io, &mut dyno).await;
+        Next::Done
+    }
+
+    /// Answers `error` with the proxy's page; the connection stays open when the request was
+    /// read whole and the client keeps it.
+    async fn fail(self, error: ProxyError) -> Next {
+        let read = self.req.body == BodyLength::Empty;
+        self.fail_with(error, read).await
+    }
+
+    /// Answers `error` with the proxy's page; `body_read`: the request's body has been read
+    /// whole (else the connection is closed after the answer).
+    async fn fail_with(mut self, error: ProxyError, body_read: bool) -> Next {
+        let close = !body_read || !self.req.keep_alive;
+        let status =
+            StatusCode::from_u16(error.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        let page = failure_page(&mut self.rec, error, status, close, self.req.head);
+        if io::send(&mut self.conn.io, &page).await.is_err() {
+            return Next::Done;
+        }
+        if close { Next::Close } else { Next::KeepAlive }
+    }
+}
+
+/// Why a request could not be sent.
+enum Failed {
+    /// The client gets the proxy's page for it.
+    Answer(ProxyError),
+    /// The client is gone or quiet: only its line tells it.
+    Silent(ProxyError),
+}
