@@ -10,6 +10,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::Notify;
@@ -123,19 +124,25 @@ impl LineQueue {
         if n == 0 {
             return (0, false);
         }
-        let dropped = {
+        let (dropped, wake) = {
             let mut st = self.lock();
             if st.closed {
                 return (0, false);
             }
+            // The reader is woken when lines start waiting; while some wait it has yet to
+            // take them, and will find these too (a wake a line cost a reader that keeps up
+            // a thread switch for every line).
+            let wake = st.waiting == 0;
             st.counts.accepted += n as u64;
             st.waiting += n;
             st.batches.push_back((batch, 0));
             let dropped = drop_oldest(&mut st, self.capacity);
             st.counts.buffered = st.waiting as u64;
-            dropped
+            (dropped, wake)
         };
-        self.ready.notify_one();
+        if wake {
+            self.ready.notify_one();
+        }
         (n, dropped)
     }
 
@@ -199,19 +206,41 @@ impl LineQueue {
 
     /// `take`, with at most `max_bytes` of lines (but at least one).
     pub async fn take_bounded(&self, max: usize, max_bytes: usize) -> Option<Taken> {
+        self.take_lingering(max, max_bytes, Duration::ZERO).await
+    }
+
+    /// `take_bounded`, but once lines wait, fewer than `max`, it lingers for `linger` first so
+    /// that more can gather: a reader that is not in a hurry (the spool, metric extraction)
+    /// then takes lines in batches, and lines arriving one at a time do not wake it one at a
+    /// time.
+    pub async fn take_lingering(
+        &self,
+        max: usize,
+        max_bytes: usize,
+        linger: Duration,
+    ) -> Option<Taken> {
         loop {
             let ready = self.ready.notified();
-            {
+            // `Some(short)`: lines wait, fewer than `max` when `short`.
+            let waiting = {
                 let st = self.lock();
                 if st.waiting > 0 || st.loss.is_some() {
-                    drop(st);
+                    Some(st.waiting < max && !st.closed)
+                } else if st.closed {
+                    return None;
+                } else {
+                    None
+                }
+            };
+            match waiting {
+                Some(short) => {
+                    if short && !linger.is_zero() {
+                        tokio::time::sleep(linger).await;
+                    }
                     return Some(self.try_take_bounded(max, max_bytes));
                 }
-                if st.closed {
-                    return None;
-                }
+                None => ready.await,
             }
-            ready.await;
         }
     }
 

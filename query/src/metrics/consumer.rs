@@ -148,6 +148,10 @@ impl Collector for MetricsEngine {
     }
 }
 
+/// How long extraction lets lines gather once some wait (fewer than a batch), so that lines
+/// coming one at a time are counted a batch at a time (figures are read a scrape apart).
+const LINGER: Duration = Duration::from_millis(20);
+
 struct Run {
     queue: Arc<LineQueue>,
     store: SharedStore,
@@ -164,7 +168,7 @@ impl Run {
             tokio::select! {
                 biased;
                 () = stop.notified() => break,
-                taken = self.queue.take_bounded(self.batch, usize::MAX) => match taken {
+                taken = self.queue.take_lingering(self.batch, usize::MAX, LINGER) => match taken {
                     Some(taken) => self.count(&taken.lines, &mut name),
                     None => break,
                 },

@@ -15,6 +15,11 @@ use tokio::task::JoinHandle;
 
 use super::{SYNC_INTERVAL, Spool, SpoolError};
 
+/// How long the writer lets lines gather once some wait (fewer than a batch): lines that
+/// come one at a time (a router line a request) are then written a batch at a time, not a
+/// system call and a thread switch each.
+const LINGER: Duration = Duration::from_millis(20);
+
 /// How the writer reads the router.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SpoolWriterConfig {
@@ -157,7 +162,7 @@ impl Run {
             tokio::select! {
                 biased;
                 () = stop.notified() => break,
-                taken = queue.take_bounded(lines, bytes) => match taken {
+                taken = queue.take_lingering(lines, bytes, LINGER) => match taken {
                     Some(taken) => self.write(taken).await,
                     None => break,
                 },
