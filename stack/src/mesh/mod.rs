@@ -115,10 +115,12 @@ impl Mesh {
                 _ => Ok(None),
             };
         }
-        let now = Instant::now();
+        // The clock is read only when a dyno is being skipped (rarely).
+        let now = std::cell::OnceCell::new();
         let available = |b: &Backend| {
-            b.skip_until.is_none_or(|u| u <= now)
-                && b.in_flight.load(Ordering::Acquire) < MAX_IN_FLIGHT
+            b.in_flight.load(Ordering::Acquire) < MAX_IN_FLIGHT
+                && b.skip_until
+                    .is_none_or(|u| u <= *now.get_or_init(Instant::now))
         };
         // Session affinity: the client's dyno, while it can take the request.
         if let Some(backend) = prefer.and_then(|name| t.up.iter().find(|b| b.name == name))

@@ -67,13 +67,17 @@ pub(crate) async fn serve_thread(
     mut stop: watch::Receiver<bool>,
 ) {
     let config = proxy.config().clone();
-    let dynos = Arc::new(proxy.dynos());
     let worker = Worker::new(proxy.clone());
     let port = listener.local_addr().map_or(0, |a| a.port());
-    let builder = http_builder(&config);
     let stats = proxy.stats().listener(tls.is_some()).clone();
     // Told to the connections when the proxy stops; closed once they have all ended.
     let (closing, closing_rx) = watch::channel(false);
+    let shared = Rc::new(HyperShared {
+        proxy: proxy.clone(),
+        dynos: Arc::new(proxy.dynos()),
+        builder: http_builder(&config),
+        stop: closing_rx.clone(),
+    });
     while let Some((stream, peer)) = accept(&listener, &stats, &mut stop).await {
         // Over a cap, the connection is closed at once (dropped).
         let Ok(slot) = stats.admit(config.max_connections, config.max_pending_heads) else {
@@ -86,11 +90,8 @@ pub(crate) async fn serve_thread(
             port,
         };
         let hyper = HyperConnection {
-            proxy: proxy.clone(),
-            dynos: dynos.clone(),
+            shared: shared.clone(),
             client,
-            builder: builder.clone(),
-            stop: closing_rx.clone(),
         };
         if config.hyper_h1 {
             tokio::task::spawn_local(hyper.run(stream, tls.clone(), slot));
@@ -103,6 +104,7 @@ pub(crate) async fn serve_thread(
     drop(listener);
     closing.send_replace(true);
     drop(closing_rx);
+    drop(shared);
     let _ = tokio::time::timeout(config.shutdown_grace, closing.closed()).await;
 }
 
@@ -127,7 +129,7 @@ async fn serve_own(
         }
         return;
     };
-    let header_timeout = hyper.proxy.config().header_timeout;
+    let header_timeout = hyper.shared.proxy.config().header_timeout;
     let stream =
         match tokio::time::timeout_at(accepted + header_timeout, acceptor.accept(stream)).await {
             Ok(Ok(stream)) => stream,
@@ -196,13 +198,18 @@ fn http_builder(config: &ProxyConfig) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-/// What serving an accepted connection with hyper needs.
-struct HyperConnection {
+/// What serving connections with hyper needs, one for each proxy thread.
+struct HyperShared {
     proxy: Arc<Proxy>,
     dynos: Arc<Dynos>,
-    client: Client,
     builder: auto::Builder<TokioExecutor>,
     stop: watch::Receiver<bool>,
+}
+
+/// A connection hyper is to serve (all of it, or from its HTTP/2 preface on).
+struct HyperConnection {
+    shared: Rc<HyperShared>,
+    client: Client,
 }
 
 /// How serving a connection ended.
@@ -222,7 +229,7 @@ impl HyperConnection {
         let Some(acceptor) = tls else {
             return self.serve(stream, slot).await;
         };
-        let config = self.proxy.config();
+        let config = self.shared.proxy.config();
         let due = tokio::time::Instant::now() + config.header_timeout;
         match tokio::time::timeout_at(due, acceptor.accept(stream)).await {
             Ok(Ok(stream)) => self.serve(stream, slot).await,
@@ -236,13 +243,10 @@ impl HyperConnection {
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let HyperConnection {
-            proxy,
-            dynos,
-            client,
-            builder,
-            mut stop,
-        } = self;
+        let HyperConnection { shared, client } = self;
+        let (proxy, dynos) = (shared.proxy.clone(), shared.dynos.clone());
+        let (builder, mut stop) = (shared.builder.clone(), shared.stop.clone());
+        drop(shared);
         let config = proxy.config();
         let activity = Arc::new(Activity::new(
             slot,

@@ -178,7 +178,10 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<I> {
             match next {
                 Next::KeepAlive => {}
                 Next::Close => {
-                    let _ = tokio::io::AsyncWriteExt::shutdown(&mut self.io).await;
+                    // TLS says it is closing (close_notify); TCP's close is enough.
+                    if self.client.tls {
+                        let _ = tokio::io::AsyncWriteExt::shutdown(&mut self.io).await;
+                    }
                     return Served::Done;
                 }
                 Next::Done => return Served::Done,
@@ -188,8 +191,13 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<I> {
             self.at = 0;
             scanned = 0;
             parsed_at = 0;
-            if self.buf.capacity() > 4 * READ_SIZE {
+            // Buffers a large body grew are given back (a kept-alive connection holds
+            // 16 KiB or so between requests).
+            if self.buf.capacity() > 2 * READ_SIZE {
                 self.buf.shrink_to(READ_SIZE);
+            }
+            if self.dyno_buf.capacity() > 2 * READ_SIZE {
+                self.dyno_buf.shrink_to(READ_SIZE);
             }
             if self.buf.is_empty() {
                 match self.wait_for_request(config.keepalive_timeout).await {

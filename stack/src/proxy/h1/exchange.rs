@@ -41,8 +41,11 @@ pub(crate) enum Next {
     Done,
 }
 
-/// How many bytes a read from a dyno asks for at least.
+/// How many bytes a read of a head asks for at least.
 const READ_SIZE: usize = 16 << 10;
+/// How many bytes a read of a body asks for at least: a large body goes through in fewer,
+/// larger reads and writes (the buffers are given back after the request, `conn.rs`).
+pub(crate) const BODY_READ_SIZE: usize = 64 << 10;
 
 /// One request's way to a dyno and back.
 pub(crate) struct Exchange<'c, I> {
@@ -152,7 +155,7 @@ impl<'c, I: AsyncRead + AsyncWrite + Unpin> Exchange<'c, I> {
                 .map_err(|_| Failed::Silent(ProxyError::ClientInterrupted))?;
         }
         loop {
-            conn.buf.reserve(READ_SIZE);
+            conn.buf.reserve(BODY_READ_SIZE);
             let read = tokio::select! {
                 biased;
                 read = tokio::time::timeout(config.idle_timeout, conn.io.read_buf(&mut conn.buf)) => read,
@@ -370,7 +373,7 @@ impl<'c, I: AsyncRead + AsyncWrite + Unpin> Exchange<'c, I> {
             }
             conn.dyno_buf.clear();
             from = 0;
-            conn.dyno_buf.reserve(READ_SIZE);
+            conn.dyno_buf.reserve(BODY_READ_SIZE);
             match tokio::time::timeout(config.idle_timeout, dyno.read_buf(&mut conn.dyno_buf)).await
             {
                 Err(_) => {

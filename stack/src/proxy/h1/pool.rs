@@ -5,7 +5,7 @@
 //! is dropped when found; at most `per_dyno` wait for each dyno.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,8 @@ use tokio::net::TcpStream;
 /// Idle connections to dynos, by address.
 #[derive(Debug)]
 pub(crate) struct Pool {
-    idle: RefCell<HashMap<SocketAddr, Vec<Idle>>>,
+    /// Oldest first (each is given back later than the one before it).
+    idle: RefCell<HashMap<SocketAddr, VecDeque<Idle>>>,
     per_dyno: usize,
     idle_for: Duration,
 }
@@ -39,7 +40,7 @@ impl Pool {
     pub(crate) fn take(&self, addr: SocketAddr) -> Option<TcpStream> {
         let mut idle = self.idle.borrow_mut();
         let waiting = idle.get_mut(&addr)?;
-        while let Some(Idle { stream, since }) = waiting.pop() {
+        while let Some(Idle { stream, since }) = waiting.pop_back() {
             if since.elapsed() >= self.idle_for {
                 continue;
             }
@@ -57,25 +58,28 @@ impl Pool {
     pub(crate) fn give_back(&self, addr: SocketAddr, stream: TcpStream) {
         let mut idle = self.idle.borrow_mut();
         let waiting = idle.entry(addr).or_default();
-        // The oldest are dropped first: those idle too long, then over the cap.
-        let idle_for = self.idle_for;
-        waiting.retain(|c| c.since.elapsed() < idle_for);
+        // The oldest are dropped first: those idle too long, then over the cap (one look at
+        // the clock: they are in the order they were given back).
+        let now = Instant::now();
+        while waiting
+            .front()
+            .is_some_and(|c| now.duration_since(c.since) >= self.idle_for)
+        {
+            waiting.pop_front();
+        }
         if waiting.len() >= self.per_dyno {
             if self.per_dyno == 0 {
                 return;
             }
-            waiting.remove(0);
+            waiting.pop_front();
         }
-        waiting.push(Idle {
-            stream,
-            since: Instant::now(),
-        });
+        waiting.push_back(Idle { stream, since: now });
     }
 
     /// Connections waiting, over all dynos.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.idle.borrow().values().map(Vec::len).sum()
+        self.idle.borrow().values().map(VecDeque::len).sum()
     }
 }
 
