@@ -17,7 +17,8 @@
 # For each it prints requests/s, p50 and p99 latency, and CPU µs per request of the proxy
 # process (its user + system CPU time over the run / requests; for nginx, master and worker
 # summed; for paas, the whole `paas up` process, router included, the dyno excluded), and the
-# ratio of paas's CPU a request to nginx's. The app runs with LOG_REQUESTS=0, so that the
+# ratio of paas's CPU a request to nginx's; for paas, also the CPU a request of its proxy threads
+# alone (the rest is the router's work on the lines: history, spool, index, metrics). The app runs with LOG_REQUESTS=0, so that the
 # router's work is the proxy's lines, not the app's own.
 #
 #   bash benches/proxy/wrk.sh
@@ -50,6 +51,19 @@ cpu_ticks() {
     local p total=0
     for p in "$@"; do
         total=$((total + $(sed 's/^.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')))
+    done
+    echo "$total"
+}
+
+# proxy_ticks PID: the CPU time so far of PID's proxy threads (`proxy-N`), in clock ticks: the
+# part of paas's CPU that is the proxy itself, without the router's work on the lines.
+proxy_ticks() {
+    local f stat total=0
+    for f in /proc/"$1"/task/*/stat; do
+        stat=$(cat "$f" 2>/dev/null) || continue
+        case $stat in
+            *"(proxy-"*) total=$((total + $(sed 's/^.*) //' <<<"$stat" | awk '{print $12 + $13}'))) ;;
+        esac
     done
     echo "$total"
 }
@@ -145,13 +159,14 @@ done
 run() {
     local name=$1 row=$2 url=$3
     shift 3
-    local before after out rps p50 p99 requests cpu_us errors args=()
+    local before after out rps p50 p99 requests cpu_us errors args=() pbefore=0 pafter=0 proxy_us=-
     case $row in
         body1k) url+=echo args=(-s "$tmp/post1k.lua") ;;
         body100k) url+=echo args=(-s "$tmp/post100k.lua") ;;
         close) args=(-H "Connection: close") ;;
     esac
     before=$(cpu_ticks "$@")
+    [ "$name" != paas ] || pbefore=$(proxy_ticks "$1")
     if [ "$row" = h2 ]; then
         out=$(h2load -c"$connections" -m1 -D"$duration" "$url" 2>&1 || true)
         after=$(cpu_ticks "$@")
@@ -169,13 +184,16 @@ run() {
         p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
         errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
     fi
+    [ "$name" != paas ] || pafter=$(proxy_ticks "$1")
     if [ "$#" -gt 0 ] && [ "${requests:-0}" -gt 0 ]; then
         cpu_us=$(awk -v t=$((after - before)) -v hz="$clk_tck" -v n="$requests" \
             'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
+        [ "$name" != paas ] || proxy_us=$(awk -v t=$((pafter - pbefore)) -v hz="$clk_tck" \
+            -v n="$requests" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
     else
         cpu_us=-
     fi
-    echo "result name=$name row=$row rps=$rps p50=$p50 p99=$p99 cpu_us=$cpu_us ${errors:+errors=\"$errors\"}"
+    echo "result name=$name row=$row rps=$rps p50=$p50 p99=$p99 cpu_us=$cpu_us proxy_us=$proxy_us ${errors:+errors=\"$errors\"}"
 }
 
 median() { sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
@@ -187,7 +205,7 @@ echo "wrk.sh: $runs runs of ${duration}s, $connections connections, $threads wrk
 for target in "http://127.0.0.1:$dyno_port/" "http://127.0.0.1:$nginx_port/" "http://127.0.0.1:$http_port/"; do
     wrk -t1 -c"$connections" -d1s "$target" >/dev/null
 done
-declare -A cpu rps p50 p99
+declare -A cpu rps p50 p99 pcpu
 for i in $(seq "$runs"); do
     for row in $rows; do
         case $row in
@@ -203,6 +221,7 @@ for i in $(seq "$runs"); do
             esac
             echo "  run $i: $line"
             cpu[$row.$target]+="$(field cpu_us "$line") "
+            pcpu[$row.$target]+="$(field proxy_us "$line") "
             rps[$row.$target]+="$(field rps "$line") "
             p50[$row.$target]+="$(field p50 "$line") "
             p99[$row.$target]+="$(field p99 "$line") "
@@ -213,17 +232,17 @@ done
 lines=$(curl -s -H "Authorization: Bearer $key" "$api/apps/bench/stats" | jq -r '.ingest.accepted // .accepted // empty' 2>/dev/null || true)
 of() { tr ' ' '\n' <<<"$1" | grep . | median; }
 echo
-printf '%-9s %-7s %10s %10s %16s %11s %9s\n' row target "rps" "p50" "p99 (runs)" "CPU µs/req" "× nginx"
+printf '%-9s %-7s %10s %10s %16s %11s %9s %13s\n' row target "rps" "p50" "p99 (runs)" "CPU µs/req" "× nginx" "proxy threads"
 for row in $rows; do
     for target in direct nginx paas; do
         [ -n "${cpu[$row.$target]:-}" ] || continue
         ratio=$(awk -v a="$(of "${cpu[$row.$target]}")" -v b="$(of "${cpu[$row.nginx]}")" \
             'BEGIN {if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "-"}')
         [ "$target" = paas ] || ratio=""
-        printf '%-9s %-7s %10s %10s %16s %11s %9s\n' "$row" "$target" \
+        printf '%-9s %-7s %10s %10s %16s %11s %9s %13s\n' "$row" "$target" \
             "$(of "${rps[$row.$target]}")" "$(of "${p50[$row.$target]}")" \
             "$(echo "${p99[$row.$target]}" | xargs | tr ' ' '/')" \
-            "$(of "${cpu[$row.$target]}")" "$ratio"
+            "$(of "${cpu[$row.$target]}")" "$ratio" "$(of "${pcpu[$row.$target]:-}")"
     done
 done
 echo

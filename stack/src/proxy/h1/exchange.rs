@@ -203,7 +203,13 @@ impl<'c, I: AsyncRead + AsyncWrite + Unpin> Exchange<'c, I> {
         // The client is watched for going away while the dyno thinks (H27), once its
         // request is all read.
         let mut watch_client = body_read && !early;
-        let head_len = loop {
+        let reusable = body_read && !early;
+        let cookie = match &self.req.affinity {
+            _ if !config.affinity => None,
+            Some(named) if *named == lease.dyno => None,
+            _ => Some(headers::affinity_cookie(&lease.dyno)),
+        };
+        let answer = loop {
             let conn = &mut *self.conn;
             if !conn.dyno_buf.is_empty() {
                 let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -218,7 +224,24 @@ impl<'c, I: AsyncRead + AsyncWrite + Unpin> Exchange<'c, I> {
                         conn.dyno_buf.drain(..head.len);
                         continue;
                     }
-                    Ok(Some((head, _))) => break head.len,
+                    // The client's head is written as the dyno's is read.
+                    Ok(Some((head, fields))) => {
+                        let client = ClientHead {
+                            http11: self.req.http11,
+                            keep_alive: self.req.keep_alive && reusable,
+                            upgrade: head.status == 101,
+                            cookie: cookie.as_ref().and_then(|c| c.to_str().ok()),
+                        };
+                        let client_framing =
+                            response::client_head(&mut conn.out, &head, fields, &client);
+                        break Answer {
+                            head_len: head.len,
+                            status: head.status,
+                            framing: head.framing,
+                            keep_alive: head.keep_alive,
+                            client_framing,
+                        };
+                    }
                     Ok(None) if conn.dyno_buf.len() > config.max_head => {
                         return self.fail_with(ProxyError::BadResponse, body_read).await;
                     }
@@ -260,43 +283,28 @@ impl<'c, I: AsyncRead + AsyncWrite + Unpin> Exchange<'c, I> {
                 Ok(Ok(_)) => {}
             }
         };
-        self.forward(dyno, lease, head_len, body_read && !early)
-            .await
+        self.forward(dyno, lease, answer, reusable).await
     }
 
-    /// Sends the response whose head is the first `head_len` bytes of the dyno buffer on to
-    /// the client, its body as it comes; gives the dyno connection back to the pool when the
-    /// exchange left it clean. `reusable`: the client's request was read whole.
+    /// Sends the response the dyno began (`answer`: its head, the client's written in
+    /// `conn.out`) on to the client, its body as it comes; gives the dyno connection back to
+    /// the pool when the exchange left it clean. `reusable`: the client's request was read
+    /// whole.
     async fn forward(
         mut self,
         mut dyno: TcpStream,
         lease: &Lease,
-        head_len: usize,
+        answer: Answer,
         reusable: bool,
     ) -> Next {
         let config = self.conn.worker.proxy.config().clone();
-        let conn = &mut *self.conn;
-        let cookie = match &self.req.affinity {
-            _ if !config.affinity => None,
-            Some(named) if *named == lease.dyno => None,
-            _ => Some(headers::affinity_cookie(&lease.dyno)),
-        };
-        let (status, framing, dyno_keep_alive, client_framing) = {
-            let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let Ok(Some((head, fields))) =
-                response::parse(&conn.dyno_buf[..head_len], &mut slots, self.req.head)
-            else {
-                return Next::Close;
-            };
-            let client = ClientHead {
-                http11: self.req.http11,
-                keep_alive: self.req.keep_alive && reusable,
-                upgrade: head.status == 101,
-                cookie: cookie.as_ref().and_then(|c| c.to_str().ok()),
-            };
-            let client_framing = response::client_head(&mut conn.out, &head, fields, &client);
-            (head.status, head.framing, head.keep_alive, client_framing)
-        };
+        let Answer {
+            head_len,
+            status,
+            framing,
+            keep_alive: dyno_keep_alive,
+            client_framing,
+        } = answer;
         if status == 101 {
             return self.upgrade(dyno, head_len).await;
         }
@@ -454,6 +462,19 @@ impl<'c, I: AsyncRead + AsyncWrite + Unpin> Exchange<'c, I> {
         }
         if close { Next::Close } else { Next::KeepAlive }
     }
+}
+
+/// A dyno's response head, read, and the client's, written.
+struct Answer {
+    /// The dyno's head's length: its body starts there.
+    head_len: usize,
+    status: u16,
+    /// How the dyno delimits the body.
+    framing: Framing,
+    /// The dyno keeps the connection open after it.
+    keep_alive: bool,
+    /// How the client's side of the body is delimited.
+    client_framing: ClientFraming,
 }
 
 /// Why a request could not be sent.
