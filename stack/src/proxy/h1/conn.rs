@@ -39,6 +39,11 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// How many bytes a read asks for at least.
 const READ_SIZE: usize = 16 << 10;
 
+/// How long a connection closed with a request body unread reads what still comes first.
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+/// How much it reads and drops at most.
+const LINGER_BYTES: usize = 64 << 20;
+
 /// What one proxy thread's connections share: the proxy, and the thread's own pool of
 /// connections to dynos.
 #[derive(Debug)]
@@ -184,6 +189,10 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<I> {
                     }
                     return Served::Done;
                 }
+                Next::Drain => {
+                    self.drain().await;
+                    return Served::Done;
+                }
                 Next::Done => return Served::Done,
             }
             // The next request's bytes already read (pipelined) are kept, at the start.
@@ -210,6 +219,23 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<I> {
                 }
             }
             head_due = Instant::now() + config.header_timeout;
+        }
+    }
+
+    /// Closes the connection's sending side and reads what the client still sends (a body
+    /// the answer did not wait for) until it stops, at most `LINGER_TIME` and `LINGER_BYTES`,
+    /// so that the answer is not lost to a reset.
+    async fn drain(&mut self) {
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut self.io).await;
+        let until = Instant::now() + LINGER_TIME;
+        let mut read = 0;
+        while read < LINGER_BYTES {
+            self.buf.clear();
+            self.buf.reserve(READ_SIZE);
+            match tokio::time::timeout_at(until, self.io.read_buf(&mut self.buf)).await {
+                Ok(Ok(n)) if n > 0 => read += n,
+                _ => return,
+            }
         }
     }
 

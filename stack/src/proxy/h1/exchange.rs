@@ -37,6 +37,10 @@ pub(crate) enum Next {
     KeepAlive,
     /// It is closed (after its writes are flushed).
     Close,
+    /// It is closed though the client may still be sending the request's body: what it sends
+    /// is read and dropped for a while first, so that closing with it unread (a reset) does
+    /// not lose the answer on its way to the client (nginx's lingering close).
+    Drain,
     /// It is over already (the client went away, or a protocol switch ended).
     Done,
 }
@@ -150,15 +154,22 @@ impl<'c, I: AsyncRead + AsyncWrite + Unpin> Exchange<'c, I> {
         conn.buf.clear();
         conn.at = 0;
         if self.req.expect_continue && taken.len == 0 {
+            // Unless the dyno has answered already.
+            if let Ok(n) = dyno.try_read_buf(&mut conn.dyno_buf)
+                && n > 0
+            {
+                return Ok(Sent { dyno, early: true });
+            }
             io::send(&mut conn.io, b"HTTP/1.1 100 Continue\r\n\r\n")
                 .await
                 .map_err(|_| Failed::Silent(ProxyError::ClientInterrupted))?;
         }
         loop {
             conn.buf.reserve(BODY_READ_SIZE);
+            // The dyno is looked at first: a client that always has more to send must not
+            // keep an early answer waiting (and the body then going to a dyno that left).
             let read = tokio::select! {
                 biased;
-                read = tokio::time::timeout(config.idle_timeout, conn.io.read_buf(&mut conn.buf)) => read,
                 ready = dyno.readable() => {
                     if ready.is_err() {
                         return Err(Failed::Answer(ProxyError::ServerRequestInterrupted));
@@ -171,6 +182,7 @@ impl<'c, I: AsyncRead + AsyncWrite + Unpin> Exchange<'c, I> {
                         Err(_) => return Err(Failed::Answer(ProxyError::ServerRequestInterrupted)),
                     }
                 }
+                read = tokio::time::timeout(config.idle_timeout, conn.io.read_buf(&mut conn.buf)) => read,
             };
             match read {
                 Err(_) => return Err(Failed::Silent(ProxyError::ClientIdle)),
@@ -182,7 +194,11 @@ impl<'c, I: AsyncRead + AsyncWrite + Unpin> Exchange<'c, I> {
                 .map_err(|_| Failed::Answer(ProxyError::RequestError))?;
             let mut bufs = [IoSlice::new(&conn.buf[..taken.len])];
             if io::write_all(&mut dyno, &mut bufs).await.is_err() {
-                return Err(Failed::Answer(ProxyError::ServerRequestInterrupted));
+                // The dyno stopped reading: an answer it sent first is passed on.
+                return match dyno.try_read_buf(&mut conn.dyno_buf) {
+                    Ok(n) if n > 0 => Ok(Sent { dyno, early: true }),
+                    _ => Err(Failed::Answer(ProxyError::ServerRequestInterrupted)),
+                };
             }
             if taken.done {
                 // What follows is the next request's (pipelined).
@@ -413,7 +429,9 @@ impl<'c, I: AsyncRead + AsyncWrite + Unpin> Exchange<'c, I> {
         if reusable && dyno_keep_alive && body.is_done() && !leftover {
             conn.worker.pool.give_back(lease.addr, dyno);
         }
-        if !reusable || !self.req.keep_alive || client_framing == ClientFraming::Close {
+        if !reusable {
+            Next::Drain
+        } else if !self.req.keep_alive || client_framing == ClientFraming::Close {
             Next::Close
         } else {
             Next::KeepAlive
@@ -460,7 +478,13 @@ impl<'c, I: AsyncRead + AsyncWrite + Unpin> Exchange<'c, I> {
         if io::send(&mut self.conn.io, &page).await.is_err() {
             return Next::Done;
         }
-        if close { Next::Close } else { Next::KeepAlive }
+        if !body_read {
+            Next::Drain
+        } else if close {
+            Next::Close
+        } else {
+            Next::KeepAlive
+        }
     }
 }
 
