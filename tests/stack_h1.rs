@@ -290,3 +290,22 @@ fn the_hyper_path_serves_when_asked() {
         "{f:?}"
     );
 }
+
+#[test]
+fn a_dyno_s_head_past_the_limits_is_h17_and_the_proxy_carries_on() {
+    let (_dir, up) = example_app("h1-hostile-dyno", &[]);
+    for (tag, path) in [("huge", "/huge-header"), ("many", "/headers-many?n=500")] {
+        let id = request_id(tag);
+        let (status, body) = curl(&up, path, &["-H", &format!("X-Request-Id: {id}")]);
+        assert_eq!(status, "503", "{tag}: {body}");
+        assert!(body.contains("Bad HTTP response (H17)"), "{tag}: {body}");
+        let lines = lines_of(&up, &id);
+        assert_eq!(lines.len(), 1, "{tag}: {lines:?}");
+        assert_eq!(lines[0]["code"], "H17", "{tag}: {lines:?}");
+        assert_eq!(lines[0]["dyno"], "web.1", "{tag}: {lines:?}");
+    }
+    assert_eq!(
+        curl(&up, "/", &[]),
+        ("200".into(), "hello from web.1\n".into())
+    );
+}

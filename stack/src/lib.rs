@@ -27,14 +27,19 @@ pub use dyno::process::{DynoEvent, DynoExit, DynoLimits, DynoSpec, run as run_dy
 pub use dyno::procfile::{ProcessType, Procfile, ProcfileError};
 pub use errors::{ProxyError, Side};
 pub use mesh::{Lease, MAX_IN_FLIGHT, Mesh};
-/// The HTTP/1.1 pieces of the proxy's forwarding path: the request head parser and the
-/// chunked body decoder (public for their fuzz targets, `stack/fuzz/`).
+/// The HTTP/1.1 pieces of the proxy's forwarding path: the request head parser, the response
+/// head parser and rewriter, and the chunked body decoder (public for their fuzz targets,
+/// `stack/fuzz/`).
 pub mod h1 {
     pub use crate::proxy::h1::chunked::{
         ChunkedDecoder, ChunkedError, Decoded, MAX_SIZE_LINE, MAX_TRAILERS,
         encode as encode_chunked,
     };
     pub use crate::proxy::h1::request::{BodyLength, HeadError, Limit, RequestHead, parse};
+    pub use crate::proxy::h1::response::{
+        BadResponse, ClientFraming, ClientHead, Framing, ResponseHead, client_head,
+        parse as parse_response,
+    };
 }
 pub use proxy::headers::{Client, VIA};
 pub use proxy::line::RouterLine;

@@ -62,8 +62,8 @@ fn kind(name: &str) -> Kind {
 }
 
 /// The header names `Connection` headers among `fields` list beyond the standard tokens
-/// (`close`, `keep-alive`, `upgrade`): hop-by-hop headers of the client's own (rarely any).
-fn named_by_connection<'b>(fields: &[httparse::Header<'b>]) -> Vec<&'b [u8]> {
+/// (`close`, `keep-alive`, `upgrade`): hop-by-hop headers of the sender's own (rarely any).
+pub(crate) fn named_by_connection<'b>(fields: &[httparse::Header<'b>]) -> Vec<&'b [u8]> {
     fields
         .iter()
         .filter(|h| h.name.eq_ignore_ascii_case("connection"))

@@ -19,4 +19,4 @@ pub(crate) mod framing;
 pub(crate) mod io;
 pub(crate) mod pool;
 pub mod request;
-pub(crate) mod response;
+pub mod response;

@@ -8,12 +8,12 @@
 
 use std::io::Write as _;
 
-use crate::proxy::h1::forward::push_header;
+use crate::proxy::h1::forward::{named_by_connection, push_header};
 use crate::proxy::headers::VIA;
 
 /// How the dyno delimits its response's body.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Framing {
+pub enum Framing {
     /// No body (a HEAD request, 1xx, 204, 304).
     Empty,
     /// `Content-Length` bytes.
@@ -26,7 +26,7 @@ pub(crate) enum Framing {
 
 /// A parsed response head from a dyno; its reason borrows the buffer it was read into.
 #[derive(Debug)]
-pub(crate) struct ResponseHead<'b> {
+pub struct ResponseHead<'b> {
     /// The status code.
     pub status: u16,
     /// The reason phrase, as sent.
@@ -41,7 +41,7 @@ pub(crate) struct ResponseHead<'b> {
 
 /// Why a dyno's response is not one to forward (H17).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum BadResponse {
+pub enum BadResponse {
     /// Not HTTP/1.x syntax, or more headers than room was given for.
     Syntax,
     /// A `Content-Length` that is not one number.
@@ -50,7 +50,7 @@ pub(crate) enum BadResponse {
 
 /// Parses the response head at the start of `buf` into `slots`: `Ok(None)` while incomplete.
 /// `head_request`: the request was a HEAD (the response has no body whatever it says).
-pub(crate) fn parse<'h, 'b>(
+pub fn parse<'h, 'b>(
     buf: &'b [u8],
     slots: &'h mut [httparse::Header<'b>],
     head_request: bool,
@@ -133,7 +133,7 @@ fn content_length(value: &[u8]) -> Option<u64> {
 
 /// How the client's side of a response is delimited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ClientFraming {
+pub enum ClientFraming {
     /// As the dyno sent it: no body, a `Content-Length`, or chunks passed on.
     AsSent,
     /// The dyno's body (delimited by its close) in chunks made here.
@@ -144,7 +144,7 @@ pub(crate) enum ClientFraming {
 
 /// What the client's head says beyond the dyno's headers.
 #[derive(Debug)]
-pub(crate) struct ClientHead<'a> {
+pub struct ClientHead<'a> {
     /// The client speaks HTTP/1.1 (else 1.0).
     pub http11: bool,
     /// The client's connection stays open after this response.
@@ -157,7 +157,7 @@ pub(crate) struct ClientHead<'a> {
 
 /// Writes into `out` (cleared first) the client's head for the dyno's `head`; returns how the
 /// body is delimited on the client's side.
-pub(crate) fn client_head(
+pub fn client_head(
     out: &mut Vec<u8>,
     head: &ResponseHead<'_>,
     fields: &[httparse::Header<'_>],
@@ -169,9 +169,17 @@ pub(crate) fn client_head(
     out.extend_from_slice(b"\r\n");
     let mut via: Vec<&[u8]> = Vec::new();
     let mut dated = false;
-    let chunked = head.framing == Framing::Chunked;
+    let framed_otherwise = matches!(head.framing, Framing::Chunked | Framing::UntilClose);
+    let named = named_by_connection(fields);
     for field in fields {
         let name = field.name;
+        if !named.is_empty()
+            && named
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(name.as_bytes()))
+        {
+            continue;
+        }
         let hop = match name.len() {
             4 => {
                 dated |= name.eq_ignore_ascii_case("date");
@@ -193,7 +201,7 @@ pub(crate) fn client_head(
                 name.eq_ignore_ascii_case("connection") || name.eq_ignore_ascii_case("keep-alive")
             }
             // A length beside a transfer coding is not the body's.
-            14 => chunked && name.eq_ignore_ascii_case("content-length"),
+            14 => framed_otherwise && name.eq_ignore_ascii_case("content-length"),
             16 => name.eq_ignore_ascii_case("proxy-connection"),
             17 => name.eq_ignore_ascii_case("transfer-encoding"),
             18 => name.eq_ignore_ascii_case("proxy-authenticate"),
@@ -401,5 +409,81 @@ mod tests {
             out,
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nvia: 1.1 paas\r\nconnection: upgrade\r\n\r\n"
         );
+    }
+
+    mod generated {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// A response head from parts a dyno might send, in any mix and order.
+        fn response() -> impl Strategy<Value = Vec<u8>> {
+            let field = prop::sample::select(vec![
+                "Content-Length: 5",
+                "Content-Length: 0",
+                "Content-Length: 7",
+                "Transfer-Encoding: chunked",
+                "Transfer-Encoding: gzip",
+                "Transfer-Encoding: gzip, chunked",
+                "Connection: close",
+                "Connection: keep-alive, X-A",
+                "Connection: upgrade",
+                "Keep-Alive: timeout=5",
+                "Upgrade: websocket",
+                "TE: trailers",
+                "Trailer: X-Sum",
+                "Proxy-Connection: keep-alive",
+                "Via: 1.0 corp",
+                "Date: Sat, 05 Dec 2026 05:00:00 GMT",
+                "X-A: b",
+            ]);
+            let status = prop::sample::select(vec![100u16, 101, 103, 200, 204, 304, 404, 503]);
+            (status, prop::bool::ANY, prop::collection::vec(field, 0..8)).prop_map(
+                |(status, http11, fields)| {
+                    let mut head = format!("HTTP/1.{} {status} X\r\n", u8::from(http11));
+                    for f in fields {
+                        head.push_str(f);
+                        head.push_str("\r\n");
+                    }
+                    head.push_str("\r\n");
+                    head.into_bytes()
+                },
+            )
+        }
+
+        proptest! {
+            /// Whatever the dyno's head, the client's is one HTTP/1.1 head of the same status
+            /// that frames the body one way, for the client it goes to, with none of the
+            /// dyno's hop-by-hop headers.
+            #[test]
+            fn the_client_s_head_frames_the_body_one_way(raw in response(), head_request: bool) {
+                let mut slots = [httparse::EMPTY_HEADER; 16];
+                let Ok(Some((head, fields))) = parse(&raw, &mut slots, head_request) else {
+                    return Ok(());
+                };
+                for (http11, keep_alive) in [(true, true), (true, false), (false, true)] {
+                    let client = ClientHead { http11, keep_alive, upgrade: false, cookie: None };
+                    let mut out = Vec::new();
+                    let framing = client_head(&mut out, &head, fields, &client);
+                    let mut back = [httparse::EMPTY_HEADER; 32];
+                    let mut res = httparse::Response::new(&mut back);
+                    prop_assert_eq!(res.parse(&out), Ok(httparse::Status::Complete(out.len())));
+                    prop_assert_eq!(res.code, Some(head.status));
+                    let count = |name: &str| {
+                        res.headers.iter().filter(|h| h.name.eq_ignore_ascii_case(name)).count()
+                    };
+                    let chunked = count("transfer-encoding");
+                    prop_assert!(chunked <= 1 && count("connection") == usize::from(!keep_alive || !http11 && framing != ClientFraming::Close || framing == ClientFraming::Close));
+                    prop_assert!(chunked == 0 || (count("content-length") == 0 && http11));
+                    prop_assert_eq!(chunked == 1, http11 && matches!(head.framing, Framing::Chunked | Framing::UntilClose));
+                    for hop in ["keep-alive", "te", "trailer", "proxy-connection", "upgrade"] {
+                        prop_assert_eq!(count(hop), 0, "{}", hop);
+                    }
+                    // `Connection` naming it makes it hop-by-hop too.
+                    let named = raw.windows(5).any(|w| w == b", X-A");
+                    let sent = raw.windows(7).filter(|w| *w == b"\nX-A: b").count();
+                    prop_assert_eq!(count("x-a"), if named { 0 } else { sent });
+                }
+            }
+        }
     }
 }
