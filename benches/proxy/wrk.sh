@@ -27,7 +27,8 @@
 #
 # Environment: DURATION (seconds a run, 10), CONNECTIONS (50), THREADS (wrk threads, 1),
 # RUNS (3, the median is the figure), ROWS (all six), PAAS (a paas binary to measure instead
-# of the tree's release build), NGINX_WORKERS (1), PROXY_THREADS (paas
+# of the tree's release build), PAAS_FLAGS (more flags for `paas up`: `--proxy-hyper` measures
+# hyper's HTTP/1 path), NGINX_WORKERS (1), PROXY_THREADS (paas
 # up's --proxy-threads; default one a core), CARGO_TARGET_DIR (default ~/.cache/paas-target).
 # Installs curl, jq, wrk, nginx and nghttp2-client from Debian when missing.
 set -euo pipefail
@@ -82,7 +83,7 @@ https_port=$(free_port)
 PAAS_API_KEY=$key "$paas" up --app-dir "$app" --name bench --data-dir "$tmp/data" \
     --api-port 0 --syslog-port 0 --udp-port 0 --syslog-tls-port 0 \
     --http-port "$http_port" --https-port "$https_port" --metrics-interval 0 --env LOG_REQUESTS=0 \
-    ${PROXY_THREADS:+--proxy-threads "$PROXY_THREADS"} \
+    ${PROXY_THREADS:+--proxy-threads "$PROXY_THREADS"} ${PAAS_FLAGS:-} \
     >"$tmp/up.out" 2>"$tmp/up.err" &
 up_pid=$!
 pids+=("$up_pid")
