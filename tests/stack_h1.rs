@@ -6,93 +6,11 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use support::{Router, TempDir, lines_of, proxy_addr, router_lines};
-
-/// `paas up` on an app `hello` whose one web dyno is the odd backend.
-fn odd_backend(tag: &str) -> (TempDir, Router) {
-    let dir = TempDir::new(tag);
-    let app = dir.0.join("app-src");
-    std::fs::create_dir_all(&app).expect("app dir");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/odd_backend.py");
-    std::fs::write(app.join("Procfile"), format!("web: python3 {script}\n")).expect("Procfile");
-    let app = app.display().to_string();
-    let up = Router::up(
-        &dir.0,
-        &[
-            "--app-dir",
-            &app,
-            "--name",
-            "hello",
-            "--metrics-interval",
-            "0",
-        ],
-    );
-    wait_serving(&up);
-    (dir, up)
-}
-
-/// `paas up` on the example app with one web dyno, and `extra` flags.
-fn example_app(tag: &str, extra: &[&str]) -> (TempDir, Router) {
-    let dir = TempDir::new(tag);
-    let flags = [
-        &[
-            "--scale",
-            "web=1",
-            "--scale",
-            "worker=0",
-            "--metrics-interval",
-            "0",
-        ][..],
-        extra,
-    ]
-    .concat();
-    let up = Router::up(&dir.0, &flags);
-    wait_serving(&up);
-    (dir, up)
-}
-
-/// Waits until the proxy answers `GET /healthz` with 200.
-fn wait_serving(up: &Router) {
-    let start = Instant::now();
-    while curl(up, "/healthz", &[]).0 != "200" {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "the dyno did not come up: {:?}",
-            router_lines(up)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// curl through the proxy: (status, body).
-fn curl(up: &Router, path: &str, args: &[&str]) -> (String, String) {
-    let url = format!("http://{}{path}", proxy_addr(up));
-    let out = Command::new("curl")
-        .args(["-s", "-m", "10", "-w", "\n%{http_code}"])
-        .args(args)
-        .arg(&url)
-        .output()
-        .expect("curl");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
-    (status.to_owned(), body.to_owned())
-}
-
-/// Sends `bytes` on a new connection and reads until the proxy closes it (at most 10 s).
-fn exchange(up: &Router, bytes: &[u8]) -> String {
-    let mut s = TcpStream::connect(proxy_addr(up)).expect("connect to the proxy");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    s.write_all(bytes).expect("send");
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    String::from_utf8_lossy(&out).into_owned()
-}
+use support::dynos::{curl, example_app, exchange, odd_backend, odd_backend_with};
+use support::{lines_of, proxy_addr};
 
 fn request_id(tag: &str) -> String {
     format!("h1-{tag}-{:0>24}", std::process::id())
@@ -203,7 +121,8 @@ fn a_dyno_answering_before_the_body_is_sent_is_passed_on_and_the_connection_clos
 
 #[test]
 fn a_pooled_connection_the_dyno_closed_is_not_used() {
-    let (_dir, up) = odd_backend("h1-stale");
+    // One proxy thread: one pool, which the requests share.
+    let (_dir, up) = odd_backend_with("h1-stale", &["--proxy-threads", "1"]);
     assert_eq!(
         curl(&up, "/short-lived", &[]),
         ("200".into(), "brief\n".into())

@@ -221,9 +221,13 @@ fn a_request_is_proxied_with_vegur_s_headers_and_logged_in_heroku_s_shape() {
             "service",
             "status",
             "bytes",
-            "protocol"
+            "protocol",
+            // The HTTP cache (on by default) says what it decided: the example app's `/` is
+            // not storable.
+            "cache"
         ]
     );
+    assert_eq!(f["cache"], "pass", "{f:?}");
 
     // A made-up id when the client's is not valid; the response carries Via.
     let out = Command::new("curl")
@@ -453,12 +457,12 @@ fn h15_idle_dyno_and_h28_idle_client() {
 fn h11_backlog_too_deep() {
     let (_dir, up) = paas_up("up-h11", &[ONE_WEB, &["--request-timeout", "10"]].concat());
     let addr = proxy_addr(&up);
-    // 50 in flight on the dyno, 50 waiting: the next is refused.
+    // 50 in flight on the dyno, 50 waiting: the next is refused. (Each its own URL: the
+    // cache would have requests for one URL wait for the first's answer, not the mesh.)
     let held: Vec<TcpStream> = (0..100)
-        .map(|_| {
+        .map(|i| {
             let mut s = TcpStream::connect(&addr).unwrap();
-            s.write_all(b"GET /slow?ms=4000 HTTP/1.1\r\nHost: x\r\n\r\n")
-                .unwrap();
+            write!(s, "GET /slow?ms=4000&n={i} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
             s
         })
         .collect();

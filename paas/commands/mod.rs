@@ -3,6 +3,7 @@
 //! and `restart`), and `example` (the example app's processes).
 
 mod apps;
+mod cache;
 mod client;
 mod drains;
 mod dyno_run;
@@ -82,6 +83,11 @@ pub enum Command {
     /// Index log files an app already has (heroku logs output, RFC 5424, bare logfmt), each
     /// line with its own time, for `paas query`.
     Import(import::Args),
+    /// Show the HTTP cache's counters: objects, bytes, hits, misses, evictions.
+    Cache(cache::ShowArgs),
+    /// Purge the HTTP cache: everything, a path (`/a?b`), or a prefix (`/assets/*`).
+    #[command(name = "cache:purge")]
+    CachePurge(cache::PurgeArgs),
     /// List an app's drains with their delivery health.
     Drains(client::AppListArgs),
     /// Add a drain: syslog://, syslog+tls://, syslog+udp:// or https:// URL.
@@ -131,6 +137,8 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Query(args) => query::run(args),
         Command::Metrics(args) => metrics::run(args),
         Command::Import(args) => import::run(args),
+        Command::Cache(args) => cache::show(args),
+        Command::CachePurge(args) => cache::purge(args),
         Command::Drains(args) => drains::list(args),
         Command::DrainsAdd(args) => drains::add(args),
         Command::DrainsRemove(args) => drains::remove(args),

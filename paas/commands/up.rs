@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde_json::Value;
+use stack::cache::{CacheConfig, HttpCache};
 use stack::{
     AppSpec, DynoApi, DynoLimits, DynoManager, ManagerConfig, Mesh, Procfile, Proxy, ProxyConfig,
 };
@@ -111,6 +112,14 @@ pub struct Args {
     /// while it can take them.
     #[arg(long)]
     session_affinity: bool,
+    /// Memory for the HTTP cache between the proxy and the dynos, in MiB; 0 turns it off.
+    /// Responses are stored as RFC 9111 lets a shared cache (an explicit max-age, s-maxage or
+    /// Expires; not no-store, private, Set-Cookie or Vary: *).
+    #[arg(long, default_value_t = 128)]
+    cache_mb: u64,
+    /// The largest response body the cache stores, in KiB; larger ones are streamed through.
+    #[arg(long, default_value_t = 1024)]
+    cache_max_object_kb: usize,
     /// Serve HTTP/1.x with hyper instead of the proxy's own forwarding path (slower; kept to
     /// compare against and to fall back to). HTTP/2 is served by hyper either way.
     #[arg(long)]
@@ -357,7 +366,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         logplex.api().register("formation", api.formation());
         logplex.api().register("dynos", api.dynos());
 
-        let proxy = Proxy::new(mesh, platform, args.proxy(bound)?);
+        let cache = HttpCache::new(
+            &app.name,
+            CacheConfig {
+                max_bytes: args.cache_mb.saturating_mul(1 << 20),
+                max_object: args.cache_max_object_kb.saturating_mul(1 << 10),
+            },
+        );
+        if let Some(cache) = &cache {
+            logplex.api().register("cache", cache.resource());
+            logplex.api().register_metrics(cache.clone());
+        }
+        let proxy = Proxy::with_cache(mesh, platform, args.proxy(bound)?, cache);
         logplex.api().register_metrics(proxy.stats().clone());
         let (http_at, https_at) = (http.local_addr()?, https.local_addr()?);
         let serving = [

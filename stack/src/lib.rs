@@ -13,6 +13,7 @@
 //! assert!(line.to_string().starts_with("at=error code=H12 desc=\"Request timeout\" method=GET path=\"/slow\""));
 //! ```
 
+pub mod cache;
 mod dyno;
 mod errors;
 mod mesh;

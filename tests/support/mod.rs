@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod dynos;
 pub mod pki;
 pub mod receiver;
 pub mod rsyslog;

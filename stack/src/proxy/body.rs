@@ -61,6 +61,23 @@ impl Recorder {
         self.sent.map(|s| s.elapsed())
     }
 
+    /// The request is answered here (the cache), from `at` (the start of `service=`).
+    pub fn served_here(&mut self, at: Instant) {
+        self.line.dyno.clear();
+        self.line.connect = Some(Duration::ZERO);
+        self.sent = Some(at);
+    }
+
+    /// The request failed with `error`, but an answer (`status`, `bytes`) was sent all the
+    /// same (a stale one from the cache): the line has both.
+    pub fn fail_answered(&mut self, error: ProxyError, status: u16, bytes: u64) {
+        self.line.error = Some(error);
+        self.line.status = status;
+        self.line.bytes = bytes;
+        self.line.service = self.service();
+        self.write();
+    }
+
     /// The response ended well: `status`, `bytes` of body.
     pub fn finish(&mut self, status: u16, bytes: u64) {
         self.line.status = status;

@@ -35,6 +35,10 @@ pub struct RouterLine {
     pub bytes: u64,
     /// `http` or `https`.
     pub protocol: String,
+    /// What the HTTP cache decided (`hit`, `miss`…), when the cache is on.
+    pub cache: Option<&'static str>,
+    /// The age of what the cache answered, in seconds.
+    pub age: Option<u64>,
 }
 
 impl RouterLine {
@@ -126,7 +130,14 @@ impl fmt::Display for RouterLine {
         f.write_str(" service=")?;
         millis(f, self.service)?;
         write!(f, " status={} bytes={} protocol=", self.status, self.bytes)?;
-        bare(f, &self.protocol)
+        bare(f, &self.protocol)?;
+        if let Some(cache) = self.cache {
+            write!(f, " cache={cache}")?;
+        }
+        if let Some(age) = self.age {
+            write!(f, " age={age}")?;
+        }
+        Ok(())
     }
 }
 
@@ -168,10 +179,24 @@ mod tests {
             bytes: 13,
             protocol: "https".into(),
             error: None,
+            cache: None,
+            age: None,
         };
         assert_eq!(
             line.to_string(),
             "at=info method=GET path=\"/\" host=myapp.example request_id=c4d5e6f7-0000-4000-8000-000000000001 fwd=\"17.17.17.17\" dyno=web.1 connect=1ms service=18ms status=200 bytes=13 protocol=https"
+        );
+        // With the cache on, what it decided, and the age of what it answered.
+        let hit = RouterLine {
+            dyno: String::new(),
+            cache: Some("hit"),
+            age: Some(12),
+            ..line
+        };
+        assert!(
+            hit.to_string()
+                .ends_with(" dyno= connect=1ms service=18ms status=200 bytes=13 protocol=https cache=hit age=12"),
+            "{hit}"
         );
     }
 

@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+use crate::cache::HttpCache;
 use crate::mesh::Mesh;
 use crate::proxy::body::ResponseBody;
 use crate::proxy::head::{self, Admitted, Head};
@@ -89,6 +90,7 @@ impl Default for ProxyConfig {
 #[derive(Debug)]
 pub struct Proxy {
     mesh: Arc<Mesh>,
+    cache: Option<Arc<HttpCache>>,
     emitter: Emitter,
     config: ProxyConfig,
     stats: Arc<ProxyStats>,
@@ -98,8 +100,20 @@ impl Proxy {
     /// A proxy to the dynos of `mesh`, writing its lines into `emitter` (the app's `paas`
     /// source; the process is `router`).
     pub fn new(mesh: Arc<Mesh>, emitter: Emitter, config: ProxyConfig) -> Arc<Proxy> {
+        Proxy::with_cache(mesh, emitter, config, None)
+    }
+
+    /// A proxy as [`Proxy::new`], with `cache` between its head handling and the mesh (on its
+    /// HTTP/1.x path).
+    pub fn with_cache(
+        mesh: Arc<Mesh>,
+        emitter: Emitter,
+        config: ProxyConfig,
+        cache: Option<Arc<HttpCache>>,
+    ) -> Arc<Proxy> {
         Arc::new(Proxy {
             mesh,
+            cache,
             emitter,
             config,
             stats: Arc::default(),
@@ -113,6 +127,10 @@ impl Proxy {
 
     pub(crate) fn config(&self) -> &ProxyConfig {
         &self.config
+    }
+
+    pub(crate) fn cache(&self) -> Option<&Arc<HttpCache>> {
+        self.cache.as_ref()
     }
 
     pub(crate) fn mesh(&self) -> &Arc<Mesh> {

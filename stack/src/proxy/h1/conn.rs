@@ -80,6 +80,11 @@ pub(crate) enum Served<I> {
 pub(crate) struct Request {
     /// A HEAD request (its response has no body).
     pub head: bool,
+    /// A GET request (the one whose answers the cache stores).
+    pub get: bool,
+    /// A method that changes what the URL holds (POST, PUT, PATCH, DELETE): the cache forgets
+    /// the URL.
+    pub unsafe_method: bool,
     /// The client speaks HTTP/1.1 (else 1.0).
     pub http11: bool,
     /// How the body is delimited.
@@ -397,6 +402,8 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<I> {
         };
         let request = Request {
             head: head.method == "HEAD",
+            get: head.method == "GET",
+            unsafe_method: matches!(head.method, "POST" | "PUT" | "PATCH" | "DELETE"),
             http11,
             body: head.body,
             keep_alive: head.keep_alive,

@@ -19,9 +19,12 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::errors::ProxyError;
+use crate::cache::Outcome;
+use crate::cache::store::Stored;
+use crate::errors::{ProxyError, Side};
 use crate::mesh::Lease;
 use crate::proxy::body::Recorder;
+use crate::proxy::h1::cached::{self, Before, Caching};
 use crate::proxy::h1::chunked::ChunkedDecoder;
 use crate::proxy::h1::conn::{Conn, MAX_HEADERS, Request, failure_page};
 use crate::proxy::h1::framing::Remaining;
@@ -56,6 +59,8 @@ pub(crate) struct Exchange<'c, I> {
     conn: &'c mut Conn<I>,
     req: &'c Request,
     rec: Recorder,
+    /// The cache's part in the request, when the cache is on and has one.
+    caching: Option<Box<Caching>>,
 }
 
 /// A request sent, as far as the response step needs to know.
@@ -70,13 +75,42 @@ impl<'c, I: AsyncRead + AsyncWrite + Unpin> Exchange<'c, I> {
     /// The exchange of `req`, whose head is in `conn`'s buffer before `conn.at` and whose
     /// rewritten head is in `conn.out`; its line is `rec`.
     pub(crate) fn new(conn: &'c mut Conn<I>, req: &'c Request, rec: Recorder) -> Self {
-        Exchange { conn, req, rec }
+        Exchange {
+            conn,
+            req,
+            rec,
+            caching: None,
+        }
     }
 
     /// Runs the exchange to its end.
     pub(crate) async fn run(mut self) -> Next {
         let proxy = self.conn.worker.proxy.clone();
         let config = proxy.config();
+        if let Some(cache) = proxy.cache() {
+            let started = std::time::Instant::now();
+            let line = self.rec.line_mut();
+            let before = cached::before(
+                cache,
+                self.req,
+                &line.host,
+                &line.path,
+                &mut self.conn.out,
+                config.response_timeout,
+            )
+            .await;
+            match before {
+                Before::Answer(stored, outcome) => {
+                    return self.answer(&stored, outcome, Some(started)).await;
+                }
+                Before::Forward(Some(caching)) => self.caching = Some(caching),
+                // Not the cache's (an unsafe method, which made it forget the URL; OPTIONS…).
+                Before::Forward(None) => {
+                    cache.store().stats().count(Outcome::Pass);
+                    self.rec.line_mut().cache = Some(Outcome::Pass.as_str());
+                }
+            }
+        }
         let lease = match proxy
             .mesh()
             .pick_preferring(self.req.affinity.as_deref(), config.boot_wait)
@@ -242,6 +276,49 @@ impl<'c, I: AsyncRead + AsyncWrite + Unpin> Exchange<'c, I> {
                     }
                     // The client's head is written as the dyno's is read.
                     Ok(Some((head, fields))) => {
+                        if let Some(caching) = self.caching.as_mut() {
+                            if caching.revalidating && head.status == 304 {
+                                let Some(stale) = caching.stale.take() else {
+                                    return self
+                                        .fail_with(ProxyError::BadResponse, body_read)
+                                        .await;
+                                };
+                                let fresh = cached::refreshed(&stale, fields);
+                                let stored = caching.cache.store().insert(&caching.key, fresh);
+                                let clean = head.keep_alive && conn.dyno_buf.len() == head.len;
+                                conn.dyno_buf.clear();
+                                if clean && reusable {
+                                    conn.worker.pool.give_back(lease.addr, dyno);
+                                }
+                                return self.answer(&stored, Outcome::Revalidated, None).await;
+                            }
+                            caching.revalidating = false;
+                            if caching.outcome == Outcome::Miss && !self.req.head {
+                                let declared = match head.framing {
+                                    Framing::Length(n) => Some(n),
+                                    _ => None,
+                                };
+                                caching.storing = cached::storing(
+                                    self.req,
+                                    &conn.out,
+                                    head.status,
+                                    head.reason,
+                                    fields,
+                                    caching.cache.store().max_object(),
+                                    declared,
+                                );
+                                if caching.storing.is_none() {
+                                    // Its waiters go to the dynos themselves, at once.
+                                    caching.outcome = Outcome::Pass;
+                                    if self.req.get {
+                                        caching.cache.store().pass(&caching.key);
+                                    }
+                                    caching.flight = None;
+                                }
+                            } else if self.req.head {
+                                caching.outcome = Outcome::Pass;
+                            }
+                        }
                         let client = ClientHead {
                             http11: self.req.http11,
                             keep_alive: self.req.keep_alive && reusable,
@@ -332,6 +409,12 @@ impl<'c, I: AsyncRead + AsyncWrite + Unpin> Exchange<'c, I> {
             Framing::UntilClose => Remaining::UntilClose,
         };
         let decode = client_framing == ClientFraming::Close && framing == Framing::Chunked;
+        // The answer being kept, as long as it fits.
+        let mut keeping = self.caching.as_mut().and_then(|c| c.storing.take());
+        let max_object = self
+            .caching
+            .as_ref()
+            .map_or(0, |c| c.cache.store().max_object());
         let mut plain = Vec::new();
         let mut bytes = 0u64;
         let mut head_sent = false;
@@ -343,6 +426,13 @@ impl<'c, I: AsyncRead + AsyncWrite + Unpin> Exchange<'c, I> {
             let Ok(taken) = body.take(piece, |d| {
                 if decode {
                     plain.extend_from_slice(d);
+                }
+                if let Some(k) = keeping.as_mut() {
+                    if k.body.len() + d.len() > max_object {
+                        keeping = None;
+                    } else {
+                        k.body.extend_from_slice(d);
+                    }
                 }
             }) else {
                 if head_sent {
@@ -424,7 +514,27 @@ impl<'c, I: AsyncRead + AsyncWrite + Unpin> Exchange<'c, I> {
                 Ok(Ok(_)) => {}
             }
         }
+        if let Some(caching) = self.caching.take() {
+            let outcome = match keeping {
+                Some(kept) => {
+                    caching
+                        .cache
+                        .store()
+                        .insert(&caching.key, kept.into_stored());
+                    Outcome::Miss
+                }
+                None if caching.outcome == Outcome::Miss => {
+                    // Too large to keep after all: passed for a while too.
+                    caching.cache.store().pass(&caching.key);
+                    Outcome::Pass
+                }
+                None => caching.outcome,
+            };
+            caching.cache.store().stats().count(outcome);
+            self.rec.line_mut().cache = Some(outcome.as_str());
+        }
         self.rec.finish(status, bytes);
+        let conn = &mut *self.conn;
         conn.dyno_buf.clear();
         if reusable && dyno_keep_alive && body.is_done() && !leftover {
             conn.worker.pool.give_back(lease.addr, dyno);
@@ -471,6 +581,23 @@ impl<'c, I: AsyncRead + AsyncWrite + Unpin> Exchange<'c, I> {
     /// Answers `error` with the proxy's page; `body_read`: the request's body has been read
     /// whole (else the connection is closed after the answer).
     async fn fail_with(mut self, error: ProxyError, body_read: bool) -> Next {
+        if let Some(caching) = self.caching.take() {
+            let now = std::time::Instant::now();
+            match caching.stale {
+                // A stale answer the dyno's failure lets the cache give (`stale-if-error`);
+                // the line still tells the failure.
+                Some(stale) if stale.usable_on_error(now) && error.side() == Side::Upstream => {
+                    let own_conditional = !caching.revalidating;
+                    return self
+                        .answer_stale_on_error(&stale, error, body_read, own_conditional)
+                        .await;
+                }
+                _ => {
+                    caching.cache.store().stats().count(caching.outcome);
+                    self.rec.line_mut().cache = Some(caching.outcome.as_str());
+                }
+            }
+        }
         let close = !body_read || !self.req.keep_alive;
         let status =
             StatusCode::from_u16(error.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
@@ -485,6 +612,107 @@ impl<'c, I: AsyncRead + AsyncWrite + Unpin> Exchange<'c, I> {
         } else {
             Next::KeepAlive
         }
+    }
+}
+
+impl<I: AsyncRead + AsyncWrite + Unpin> Exchange<'_, I> {
+    /// Answers from the cache with `stored` (`outcome`: why), its line written; `here`: the
+    /// answer is the cache's alone (no dyno was asked), timed from then.
+    async fn answer(
+        mut self,
+        stored: &Stored,
+        outcome: Outcome,
+        here: Option<std::time::Instant>,
+    ) -> Next {
+        let body_read = self.req.body == BodyLength::Empty;
+        // A revalidation is only made for a client that sent no conditional of its own: the
+        // conditional in the head is the cache's.
+        let own_conditional = outcome != Outcome::Revalidated;
+        let (bytes, status) = match self.write_stored(stored, body_read, own_conditional).await {
+            Some(sent) => sent,
+            None => return Next::Done,
+        };
+        if let Some(at) = here {
+            self.rec.served_here(at);
+        }
+        if let Some(cache) = self.conn.worker.proxy.cache() {
+            cache.store().stats().count(outcome);
+        }
+        let line = self.rec.line_mut();
+        line.cache = Some(outcome.as_str());
+        line.age = Some(stored.age(std::time::Instant::now()));
+        self.rec.finish(status, bytes);
+        if !body_read {
+            Next::Drain
+        } else if self.req.keep_alive {
+            Next::KeepAlive
+        } else {
+            Next::Close
+        }
+    }
+
+    /// A stale answer given because the dyno failed with `error` (`stale-if-error`);
+    /// `own_conditional`: the head's conditionals are the client's (not the cache's).
+    async fn answer_stale_on_error(
+        mut self,
+        stored: &Stored,
+        error: ProxyError,
+        body_read: bool,
+        own_conditional: bool,
+    ) -> Next {
+        let Some((bytes, status)) = self.write_stored(stored, body_read, own_conditional).await
+        else {
+            return Next::Done;
+        };
+        if let Some(cache) = self.conn.worker.proxy.cache() {
+            cache.store().stats().count(Outcome::Stale);
+        }
+        let line = self.rec.line_mut();
+        line.cache = Some(Outcome::Stale.as_str());
+        line.age = Some(stored.age(std::time::Instant::now()));
+        self.rec.fail_answered(error, status, bytes);
+        if !body_read {
+            Next::Drain
+        } else if self.req.keep_alive {
+            Next::KeepAlive
+        } else {
+            Next::Close
+        }
+    }
+
+    /// Writes `stored` to the client (a 304 when its own conditional request is met, when
+    /// `own_conditional` says the head's conditionals are the client's; no body for a HEAD):
+    /// the status and body bytes sent, or `None` when the client is gone (its line written).
+    async fn write_stored(
+        &mut self,
+        stored: &Stored,
+        body_read: bool,
+        own_conditional: bool,
+    ) -> Option<(u64, u16)> {
+        let conn = &mut *self.conn;
+        let not_modified = own_conditional && cached::not_modified(&conn.out, stored);
+        let age = stored.age(std::time::Instant::now());
+        let keep_alive = self.req.keep_alive && body_read;
+        cached::answer_head(
+            &mut conn.out,
+            stored,
+            age,
+            self.req.http11,
+            keep_alive,
+            not_modified,
+        );
+        let body: &[u8] = if not_modified || self.req.head {
+            &[]
+        } else {
+            &stored.body
+        };
+        let mut bufs = [IoSlice::new(&conn.out), IoSlice::new(body)];
+        if io::write_all(&mut conn.io, &mut bufs).await.is_err() {
+            self.rec.fail(ProxyError::ClientInterrupted, 0);
+            return None;
+        }
+        let status = if not_modified { 304 } else { stored.status };
+        Some((body.len() as u64, status))
     }
 }
 

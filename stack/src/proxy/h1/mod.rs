@@ -9,6 +9,7 @@
 //! no task, channel or lock per request. The connection loop, its clocks and its refusals
 //! are `conn.rs`.
 
+pub(crate) mod cached;
 pub mod chunked;
 pub(crate) mod conn;
 #[cfg(test)]
