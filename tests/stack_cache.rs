@@ -189,6 +189,28 @@ fn stale_entries_are_revalidated_or_served_when_the_dyno_fails() {
     assert_eq!((status.as_str(), again.as_str()), ("200", first.as_str()));
     assert_eq!(line["cache"], "revalidated", "{line:?}");
     assert_eq!(line["dyno"], "web.1", "{line:?}");
+    // stale-while-revalidate: answered stale at once, refreshed in the background (a 304),
+    // then fresh again.
+    let path = "/cache/w?cc=public,max-age=1,stale-while-revalidate=60";
+    let (_, first, _) = get(&up, "w0", path, &[]);
+    std::thread::sleep(std::time::Duration::from_millis(1_200));
+    let (status, again, line) = get(&up, "w1", path, &[]);
+    assert_eq!((status.as_str(), again.as_str()), ("200", first.as_str()));
+    assert_eq!(line["cache"], "stale", "{line:?}");
+    let start = std::time::Instant::now();
+    while answered(&up, path) < 2 {
+        assert!(start.elapsed().as_secs() < 10, "no refresh");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The refresh stores what it read a moment after the dyno counted it.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (_, again, line) = get(&up, "w2", path, &[]);
+    assert_eq!(
+        (again.as_str(), line["cache"].as_str()),
+        (first.as_str(), "hit"),
+        "{line:?}"
+    );
+    assert_eq!(answered(&up, path), 2);
     // stale-if-error: the dyno answers garbage after the first time; the stale copy is
     // answered, and the line still tells the H17.
     let path = "/cache/e?cc=public,max-age=0,stale-if-error=60&fail=1";

@@ -119,8 +119,9 @@ pub fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
     )?)
 }
 
-/// The channel's counters, and under `query` what the app keeps for `paas query` (its index,
-/// its spool, and `lag_bytes`: lines accepted and not yet in an index block).
+/// The channel's counters, under `query` what the app keeps for `paas query` (its index, its
+/// spool, and `lag_bytes`: lines accepted and not yet in an index block), and under `cache` the
+/// HTTP cache's counters when `paas up` runs one.
 pub fn stats(args: InfoArgs) -> anyhow::Result<ExitCode> {
     let name = args.app.name()?;
     let mut stats = call(
@@ -137,8 +138,19 @@ pub fn stats(args: InfoArgs) -> anyhow::Result<ExitCode> {
         None,
         StatusCode::OK,
     )?;
+    // The HTTP cache's counters, where `paas up` runs one for the app.
+    let cache = call(
+        &args.api,
+        Method::GET,
+        &format!("/apps/{name}/cache"),
+        None,
+        StatusCode::OK,
+    );
     if let Some(object) = stats.as_object_mut() {
         object.insert("query".to_owned(), kept);
+        if let Ok(cache) = cache {
+            object.insert("cache".to_owned(), cache["cache"].clone());
+        }
     }
     print_json(&stats)
 }

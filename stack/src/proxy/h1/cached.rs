@@ -6,11 +6,18 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use std::rc::Rc;
+
 use crate::cache::policy::{self, Meta};
 use crate::cache::store::{Flight, Found, Stored, VaryValues};
 use crate::cache::{HttpCache, Outcome};
-use crate::proxy::h1::conn::Request;
+use crate::proxy::h1::chunked::ChunkedDecoder;
+use crate::proxy::h1::conn::{MAX_HEADERS, Request, Worker};
 use crate::proxy::h1::forward::push_header;
+use crate::proxy::h1::framing::Remaining;
+use crate::proxy::h1::io;
+use crate::proxy::h1::request::BodyLength;
+use crate::proxy::h1::response::{self, Framing};
 use crate::proxy::headers::VIA;
 
 /// A request's dealings with the cache, on its way to a dyno.
@@ -330,6 +337,129 @@ pub(crate) fn refreshed(stored: &Stored, fields: &[httparse::Header<'_>]) -> Sto
         vary: stored.vary.clone(),
         at: Instant::now(),
         meta,
+    }
+}
+
+/// Refreshes `stored`, answered stale under `stale-while-revalidate`, in the background: the
+/// request (`head`, as the dyno would have had it, no body) goes to a dyno with the entry's
+/// validators; a 304 or a storable answer replaces the entry. One refresh a URL at a time
+/// (it leads the URL's misses); bounded by the request timeout and the largest object.
+pub(crate) async fn refresh(
+    worker: Rc<Worker>,
+    cache: Arc<HttpCache>,
+    key: String,
+    mut head: Vec<u8>,
+    stored: Arc<Stored>,
+) {
+    let Ok(flight) = cache.store().fly(&key) else {
+        return;
+    };
+    let proxy = worker.proxy.clone();
+    let config = proxy.config();
+    add_validators(&mut head, &stored);
+    let fetched = tokio::time::timeout(config.response_timeout, async {
+        let lease = proxy.mesh().pick(config.boot_wait).await.ok()?;
+        let mut dyno = match worker.pool.take(lease.addr) {
+            Some(dyno) => dyno,
+            None => {
+                io::connect(lease.addr, config.connect_timeout)
+                    .await
+                    .ok()?
+                    .0
+            }
+        };
+        io::write_all(&mut dyno, &mut [std::io::IoSlice::new(&head)])
+            .await
+            .ok()?;
+        let fetched = fetch(&mut dyno, &head, &stored, cache.store().max_object()).await?;
+        if fetched.1 {
+            worker.pool.give_back(lease.addr, dyno);
+        }
+        Some(fetched.0)
+    })
+    .await;
+    if let Ok(Some(fresh)) = fetched {
+        cache.store().insert(&key, fresh);
+    }
+    drop(flight);
+}
+
+/// Reads a dyno's answer to a refresh of `stored` (the request `head`): the entry to store,
+/// and whether the connection is clean to reuse; `None` when there is nothing to store.
+async fn fetch(
+    dyno: &mut tokio::net::TcpStream,
+    head: &[u8],
+    stored: &Stored,
+    max_object: usize,
+) -> Option<(Stored, bool)> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::with_capacity(4096);
+    loop {
+        if dyno.read_buf(&mut buf).await.ok()? == 0 || buf.len() > 64 << 10 {
+            return None;
+        }
+        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let Some((answer, fields)) = response::parse(&buf, &mut slots, false).ok()? else {
+            continue;
+        };
+        if answer.status == 304 {
+            let clean = answer.keep_alive && buf.len() == answer.len;
+            return Some((refreshed(stored, fields), clean));
+        }
+        let declared = match answer.framing {
+            Framing::Length(n) => Some(n),
+            _ => None,
+        };
+        let req = Request {
+            head: false,
+            get: true,
+            unsafe_method: false,
+            http11: true,
+            body: BodyLength::Empty,
+            keep_alive: true,
+            upgrade: false,
+            expect_continue: false,
+            affinity: None,
+        };
+        let mut keeping = storing(
+            &req,
+            head,
+            answer.status,
+            answer.reason,
+            fields,
+            max_object,
+            declared,
+        )?;
+        let (len, framing, keep_alive) = (answer.len, answer.framing, answer.keep_alive);
+        let mut body = match framing {
+            Framing::Empty => Remaining::Length(0),
+            Framing::Length(n) => Remaining::Length(n),
+            Framing::Chunked => Remaining::Chunked(ChunkedDecoder::default()),
+            Framing::UntilClose => Remaining::UntilClose,
+        };
+        buf.drain(..len);
+        loop {
+            let mut over = false;
+            let taken = body
+                .take(&buf, |d| {
+                    over |= keeping.body.len() + d.len() > max_object;
+                    if !over {
+                        keeping.body.extend_from_slice(d);
+                    }
+                })
+                .ok()?;
+            if over {
+                return None;
+            }
+            if taken.done {
+                let clean = keep_alive && taken.len == buf.len();
+                return Some((keeping.into_stored(), clean));
+            }
+            buf.clear();
+            if dyno.read_buf(&mut buf).await.ok()? == 0 {
+                return (framing == Framing::UntilClose).then(|| (keeping.into_stored(), false));
+            }
+        }
     }
 }
 

@@ -100,6 +100,22 @@ impl<'c, I: AsyncRead + AsyncWrite + Unpin> Exchange<'c, I> {
             )
             .await;
             match before {
+                // Answered at once; refreshed after, in the background (from a GET without a
+                // body, whose head can be sent again as it is).
+                Before::Answer(stored, Outcome::Stale)
+                    if self.req.get && self.req.body == BodyLength::Empty =>
+                {
+                    let head = self.conn.out.clone();
+                    let refresh = cached::refresh(
+                        self.conn.worker.clone(),
+                        cache.clone(),
+                        format!("{}\n{}", line.host, line.path),
+                        head,
+                        stored.clone(),
+                    );
+                    tokio::task::spawn_local(refresh);
+                    return self.answer(&stored, Outcome::Stale, Some(started)).await;
+                }
                 Before::Answer(stored, outcome) => {
                     return self.answer(&stored, outcome, Some(started)).await;
                 }
