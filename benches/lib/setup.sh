@@ -19,6 +19,7 @@ bench_setup() {
     for tool in "$@"; do
         case $tool in
             rsyslog) command -v rsyslogd >/dev/null 2>&1 || need+=(rsyslog) ;;
+            varnishd) command -v varnishd >/dev/null 2>&1 || need+=(varnish) ;;
             h2load) command -v h2load >/dev/null 2>&1 || need+=(nghttp2-client) ;;
             *) command -v "$tool" >/dev/null 2>&1 || need+=("$tool") ;;
         esac

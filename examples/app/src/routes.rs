@@ -60,6 +60,7 @@ enum Route {
     StallAccept,
     WebSocket,
     HeadersMany,
+    Cached,
     NotFound,
 }
 
@@ -81,6 +82,7 @@ impl Route {
             "/stall-accept" => Self::StallAccept,
             "/ws" => Self::WebSocket,
             "/headers-many" => Self::HeadersMany,
+            "/cached" => Self::Cached,
             _ => Self::NotFound,
         }
     }
@@ -136,6 +138,21 @@ pub(crate) async fn route(conn: &mut Conn, request: &Request, app: &App) -> io::
         }
         Route::WebSocket => websocket::upgrade(conn, request).await,
         Route::HeadersMany => headers_many(conn, request).await,
+        // What a cache may keep for an hour (the HTTP cache's benchmark loads it).
+        Route::Cached => {
+            let head = Head::new(200)
+                .header("Content-Type", TEXT)
+                .header("Cache-Control", "public, max-age=3600");
+            Ok(Outcome::sent(
+                200,
+                conn.respond(
+                    request,
+                    &head,
+                    format!("cacheable, from {}\n", app.dyno).as_bytes(),
+                )
+                .await?,
+            ))
+        }
         Route::NotFound => text(conn, request, 404, "not found").await,
     }
 }
