@@ -13,11 +13,18 @@
 //! assert!(line.to_string().starts_with("at=error code=H12 desc=\"Request timeout\" method=GET path=\"/slow\""));
 //! ```
 
+mod database;
 mod dyno;
 mod errors;
 mod mesh;
 mod proxy;
 
+pub use database::api::DatabaseApi;
+pub use database::auth::{AuthMethod, Login};
+pub use database::metrics::Sample as DatabaseSample;
+pub use database::pool::PoolConfig;
+pub use database::stats::DatabaseStats;
+pub use database::{Database, DatabaseConfig, PoolMode};
 pub use dyno::api::{DynoApi, MAX_QUANTITY};
 pub use dyno::errors::{DynoError, DynoErrors};
 pub use dyno::manager::{AppSpec, DynoInfo, DynoManager, DynoState, ManagerConfig, ManagerError};
