@@ -3,7 +3,7 @@
 //! it; without a PostgreSQL there, the tests say so and pass.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -493,4 +493,161 @@ async fn slow_statements_and_errors_go_into_the_stream() {
             .line("postgresql-shop")
             .contains("sample#pool-clients=1")
     );
+}
+
+/// A PostgreSQL of the test's own (Debian's binaries, run as the `postgres` user in a temp
+/// directory on a free port), so it can be restarted without touching the machine's.
+struct OwnServer {
+    dir: std::path::PathBuf,
+    port: u16,
+}
+
+impl OwnServer {
+    fn pg_ctl(&self, args: &[&str]) -> bool {
+        std::process::Command::new("runuser")
+            .args(["-u", "postgres", "--", "pg_ctl", "-D"])
+            .arg(&self.dir)
+            .args(args)
+            // The server it starts keeps whatever it inherits open: no pipes to wait on.
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    fn start() -> Option<OwnServer> {
+        let uid = std::process::Command::new("id")
+            .args(["-u", "postgres"])
+            .output()
+            .ok()
+            .and_then(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+            })?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let dir = std::env::temp_dir().join(format!("paas-pg-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).ok()?;
+        std::os::unix::fs::chown(&dir, Some(uid), None).ok()?;
+        let made = std::process::Command::new("runuser")
+            .args([
+                "-u",
+                "postgres",
+                "--",
+                "initdb",
+                "-A",
+                "trust",
+                "-U",
+                "root",
+                "--no-sync",
+                "-D",
+            ])
+            .arg(&dir)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        let server = OwnServer { dir, port };
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=20",
+            server.dir.display()
+        );
+        (made && server.pg_ctl(&["-o", &options, "-l", "/dev/null", "-w", "start"]))
+            .then_some(server)
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        self.pg_ctl(&["-m", "immediate", "stop"]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_server_gives_errors_then_the_pool_recovers() {
+    let Some(pg) = tokio::task::spawn_blocking(OwnServer::start).await.unwrap() else {
+        eprintln!("cannot run a PostgreSQL of the test's own (runuser, initdb, pg_ctl): skipped");
+        return;
+    };
+    let url = format!("postgres://root@127.0.0.1:{}/postgres", pg.port);
+    let mut config = DatabaseConfig::new(&url).unwrap();
+    config.pool.size = 3;
+    config.pool.connect_timeout = Duration::from_secs(2);
+    config.metrics_interval = None;
+    let router = Router::new(RouterConfig::default(), Registry::in_memory());
+    router.create_app("shop").unwrap();
+    let db = Database::new(config, None);
+    db.attach(
+        "shop",
+        Login::generate(),
+        router.emitter("shop", "app").unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (_stop, stopped) = watch::channel(false);
+    tokio::spawn(db.clone().serve(listener, stopped));
+    let client_url = db.url("shop", addr).unwrap();
+    // Load: clients that query in a loop, connecting again after an error.
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (running, _) = (Arc::new(std::sync::atomic::AtomicBool::new(true)), ());
+    let mut load = Vec::new();
+    for _ in 0..6 {
+        let (url, ok, failed, running) = (
+            client_url.clone(),
+            ok.clone(),
+            failed.clone(),
+            running.clone(),
+        );
+        load.push(tokio::spawn(async move {
+            while running.load(Ordering::Relaxed) {
+                let Ok(c) = connect(&url).await else {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                while running.load(Ordering::Relaxed) {
+                    match c.query_one("SELECT 1", &[]).await {
+                        Ok(_) => ok.fetch_add(1, Ordering::Relaxed),
+                        Err(_) => {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                            break;
+                        }
+                    };
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(ok.load(Ordering::Relaxed) > 0);
+    let pg = tokio::task::spawn_blocking(move || {
+        assert!(pg.pg_ctl(&["-m", "fast", "-w", "restart"]), "restart");
+        pg
+    })
+    .await
+    .unwrap();
+    let before = ok.load(Ordering::Relaxed);
+    let start = std::time::Instant::now();
+    while ok.load(Ordering::Relaxed) < before + 100 {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the pool did not recover"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    running.store(false, Ordering::Relaxed);
+    for l in load {
+        let _ = l.await;
+    }
+    assert!(
+        failed.load(Ordering::Relaxed) > 0,
+        "clients saw the restart"
+    );
+    let pool = &db.app("shop").unwrap().pool;
+    assert!(pool.servers.load(Ordering::Relaxed) <= 3);
+    drop(pg);
 }
