@@ -165,6 +165,17 @@ impl Relay {
             if let Err(end) = self.client_messages(&mut cbuf, max).await {
                 return end;
             }
+            // What the server sent while they were written.
+            if let Err(end) = self.server_messages(&mut to_client) {
+                return end;
+            }
+            if !to_client.is_empty() {
+                if client.write_all(&to_client).await.is_err() {
+                    return End::ClientFailed(None);
+                }
+                to_client.clear();
+                self.maybe_release();
+            }
             let read = match &mut self.server {
                 Some(server) => {
                     let conn = &mut server.conn;
@@ -257,7 +268,7 @@ impl Relay {
         let Some(server) = &mut self.server else {
             return Ok(());
         };
-        if server.conn.send(out).await.is_err() {
+        if server.conn.send_reading(out).await.is_err() {
             return Err(self.server_lost());
         }
         out.clear();

@@ -260,6 +260,30 @@ impl ServerConn {
         Ok(())
     }
 
+    /// Writes bytes whole while reading what the server sends meanwhile into `buf` (a long
+    /// pipeline's answers), so that neither side waits on the other's full socket buffer.
+    pub async fn send_reading(&mut self, mut bytes: &[u8]) -> Result<(), ServerError> {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let (mut rd, mut wr) = self.stream.split();
+        while !bytes.is_empty() {
+            if self.buf.capacity() - self.buf.len() < 4096 {
+                self.buf.reserve(8192);
+            }
+            tokio::select! {
+                n = wr.write(bytes) => match n? {
+                    0 => return Err(ServerError::Io(std::io::ErrorKind::WriteZero.into())),
+                    n => bytes = &bytes[n..],
+                },
+                n = rd.read_buf(&mut self.buf) => {
+                    if n? == 0 {
+                        return Err(ServerError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Runs simple-query `sql` and returns the text of each row's columns; the server's error
     /// as `Refused`. The connection is idle again after it.
     pub async fn exec(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>, ServerError> {

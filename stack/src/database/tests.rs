@@ -452,6 +452,44 @@ async fn garbage_and_clients_that_leave_mid_transaction() {
     drop_schema(&a, &s).await;
 }
 
+/// A client that writes a long pipeline before reading anything: the adapter keeps reading
+/// the server's answers while it writes, so neither side stalls on a full socket buffer.
+#[tokio::test]
+async fn a_long_pipeline_written_before_any_answer_is_read() {
+    if !server_up().await {
+        return;
+    }
+    let a = adapter(|c| c.auth = AuthMethod::Md5).await;
+    let mut s = raw_login(&a).await;
+    let n = 30_000;
+    let query = wire::query("SELECT 1");
+    let batch: Vec<u8> = (0..n).flat_map(|_| query.to_vec()).collect();
+    let (mut rd, mut wr) = s.split();
+    let write = async {
+        wr.write_all(&batch).await.unwrap();
+    };
+    let read = async {
+        let mut buf = bytes::BytesMut::new();
+        let mut ready = 0;
+        while ready < n {
+            let f = wire::read_frame(&mut rd, &mut buf, 1 << 20)
+                .await
+                .unwrap()
+                .unwrap();
+            ready += usize::from(f.tag == b'Z');
+        }
+        ready
+    };
+    // The client itself writes everything first, then reads.
+    let got = tokio::time::timeout(Duration::from_secs(60), async {
+        write.await;
+        read.await
+    })
+    .await
+    .expect("the pipeline stalled");
+    assert_eq!(got, n);
+}
+
 #[tokio::test]
 async fn slow_statements_and_errors_go_into_the_stream() {
     if !server_up().await {
