@@ -254,6 +254,14 @@ mod tests {
         assert!(n.starts_with("SELECT $1, ééé"));
     }
 
+    proptest::proptest! {
+        /// Any text normalises without a panic, within the limit.
+        #[test]
+        fn any_statement_normalises(sql in "\\PC{0,300}") {
+            proptest::prop_assert!(normalise(&sql).len() <= MAX_STATEMENT);
+        }
+    }
+
     #[test]
     fn line_forms() {
         let slow = DatabaseLine::SlowStatement {

@@ -269,6 +269,17 @@ mod tests {
         ));
     }
 
+    proptest::proptest! {
+        /// Any body under any of the four tags: a rewrite or an error, never a panic.
+        #[test]
+        fn any_body_rewrites_or_fails(tag in proptest::sample::select(vec![b'P', b'B', b'D', b'C']),
+                                      body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40)) {
+            let mut c = ClientStatements::new(4);
+            let mut set = HashSet::new();
+            let _ = c.rewrite(&Frame::new(tag, &body), &mut set);
+        }
+    }
+
     #[test]
     fn the_limit_and_malformed_bodies() {
         let mut c = ClientStatements::new(1);

@@ -415,6 +415,20 @@ mod tests {
         assert!(matches!(read_startup(&mut empty).await, Ok(None)));
     }
 
+    proptest::proptest! {
+        /// Any bytes: a frame, a need for more, or an error; never a panic, and a frame never
+        /// longer than the limit.
+        #[test]
+        fn any_bytes_frame_or_fail_cleanly(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+            let mut buf = BytesMut::from(&bytes[..]);
+            while let Ok(Some(f)) = try_frame(&mut buf, 32) {
+                proptest::prop_assert!(f.raw.len() <= 32);
+            }
+            let _ = parse_startup(&bytes);
+            let _ = error_fields(&bytes);
+        }
+    }
+
     #[test]
     fn error_fields_round_trip() {
         let e = error_response("FATAL", "28P01", "password authentication failed");
