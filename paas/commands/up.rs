@@ -400,8 +400,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     stack::PoolMode::Session => "session",
                 }
             );
-            tokio::spawn(db.database.clone().serve(db.listener, stop.subscribe()))
+            let listener = db.listener.into_std()?;
+            anyhow::Ok(db.database.clone().serve_on_thread(listener, stop.subscribe())?)
         });
+        let database_serving = database_serving.transpose()?;
         println!("paas up: app {} ({}) from {}", app.name, summary.join(" "), app.dir.display());
         println!("paas up: proxy on http://{http_at}");
         println!(
@@ -427,8 +429,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         // changes, exit statuses) reach the stream; then the router closes its channels and
         // stops its components (the drains deliver what waits).
         manager.stop().await;
-        if let Some(task) = database_serving {
-            let _ = task.await;
+        if let Some(thread) = database_serving {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
         logplex.stop().await;
         println!("paas up: stopped");

@@ -121,11 +121,15 @@ pub struct AppDatabase {
     pub emitter: Emitter,
 }
 
+/// The backend a client is using now, if any: its own lock, so that taking and giving back a
+/// server connection never contends with other clients.
+pub type Backend = Arc<Mutex<Option<(SocketAddr, (u32, u32))>>>;
+
 /// A client's cancel key and the backend it is using now, if any.
 #[derive(Debug)]
 struct CancelEntry {
     secret: u32,
-    backend: Option<(SocketAddr, (u32, u32))>,
+    backend: Backend,
 }
 
 /// What every session shares.
@@ -153,20 +157,21 @@ impl Shared {
             .cloned()
     }
 
-    fn new_cancel_key(&self) -> (u32, u32) {
+    fn new_cancel_key(&self) -> (u32, u32, Backend) {
         let mut cancels = lock(&self.cancels);
         loop {
             let pid = u32::from_be_bytes(auth::random::<4>()) >> 1;
             if pid != 0 && !cancels.contains_key(&pid) {
                 let secret = u32::from_be_bytes(auth::random::<4>());
+                let backend = Backend::default();
                 cancels.insert(
                     pid,
                     CancelEntry {
                         secret,
-                        backend: None,
+                        backend: backend.clone(),
                     },
                 );
-                return (pid, secret);
+                return (pid, secret, backend);
             }
         }
     }
@@ -175,17 +180,12 @@ impl Shared {
         lock(&self.cancels).remove(&pid);
     }
 
-    fn attached(&self, pid: u32, backend: Option<(SocketAddr, (u32, u32))>) {
-        if let Some(e) = lock(&self.cancels).get_mut(&pid) {
-            e.backend = backend;
-        }
-    }
-
     async fn cancel(&self, pid: u32, secret: u32) {
         let backend = lock(&self.cancels)
             .get(&pid)
             .filter(|e| e.secret == secret)
-            .and_then(|e| e.backend);
+            .map(|e| e.backend.clone());
+        let backend = backend.and_then(|b| *lock(&b));
         if let Some((addr, key)) = backend {
             DatabaseStats::bump(&self.stats.cancels);
             let _ = server::cancel(addr, key).await;
@@ -325,6 +325,30 @@ impl Database {
         {
             app.pool.close_idle();
         }
+    }
+
+    /// Runs [`Database::serve`] on a thread of its own with a single-threaded runtime (as
+    /// PgBouncer runs on one): a client's messages and its server's answers are then relayed
+    /// without waking another thread. The thread ends after `stop`.
+    pub fn serve_on_thread(
+        self: Arc<Self>,
+        listener: std::net::TcpListener,
+        stop: watch::Receiver<bool>,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        listener.set_nonblocking(true)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name("paas-database".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    match TcpListener::from_std(listener) {
+                        Ok(listener) => self.serve(listener, stop).await,
+                        Err(e) => eprintln!("paas: the database adapter cannot listen: {e}"),
+                    }
+                });
+            })
     }
 
     /// The app's figures now: the database's and the pool's.

@@ -14,6 +14,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::server::{ServerConn, ServerError, ServerTarget};
 use super::stats::DatabaseStats;
 
+/// An idle connection is checked before reuse once it has been idle this long.
+const RECHECK_AFTER: Duration = Duration::from_secs(1);
+
 /// Why no server connection was had.
 #[derive(Debug, thiserror::Error)]
 pub enum PoolError {
@@ -147,7 +150,11 @@ impl Pool {
             let Some(mut conn) = lock(&self.idle).pop() else {
                 break;
             };
-            if conn.idle_since.elapsed() < self.config.idle_timeout && conn.looks_alive() {
+            // Checked without a round trip, and only past a second idle (a busy pool's
+            // connections come back within microseconds; a dead one is then the client's
+            // error, as with PgBouncer's server_check_delay).
+            let idle = conn.idle_since.elapsed();
+            if idle < self.config.idle_timeout && (idle < RECHECK_AFTER || conn.looks_alive()) {
                 return Ok(Checkout::new(conn, self.clone(), permit));
             }
             self.closed();

@@ -18,7 +18,7 @@ use super::server::ServerError;
 use super::session::TRACKED;
 use super::stats::DatabaseStats;
 use super::wire::{self, Frame, WireError};
-use super::{AppDatabase, PoolMode, Shared};
+use super::{AppDatabase, Backend, PoolMode, Shared};
 
 /// What a `ParseComplete` or `CloseComplete` from the server stands for.
 #[derive(Debug)]
@@ -39,7 +39,8 @@ pub struct Relay {
     shared: Arc<Shared>,
     app: Arc<AppDatabase>,
     params: BTreeMap<String, String>,
-    pid: u32,
+    /// The backend a cancel request for this client reaches.
+    backend: Backend,
     server: Option<Checkout>,
     /// `ReadyForQuery` messages still to come (one per `Query`, `Sync`, `FunctionCall`).
     pending: u32,
@@ -54,6 +55,8 @@ pub struct Relay {
     /// When each awaited `ReadyForQuery`'s statement was sent, and its text.
     timings: VecDeque<(Instant, Bytes)>,
     last_sql: Bytes,
+    /// What goes to the server next (kept for its capacity).
+    out: BytesMut,
 }
 
 /// Why the relay ended.
@@ -72,7 +75,7 @@ impl Relay {
         shared: Arc<Shared>,
         app: Arc<AppDatabase>,
         params: BTreeMap<String, String>,
-        pid: u32,
+        backend: Backend,
     ) -> Relay {
         let max = shared.config.max_prepared;
         app.pool
@@ -82,7 +85,7 @@ impl Relay {
             shared,
             app,
             params,
-            pid,
+            backend,
             server: None,
             pending: 0,
             dirty: false,
@@ -93,6 +96,7 @@ impl Relay {
             syncs_done: 0,
             timings: VecDeque::new(),
             last_sql: Bytes::new(),
+            out: BytesMut::with_capacity(8 * 1024),
         }
     }
 
@@ -242,7 +246,19 @@ impl Relay {
 
     /// Sends every whole client message waiting in `cbuf` to the server.
     async fn client_messages(&mut self, cbuf: &mut BytesMut, max: usize) -> Result<(), End> {
-        let mut out = BytesMut::new();
+        let mut out = std::mem::take(&mut self.out);
+        let sent = self.client_messages_into(cbuf, max, &mut out).await;
+        out.clear();
+        self.out = out;
+        sent
+    }
+
+    async fn client_messages_into(
+        &mut self,
+        cbuf: &mut BytesMut,
+        max: usize,
+        out: &mut BytesMut,
+    ) -> Result<(), End> {
         loop {
             let frame = match wire::try_frame(cbuf, max) {
                 Ok(Some(f)) => f,
@@ -250,15 +266,15 @@ impl Relay {
                 Err(e) => return Err(self.malformed(&e)),
             };
             if frame.tag == b'X' {
-                self.flush_to_server(&mut out).await?;
+                self.flush_to_server(out).await?;
                 return Err(End::Client);
             }
             if self.server.is_none() {
                 self.attach().await?;
             }
-            self.client_frame(frame, &mut out)?;
+            self.client_frame(frame, out)?;
         }
-        self.flush_to_server(&mut out).await
+        self.flush_to_server(out).await
     }
 
     async fn flush_to_server(&mut self, out: &mut BytesMut) -> Result<(), End> {
@@ -294,8 +310,7 @@ impl Relay {
                 return Err(self.server_lost());
             }
         }
-        self.shared
-            .attached(self.pid, Some((server.conn.addr, server.conn.key)));
+        self.set_backend(Some((server.conn.addr, server.conn.key)));
         self.server = Some(server);
         Ok(())
     }
@@ -384,6 +399,10 @@ impl Relay {
         }
         out.extend_from_slice(&frame.raw);
         Ok(())
+    }
+
+    fn set_backend(&self, backend: Option<(std::net::SocketAddr, (u32, u32))>) {
+        *self.backend.lock().unwrap_or_else(|p| p.into_inner()) = backend;
     }
 
     fn expect_ready(&mut self) {
@@ -496,7 +515,7 @@ impl Relay {
                 self.server = Some(server);
                 return;
             }
-            self.shared.attached(self.pid, None);
+            self.set_backend(None);
             self.parse_q.clear();
             self.close_q.clear();
             if server.conn.prepared.len() > self.shared.config.max_prepared.saturating_mul(4) {
@@ -511,7 +530,7 @@ impl Relay {
     /// The client is gone: an idle connection goes back (reset in session mode); one in the
     /// middle of anything is closed, never handed to another client.
     async fn finish(mut self) {
-        self.shared.attached(self.pid, None);
+        self.set_backend(None);
         if let Some(mut server) = self.server.take() {
             let clean = server.conn.idle && self.pending == 0 && !self.dirty;
             if !clean {

@@ -170,8 +170,8 @@ where
             return;
         }
     };
-    let (pid, secret) = shared.new_cancel_key();
-    let mut relay = Relay::new(shared.clone(), app, params, pid);
+    let (pid, secret, backend) = shared.new_cancel_key();
+    let mut relay = Relay::new(shared.clone(), app, params, backend);
     let greeting = match relay.greeting(pid, secret).await {
         Ok(g) => g,
         Err(fatal) => {
