@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::lines::DatabaseLine;
 use super::pool::{Checkout, PoolError};
@@ -151,10 +151,18 @@ impl Relay {
             End::ClientFailed(e) => e,
             End::Server(e) => Some(e),
         };
+        self.finish().await;
         if let Some(bytes) = last {
             let _ = client.write_all(&bytes).await;
+            // Closed gracefully, and what the client still sends read away for a moment, so
+            // that the close is not a reset that loses the error on its way.
+            let _ = client.shutdown().await;
+            let mut sink = [0u8; 4096];
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(500), async {
+                while matches!(client.read(&mut sink).await, Ok(n) if n > 0) {}
+            })
+            .await;
         }
-        self.finish().await;
     }
 
     async fn relay<S>(&mut self, client: &mut S) -> End
@@ -171,6 +179,8 @@ impl Relay {
             }
             // What the server sent while they were written.
             if let Err(end) = self.server_messages(&mut to_client) {
+                // What came before the failure is the client's (earlier requests' answers).
+                let _ = client.write_all(&to_client).await;
                 return end;
             }
             if !to_client.is_empty() {
@@ -202,6 +212,7 @@ impl Relay {
                 Side::Client(Err(_)) => return End::ClientFailed(None),
                 Side::Server(Ok(true)) => {
                     if let Err(end) = self.server_messages(&mut to_client) {
+                        let _ = client.write_all(&to_client).await;
                         return end;
                     }
                     if !to_client.is_empty() {
@@ -418,12 +429,26 @@ impl Relay {
             let Some(server) = &mut self.server else {
                 return Ok(());
             };
-            let frame =
-                match wire::try_frame(&mut server.conn.buf, super::server::MAX_SERVER_MESSAGE) {
-                    Ok(Some(f)) => f,
-                    Ok(None) => return Ok(()),
-                    Err(_) => return Err(self.server_lost()),
-                };
+            let max = self.shared.config.max_message;
+            let frame = match wire::try_frame(&mut server.conn.buf, max) {
+                Ok(Some(f)) => f,
+                Ok(None) => return Ok(()),
+                Err(WireError::TooLong { len, .. }) => {
+                    // A row (or other answer) bigger than the adapter relays: the connection
+                    // is mid-message, so it is closed and the client told why.
+                    DatabaseStats::bump(&self.shared.stats.oversized);
+                    DatabaseStats::bump(&self.shared.stats.server_abandoned);
+                    self.server = None;
+                    let message = format!(
+                        "the server's answer has a message of {len} bytes, over the {max}-byte \
+                         limit (--database-max-message-kb)"
+                    );
+                    return Err(End::Server(wire::error_response(
+                        "FATAL", "54000", &message,
+                    )));
+                }
+                Err(_) => return Err(self.server_lost()),
+            };
             match frame.tag {
                 b'1' => {
                     if let Expect::DropParse(_) = pop(&mut self.parse_q) {

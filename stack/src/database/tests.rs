@@ -443,13 +443,27 @@ async fn garbage_and_clients_that_leave_mid_transaction() {
         .unwrap()
         .get(0);
     assert_eq!(status, "true");
+    // An answer over the message limit: the client is told, the connection closed.
+    // (Regression: the answers to the statements tokio-postgres closes, sent in the same
+    // batch, were lost with the error, and the client saw its connection closed instead.)
+    let err = c
+        .batch_execute("SELECT repeat('x', 5000)")
+        .await
+        .expect_err("over the limit");
+    assert_eq!(code(&err), "54000", "{err:?}");
+    let message = err.as_db_error().map(|e| e.message().to_owned());
+    assert!(
+        message
+            .as_deref()
+            .is_some_and(|m| m.contains("--database-max-message-kb")),
+        "{message:?}"
+    );
     let stats = a.db.stats();
-    assert_eq!(stats.server_abandoned.load(Ordering::Relaxed), 1);
+    assert_eq!(stats.server_abandoned.load(Ordering::Relaxed), 2);
     // The unknown type and the half message; the HTTP request's first bytes read as a
-    // startup length over the limit, as does the big query.
+    // startup length over the limit, as do the big query and the big answer.
     assert_eq!(stats.malformed.load(Ordering::Relaxed), 2);
-    assert_eq!(stats.oversized.load(Ordering::Relaxed), 2);
-    drop(c);
+    assert_eq!(stats.oversized.load(Ordering::Relaxed), 3);
     drop_schema(&a, &s).await;
 }
 
