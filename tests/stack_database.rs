@@ -151,7 +151,7 @@ fn psql_through_the_adapter_with_tls_and_the_lines_it_writes() {
     assert!(lines.iter().all(|l| !l.contains("hidden literal")));
     let lines = wait_line(
         &up,
-        &["--dyno", "heroku-postgres"],
+        &["--source", "heroku-postgres"],
         "app[heroku-postgres]: source=DATABASE addon=postgresql-hello sample#current_transaction=",
     );
     assert!(lines.iter().any(|l| l.contains("sample#pool-servers=")));
