@@ -329,7 +329,6 @@ impl Relay {
     /// Adds one client message (rewritten if need be) to `out`.
     fn client_frame(&mut self, frame: Frame, out: &mut BytesMut) -> Result<(), End> {
         let transaction = self.shared.config.mode == PoolMode::Transaction;
-        let at = self.syncs_sent;
         match frame.tag {
             b'Q' => {
                 self.last_sql = sql_of(&frame.body());
@@ -342,54 +341,7 @@ impl Relay {
             }
             b'P' | b'B' | b'D' | b'C' if transaction => {
                 self.dirty = true;
-                let Some(server) = &mut self.server else {
-                    return Ok(());
-                };
-                let rewrite = self
-                    .statements
-                    .rewrite(&frame, &mut server.conn.prepared)
-                    .map_err(|e| self.malformed(&e))?;
-                match rewrite {
-                    Rewrite::Forward {
-                        frame,
-                        sql,
-                        prepared,
-                    } => {
-                        if let Some(sql) = sql {
-                            self.last_sql = sql;
-                        }
-                        match frame.tag {
-                            b'P' => self.parse_q.push_back((at, Expect::Pass(prepared))),
-                            b'C' => self.close_q.push_back((at, Expect::Pass(None))),
-                            _ => {}
-                        }
-                        out.extend_from_slice(&frame.raw);
-                        return Ok(());
-                    }
-                    Rewrite::AlreadyPrepared { close, sql } => {
-                        self.last_sql = sql;
-                        self.close_q.push_back((at, Expect::AsParseComplete));
-                        out.extend_from_slice(&close);
-                        return Ok(());
-                    }
-                    Rewrite::PrepareFirst {
-                        parse,
-                        name,
-                        frame,
-                        sql,
-                    } => {
-                        DatabaseStats::bump(&self.shared.stats.reprepared);
-                        self.last_sql = sql;
-                        self.parse_q.push_back((at, Expect::DropParse(name)));
-                        out.extend_from_slice(&parse);
-                        out.extend_from_slice(&frame.raw);
-                        return Ok(());
-                    }
-                    Rewrite::Refuse(error) => {
-                        // The client is told; nothing is sent for this message.
-                        return Err(End::ClientFailed(Some(error)));
-                    }
-                }
+                return self.statement_frame(&frame, out);
             }
             b'P' => {
                 self.dirty = true;
@@ -409,6 +361,56 @@ impl Relay {
             }
         }
         out.extend_from_slice(&frame.raw);
+        Ok(())
+    }
+
+    /// A `Parse`, `Bind`, `Describe` or `Close` in transaction mode: named statements
+    /// renamed, prepared first, or answered for (see `prepared.rs`).
+    fn statement_frame(&mut self, frame: &Frame, out: &mut BytesMut) -> Result<(), End> {
+        let at = self.syncs_sent;
+        let Some(server) = &mut self.server else {
+            return Ok(());
+        };
+        let rewrite = self
+            .statements
+            .rewrite(frame, &mut server.conn.prepared)
+            .map_err(|e| self.malformed(&e))?;
+        match rewrite {
+            Rewrite::Forward {
+                frame,
+                sql,
+                prepared,
+            } => {
+                if let Some(sql) = sql {
+                    self.last_sql = sql;
+                }
+                match frame.tag {
+                    b'P' => self.parse_q.push_back((at, Expect::Pass(prepared))),
+                    b'C' => self.close_q.push_back((at, Expect::Pass(None))),
+                    _ => {}
+                }
+                out.extend_from_slice(&frame.raw);
+            }
+            Rewrite::AlreadyPrepared { close, sql } => {
+                self.last_sql = sql;
+                self.close_q.push_back((at, Expect::AsParseComplete));
+                out.extend_from_slice(&close);
+            }
+            Rewrite::PrepareFirst {
+                parse,
+                name,
+                frame,
+                sql,
+            } => {
+                DatabaseStats::bump(&self.shared.stats.reprepared);
+                self.last_sql = sql;
+                self.parse_q.push_back((at, Expect::DropParse(name)));
+                out.extend_from_slice(&parse);
+                out.extend_from_slice(&frame.raw);
+            }
+            // The client is told; nothing is sent for this message.
+            Rewrite::Refuse(error) => return Err(End::ClientFailed(Some(error))),
+        }
         Ok(())
     }
 
