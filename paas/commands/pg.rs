@@ -53,6 +53,11 @@ pub struct DatabaseArgs {
     /// Statements at least this slow (ms) are logged as `app[postgres]` lines; 0: none.
     #[arg(long, default_value_t = 2000)]
     database_slow_ms: u64,
+    /// Seconds a client may hold a server connection in a transaction without sending
+    /// anything; past it the client is closed (25P03) and the transaction rolled back; 0: no
+    /// limit (PgBouncer's idle_transaction_timeout).
+    #[arg(long, default_value_t = 0.0)]
+    database_idle_transaction_timeout: f64,
     /// How clients log in: `scram-sha-256`, or `md5` for clients too old for SCRAM.
     #[arg(long, default_value = "scram-sha-256")]
     database_auth: AuthMethod,
@@ -71,6 +76,11 @@ impl DatabaseArgs {
         c.slow = (self.database_slow_ms > 0).then(|| Duration::from_millis(self.database_slow_ms));
         c.auth = self.database_auth;
         c.metrics_interval = (!metrics.is_zero()).then_some(metrics);
+        let idle = secs(
+            self.database_idle_transaction_timeout,
+            "database-idle-transaction-timeout",
+        )?;
+        c.idle_transaction_timeout = (!idle.is_zero()).then_some(idle);
         Ok(c)
     }
 }

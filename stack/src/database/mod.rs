@@ -81,6 +81,9 @@ pub struct DatabaseConfig {
     pub max_prepared: usize,
     /// How often the metrics line is written; `None`: never.
     pub metrics_interval: Option<Duration>,
+    /// How long a client may hold a connection in a transaction without a word; `None`: as
+    /// long as it likes (PgBouncer's `idle_transaction_timeout`).
+    pub idle_transaction_timeout: Option<Duration>,
 }
 
 impl DatabaseConfig {
@@ -102,6 +105,7 @@ impl DatabaseConfig {
             auth: AuthMethod::ScramSha256,
             max_prepared: 1000,
             metrics_interval: Some(Duration::from_secs(20)),
+            idle_transaction_timeout: None,
         })
     }
 }

@@ -190,12 +190,23 @@ impl Relay {
                 to_client.clear();
                 self.maybe_release();
             }
+            // A client that holds a connection in a transaction and says nothing.
+            let idle_limit = self.shared.config.idle_transaction_timeout.filter(|_| {
+                self.pending == 0 && self.server.as_ref().is_some_and(|s| !s.conn.idle)
+            });
             let read = match &mut self.server {
                 Some(server) => {
                     let conn = &mut server.conn;
+                    let limit = async {
+                        match idle_limit {
+                            Some(d) => tokio::time::sleep(d).await,
+                            None => std::future::pending().await,
+                        }
+                    };
                     tokio::select! {
                         r = wire::fill(client, &mut cbuf) => Side::Client(r),
                         r = wire::fill(&mut conn.stream, &mut conn.buf) => Side::Server(r),
+                        () = limit => Side::IdleInTransaction,
                     }
                 }
                 None => Side::Client(wire::fill(client, &mut cbuf).await),
@@ -224,6 +235,18 @@ impl Relay {
                     self.maybe_release();
                 }
                 Side::Server(_) => return self.server_lost(),
+                Side::IdleInTransaction => {
+                    DatabaseStats::bump(&self.shared.stats.idle_transaction_timeouts);
+                    let message = "terminating connection due to idle-in-transaction timeout \
+                                   (--database-idle-transaction-timeout)";
+                    DatabaseLine::Error {
+                        code: "25P03",
+                        severity: "FATAL",
+                        message,
+                    }
+                    .emit(&self.app.emitter);
+                    return End::Server(wire::error_response("FATAL", "25P03", message));
+                }
             }
         }
     }
@@ -587,6 +610,8 @@ impl Drop for Relay {
 enum Side {
     Client(std::io::Result<bool>),
     Server(std::io::Result<bool>),
+    /// The client sat in a transaction past the idle-in-transaction timeout.
+    IdleInTransaction,
 }
 
 fn pop(q: &mut VecDeque<(u64, Expect)>) -> Expect {

@@ -44,6 +44,8 @@ pub struct DatabaseStats {
     pub reprepared: AtomicU64,
     /// TLS handshakes with clients that failed.
     pub tls_failures: AtomicU64,
+    /// Clients closed for sitting in a transaction past the idle-in-transaction timeout.
+    pub idle_transaction_timeouts: AtomicU64,
     /// Transactions (and statements outside one) completed through the pool.
     pub transactions: AtomicU64,
 }
@@ -58,7 +60,7 @@ impl DatabaseStats {
 impl Collector for DatabaseStats {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let (counter, gauge) = (MetricType::Counter, MetricType::Gauge);
-        let all: [(&str, &str, MetricType, &AtomicU64); 17] = [
+        let all: [(&str, &str, MetricType, &AtomicU64); 18] = [
             (
                 "paas_database_clients_accepted",
                 "Client connections the database adapter accepted.",
@@ -157,6 +159,13 @@ impl Collector for DatabaseStats {
                 "TLS handshakes with clients that failed.",
                 counter,
                 &self.tls_failures,
+            ),
+            (
+                "paas_database_idle_transaction_timeouts",
+                "Clients closed for sitting in a transaction past \
+                 --database-idle-transaction-timeout.",
+                counter,
+                &self.idle_transaction_timeouts,
             ),
             (
                 "paas_database_transactions",

@@ -248,6 +248,30 @@ async fn an_exhausted_pool_makes_clients_wait_then_tells_them() {
 }
 
 #[tokio::test]
+async fn a_client_idle_in_a_transaction_is_closed_past_the_timeout() {
+    if !server_up().await {
+        return;
+    }
+    let a = adapter(|c| c.idle_transaction_timeout = Some(Duration::from_millis(200))).await;
+    let c = connect(&a.url).await.unwrap();
+    c.batch_execute("BEGIN").await.unwrap();
+    let stats = a.db.stats();
+    let start = std::time::Instant::now();
+    while stats.idle_transaction_timeouts.load(Ordering::Relaxed) == 0 {
+        assert!(start.elapsed() < Duration::from_secs(10), "never timed out");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let err = c.batch_execute("SELECT 1").await.expect_err("closed");
+    assert!(c.is_closed() || code(&err) == "25P03", "{err:?}");
+    assert_eq!(stats.idle_transaction_timeouts.load(Ordering::Relaxed), 1);
+    assert_eq!(stats.server_abandoned.load(Ordering::Relaxed), 1);
+    // Outside a transaction, a quiet client is left alone.
+    let d = connect(&a.url).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    d.batch_execute("SELECT 1").await.unwrap();
+}
+
+#[tokio::test]
 async fn cancel_reaches_the_right_backend() {
     if !server_up().await {
         return;
