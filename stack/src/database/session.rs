@@ -140,14 +140,16 @@ where
                 shared.cancel(pid, secret).await;
                 None
             }
-            Startup::Params(params) => match login(&shared, &mut stream, params, peer).await {
-                Ok(v) => Some(v),
-                Err(SessionError::Wire(w)) => {
-                    refuse_malformed(&shared, &mut stream, ReadError::Wire(w)).await;
-                    None
+            Startup::Params(minor, params) => {
+                match login(&shared, &mut stream, minor, params, peer).await {
+                    Ok(v) => Some(v),
+                    Err(SessionError::Wire(w)) => {
+                        refuse_malformed(&shared, &mut stream, ReadError::Wire(w)).await;
+                        None
+                    }
+                    Err(_) => None,
                 }
-                Err(_) => None,
-            },
+            }
             Startup::Ssl | Startup::GssEnc => {
                 count_wire(&shared.stats, &WireError::MalformedStartup);
                 None
@@ -190,12 +192,25 @@ where
 async fn login<S>(
     shared: &Shared,
     stream: &mut S,
+    minor: u16,
     params: Vec<(String, String)>,
     peer: SocketAddr,
 ) -> Result<(Arc<AppDatabase>, BTreeMap<String, String>), SessionError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    // A newer 3.x client, or one asking for protocol options, is told what the adapter
+    // speaks (3.0, no options), as PostgreSQL tells it.
+    let options: Vec<&str> = params
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .filter(|k| k.starts_with("_pq_."))
+        .collect();
+    if minor > 0 || !options.is_empty() {
+        stream
+            .write_all(&wire::negotiate_protocol(&options))
+            .await?;
+    }
     let get = |k: &str| {
         params
             .iter()

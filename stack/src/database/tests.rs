@@ -491,6 +491,39 @@ async fn garbage_and_clients_that_leave_mid_transaction() {
     drop_schema(&a, &s).await;
 }
 
+/// A client asking for protocol 3.2 and an option is told the adapter speaks 3.0, then logs
+/// in as usual.
+#[tokio::test]
+async fn a_newer_protocol_is_negotiated_down() {
+    if !server_up().await {
+        return;
+    }
+    let a = adapter(|c| c.auth = AuthMethod::Md5).await;
+    let db = a.db.app("shop").unwrap();
+    let mut s = TcpStream::connect(a.addr).await.unwrap();
+    let mut startup = wire::startup_message(&[
+        ("user", &db.login.user),
+        ("database", &db.database),
+        ("_pq_.something", "on"),
+    ])
+    .to_vec();
+    startup[7] = 2; // 3.2
+    s.write_all(&startup).await.unwrap();
+    let mut buf = bytes::BytesMut::new();
+    let f = wire::read_frame(&mut s, &mut buf, 1 << 20)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(f.tag, b'v');
+    assert_eq!(&f.body()[..8], &[0, 3, 0, 0, 0, 0, 0, 1]);
+    assert_eq!(&f.body()[8..], b"_pq_.something\0");
+    let f = wire::read_frame(&mut s, &mut buf, 1 << 20)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((f.tag, &f.body()[..4]), (b'R', &[0, 0, 0, 5][..]));
+}
+
 /// A client that writes a long pipeline before reading anything: the adapter keeps reading
 /// the server's answers while it writes, so neither side stalls on a full socket buffer.
 #[tokio::test]

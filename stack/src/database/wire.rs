@@ -49,8 +49,9 @@ pub enum Startup {
     GssEnc,
     /// `CancelRequest` for the backend with this process id and secret.
     Cancel { pid: u32, secret: u32 },
-    /// `StartupMessage` with its parameters (`user`, `database`, …), in order.
-    Params(Vec<(String, String)>),
+    /// `StartupMessage` with its protocol's minor version and its parameters (`user`,
+    /// `database`, …), in order.
+    Params(u16, Vec<(String, String)>),
 }
 
 /// Reads the first packet, or `None` if the peer closed before sending a byte.
@@ -121,7 +122,7 @@ pub fn parse_startup(body: &[u8]) -> Result<Startup, WireError> {
     if !b.is_empty() {
         return Err(WireError::MalformedStartup);
     }
-    Ok(Startup::Params(params))
+    Ok(Startup::Params(minor, params))
 }
 
 /// Takes a NUL-terminated string off the front of `b`.
@@ -314,6 +315,18 @@ pub fn startup_message(params: &[(&str, &str)]) -> Bytes {
     out.freeze()
 }
 
+/// `NegotiateProtocolVersion`: the adapter speaks 3.0, and none of the `_pq_.` options named.
+pub fn negotiate_protocol(options: &[&str]) -> Bytes {
+    let mut body = BytesMut::new();
+    body.put_u32(PROTOCOL_3_0);
+    body.put_u32(options.len() as u32);
+    for o in options {
+        body.put_slice(o.as_bytes());
+        body.put_u8(0);
+    }
+    Frame::new(b'v', &body).raw
+}
+
 /// A `CancelRequest` for a backend.
 pub fn cancel_request(pid: u32, secret: u32) -> [u8; 16] {
     let mut out = [0u8; 16];
@@ -378,10 +391,10 @@ mod tests {
         let s = startup_message(&[("user", "u"), ("database", "d")]);
         assert_eq!(
             parse_startup(&s[4..]),
-            Ok(Startup::Params(vec![
-                ("user".into(), "u".into()),
-                ("database".into(), "d".into())
-            ]))
+            Ok(Startup::Params(
+                0,
+                vec![("user".into(), "u".into()), ("database".into(), "d".into())]
+            ))
         );
         let c = cancel_request(7, 9);
         assert_eq!(
