@@ -1,7 +1,8 @@
 //! The platform stack that feeds the router: the dyno manager (the Procfile's processes, their
 //! output, states, R-codes and runtime metrics), the routing mesh (which dyno takes a request,
-//! and the H-codes when none can) and the proxy (Vegur's HTTP semantics and one router line a
-//! request), each writing Heroku-format lines into logplex through an `Emitter`.
+//! and the H-codes when none can), the proxy (Vegur's HTTP semantics and one router line a
+//! request) and the database adapter (a pooling PostgreSQL proxy, Heroku Postgres's lines),
+//! each writing Heroku-format lines into logplex through an `Emitter`.
 //!
 //! ```
 //! use stack::{Procfile, ProxyError, RouterLine};
