@@ -41,7 +41,8 @@ pub struct DatabaseArgs {
     /// Client connections the adapter keeps open at once; one more is refused (53300).
     #[arg(long, default_value_t = 1000)]
     database_max_clients: usize,
-    /// The largest message a client may send, in KiB (a query, a bind, a COPY row batch).
+    /// The largest message either way, in KiB: a client's (a query, a bind, COPY data) or the
+    /// server's (a row); past it the client is told and closed.
     #[arg(long, default_value_t = 16 * 1024)]
     database_max_message_kb: usize,
     /// Named prepared statements a client may hold in transaction mode.
