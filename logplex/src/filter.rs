@@ -6,8 +6,10 @@ use bytes::Bytes;
 use crate::line::{LogLine, PLATFORM_SOURCE};
 
 /// The platform's own processes: `--source router` means `source=paas` and process `router`,
-/// so that `paas logs --source router` shows the router's lines.
-pub const PLATFORM_PROCESSES: &[&str] = &["router", "postgres", "cache", "logplex", "proxy", "api"];
+/// so that `paas logs --source router` shows the router's lines. The database adapter's
+/// (`postgres`, `heroku-postgres`) write under `app`, as Heroku Postgres does: `--source
+/// postgres` means `source=app` and process `postgres`.
+pub const PLATFORM_PROCESSES: &[&str] = &["router", "cache", "logplex", "proxy", "api"];
 
 /// A reader's choice of lines. The default keeps every line.
 #[derive(Clone, Debug, Default)]
@@ -20,10 +22,13 @@ pub struct LineFilter {
 
 impl LineFilter {
     /// Keeps lines whose source is `source` exactly; a platform process name (`router`,
-    /// `postgres`, `cache`, `logplex`, `proxy`, `api`) means the platform's lines from that
-    /// process.
+    /// `cache`, `logplex`, `proxy`, `api`) means the platform's lines from that process, and
+    /// the database adapter's (`postgres`, `heroku-postgres`) its `app[…]` lines.
     pub fn source(mut self, source: &str) -> Self {
-        if PLATFORM_PROCESSES.contains(&source) {
+        if crate::registry::RESERVED_APP_PROCESSES.contains(&source) {
+            self.source = Some(Bytes::from_static(b"app"));
+            self.process = Some(Bytes::copy_from_slice(source.as_bytes()));
+        } else if PLATFORM_PROCESSES.contains(&source) {
             self.source = Some(Bytes::from_static(PLATFORM_SOURCE));
             self.process = Some(Bytes::copy_from_slice(source.as_bytes()));
         } else {
@@ -93,6 +98,19 @@ mod tests {
         let f = LineFilter::default().source("app");
         assert!(!f.matches(&router) && f.matches(&app));
         assert!(!LineFilter::default().source("ap").matches(&app));
+        // The database adapter's lines are app[postgres] and app[heroku-postgres], as Heroku's.
+        let slow = line(
+            "a",
+            "app",
+            "postgres",
+            "[DATABASE] duration: 2201.002 ms",
+            0,
+        );
+        let sample = line("a", "app", "heroku-postgres", "source=DATABASE", 0);
+        let f = LineFilter::default().source("postgres");
+        assert!(f.matches(&slow) && !f.matches(&sample) && !f.matches(&app));
+        let f = LineFilter::default().source("heroku-postgres");
+        assert!(f.matches(&sample) && !f.matches(&slow));
     }
 
     #[test]

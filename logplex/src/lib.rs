@@ -46,8 +46,8 @@ pub use persist::{HistoryFileError, decode_history, encode_history};
 pub use platform::{LOGPLEX_PROCESS, PlatformEvent, PlatformEvents};
 pub use printable::printable;
 pub use registry::{
-    ApiKey, App, Caller, KeyOrigin, KeyScope, NewKey, RESERVED_SOURCES, Registry, RegistryError,
-    RegistryLimits, Token, is_valid_app_name,
+    ApiKey, App, Caller, KeyOrigin, KeyScope, NewKey, RESERVED_APP_PROCESSES, RESERVED_SOURCES,
+    Registry, RegistryError, RegistryLimits, Token, is_reserved_process, is_valid_app_name,
 };
 pub use rfc5424::{
     Form, Header, ParseError, SyslogMessage, parse as parse_syslog, write as write_syslog,

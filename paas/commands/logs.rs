@@ -24,11 +24,19 @@ pub struct Args {
     #[arg(short = 't', long)]
     tail: bool,
     /// Only lines of this source (`app`, `paas`, a token's name); a platform process
-    /// (`router`, `postgres`, `cache`, `logplex`) means the platform's lines from it.
+    /// (`router`, `cache`, `logplex`) means the platform's lines from it, and `postgres` or
+    /// `heroku-postgres` the database adapter's `app[…]` lines.
     #[arg(short = 's', long)]
     source: Option<String>,
     /// Only lines of this process, or of this type: `web` shows web.1, web.2, ….
-    #[arg(short = 'd', long = "dyno", visible_alias = "dyno-name", alias = "ps")]
+    #[arg(
+        short = 'd',
+        long = "dyno",
+        visible_alias = "dyno-name",
+        alias = "ps",
+        alias = "process-type",
+        short_alias = 'p'
+    )]
     dyno: Option<String>,
     /// Only lines whose message matches this logfmt filter, e.g. `status>=500`.
     #[arg(long = "where", value_name = "FILTER")]

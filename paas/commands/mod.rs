@@ -14,6 +14,7 @@ mod logfmt;
 mod logplex;
 mod logs;
 mod metrics;
+mod pg;
 mod ps;
 mod query;
 mod tokens;
@@ -33,6 +34,12 @@ pub enum Command {
     Scale(ps::ScaleArgs),
     /// Restart a dyno (`web.1`), a process type (`web`), or every dyno.
     Restart(ps::RestartArgs),
+    /// Show the app's database: size, tables, connections, the pool's figures.
+    #[command(name = "pg:info")]
+    PgInfo(client::AppListArgs),
+    /// Run psql against the app's database, through the adapter, as the app's user.
+    #[command(name = "pg:psql")]
+    PgPsql(pg::PsqlArgs),
     /// The example app's processes (what its Procfile runs).
     #[command(name = "example-app", hide = true)]
     ExampleApp(example::Args),
@@ -115,6 +122,8 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Ps(args) => ps::ps(args),
         Command::Scale(args) => ps::scale(args),
         Command::Restart(args) => ps::restart(args),
+        Command::PgInfo(args) => pg::info(args),
+        Command::PgPsql(args) => pg::psql(args),
         Command::ExampleApp(args) => example::run(args),
         Command::DynoRun(args) => dyno_run::run(args),
         Command::Logfmt(args) => logfmt::run(args),

@@ -17,6 +17,7 @@ use stack::{
 };
 
 use crate::commands::logplex::{RouterArgs, secs, start, terminated};
+use crate::commands::pg::{DatabaseArgs, attach as attach_database};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -42,9 +43,8 @@ pub struct Args {
     /// A config var every dyno gets (repeatable): `--env GREETING=hi`.
     #[arg(long = "env", short = 'e', value_name = "KEY=VALUE")]
     env: Vec<String>,
-    /// A database the dynos reach through DATABASE_URL.
-    #[arg(long, value_name = "URL")]
-    database_url: Option<String>,
+    #[command(flatten)]
+    database: DatabaseArgs,
     /// Seconds a web dyno may take to bind its port (R10).
     #[arg(long, default_value_t = 60.0)]
     boot_timeout: f64,
@@ -133,6 +133,8 @@ struct LoadedApp {
     procfile: Procfile,
     formation: BTreeMap<String, usize>,
     env: Vec<(String, String)>,
+    /// app.json lists the heroku-postgresql add-on.
+    wants_database: bool,
 }
 
 fn load_app(args: &Args, data_dir: &Path) -> anyhow::Result<LoadedApp> {
@@ -199,9 +201,13 @@ fn load_app(args: &Args, data_dir: &Path) -> anyhow::Result<LoadedApp> {
         let (k, v) = e.split_once('=').context("--env takes KEY=VALUE")?;
         env.push((k.to_owned(), v.to_owned()));
     }
-    if let Some(url) = &args.database_url {
-        env.push(("DATABASE_URL".to_owned(), url.clone()));
-    }
+    let wants_database = json["addons"].as_array().is_some_and(|addons| {
+        addons.iter().any(|a| {
+            a.as_str()
+                .or_else(|| a["plan"].as_str())
+                .is_some_and(|p| p.starts_with("heroku-postgresql"))
+        })
+    });
     // Dynos find `paas` (the example app's command) beside this binary, first on their PATH.
     if let Some(bin) = std::env::current_exe()
         .ok()
@@ -216,6 +222,7 @@ fn load_app(args: &Args, data_dir: &Path) -> anyhow::Result<LoadedApp> {
         procfile,
         formation,
         env,
+        wants_database,
     })
 }
 
@@ -283,7 +290,7 @@ fn proxy_tls(router: &RouterArgs, data_dir: &Path) -> anyhow::Result<(PathBuf, P
     Ok((cert, key, true))
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let mut f = std::fs::OpenOptions::new()
@@ -341,6 +348,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ) else {
             bail!("the router has no channel for {}", app.name);
         };
+        let mut app = app;
+        let database = attach_database(
+            &args.database,
+            secs(args.metrics_interval, "metrics-interval")?,
+            bind,
+            &data_dir,
+            &app.name,
+            logplex::tls_server_config(&cert, &key, &[b"postgresql"])?,
+            output.clone(),
+        )
+        .await?;
+        if let Some(db) = &database {
+            app.env.push(("DATABASE_URL".to_owned(), db.url.clone()));
+        } else if app.wants_database {
+            eprintln!(
+                "paas up: app.json asks for heroku-postgresql; give --database-url to attach a database"
+            );
+        }
         let mesh = Arc::new(Mesh::default());
         let summary: Vec<String> = app
             .formation
@@ -384,6 +409,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             tokio::spawn(proxy.clone().serve(http, None, stopped.clone())),
             tokio::spawn(proxy.serve(https, Some(tokio_rustls::TlsAcceptor::from(tls)), stopped)),
         ];
+        let database_serving = database.map(|db| {
+            logplex.api().register_metrics(db.database.stats());
+            logplex.api().register(
+                "database",
+                stack::DatabaseApi::new(db.database.clone(), db.addr),
+            );
+            println!(
+                "paas up: database adapter on postgres://{} ({} pooling; `paas pg:info`, `paas pg:psql`)",
+                db.addr,
+                match db.database.config().mode {
+                    stack::PoolMode::Transaction => "transaction",
+                    stack::PoolMode::Session => "session",
+                }
+            );
+            let listener = db.listener.into_std()?;
+            anyhow::Ok(db.database.clone().serve_on_thread(listener, stop.subscribe())?)
+        });
+        let database_serving = database_serving.transpose()?;
         println!("paas up: app {} ({}) from {}", app.name, summary.join(" "), app.dir.display());
         println!("paas up: proxy on http://{http_at}");
         println!(
@@ -409,6 +452,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         // changes, exit statuses) reach the stream; then the router closes its channels and
         // stops its components (the drains deliver what waits).
         manager.stop().await;
+        if let Some(thread) = database_serving {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
         logplex.stop().await;
         println!("paas up: stopped");
         Ok(ExitCode::SUCCESS)

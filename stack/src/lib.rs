@@ -1,7 +1,8 @@
 //! The platform stack that feeds the router: the dyno manager (the Procfile's processes, their
 //! output, states, R-codes and runtime metrics), the routing mesh (which dyno takes a request,
-//! and the H-codes when none can) and the proxy (Vegur's HTTP semantics and one router line a
-//! request), each writing Heroku-format lines into logplex through an `Emitter`.
+//! and the H-codes when none can), the proxy (Vegur's HTTP semantics and one router line a
+//! request) and the database adapter (a pooling PostgreSQL proxy, Heroku Postgres's lines),
+//! each writing Heroku-format lines into logplex through an `Emitter`.
 //!
 //! ```
 //! use stack::{Procfile, ProxyError, RouterLine};
@@ -14,11 +15,18 @@
 //! ```
 
 pub mod cache;
+mod database;
 mod dyno;
 mod errors;
 mod mesh;
 mod proxy;
 
+pub use database::api::DatabaseApi;
+pub use database::auth::{AuthMethod, Login};
+pub use database::metrics::Sample as DatabaseSample;
+pub use database::pool::PoolConfig;
+pub use database::stats::DatabaseStats;
+pub use database::{Database, DatabaseConfig, PoolMode};
 pub use dyno::api::{DynoApi, MAX_QUANTITY};
 pub use dyno::errors::{DynoError, DynoErrors};
 pub use dyno::manager::{AppSpec, DynoInfo, DynoManager, DynoState, ManagerConfig, ManagerError};

@@ -303,6 +303,20 @@ fn decode(
                 format!("Frame {index} names a different token than the request's credentials."),
             ));
         }
+        if msg
+            .proc_id
+            .as_deref()
+            .is_some_and(|p| crate::registry::is_reserved_process(&target.source, p))
+        {
+            return Err(refused(
+                StatusCode::BAD_REQUEST,
+                Reject::ReservedProcess,
+                index as u64 + 1,
+                format!(
+                    "Frame {index} writes as a process only the platform writes as under the source app (postgres, heroku-postgres)."
+                ),
+            ));
+        }
         lines.push(to_line(msg, target, received));
     }
     Ok(lines)

@@ -136,6 +136,14 @@ impl FrameSink {
             self.router.ingest_stats().rejected(Reject::UnknownToken);
             return;
         };
+        if let Some(p) = fields.proc_id.clone()
+            && crate::registry::is_reserved_process(&target.source, &frame[p])
+        {
+            // Charged to the app whose token sent it.
+            target.channel.reject(Reject::ReservedProcess, 1);
+            self.router.ingest_stats().rejected(Reject::ReservedProcess);
+            return;
+        }
         let message = &frame[fields.msg.clone()];
         // Almost every message is ASCII, which is checked many bytes at a time.
         if !message.is_ascii() && std::str::from_utf8(message).is_err() {

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 pub use file::{FILE_NAME, FORMAT_VERSION, KeyOrigin};
-pub use names::{RESERVED_SOURCES, is_valid_app_name};
+pub use names::{RESERVED_APP_PROCESSES, RESERVED_SOURCES, is_reserved_process, is_valid_app_name};
 
 use crate::time::Timestamp;
 use file::{Contents, StoredApp, StoredKey, StoredScope, StoredToken};

@@ -10,6 +10,22 @@
 /// Source names only the platform writes as.
 pub const RESERVED_SOURCES: [&str; 3] = ["paas", "heroku", "logplex"];
 
+/// Processes that, under the source `app`, only the platform's add-ons write as: the database
+/// adapter's `app[postgres]` (statements, errors) and `app[heroku-postgres]` (metrics). An
+/// app's own token (named `app`) cannot send lines as them.
+pub const RESERVED_APP_PROCESSES: [&str; 2] = ["postgres", "heroku-postgres"];
+
+/// Whether a line from a token with `source` may not carry `process` (an add-on's).
+pub fn is_reserved_process(source: &[u8], process: &[u8]) -> bool {
+    source.eq_ignore_ascii_case(b"app")
+        && RESERVED_APP_PROCESSES.iter().any(|p| {
+            process.eq_ignore_ascii_case(p.as_bytes())
+                || (process.len() > p.len()
+                    && process[..p.len()].eq_ignore_ascii_case(p.as_bytes())
+                    && process[p.len()] == b'.')
+        })
+}
+
 /// The longest source name.
 pub const MAX_SOURCE_LEN: usize = 32;
 
@@ -66,6 +82,16 @@ mod tests {
         ] {
             assert!(!is_valid_app_name(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_database_adapters_processes_are_reserved_under_app() {
+        for p in [&b"postgres"[..], b"Heroku-Postgres", b"postgres.1234"] {
+            assert!(is_reserved_process(b"app", p), "{p:?}");
+        }
+        assert!(!is_reserved_process(b"app", b"web.1"));
+        assert!(!is_reserved_process(b"app", b"postgresql"));
+        assert!(!is_reserved_process(b"deploys", b"postgres"));
     }
 
     #[test]

@@ -34,11 +34,14 @@ pub enum Reject {
     /// A drain's own output (HOSTNAME `d.<uuid>`, a drain token) sent back into a router:
     /// never ingested again, so that no chain of drains can multiply lines.
     DrainLoop,
+    /// A line from the app's own token as a process only the platform writes as
+    /// (`app[postgres]`, `app[heroku-postgres]`: the database adapter's).
+    ReservedProcess,
 }
 
 impl Reject {
     /// Every reason, in the order stats list them.
-    pub const ALL: [Reject; 11] = [
+    pub const ALL: [Reject; 12] = [
         Reject::TooLarge,
         Reject::BadLength,
         Reject::Garbage,
@@ -50,6 +53,7 @@ impl Reject {
         Reject::BodyTooLarge,
         Reject::Closed,
         Reject::DrainLoop,
+        Reject::ReservedProcess,
     ];
 
     /// The reason's name in stats and metrics.
@@ -66,6 +70,7 @@ impl Reject {
             Reject::BodyTooLarge => "body_too_large",
             Reject::Closed => "closed",
             Reject::DrainLoop => "drain_loop",
+            Reject::ReservedProcess => "reserved_process",
         }
     }
 
