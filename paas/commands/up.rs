@@ -120,6 +120,17 @@ pub struct Args {
     /// The largest response body the cache stores, in KiB; larger ones are streamed through.
     #[arg(long, default_value_t = 1024)]
     cache_max_object_kb: usize,
+    /// Run the memcached add-on (Debian's memcached, supervised) for the app's dynos:
+    /// MEMCACHE_SERVERS points at it, and its hits, misses, evictions, bytes and connections go
+    /// into the stream as `app[memcached]` every --metrics-interval.
+    #[arg(long)]
+    memcached: bool,
+    /// The memcached add-on's memory, in MiB.
+    #[arg(long, default_value_t = 64)]
+    memcached_mb: u64,
+    /// The memcached add-on's port (0: a free one).
+    #[arg(long, default_value_t = 0)]
+    memcached_port: u16,
     /// Serve HTTP/1.x with hyper instead of the proxy's own forwarding path (slower; kept to
     /// compare against and to fall back to). HTTP/2 is served by hyper either way.
     #[arg(long)]
@@ -366,6 +377,32 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "paas up: app.json asks for heroku-postgresql; give --database-url to attach a database"
             );
         }
+        // The memcached add-on: the dynos find it in MEMCACHE_SERVERS (and MEMCACHIER_SERVERS).
+        let memcached = if args.memcached {
+            let port = match args.memcached_port {
+                0 => std::net::TcpListener::bind((bind, 0))?.local_addr()?.port(),
+                port => port,
+            };
+            let addr = std::net::SocketAddr::from((bind, port));
+            for name in ["MEMCACHE_SERVERS", "MEMCACHIER_SERVERS"] {
+                app.env.push((name.to_owned(), addr.to_string()));
+            }
+            let config = stack::MemcachedConfig {
+                addr,
+                memory_mb: args.memcached_mb,
+                max_connections: 1024,
+                interval: secs(args.metrics_interval, "metrics-interval")?,
+            };
+            println!("paas up: memcached on {addr} ({} MB; MEMCACHE_SERVERS)", args.memcached_mb);
+            Some(tokio::spawn(stack::supervise_memcached(
+                config,
+                output.clone(),
+                platform.clone(),
+                stopped.clone(),
+            )))
+        } else {
+            None
+        };
         let mesh = Arc::new(Mesh::default());
         let summary: Vec<String> = app
             .formation
@@ -452,6 +489,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         // changes, exit statuses) reach the stream; then the router closes its channels and
         // stops its components (the drains deliver what waits).
         manager.stop().await;
+        if let Some(memcached) = memcached {
+            let _ = memcached.await;
+        }
         if let Some(thread) = database_serving {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }

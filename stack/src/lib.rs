@@ -18,6 +18,7 @@ pub mod cache;
 mod database;
 mod dyno;
 mod errors;
+mod memcached;
 mod mesh;
 mod proxy;
 
@@ -35,6 +36,10 @@ pub use dyno::output::{MAX_LINE, OutputCounts, pump};
 pub use dyno::process::{DynoEvent, DynoExit, DynoLimits, DynoSpec, run as run_dyno};
 pub use dyno::procfile::{ProcessType, Procfile, ProcfileError};
 pub use errors::{ProxyError, Side};
+pub use memcached::{
+    MemcachedConfig, Stats as MemcachedStats, stats as memcached_stats,
+    supervise as supervise_memcached,
+};
 pub use mesh::{Lease, MAX_IN_FLIGHT, Mesh};
 /// The HTTP/1.1 pieces of the proxy's forwarding path: the request head parser, the response
 /// head parser and rewriter, and the chunked body decoder (public for their fuzz targets,

@@ -11,9 +11,10 @@
 pub const RESERVED_SOURCES: [&str; 3] = ["paas", "heroku", "logplex"];
 
 /// Processes that, under the source `app`, only the platform's add-ons write as: the database
-/// adapter's `app[postgres]` (statements, errors) and `app[heroku-postgres]` (metrics). An
-/// app's own token (named `app`) cannot send lines as them.
-pub const RESERVED_APP_PROCESSES: [&str; 2] = ["postgres", "heroku-postgres"];
+/// adapter's `app[postgres]` (statements, errors) and `app[heroku-postgres]` (metrics), and the
+/// memcached add-on's `app[memcached]`. An app's own token (named `app`) cannot send lines as
+/// them.
+pub const RESERVED_APP_PROCESSES: [&str; 3] = ["postgres", "heroku-postgres", "memcached"];
 
 /// Whether a line from a token with `source` may not carry `process` (an add-on's).
 pub fn is_reserved_process(source: &[u8], process: &[u8]) -> bool {
