@@ -61,11 +61,16 @@ pub(crate) enum Before {
 /// The value of header `name` in `head`, a head as `forward::request_head` wrote it (one
 /// header a line, `name: value`).
 pub(crate) fn request_value<'h>(head: &'h [u8], name: &str) -> Option<&'h [u8]> {
-    head.split(|&b| b == b'\n').skip(1).find_map(|line| {
-        let colon = line.iter().position(|&b| b == b':')?;
-        line[..colon]
-            .eq_ignore_ascii_case(name.as_bytes())
-            .then(|| line[colon + 1..].trim_ascii())
+    let name = name.as_bytes();
+    // Each line starts after a `\n`; only one that has `name:` there is looked at further.
+    memchr::memchr_iter(b'\n', head).find_map(|end| {
+        let line = &head[end + 1..];
+        if line.get(name.len()) != Some(&b':') || !line[..name.len()].eq_ignore_ascii_case(name) {
+            return None;
+        }
+        let value = &line[name.len() + 1..];
+        let value = &value[..memchr::memchr(b'\n', value).unwrap_or(value.len())];
+        Some(value.trim_ascii())
     })
 }
 
