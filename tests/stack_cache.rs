@@ -142,39 +142,23 @@ fn vary_keys_the_variant() {
 #[test]
 fn a_hundred_concurrent_misses_make_one_dyno_request() {
     let (_dir, up) = odd_backend("cache-coalesce");
-    let url = format!("http://{}/cache/slow?ms=500", proxy_addr(&up));
-    let curls: Vec<_> = (0..100)
-        .map(|_| {
-            Command::new("curl")
-                .args(["-s", "-m", "20", "-o", "/dev/null", "-w", "%{http_code}"])
-                .arg(&url)
-                .spawn_output()
-        })
-        .collect();
-    for c in curls {
-        assert_eq!(c.wait(), "200");
-    }
+    all_ok(
+        &format!("http://{}/cache/slow?ms=500", proxy_addr(&up)),
+        100,
+    );
     assert_eq!(answered(&up, "/cache/slow?ms=500"), 1);
     let stats = up.get_json("/apps/hello/cache");
     let c = &stats["cache"];
     let served = c["coalesced"].as_u64().unwrap_or(0) + c["hits"].as_u64().unwrap_or(0);
     assert_eq!(served, 99, "{stats}");
     // An answer that cannot be stored releases its waiters to the dynos at once.
-    let url = format!(
-        "http://{}/cache/slow-pass?ms=300&cc=no-store",
-        proxy_addr(&up)
+    all_ok(
+        &format!(
+            "http://{}/cache/slow-pass?ms=300&cc=no-store",
+            proxy_addr(&up)
+        ),
+        10,
     );
-    let curls: Vec<_> = (0..10)
-        .map(|_| {
-            Command::new("curl")
-                .args(["-s", "-m", "20", "-o", "/dev/null", "-w", "%{http_code}"])
-                .arg(&url)
-                .spawn_output()
-        })
-        .collect();
-    for c in curls {
-        assert_eq!(c.wait(), "200");
-    }
     assert_eq!(answered(&up, "/cache/slow-pass?ms=300&cc=no-store"), 10);
 }
 
@@ -305,26 +289,20 @@ fn hostile_headers_are_bounded_and_memory_stays_within_its_budget() {
     assert!(stats["cache"]["evictions"].as_u64() > Some(0), "{stats}");
 }
 
-/// A spawned command whose output is read once it is done.
-trait SpawnOutput {
-    fn spawn_output(&mut self) -> Spawned;
-}
-
-struct Spawned(std::process::Child);
-
-impl SpawnOutput for Command {
-    fn spawn_output(&mut self) -> Spawned {
-        Spawned(
-            self.stdout(std::process::Stdio::piped())
+/// Sends `n` requests for `url` at once (a curl each) and asserts each got 200.
+fn all_ok(url: &str, n: usize) {
+    let curls: Vec<_> = (0..n)
+        .map(|_| {
+            Command::new("curl")
+                .args(["-s", "-m", "20", "-o", "/dev/null", "-w", "%{http_code}"])
+                .arg(url)
+                .stdout(std::process::Stdio::piped())
                 .spawn()
-                .expect("spawn"),
-        )
-    }
-}
-
-impl Spawned {
-    fn wait(self) -> String {
-        let out = self.0.wait_with_output().expect("wait");
-        String::from_utf8_lossy(&out.stdout).into_owned()
+                .expect("spawn curl")
+        })
+        .collect();
+    for c in curls {
+        let out = c.wait_with_output().expect("curl");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
     }
 }

@@ -30,14 +30,6 @@ PATH=$PATH:/usr/sbin:/sbin
 source "$root/benches/lib/setup.sh"
 bench_setup cache.sh wrk varnishd
 
-cpu_ticks() {
-    local p total=0
-    for p in "$@"; do
-        total=$((total + $(sed 's/^.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')))
-    done
-    echo "$total"
-}
-
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }

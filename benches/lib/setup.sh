@@ -6,8 +6,8 @@
 #   bench_setup NAME PACKAGE…       # NAME for messages; packages beyond curl and jq
 #
 # Sets: paas, load (binaries), tmp, pids (append every background process), key (an API key
-# for PAAS_API_KEY), clk_tck (clock ticks a second, for /proc CPU times). Defines `field` and
-# `verdict` for reading and judging results.
+# for PAAS_API_KEY), clk_tck (clock ticks a second, for /proc CPU times). Defines `cpu_ticks`,
+# `field` and `verdict` for measuring, reading and judging results.
 
 bench_setup() {
     local name=$1
@@ -55,6 +55,15 @@ bench_cleanup() {
         wait "$p" 2>/dev/null || true
     done
     rm -rf "$tmp"
+}
+
+# cpu_ticks PID…: their CPU time so far (user + system, all threads), in clock ticks.
+cpu_ticks() {
+    local p total=0
+    for p in "$@"; do
+        total=$((total + $(sed 's/^.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')))
+    done
+    echo "$total"
 }
 
 # field NAME TEXT: the value of NAME=… in TEXT (a `result k=v …` line).

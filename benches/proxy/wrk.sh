@@ -47,15 +47,6 @@ bench_setup wrk.sh wrk nginx h2load
 # Another build of paas to measure (its directory must hold nothing else called `paas`).
 paas=${PAAS:-$paas}
 
-# cpu_ticks PID…: their CPU time so far (user + system, all threads), in clock ticks.
-cpu_ticks() {
-    local p total=0
-    for p in "$@"; do
-        total=$((total + $(sed 's/^.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')))
-    done
-    echo "$total"
-}
-
 # proxy_ticks PID: the CPU time so far of PID's proxy threads (`proxy-N`), in clock ticks: the
 # part of paas's CPU that is the proxy itself, without the router's work on the lines.
 proxy_ticks() {

@@ -654,10 +654,20 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Exchange<'_, I> {
         if let Some(cache) = self.conn.worker.proxy.cache() {
             cache.store().stats().count(outcome);
         }
+        self.told(stored, outcome);
+        self.rec.finish(status, bytes);
+        self.after_stored(body_read)
+    }
+
+    /// The line's `cache=` and `age=` for an answer of `stored`.
+    fn told(&mut self, stored: &Stored, outcome: Outcome) {
         let line = self.rec.line_mut();
         line.cache = Some(outcome.as_str());
         line.age = Some(stored.age(std::time::Instant::now()));
-        self.rec.finish(status, bytes);
+    }
+
+    /// What the connection does after a stored answer: `body_read`, the request's body was.
+    fn after_stored(&self, body_read: bool) -> Next {
         if !body_read {
             Next::Drain
         } else if self.req.keep_alive {
@@ -683,17 +693,9 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Exchange<'_, I> {
         if let Some(cache) = self.conn.worker.proxy.cache() {
             cache.store().stats().count(Outcome::Stale);
         }
-        let line = self.rec.line_mut();
-        line.cache = Some(Outcome::Stale.as_str());
-        line.age = Some(stored.age(std::time::Instant::now()));
+        self.told(stored, Outcome::Stale);
         self.rec.fail_answered(error, status, bytes);
-        if !body_read {
-            Next::Drain
-        } else if self.req.keep_alive {
-            Next::KeepAlive
-        } else {
-            Next::Close
-        }
+        self.after_stored(body_read)
     }
 
     /// Writes `stored` to the client (a 304 when its own conditional request is met, when

@@ -204,7 +204,7 @@ impl<'b> Fields<'b> {
 }
 
 /// A `Content-Length` value: digits only (no sign, no list), at most 19 of them.
-fn content_length(value: &[u8]) -> Option<u64> {
+pub(crate) fn content_length(value: &[u8]) -> Option<u64> {
     let value = value.trim_ascii();
     if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
         return None;

@@ -9,6 +9,7 @@
 use std::io::Write as _;
 
 use crate::proxy::h1::forward::{named_by_connection, push_header};
+use crate::proxy::h1::request::content_length;
 use crate::proxy::headers::VIA;
 
 /// How the dyno delimits its response's body.
@@ -118,17 +119,6 @@ pub fn parse<'h, 'b>(
         },
         fields,
     )))
-}
-
-/// A `Content-Length` value: digits only, at most 19 of them.
-fn content_length(value: &[u8]) -> Option<u64> {
-    let value = value.trim_ascii();
-    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    value.iter().try_fold(0u64, |n, &d| {
-        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-    })
 }
 
 /// How the client's side of a response is delimited.
