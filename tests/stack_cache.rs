@@ -306,3 +306,36 @@ fn all_ok(url: &str, n: usize) {
         assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
     }
 }
+
+#[test]
+fn http2_requests_are_answered_from_the_same_cache() {
+    let (dir, up) = odd_backend("cache-h2");
+    let ca = dir.0.join("tls/localhost.pem");
+    let port = up.proxy_tls.expect("https port");
+    let h2 = |tag: &str| {
+        let id = request_id(tag);
+        let out = Command::new("curl")
+            .args(["-s", "--http2", "--cacert"])
+            .arg(&ca)
+            .args([
+                "-w",
+                "\n%{http_version} %{http_code}",
+                "-H",
+                &format!("X-Request-Id: {id}"),
+            ])
+            .arg(format!("https://localhost:{port}/cache/two"))
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let lines = lines_of(&up, &id);
+        (text, lines[0].clone())
+    };
+    let (first, line) = h2("h2-0");
+    assert!(first.ends_with("\n2 200"), "{first}");
+    assert_eq!(line["cache"], "miss", "{line:?}");
+    let (again, line) = h2("h2-1");
+    assert_eq!(again, first);
+    assert_eq!(line["cache"], "hit", "{line:?}");
+    assert_eq!(line["dyno"], "", "{line:?}");
+    assert_eq!(answered(&up, "/cache/two"), 1);
+}

@@ -18,6 +18,7 @@ use tokio::time::Sleep;
 
 use crate::errors::ProxyError;
 use crate::mesh::Lease;
+use crate::proxy::cached::Keep;
 use crate::proxy::line::RouterLine;
 
 /// The error type of bodies here.
@@ -295,6 +296,8 @@ enum Kind {
         recorder: Option<Recorder>,
         /// The dyno's in-flight slot, held until the body ends.
         _lease: Lease,
+        /// The HTTP cache's copy, kept as the body passes.
+        keep: Option<Keep>,
     },
 }
 
@@ -313,13 +316,18 @@ impl ResponseBody {
         status: u16,
         recorder: Recorder,
         lease: Lease,
+        keep: Option<Keep>,
     ) -> Self {
         let mut recorder = Some(recorder);
         // An empty body (204, HEAD, Content-Length: 0) may never be polled.
-        if inner.is_end_stream()
-            && let Some(r) = recorder.as_mut()
-        {
-            r.finish(status, 0);
+        let mut keep = keep;
+        if inner.is_end_stream() {
+            if let Some(r) = recorder.as_mut() {
+                r.finish(status, 0);
+            }
+            if let Some(k) = keep.take() {
+                k.finish();
+            }
         }
         ResponseBody {
             kind: Kind::Dyno {
@@ -329,6 +337,7 @@ impl ResponseBody {
                 bytes: 0,
                 recorder,
                 _lease: lease,
+                keep,
             },
         }
     }
@@ -350,6 +359,7 @@ impl Body for ResponseBody {
                 status,
                 bytes,
                 recorder,
+                keep,
                 ..
             } => {
                 let polled = Pin::new(&mut *inner).poll_frame(cx);
@@ -369,13 +379,19 @@ impl Body for ResponseBody {
                         idle.reset();
                         if let Some(data) = frame.data_ref() {
                             *bytes += data.len() as u64;
+                            if let Some(k) = keep.as_mut() {
+                                k.push(data);
+                            }
                         }
                         // A body of known length is done with its last byte: HTTP/1 stops
                         // polling there.
-                        if inner.is_end_stream()
-                            && let Some(mut r) = recorder.take()
-                        {
-                            r.finish(*status, *bytes);
+                        if inner.is_end_stream() {
+                            if let Some(mut r) = recorder.take() {
+                                r.finish(*status, *bytes);
+                            }
+                            if let Some(k) = keep.take() {
+                                k.finish();
+                            }
                         }
                         Poll::Ready(Some(Ok(frame)))
                     }
@@ -388,6 +404,9 @@ impl Body for ResponseBody {
                     None => {
                         if let Some(mut r) = recorder.take() {
                             r.finish(*status, *bytes);
+                        }
+                        if let Some(k) = keep.take() {
+                            k.finish();
                         }
                         Poll::Ready(None)
                     }

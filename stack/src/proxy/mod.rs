@@ -1,6 +1,7 @@
 //! The proxy: Vegur's semantics in front of the routing mesh, one router line a request.
 
 pub mod body;
+pub(crate) mod cached;
 pub mod connection;
 pub mod connector;
 pub mod h1;

@@ -9,6 +9,7 @@ use hyper_util::rt::TokioIo;
 
 use crate::errors::ProxyError;
 use crate::proxy::body::{Recorder, ResponseBody};
+use crate::proxy::cached::Keep;
 use crate::proxy::head::Affinity;
 use crate::proxy::headers;
 use crate::proxy::upstream::Inbound;
@@ -21,6 +22,7 @@ pub(crate) fn dyno_response(
     client_upgrade: Option<OnUpgrade>,
     affinity: &Affinity,
     idle: std::time::Duration,
+    keep: Option<Keep>,
 ) -> Response<ResponseBody> {
     let Inbound {
         mut response,
@@ -56,7 +58,10 @@ pub(crate) fn dyno_response(
             .append(header::SET_COOKIE, headers::affinity_cookie(&lease.dyno));
     }
     let status = parts.status.as_u16();
-    Response::from_parts(parts, ResponseBody::dyno(body, idle, status, rec, lease))
+    Response::from_parts(
+        parts,
+        ResponseBody::dyno(body, idle, status, rec, lease, keep),
+    )
 }
 
 /// The answer to a request refused before any dyno saw it: over HTTP/1 the connection is

@@ -17,6 +17,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::cache::HttpCache;
 use crate::mesh::Mesh;
 use crate::proxy::body::ResponseBody;
+use crate::proxy::cached::{self, Looked};
 use crate::proxy::head::{self, Admitted, Head};
 use crate::proxy::headers::Client;
 use crate::proxy::listener;
@@ -228,15 +229,31 @@ impl Proxy {
             client_upgrade,
             affinity,
         } = admitted;
+        let pending = match &self.cache {
+            Some(cache) => match cached::look(cache, &outbound, &mut recorder) {
+                Looked::Answer(response) => return *response,
+                Looked::Go(pending) => pending,
+            },
+            None => None,
+        };
         match upstream.send(outbound, &mut recorder).await {
-            Ok(inbound) => respond::dyno_response(
-                inbound,
-                recorder,
-                client_upgrade,
-                &affinity,
-                self.config.idle_timeout,
-            ),
-            Err(error) => respond::failure(&mut recorder, error),
+            Ok(inbound) => {
+                let keep = pending.and_then(|p| p.answered(&inbound.response, &mut recorder));
+                respond::dyno_response(
+                    inbound,
+                    recorder,
+                    client_upgrade,
+                    &affinity,
+                    self.config.idle_timeout,
+                    keep,
+                )
+            }
+            Err(error) => {
+                if let Some(pending) = pending {
+                    pending.failed(&mut recorder);
+                }
+                respond::failure(&mut recorder, error)
+            }
         }
     }
 }
