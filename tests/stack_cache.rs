@@ -339,3 +339,63 @@ fn http2_requests_are_answered_from_the_same_cache() {
     assert_eq!(line["dyno"], "", "{line:?}");
     assert_eq!(answered(&up, "/cache/two"), 1);
 }
+
+#[test]
+fn a_coalesced_miss_streams_the_answer_as_it_comes() {
+    use std::io::{Read, Write};
+    let (_dir, up) = odd_backend("cache-stream");
+    let host = proxy_addr(&up);
+    let path = "/cache/held?hold=1";
+    let ask = |tag: &str| {
+        let mut s = std::net::TcpStream::connect(&host).expect("connect");
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .expect("timeout");
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nX-Request-Id: {}\r\nConnection: close\r\n\r\n",
+            request_id(tag)
+        )
+        .expect("send");
+        s
+    };
+    // Reads until `needle` has come (or the connection ends).
+    let until = |s: &mut std::net::TcpStream, got: &mut Vec<u8>, needle: &str| {
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(got).contains(needle) {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    let (mut lead, mut lead_got) = (ask("lead"), Vec::new());
+    until(&mut lead, &mut lead_got, "GET /cache/held");
+    // The dyno holds the rest of its body: a second request for the URL gets the head and the
+    // first half from the lead's answer as it is now.
+    let (mut follower, mut follower_got) = (ask("follower"), Vec::new());
+    until(&mut follower, &mut follower_got, "GET /cache/held");
+    let text = String::from_utf8_lossy(&follower_got).into_owned();
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    assert!(
+        !text.contains("encoding none"),
+        "the whole body came before its release: {text}"
+    );
+    assert_eq!(curl(&up, "/release", &[]).0, "200");
+    until(&mut lead, &mut lead_got, "encoding none\n");
+    until(&mut follower, &mut follower_got, "encoding none\n");
+    let body = |got: &[u8]| {
+        let text = String::from_utf8_lossy(got).into_owned();
+        text.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default()
+    };
+    assert_eq!(body(&follower_got), body(&lead_got));
+    assert!(
+        body(&lead_got).ends_with("answer 1 encoding none\n"),
+        "{}",
+        body(&lead_got)
+    );
+    let line = &lines_of(&up, &request_id("follower"))[0];
+    assert_eq!(line["cache"], "coalesced", "{line:?}");
+    assert_eq!(answered(&up, path), 1);
+}

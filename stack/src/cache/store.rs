@@ -115,7 +115,7 @@ pub enum Found {
 #[derive(Debug)]
 pub struct Store {
     entries: moka::sync::Cache<Arc<str>, Arc<Slot>>,
-    flights: Mutex<HashMap<Arc<str>, Arc<Notify>>>,
+    flights: Mutex<HashMap<Arc<str>, Arc<Landing>>>,
     stats: Arc<CacheStats>,
     max_object: usize,
 }
@@ -237,18 +237,54 @@ impl Store {
     }
 
     /// Joins the misses in flight for `key`: the first leads (goes to a dyno; its [`Flight`]
-    /// tells the others when it is done), the others follow (wait on what is returned).
-    pub fn fly(self: &Arc<Self>, key: &str) -> Result<Flight, Arc<Notify>> {
+    /// tells the others as its answer comes), the others follow (watch what is returned).
+    pub fn fly(self: &Arc<Self>, key: &str) -> Result<Flight, Arc<Landing>> {
         let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(notify) = flights.get(key) {
-            return Err(notify.clone());
+        if let Some(landing) = flights.get(key) {
+            return Err(landing.clone());
         }
         let key: Arc<str> = Arc::from(key);
-        flights.insert(key.clone(), Arc::new(Notify::new()));
+        let landing = Arc::new(Landing::default());
+        flights.insert(key.clone(), landing.clone());
         Ok(Flight {
             store: self.clone(),
             key,
+            landing,
         })
+    }
+}
+
+/// What the misses waiting on a lead see of its answer as it comes: a storable answer of known
+/// length is shared from its head on, its body as it arrives, so that they stream it too.
+#[derive(Debug, Default)]
+pub struct Landing {
+    /// Told of every change.
+    pub changed: Notify,
+    shared: Mutex<Shared>,
+}
+
+/// A lead's answer as far as it has come.
+#[derive(Debug, Default)]
+pub struct Shared {
+    /// The answer's head (status, reason, headers as stored; its body empty), once known.
+    pub head: Option<Arc<Stored>>,
+    /// The body's length, as the head declared it.
+    pub length: u64,
+    /// The body so far.
+    pub body: Vec<u8>,
+    /// The lead is done: its answer whole (`head` set, `body` complete), or given up.
+    pub over: bool,
+}
+
+impl Landing {
+    /// The answer so far, to `f`.
+    pub fn with<T>(&self, f: impl FnOnce(&Shared) -> T) -> T {
+        f(&self.shared.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn change(&self, f: impl FnOnce(&mut Shared)) {
+        f(&mut self.shared.lock().unwrap_or_else(|p| p.into_inner()));
+        self.changed.notify_waiters();
     }
 }
 
@@ -258,14 +294,31 @@ impl Store {
 pub struct Flight {
     store: Arc<Store>,
     key: Arc<str>,
+    landing: Arc<Landing>,
+}
+
+impl Flight {
+    /// The answer's head is known, storable, and its body `length` bytes long: the waiting
+    /// misses may stream it from here (`head`'s body is empty).
+    pub fn share_head(&self, head: Stored, length: u64) {
+        self.landing.change(|s| {
+            s.head = Some(Arc::new(head));
+            s.length = length;
+        });
+    }
+
+    /// More of the body.
+    pub fn share_body(&self, data: &[u8]) {
+        self.landing.change(|s| s.body.extend_from_slice(data));
+    }
 }
 
 impl Drop for Flight {
     fn drop(&mut self) {
         let mut flights = self.store.flights.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(notify) = flights.remove(&self.key) {
-            notify.notify_waiters();
-        }
+        flights.remove(&self.key);
+        drop(flights);
+        self.landing.change(|s| s.over = true);
     }
 }
 
@@ -369,12 +422,13 @@ mod tests {
     async fn one_miss_leads_and_the_others_wait_for_it() {
         let store = Arc::new(Store::new(1 << 20, 1 << 16));
         let lead = store.fly("h\n/a").unwrap();
-        let notify = store.fly("h\n/a").unwrap_err();
-        let waiting = notify.notified();
+        let landing = store.fly("h\n/a").unwrap_err();
+        let waiting = landing.changed.notified();
         tokio::pin!(waiting);
         waiting.as_mut().enable();
         drop(lead);
         waiting.await;
+        assert!(landing.with(|s| s.over));
         assert!(store.fly("h\n/a").is_ok());
     }
 }

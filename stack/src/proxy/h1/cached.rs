@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use std::rc::Rc;
 
 use crate::cache::policy::{self, Meta};
-use crate::cache::store::{Flight, Found, Stored, VaryValues};
+use crate::cache::store::{Flight, Found, Landing, Stored, VaryValues};
 use crate::cache::{HttpCache, Outcome};
 use crate::proxy::h1::chunked::ChunkedDecoder;
 use crate::proxy::h1::conn::{MAX_HEADERS, Request, Worker};
@@ -56,6 +56,8 @@ pub(crate) enum Before {
     Answer(Arc<Stored>, Outcome),
     /// It goes to a dyno (with the cache's part in it, if it has one).
     Forward(Option<Box<Caching>>),
+    /// It is answered with another request's answer as that comes (coalesced).
+    Stream(Arc<Landing>),
 }
 
 /// The value of header `name` in `head`, a head as `forward::request_head` wrote it (one
@@ -138,15 +140,22 @@ pub(crate) async fn before(
                     caching.flight = Some(flight);
                     return Before::Forward(Some(Box::new(caching)));
                 }
-                Err(notify) => {
-                    let landed = notify.notified();
-                    tokio::pin!(landed);
-                    landed.as_mut().enable();
-                    // The lead may have landed between the look and the wait.
-                    if store.fly(&key).map(drop).is_ok() {
-                        continue;
+                Err(landing) => {
+                    // Until the lead's answer can be streamed, or the lead is over (then the
+                    // cache is asked again: stored, passed, or nothing).
+                    let deadline = tokio::time::Instant::now() + wait;
+                    loop {
+                        let changed = landing.changed.notified();
+                        tokio::pin!(changed);
+                        changed.as_mut().enable();
+                        let (head, over) = landing.with(|s| (s.head.is_some(), s.over));
+                        if head && !over {
+                            return Before::Stream(landing.clone());
+                        }
+                        if over || tokio::time::timeout_at(deadline, changed).await.is_err() {
+                            break;
+                        }
                     }
-                    let _ = tokio::time::timeout(wait, landed).await;
                     waited = true;
                 }
             },
@@ -200,7 +209,8 @@ pub(crate) fn not_modified(head: &[u8], stored: &Stored) -> bool {
 
 /// Writes into `out` (cleared first) the head of a stored answer, `age` seconds old, for a
 /// client that speaks HTTP/1.1 (`http11`) and keeps the connection (`keep_alive`); a 304
-/// when `not_modified`.
+/// when `not_modified`; `length`: the body's, when it is not the stored body's (an answer
+/// still arriving).
 pub(crate) fn answer_head(
     out: &mut Vec<u8>,
     stored: &Stored,
@@ -208,6 +218,7 @@ pub(crate) fn answer_head(
     http11: bool,
     keep_alive: bool,
     not_modified: bool,
+    length: Option<u64>,
 ) {
     use std::io::Write as _;
     out.clear();
@@ -238,7 +249,8 @@ pub(crate) fn answer_head(
     }
     let _ = write!(out, "age: {age}\r\nvia: {VIA}\r\n");
     if !not_modified {
-        let _ = write!(out, "content-length: {}\r\n", stored.body.len());
+        let length = length.unwrap_or(stored.body.len() as u64);
+        let _ = write!(out, "content-length: {length}\r\n");
     }
     if !keep_alive {
         out.extend_from_slice(b"connection: close\r\n");
@@ -306,6 +318,19 @@ pub(crate) fn storing(
 }
 
 impl Storing {
+    /// Its head, to share with the misses waiting on it (the body left out).
+    pub(crate) fn head(&self) -> Stored {
+        Stored {
+            status: self.status,
+            reason: self.reason.clone(),
+            headers: self.headers.clone(),
+            body: bytes::Bytes::new(),
+            vary: self.vary.clone(),
+            at: Instant::now(),
+            meta: self.meta.clone(),
+        }
+    }
+
     /// The answer as stored now.
     pub(crate) fn into_stored(self) -> Stored {
         Stored {

@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::cache::Outcome;
-use crate::cache::store::Stored;
+use crate::cache::store::{Landing, Stored};
 use crate::errors::{ProxyError, Side};
 use crate::mesh::Lease;
 use crate::proxy::body::Recorder;
@@ -119,6 +119,7 @@ impl<'c, I: AsyncRead + AsyncWrite + Unpin> Exchange<'c, I> {
                 Before::Answer(stored, outcome) => {
                     return self.answer(&stored, outcome, Some(started)).await;
                 }
+                Before::Stream(landing) => return self.stream(&landing, started).await,
                 Before::Forward(Some(caching)) => self.caching = Some(caching),
                 // Not the cache's (an unsafe method, which made it forget the URL; OPTIONS…).
                 Before::Forward(None) => {
@@ -323,13 +324,20 @@ impl<'c, I: AsyncRead + AsyncWrite + Unpin> Exchange<'c, I> {
                                     caching.cache.store().max_object(),
                                     declared,
                                 );
-                                if caching.storing.is_none() {
+                                match (&caching.storing, &caching.flight, declared) {
                                     // Its waiters go to the dynos themselves, at once.
-                                    caching.outcome = Outcome::Pass;
-                                    if self.req.get {
-                                        caching.cache.store().pass(&caching.key);
+                                    (None, _, _) => {
+                                        caching.outcome = Outcome::Pass;
+                                        if self.req.get {
+                                            caching.cache.store().pass(&caching.key);
+                                        }
+                                        caching.flight = None;
                                     }
-                                    caching.flight = None;
+                                    // Its waiters stream the answer as it comes.
+                                    (Some(kept), Some(flight), Some(length)) => {
+                                        flight.share_head(kept.head(), length);
+                                    }
+                                    _ => {}
                                 }
                             } else if self.req.head {
                                 caching.outcome = Outcome::Pass;
@@ -425,8 +433,9 @@ impl<'c, I: AsyncRead + AsyncWrite + Unpin> Exchange<'c, I> {
             Framing::UntilClose => Remaining::UntilClose,
         };
         let decode = client_framing == ClientFraming::Close && framing == Framing::Chunked;
-        // The answer being kept, as long as it fits.
+        // The answer being kept, as long as it fits; and shared with the misses waiting on it.
         let mut keeping = self.caching.as_mut().and_then(|c| c.storing.take());
+        let flight = self.caching.as_mut().and_then(|c| c.flight.take());
         let max_object = self
             .caching
             .as_ref()
@@ -449,6 +458,9 @@ impl<'c, I: AsyncRead + AsyncWrite + Unpin> Exchange<'c, I> {
                     } else {
                         k.body.extend_from_slice(d);
                     }
+                }
+                if let Some(f) = &flight {
+                    f.share_body(d);
                 }
             }) else {
                 if head_sent {
@@ -549,6 +561,8 @@ impl<'c, I: AsyncRead + AsyncWrite + Unpin> Exchange<'c, I> {
             caching.cache.store().stats().count(outcome);
             self.rec.line_mut().cache = Some(outcome.as_str());
         }
+        // Stored first, then the waiters told the lead is over.
+        drop(flight);
         self.rec.finish(status, bytes);
         let conn = &mut *self.conn;
         conn.dyno_buf.clear();
@@ -677,6 +691,70 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Exchange<'_, I> {
         }
     }
 
+    /// Answers with another request's answer as it comes from its dyno (`landing`: its head
+    /// known, its body arriving), its line `cache=coalesced`.
+    async fn stream(mut self, landing: &Landing, started: std::time::Instant) -> Next {
+        let idle = self.conn.worker.proxy.config().idle_timeout;
+        let body_read = self.req.body == BodyLength::Empty;
+        let Some((head, length)) = landing.with(|s| s.head.clone().map(|h| (h, s.length))) else {
+            return self.fail(ProxyError::PlatformError).await;
+        };
+        let conn = &mut *self.conn;
+        let keep_alive = self.req.keep_alive && body_read;
+        cached::answer_head(
+            &mut conn.out,
+            &head,
+            0,
+            self.req.http11,
+            keep_alive,
+            false,
+            Some(length),
+        );
+        if io::write_all(&mut conn.io, &mut [IoSlice::new(&conn.out)])
+            .await
+            .is_err()
+        {
+            self.rec.fail(ProxyError::ClientInterrupted, 0);
+            return Next::Done;
+        }
+        self.rec.served_here(started);
+        self.told(&head, Outcome::Coalesced);
+        if let Some(cache) = self.conn.worker.proxy.cache() {
+            cache.store().stats().count(Outcome::Coalesced);
+        }
+        let mut sent = 0usize;
+        while !self.req.head && (sent as u64) < length {
+            let changed = landing.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let (more, over) = landing.with(|s| (s.body.get(sent..).map(<[u8]>::to_vec), s.over));
+            let more = more.unwrap_or_default();
+            if !more.is_empty() {
+                if io::write_all(&mut self.conn.io, &mut [IoSlice::new(&more)])
+                    .await
+                    .is_err()
+                {
+                    self.rec.fail(ProxyError::ClientInterrupted, sent as u64);
+                    return Next::Done;
+                }
+                sent += more.len();
+                continue;
+            }
+            if over {
+                // The lead's answer was cut short: so is this one.
+                self.rec
+                    .fail(ProxyError::ConnectionClosedWithoutResponse, sent as u64);
+                return Next::Done;
+            }
+            if tokio::time::timeout(idle, changed).await.is_err() {
+                self.rec.fail(ProxyError::IdleConnection, sent as u64);
+                return Next::Done;
+            }
+        }
+        self.rec.finish(head.status, sent as u64);
+        self.after_stored(body_read)
+    }
+
     /// A stale answer given because the dyno failed with `error` (`stale-if-error`);
     /// `own_conditional`: the head's conditionals are the client's (not the cache's).
     async fn answer_stale_on_error(
@@ -718,6 +796,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Exchange<'_, I> {
             self.req.http11,
             keep_alive,
             not_modified,
+            None,
         );
         let body: &[u8] = if not_modified || self.req.head {
             &[]
