@@ -21,6 +21,7 @@ mod framing;
 mod history;
 mod ingest;
 mod line;
+mod lock;
 mod notice;
 mod persist;
 mod platform;
@@ -42,6 +43,7 @@ pub use framing::{DEFAULT_MAX_FRAME, FrameDecoder, FrameError, write_octet_count
 pub use history::{DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_LINES, History};
 pub use ingest::{IngestStats, ListenerStats, StreamConfig, serve_stream, serve_udp};
 pub use line::{APP_SOURCE, AppName, LogLine, PLATFORM_SOURCE};
+pub use lock::{DataDirLock, LOCK_FILE, LockError};
 pub use persist::{HistoryFileError, decode_history, encode_history};
 pub use platform::{LOGPLEX_PROCESS, PlatformEvent, PlatformEvents};
 pub use printable::printable;

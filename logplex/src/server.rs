@@ -15,6 +15,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::api::{ApiConfig, ApiState, serve_api};
 use crate::component::Component;
 use crate::ingest::{StreamConfig, serve_stream, serve_udp};
+use crate::lock::{DataDirLock, LockError};
 use crate::persist::{load_history, remove_history, save_history};
 use crate::registry::App;
 use crate::registry::{Registry, RegistryError, RegistryLimits};
@@ -51,6 +52,9 @@ pub struct LogplexConfig {
     pub stream: StreamConfig,
     /// How long a stop may take: open connections and tails get this long to finish.
     pub shutdown_timeout: Duration,
+    /// The data directory's lock, when the caller took it first (`paas up` does, before it
+    /// writes there); `Logplex::start` takes it otherwise.
+    pub data_lock: Option<Arc<DataDirLock>>,
 }
 
 impl LogplexConfig {
@@ -70,6 +74,7 @@ impl LogplexConfig {
             api: ApiConfig::default(),
             stream: StreamConfig::default(),
             shutdown_timeout: Duration::from_secs(10),
+            data_lock: None,
         }
     }
 }
@@ -99,6 +104,9 @@ pub enum StartError {
     /// A seq file (each app's highest `seq`).
     #[error("seq: {0}")]
     Seq(#[from] SeqFileError),
+    /// Another router holds the data directory, or it could not be locked.
+    #[error(transparent)]
+    Lock(#[from] LockError),
     /// The data directory.
     #[error("data directory {path}: {source}")]
     DataDir {
@@ -155,11 +163,15 @@ async fn bind_tcp(what: &'static str, addr: SocketAddr) -> Result<TcpListener, S
 impl Logplex {
     /// Opens the data directory, restores apps and history, binds every listener and starts
     /// serving.
-    pub async fn start(config: LogplexConfig) -> Result<Logplex, StartError> {
+    pub async fn start(mut config: LogplexConfig) -> Result<Logplex, StartError> {
         private_dir(&config.data_dir).map_err(|source| StartError::DataDir {
             path: config.data_dir.clone(),
             source,
         })?;
+        // Before anything in the directory is read or written: one router a data directory.
+        if config.data_lock.is_none() {
+            config.data_lock = Some(Arc::new(DataDirLock::acquire(&config.data_dir)?));
+        }
         let mut registry = Registry::open(&config.data_dir)?;
         registry.set_limits(config.registry_limits);
         let mut new_operator_key = None;
