@@ -333,7 +333,17 @@ fn fast_receiver() -> (
     std::net::SocketAddr,
     std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
 ) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    fast_receiver_on(0)
+}
+
+/// `fast_receiver` on a given loopback port.
+fn fast_receiver_on(
+    port: u16,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+) {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
     let addr = listener.local_addr().unwrap();
     let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let keep = got.clone();
@@ -554,4 +564,70 @@ fn a_durable_drain_loses_nothing_synced_when_the_router_is_killed() {
         h["buffered"] == 0 && h["delivered"].as_u64().unwrap_or(0) >= n as u64
     });
     assert_none_missing(&rsyslog.wait_lines(n), n);
+}
+
+/// Regression (issue 17): 200 bytes of garbage in the middle of a durable drain's segment lost
+/// every intact record after them, and health said `dropped 0`, with no L10.
+#[test]
+fn a_damaged_durable_segment_loses_only_the_damaged_records_and_says_so() {
+    let dir = TempDir::new("drain-damaged");
+    let port = free_port();
+    let mut router = Router::start(&dir.0.join("router"), &["--drain-timeout", "1"]);
+    let token = router.create_app("shop");
+    let drain = add_durable(&router, &format!("syslog://127.0.0.1:{port}"));
+    let id = drain["id"].as_str().unwrap().to_owned();
+    let drain_token = drain["token"].as_str().unwrap().to_owned();
+    let n = 2000;
+    let conn = send_numbered(&router, &token, n);
+    router.wait_drain("shop", &id, "spool everything", |h| {
+        h["buffered"] == n as u64
+    });
+    drop(conn);
+    router.terminate();
+    let queue = dir.0.join("router").join("drains").join(&id);
+    let segment = std::fs::read_dir(&queue)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "seg"))
+        .expect("a segment");
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let at = bytes.len() / 2;
+    for (i, b) in bytes[at..at + 200].iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(151).wrapping_add(7);
+    }
+    std::fs::write(&segment, &bytes).unwrap();
+
+    let router = Router::start(&dir.0.join("router"), &["--drain-timeout", "1"]);
+    let (_, received) = fast_receiver_on(port);
+    let d = router.wait_drain("shop", &id, "deliver what survived", |h| {
+        h["buffered"] == 0 && h["delivered"].as_u64().unwrap_or(0) > 0
+    });
+    let h = &d["delivery"];
+    let (delivered, dropped) = (
+        h["delivered"].as_u64().unwrap(),
+        h["dropped"].as_u64().unwrap(),
+    );
+    // 200 bytes cover a few ~80-byte records; everything else is delivered.
+    assert!((2..=5).contains(&dropped), "dropped {dropped}: {d}");
+    assert_eq!(delivered + dropped, n as u64, "{d}");
+    // The lines after the damage arrived, the last one included; none twice.
+    let lines = frames_in(&received.lock().unwrap());
+    let got: Vec<&String> = lines.iter().filter(|l| l.contains("durable n=")).collect();
+    assert_eq!(got.len() as u64, delivered);
+    assert!(
+        got.last()
+            .unwrap()
+            .ends_with(&format!("durable n={}", n - 1))
+    );
+    // Told as L10, to the drain first and in the app's stream, with the same N.
+    let told = format!(
+        "Error L10 (output buffer overflow): drain '{drain_token}' dropped {dropped} messages"
+    );
+    assert!(
+        lines[0].contains(&told),
+        "the drain's own L10: {}",
+        lines[0]
+    );
+    let stream = router.history("shop", &["--source", "logplex"]);
+    assert!(stream.iter().any(|l| l.contains(&told)), "{stream:?}");
 }

@@ -71,7 +71,8 @@ impl Spool {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn owe(&self, line: LogLine) {
+    /// An L10 told in the stream, for the drain's next batch.
+    pub(crate) fn owe(&self, line: LogLine) {
         let mut owed = self.owed.lock().unwrap_or_else(|p| p.into_inner());
         if owed.len() < OWED_LINES {
             owed.push(line);

@@ -266,12 +266,25 @@ impl Drains {
                 match DurableQueue::open(&path, self.inner.config.durable_budget) {
                     Ok(q) => {
                         health.spooled(q.len());
+                        // Records open found damaged (or over a smaller budget) are lost: in
+                        // the drain's health, in the app's stream and to the drain as L10.
+                        let lost = q.dropped_total();
                         let spool = Arc::new(Spool {
                             queue: Mutex::new(q),
                             ready: tokio::sync::Notify::new(),
                             finished: std::sync::atomic::AtomicBool::new(false),
                             owed: Mutex::new(Vec::new()),
                         });
+                        if lost > 0 {
+                            tracing::warn!(drain = %drain.id, lost, "durable queue: records lost on disk");
+                            health.dropped(lost);
+                            let event = logplex::PlatformEvent::DrainOverflow {
+                                drain: drain.token.clone(),
+                                dropped: lost,
+                                since: logplex::Timestamp::now(),
+                            };
+                            spool.owe(channel.emit_for_drain(event, &drain.token));
+                        }
                         tokio::spawn(crate::feed::spool(
                             queue.clone(),
                             spool.clone(),

@@ -62,12 +62,18 @@
 //!   [`DurableError::Corrupt`]. Nothing is deleted or rewritten in those cases.
 //! - An incomplete last record of the last segment (a crash mid-write) is cut off: the file is
 //!   truncated at the end of the last complete record. Not an error, not counted.
-//! - A damaged record (CRC mismatch, or a length over 16 MiB) ends its segment: the file is
-//!   truncated before it, and the records lost are counted in
-//!   [`DurableQueue::dropped_total`]: in a segment followed by another, exactly the ones
-//!   missing up to the next segment's first sequence number (the sequence numbers then have
-//!   a gap, which [`DurableQueue::peek`] never spans); in the last segment, one (how many
-//!   followed the damage is unknowable).
+//! - A damaged record (CRC mismatch, or a length over 16 MiB) does not cost the intact records
+//!   after it: open scans on for the next offset where a record whose length is possible and
+//!   whose CRC holds starts (resynchronises), moves the records from there to a segment of
+//!   their own (written and fsynced before anything is cut), and truncates the damaged one
+//!   before the damage. The records lost are counted in [`DurableQueue::dropped_total`] (the
+//!   caller tells them as L10): records carry no sequence number, so the split-off segment's
+//!   first one is exact when the next segment's first is known and the records run clean to
+//!   its end (the sequence numbers then have a gap, which [`DurableQueue::peek`] never spans),
+//!   and otherwise estimated from the damaged bytes and the segment's mean record size (at
+//!   least one). Damage with nothing intact after it cuts the segment there: in a segment
+//!   followed by another, exactly the ones missing up to its first sequence number are
+//!   counted; in the last segment, one.
 //! - While the queue is open, a record read back with a bad CRC is
 //!   [`DurableError::Corrupt`] from `peek`; reopening the queue cuts it off as above.
 
@@ -246,8 +252,14 @@ impl DurableQueue {
         let mut found = Vec::new();
         for entry in fs::read_dir(dir).map_err(|e| io_error(dir, e))? {
             let entry = entry.map_err(|e| io_error(dir, e))?;
-            if let Some(first_seq) = entry.file_name().to_str().and_then(parse_segment_file_name) {
+            let name = entry.file_name();
+            let name = name.to_str().unwrap_or_default();
+            if let Some(first_seq) = parse_segment_file_name(name) {
                 found.push((first_seq, entry.path()));
+            } else if name.ends_with(".seg.tmp") {
+                // A split cut short by a crash; the damaged segment is still whole.
+                let path = entry.path();
+                fs::remove_file(&path).map_err(|e| io_error(&path, e))?;
             }
         }
         found.sort_unstable_by_key(|(first_seq, _)| *first_seq);
@@ -258,9 +270,24 @@ impl DurableQueue {
             open_segment(path, *first_seq, i == last)?;
         }
 
+        // Damage inside a segment: the intact records after it are split off into a segment
+        // of their own, so that only what the damage took is lost (and counted below).
+        let mut dropped_total = 0;
+        let mut i = 0;
+        while i < found.len() {
+            let next_first = found.get(i + 1).map(|(first, _)| *first);
+            let (first_seq, path) = &found[i];
+            if let Some(split) = split_at_damage(dir, path, *first_seq, next_first)? {
+                // The gap's numbers, but not those acknowledged before the damage was found.
+                let (cut_at, next) = (split.cut_at, split.first_seq);
+                dropped_total += next - cut_at.max(ack_head.min(next));
+                found.insert(i + 1, (split.first_seq, split.path));
+            }
+            i += 1;
+        }
+
         let mut segments = VecDeque::with_capacity(found.len());
         let mut head_offset = HEADER_LEN;
-        let mut dropped_total = 0;
         let next_firsts: Vec<Option<u64>> = found
             .iter()
             .skip(1)
@@ -790,6 +817,102 @@ impl Drop for DurableQueue {
             let _ = self.sync();
         }
     }
+}
+
+/// Looks for damage in the segment at `path` (header checked) and, when intact records follow
+/// it, moves them to a new segment and cuts this one before the damage. Records carry no
+/// sequence number, so the new segment's first is found from what follows: exactly, when the
+/// next segment's first sequence number `next_first` is known and the records run clean to the
+/// file's end; otherwise it is estimated from the damaged bytes and the segment's mean record
+/// size (at least one record lost), within `next_first`. Returns the new segment.
+fn split_at_damage(
+    dir: &Path,
+    path: &Path,
+    first_seq: u64,
+    next_first: Option<u64>,
+) -> Result<Option<Split>, DurableError> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| io_error(path, e))?;
+    let file_len = file.metadata().map_err(|e| io_error(path, e))?.len();
+    let scan = format::scan_segment(path, &mut file, file_len, first_seq, 0)?;
+    if !matches!(scan.end, ScanEnd::Bad(_)) {
+        return Ok(None);
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(file_len).unwrap_or(0));
+    file.seek(SeekFrom::Start(0))
+        .and_then(|_| file.read_to_end(&mut bytes))
+        .map_err(|e| io_error(path, e))?;
+    let Some(found) = format::resync(&bytes, scan.valid_len) else {
+        return Ok(None);
+    };
+    let (kept, after) = (scan.count, found.count);
+    let damaged = found.start - scan.valid_len;
+    let intact_bytes = (scan.valid_len - HEADER_LEN) + (found.end - found.start);
+    let mean = (intact_bytes / (kept + after).max(1)).max(FRAME_OVERHEAD);
+    let estimate = ((damaged + mean / 2) / mean).max(1);
+    let lost = match next_first {
+        Some(next) => {
+            let room = next.saturating_sub(first_seq + kept + after);
+            if found.end == file_len {
+                room
+            } else {
+                estimate.min(room.saturating_sub(1))
+            }
+        }
+        None => estimate,
+    };
+    if lost == 0 {
+        // The numbers leave no room for the records found: leave it to the cut.
+        return Ok(None);
+    }
+    let split_first = first_seq + kept + lost;
+    let split_path = dir.join(segment_file_name(split_first));
+    let tmp = dir.join(format!("{}.tmp", segment_file_name(split_first)));
+    let mut out = Vec::with_capacity((HEADER_LEN + file_len - found.start) as usize);
+    out.extend_from_slice(&encode_segment_header(split_first));
+    out.extend_from_slice(&bytes[found.start as usize..]);
+    let mut split = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(FILE_MODE)
+        .open(&tmp)
+        .map_err(|e| io_error(&tmp, e))?;
+    split
+        .write_all(&out)
+        .and_then(|()| split.sync_all())
+        .map_err(|e| io_error(&tmp, e))?;
+    fs::rename(&tmp, &split_path).map_err(|e| io_error(&split_path, e))?;
+    sync_dir(dir)?;
+    // Cut only once the records after the damage are safe in their own file.
+    file.set_len(scan.valid_len)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| io_error(path, e))?;
+    tracing::warn!(
+        segment = %path.display(),
+        offset = scan.valid_len,
+        damaged_bytes = damaged,
+        records_lost = lost,
+        records_kept_after = after,
+        "durable queue: damaged records skipped; the intact ones after them are kept"
+    );
+    Ok(Some(Split {
+        cut_at: first_seq + kept,
+        first_seq: split_first,
+        path: split_path,
+    }))
+}
+
+/// A segment split at damage: the damaged one now ends before `cut_at`; the records after the
+/// damage are in `path`, from `first_seq` on (the numbers between were lost).
+#[derive(Debug)]
+struct Split {
+    cut_at: u64,
+    first_seq: u64,
+    path: PathBuf,
 }
 
 /// Lines of an app are its own: the queue's directories are 0700 and its files 0600, those
