@@ -74,3 +74,49 @@ fn a_second_router_on_the_same_data_directory_is_refused_naming_the_holder() {
     }
     assert_eq!(router.get_json("/apps/shop")["name"], "shop");
 }
+
+/// Regression (issue 17): a damaged history file stopped the whole router from starting
+/// (`damaged history frame 4`, API down).
+#[test]
+fn a_damaged_history_file_keeps_what_reads_moves_it_aside_and_starts() {
+    let dir = TempDir::new("history-damaged");
+    let mut router = Router::start(&dir.0, &[]);
+    let token = router.create_app("shop");
+    let app_id = router.get_json("/apps/shop")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let mut conn = router.connect();
+    support::send(
+        &mut conn,
+        &support::frames(&token, "web.1", "kept n=", 0..10),
+    );
+    router.wait_accepted("shop", 10);
+    drop(conn);
+    router.terminate();
+    let file = dir.0.join("history").join(format!("{app_id}.log"));
+    let mut bytes = std::fs::read(&file).expect("history file");
+    // Garbage over the middle of the file: the frames from there on do not read.
+    let at = bytes.len() / 2;
+    bytes[at..at + 8].copy_from_slice(b"garbage!");
+    std::fs::write(&file, &bytes).expect("damage");
+
+    let router = Router::start(&dir.0, &[]);
+    let lines = router.history("shop", &[]);
+    let kept = lines.iter().filter(|l| l.contains("kept n=")).count();
+    assert!((1..10).contains(&kept), "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("paas[logplex]: Error (history file damaged): kept the")),
+        "{lines:?}"
+    );
+    let aside: Vec<String> = std::fs::read_dir(dir.0.join("history"))
+        .expect("history dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&format!("{app_id}.log.damaged-")))
+        .collect();
+    assert_eq!(aside.len(), 1, "moved aside once");
+    let logged = router.stderr.lock().expect("stderr").join("\n");
+    assert!(logged.contains("history file damaged"), "{logged}");
+}

@@ -413,9 +413,29 @@ pub(crate) fn restore(router: &Router, data_dir: &std::path::Path) -> Result<(),
         let Some(channel) = router.channel(&app.name) else {
             continue;
         };
-        let lines = load_history(data_dir, channel.app(), &app.id).map_err(StartError::History)?;
+        let loaded = load_history(data_dir, channel.app(), &app.id).map_err(StartError::History)?;
         let used = SeqFile::new(&seq_dir(data_dir), &app.id).read()?;
-        channel.restore(&lines, used);
+        channel.restore(&loaded.lines, used);
+        if let Some(damaged) = loaded.damaged {
+            // The router starts with what read; the app's stream and the log say what did not.
+            tracing::error!(
+                app = %app.name,
+                kept = loaded.lines.len(),
+                moved_to = %damaged.moved_to.display(),
+                error = %damaged.error,
+                "history file damaged; kept the lines before the damage and moved the file aside"
+            );
+            let moved_to = damaged
+                .moved_to
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            channel.emit(crate::platform::PlatformEvent::HistoryDamaged {
+                kept: loaded.lines.len() as u64,
+                moved_to,
+                error: damaged.error,
+            });
+        }
     }
     Ok(())
 }
