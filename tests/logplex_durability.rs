@@ -87,10 +87,7 @@ fn a_damaged_history_file_keeps_what_reads_moves_it_aside_and_starts() {
         .expect("id")
         .to_owned();
     let mut conn = router.connect();
-    support::send(
-        &mut conn,
-        &support::frames(&token, "web.1", "kept n=", 0..10),
-    );
+    support::send(&mut conn, &support::frames(&token, "web.1", "kept", 0..10));
     router.wait_accepted("shop", 10);
     drop(conn);
     router.terminate();
@@ -119,4 +116,41 @@ fn a_damaged_history_file_keeps_what_reads_moves_it_aside_and_starts() {
     assert_eq!(aside.len(), 1, "moved aside once");
     let logged = router.stderr.lock().expect("stderr").join("\n");
     assert!(logged.contains("history file damaged"), "{logged}");
+}
+
+/// Regression (issue 17): history was saved only at a clean stop, so a SIGKILL lost every
+/// app's history since the last one. Now it is on disk within 100 ms of being accepted.
+#[test]
+fn history_survives_a_sigkill() {
+    let dir = TempDir::new("history-kill");
+    let mut router = Router::start(&dir.0, &[]);
+    let token = router.create_app("shop");
+    let mut conn = router.connect();
+    support::send(
+        &mut conn,
+        &support::frames(&token, "web.1", "before", 0..500),
+    );
+    router.wait_accepted("shop", 500);
+    // Past the sync interval (100 ms), then SIGKILL: no clean stop.
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = router.child.kill();
+    let _ = router.child.wait();
+    drop(conn);
+
+    let start = Instant::now();
+    let router = Router::start(&dir.0, &[]);
+    eprintln!("restarted in {:?}", start.elapsed());
+    let lines = router.history("shop", &[]);
+    let kept: Vec<&String> = lines.iter().filter(|l| l.contains("before n=")).collect();
+    assert_eq!(kept.len(), 500, "{} of 500 lines survived", kept.len());
+    assert!(kept[499].ends_with("before n=499"));
+    // New lines follow them.
+    let mut conn = router.connect();
+    support::send(&mut conn, &support::frames(&token, "web.1", "after", 0..1));
+    router.wait_accepted("shop", 1);
+    let lines = router.history("shop", &[]);
+    assert!(
+        lines.last().is_some_and(|l| l.ends_with("after n=0")),
+        "{lines:?}"
+    );
 }

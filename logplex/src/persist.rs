@@ -29,24 +29,36 @@ pub fn encode_history(lines: &[LogLine]) -> Vec<u8> {
     out.extend_from_slice(MAGIC);
     let mut frame = Vec::with_capacity(256);
     for line in lines {
+        encode_frame(line, &mut frame, &mut out);
+    }
+    out
+}
+
+/// The history file's first bytes (its format and version).
+pub(crate) fn history_magic() -> &'static [u8] {
+    MAGIC
+}
+
+/// Appends `line` to `out` as one octet-counted frame of a history file (`frame`: scratch).
+pub(crate) fn encode_frame(line: &LogLine, frame: &mut Vec<u8>, out: &mut Vec<u8>) {
+    {
         frame.clear();
         let pri = u32::from(line.facility.min(23)) * 8 + u32::from(line.severity.min(7));
         frame.extend_from_slice(format!("<{pri}>1 ").as_bytes());
-        line.time.write_rfc3339(&mut frame);
+        line.time.write_rfc3339(frame);
         frame.extend_from_slice(b" - ");
-        field(&mut frame, &line.source);
+        field(frame, &line.source);
         frame.push(b' ');
-        field(&mut frame, &line.process);
+        field(frame, &line.process);
         frame.extend_from_slice(b" - [paas received=\"");
-        line.received.write_rfc3339(&mut frame);
+        line.received.write_rfc3339(frame);
         if line.seq > 0 {
             frame.extend_from_slice(format!("\" seq=\"{}", line.seq).as_bytes());
         }
         frame.extend_from_slice(b"\"] ");
         frame.extend_from_slice(&line.message);
-        write_octet_counted(&mut out, &frame);
+        write_octet_counted(out, frame);
     }
-    out
 }
 
 fn field(out: &mut Vec<u8>, value: &[u8]) {
@@ -192,7 +204,7 @@ fn param<'a>(sd: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
 
 /// An app's history file: named by the app's id, so that an app made again under a deleted
 /// one's name never reads the old app's lines.
-fn history_path(data_dir: &Path, app_id: &str) -> PathBuf {
+pub(crate) fn history_path(data_dir: &Path, app_id: &str) -> PathBuf {
     history_dir(data_dir).join(format!("{app_id}.log"))
 }
 

@@ -14,6 +14,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::api::{ApiConfig, ApiState, serve_api};
 use crate::component::Component;
+use crate::history_log::{HistoryLog, HistoryLogConfig, HistoryLogStats};
 use crate::ingest::{StreamConfig, serve_stream, serve_udp};
 use crate::lock::{DataDirLock, LockError};
 use crate::persist::{load_history, remove_history, save_history};
@@ -55,6 +56,8 @@ pub struct LogplexConfig {
     /// The data directory's lock, when the caller took it first (`paas up` does, before it
     /// writes there); `Logplex::start` takes it otherwise.
     pub data_lock: Option<Arc<DataDirLock>>,
+    /// History on disk as it happens (`history_log.rs`).
+    pub history_log: HistoryLogConfig,
 }
 
 impl LogplexConfig {
@@ -75,6 +78,7 @@ impl LogplexConfig {
             stream: StreamConfig::default(),
             shutdown_timeout: Duration::from_secs(10),
             data_lock: None,
+            history_log: HistoryLogConfig::default(),
         }
     }
 }
@@ -152,6 +156,7 @@ pub struct Logplex {
     api_state: Arc<ApiState>,
     config: LogplexConfig,
     components: Vec<Arc<dyn Component>>,
+    history_log: Option<HistoryLog>,
 }
 
 async fn bind_tcp(what: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
@@ -192,6 +197,9 @@ impl Logplex {
             .get_or_insert_with(|| seq_dir(&config.data_dir));
         let router = Router::new(router_config, registry);
         restore(&router, &config.data_dir)?;
+        // Every line accepted from here on is on disk within the sync interval.
+        let history_log =
+            HistoryLog::start(&router, config.data_dir.clone(), config.history_log.clone());
         router.on_app_deleted(Arc::new(HistoryFiles(config.data_dir.clone())));
         let tls = match &config.tls {
             Some((cert, key)) => Some((
@@ -281,6 +289,7 @@ impl Logplex {
             api_state: state,
             config,
             components: Vec::new(),
+            history_log: Some(history_log),
         })
     }
 
@@ -292,6 +301,11 @@ impl Logplex {
     /// The API, to serve more resources (`ApiState::register`).
     pub fn api(&self) -> &Arc<ApiState> {
         &self.api_state
+    }
+
+    /// What the history log wrote so far (`None` once stopped).
+    pub fn history_log_stats(&self) -> Option<&Arc<HistoryLogStats>> {
+        self.history_log.as_ref().map(HistoryLog::stats)
     }
 
     /// The data directory.
@@ -337,6 +351,11 @@ impl Logplex {
         self.router.stop();
         let api = std::mem::replace(&mut self.api, tokio::spawn(async {}));
         let _ = tokio::time::timeout_at(deadline, api).await;
+        // The log writes what waits and ends before the whole files are written over it.
+        if let Some(log) = self.history_log.take() {
+            let within = deadline.saturating_duration_since(tokio::time::Instant::now());
+            log.stop(within.max(Duration::from_millis(500))).await;
+        }
         self.save_history();
         self.stop_components().await;
     }
@@ -415,7 +434,12 @@ pub(crate) fn restore(router: &Router, data_dir: &std::path::Path) -> Result<(),
         };
         let loaded = load_history(data_dir, channel.app(), &app.id).map_err(StartError::History)?;
         let used = SeqFile::new(&seq_dir(data_dir), &app.id).read()?;
-        channel.restore(&loaded.lines, used);
+        // The log may hold more than history between compactions: the newest are kept.
+        let keep = router.config().history_lines;
+        channel.restore(
+            &loaded.lines[loaded.lines.len().saturating_sub(keep)..],
+            used,
+        );
         if let Some(damaged) = loaded.damaged {
             // The router starts with what read; the app's stream and the log say what did not.
             tracing::error!(
