@@ -89,10 +89,12 @@ fn server_errors_and_429_are_retried_with_the_same_frame_id_and_4xx_is_dropped()
     send(&mut conn, &frame(&token, "web.1", "after"));
     let d = router.wait_drain("shop", id, "go on", |h| h["delivered"] == 2);
     let h = &d["delivery"];
+    // A 2xx acknowledges: what was sent was delivered.
+    assert_eq!(h["sent"], h["delivered"], "{d}");
     assert_eq!(
         h["accepted"].as_u64(),
         Some(
-            h["delivered"].as_u64().unwrap()
+            h["sent"].as_u64().unwrap()
                 + h["dropped"].as_u64().unwrap()
                 + h["buffered"].as_u64().unwrap()
         )

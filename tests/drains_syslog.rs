@@ -58,7 +58,7 @@ fn rsyslog_over_tcp_gets_every_line_intact_and_in_order() {
     assert_in_order(&lines, &drain_token, "web.1", "web.1", 500);
     assert_in_order(&lines, &drain_token, "worker.1", "worker.1", 500);
     let d = router.wait_drain("shop", &drain_token, "deliver everything", |h| {
-        h["delivered"] == 1000
+        h["sent"] == 1000
     });
     let h = &d["delivery"];
     assert_eq!(
@@ -130,7 +130,7 @@ fn an_untrusted_certificate_delivers_nothing_and_says_l14() {
             .contains("TLS"),
         "{d}"
     );
-    assert_eq!(d["delivery"]["delivered"], 0);
+    assert_eq!(d["delivery"]["sent"], 0);
     let start = std::time::Instant::now();
     loop {
         let l14 = router.history("shop", &["--source", "logplex"]);
@@ -183,13 +183,10 @@ fn a_receiver_down_then_up_gets_what_fit_and_the_rest_is_counted_with_l10() {
     // The receiver comes up: the drain reconnects by itself.
     let rsyslog = Rsyslog::start(&dir.0.join("rsyslog"), port, None);
     let d = router.wait_drain("shop", &id, "catch up", |h| {
-        h["buffered"] == 0 && h["delivered"].as_u64().unwrap_or(0) > 0
+        h["buffered"] == 0 && h["sent"].as_u64().unwrap_or(0) > 0
     });
     let h = &d["delivery"];
-    let (delivered, dropped) = (
-        h["delivered"].as_u64().unwrap(),
-        h["dropped"].as_u64().unwrap(),
-    );
+    let (delivered, dropped) = (h["sent"].as_u64().unwrap(), h["dropped"].as_u64().unwrap());
     assert_eq!(
         delivered + dropped,
         200,
@@ -294,7 +291,8 @@ fn drains_are_managed_through_the_api_and_cli_and_survive_a_restart() {
     let out = router.paas(&["drains", "-a", "shop"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("syslog://127.0.0.1:1514") && text.contains("delivered 0"),
+        text.contains("syslog://127.0.0.1:1514")
+            && text.contains("sent 0  (syslog: no acknowledgement)"),
         "{text}"
     );
     // Survives a restart, then is removed by its URL-encoded URL.
@@ -416,7 +414,7 @@ fn a_black_holed_drain_slows_nothing_and_counts_exactly() {
         "shop",
         good["id"].as_str().unwrap(),
         "deliver everything",
-        |h| h["delivered"].as_u64().unwrap_or(0) >= n as u64 && h["buffered"] == 0,
+        |h| h["sent"].as_u64().unwrap_or(0) >= n as u64 && h["buffered"] == 0,
     );
     assert_eq!(g["delivery"]["dropped"], 0, "{g}");
     let frames: Vec<String> = frames_in(&good_bytes.lock().unwrap())
@@ -434,13 +432,14 @@ fn a_black_holed_drain_slows_nothing_and_counts_exactly() {
         h["dropped"].as_u64().unwrap_or(0) > 0 && h["accepted"] == n as u64
     });
     let h = &d["delivery"];
-    let sum = h["delivered"].as_u64().unwrap()
+    let sum = h["sent"].as_u64().unwrap()
         + h["dropped"].as_u64().unwrap()
         + h["buffered"].as_u64().unwrap();
-    assert_eq!(
-        sum, n as u64,
-        "delivered + dropped + buffered = accepted: {d}"
-    );
+    assert_eq!(sum, n as u64, "sent + dropped + buffered = accepted: {d}");
+    // A receiver that never reads took a socket buffer's worth: sent, never "delivered"
+    // (issue 17: it showed 12,277 delivered).
+    assert!(h["sent"].as_u64().unwrap() > 0, "{d}");
+    assert_eq!(h["delivered"], 0, "syslog has no acknowledgement: {d}");
 }
 
 #[test]
@@ -536,7 +535,7 @@ fn a_durable_drain_keeps_everything_through_a_receiver_outage_and_a_restart() {
     let router = Router::start(&dir.0.join("router"), &["--drain-timeout", "1"]);
     let rsyslog = Rsyslog::start(&dir.0.join("rsyslog"), port, None);
     router.wait_drain("shop", &id, "deliver after the restart", |h| {
-        h["buffered"] == 0 && h["delivered"].as_u64().unwrap_or(0) >= n as u64
+        h["buffered"] == 0 && h["sent"].as_u64().unwrap_or(0) >= n as u64
     });
     assert_none_missing(&rsyslog.wait_lines(n), n);
 }
@@ -561,7 +560,7 @@ fn a_durable_drain_loses_nothing_synced_when_the_router_is_killed() {
     let router = Router::start(&dir.0.join("router"), &[]);
     let rsyslog = Rsyslog::start(&dir.0.join("rsyslog"), port, None);
     router.wait_drain("shop", &id, "deliver after the crash", |h| {
-        h["buffered"] == 0 && h["delivered"].as_u64().unwrap_or(0) >= n as u64
+        h["buffered"] == 0 && h["sent"].as_u64().unwrap_or(0) >= n as u64
     });
     assert_none_missing(&rsyslog.wait_lines(n), n);
 }
@@ -600,13 +599,10 @@ fn a_damaged_durable_segment_loses_only_the_damaged_records_and_says_so() {
     let router = Router::start(&dir.0.join("router"), &["--drain-timeout", "1"]);
     let (_, received) = fast_receiver_on(port);
     let d = router.wait_drain("shop", &id, "deliver what survived", |h| {
-        h["buffered"] == 0 && h["delivered"].as_u64().unwrap_or(0) > 0
+        h["buffered"] == 0 && h["sent"].as_u64().unwrap_or(0) > 0
     });
     let h = &d["delivery"];
-    let (delivered, dropped) = (
-        h["delivered"].as_u64().unwrap(),
-        h["dropped"].as_u64().unwrap(),
-    );
+    let (delivered, dropped) = (h["sent"].as_u64().unwrap(), h["dropped"].as_u64().unwrap());
     // 200 bytes cover a few ~80-byte records; everything else is delivered.
     assert!((2..=5).contains(&dropped), "dropped {dropped}: {d}");
     assert_eq!(delivered + dropped, n as u64, "{d}");

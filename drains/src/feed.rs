@@ -175,10 +175,15 @@ impl Feed {
         }
     }
 
-    /// The batch got through (`delivered`) or was refused for good: either way it is done.
-    pub fn done(&mut self, ctx: &Ctx, batch: &Batch, delivered: bool) {
-        if delivered {
-            ctx.health.delivered(batch.lines);
+    /// The batch got through (`sent`) or was refused for good: either way it is done. Only an
+    /// HTTPS receiver acknowledges what it got (a 2xx): its lines are also delivered.
+    pub fn done(&mut self, ctx: &Ctx, batch: &Batch, sent: bool) {
+        if sent {
+            let acknowledged = matches!(
+                ctx.url.scheme,
+                crate::url::Scheme::Https | crate::url::Scheme::Http
+            );
+            ctx.health.sent(batch.lines, acknowledged);
         } else {
             ctx.health.dropped(batch.lines);
         }

@@ -1,6 +1,12 @@
 //! A drain's health, as `GET /apps/{app}/log-drains/{id}` and `paas drains` show it: what was
-//! delivered, dropped and is still buffered, the last success and the last error, and whether
-//! it is degraded (no success for a while, or failing now).
+//! sent, what the receiver acknowledged (delivered), what was dropped and is still buffered,
+//! the last success and the last error, and whether it is degraded (no success for a while, or
+//! failing now).
+//!
+//! `sent` and `delivered` say what is known and no more: syslog (TCP, TLS, UDP) has no
+//! acknowledgement, so a line written to the socket is `sent` (the kernel took it; a receiver
+//! that never reads still takes a socket buffer's worth), never `delivered`; an HTTPS batch
+//! answered 2xx is both. For every drain: sent + dropped + buffered = accepted.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,6 +41,7 @@ impl Default for Last {
 /// Counters a drain's task keeps.
 #[derive(Debug, Default)]
 pub struct Health {
+    sent: AtomicU64,
     delivered: AtomicU64,
     dropped: AtomicU64,
     in_flight: AtomicU64,
@@ -45,7 +52,10 @@ pub struct Health {
 /// What the API shows.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct HealthReport {
-    /// Lines delivered (acknowledged by the receiver: written to its socket, or a 2xx).
+    /// Lines handed to the receiver: written to its socket (syslog), or in a batch it answered
+    /// 2xx (HTTPS).
+    pub sent: u64,
+    /// Lines the receiver acknowledged (HTTPS: a 2xx). Syslog has no acknowledgement: 0.
     pub delivered: u64,
     /// Lines dropped: buffer overflow (L10), or refused by the receiver (a 4xx other than 429).
     pub dropped: u64,
@@ -68,9 +78,13 @@ impl Health {
         self.last.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// `n` lines got through.
-    pub fn delivered(&self, n: u64) {
-        self.delivered.fetch_add(n, Ordering::Relaxed);
+    /// `n` lines got through: written to the receiver, and `acknowledged` by it (HTTPS 2xx)
+    /// or not (syslog: written to its socket).
+    pub fn sent(&self, n: u64, acknowledged: bool) {
+        self.sent.fetch_add(n, Ordering::Relaxed);
+        if acknowledged {
+            self.delivered.fetch_add(n, Ordering::Relaxed);
+        }
         let mut last = self.last();
         last.success = Some(Timestamp::now());
         last.failing = false;
@@ -113,6 +127,7 @@ impl Health {
             .as_micros()
             .saturating_sub(since.as_micros());
         HealthReport {
+            sent: self.sent.load(Ordering::Relaxed),
             delivered: self.delivered.load(Ordering::Relaxed),
             dropped: queue.dropped + self.dropped.load(Ordering::Relaxed),
             buffered,
@@ -149,7 +164,7 @@ mod tests {
         let r = h.report(counts(5, 0, 5));
         assert!(r.degraded);
         assert_eq!(r.last_error.as_deref(), Some("connect refused"));
-        h.delivered(5);
+        h.sent(5, false);
         assert!(!h.report(counts(5, 0, 0)).degraded);
     }
 
@@ -157,10 +172,12 @@ mod tests {
     fn the_counts_add_up() {
         let h = Health::default();
         h.in_flight(3);
-        h.delivered(10);
+        h.sent(6, false);
+        h.sent(4, true);
         h.dropped(2);
         let r = h.report(counts(20, 4, 1));
-        // 20 accepted = 10 delivered + (4 + 2) dropped + (1 + 3) buffered.
-        assert_eq!(r.accepted, r.delivered + r.dropped + r.buffered);
+        // 20 accepted = 10 sent + (4 + 2) dropped + (1 + 3) buffered; 4 of them acknowledged.
+        assert_eq!(r.accepted, r.sent + r.dropped + r.buffered);
+        assert_eq!((r.sent, r.delivered), (10, 4));
     }
 }
