@@ -5,8 +5,12 @@
 //!
 //! - Records come out in the order they were pushed, each with a sequence number (`u64`,
 //!   increasing, continued across reopen).
-//! - Nothing is dropped until the budget (the sum of the payload bytes kept) is full; then the
-//!   **oldest** records are dropped and counted (the caller reports them as an L10 line). A
+//! - Nothing is dropped until the budget is full; then the **oldest** records are dropped and
+//!   counted (the caller reports them as an L10 line). The budget bounds the bytes the
+//!   segment files take on disk (frames, headers, and records acknowledged but still in a
+//!   segment not yet deleted: segments are an eighth of the budget, so that is a small part),
+//!   dropping the oldest segment whole when the disk would go over, and within it the
+//!   payload bytes kept. A
 //!   record that alone is larger than the budget (or than 16 MiB) is dropped on its own
 //!   (counted) and does not displace the others.
 //! - [`DurableQueue::push`] writes to the OS at once and fsyncs when the last sync is
@@ -41,7 +45,8 @@
 //! ```
 //!
 //! The records of a segment have consecutive sequence numbers, starting at the header's. New
-//! records go to the last segment; a new one is started when the last would grow past 8 MiB,
+//! records go to the last segment; a new one is started when the last would grow past the
+//! segment size (an eighth of the budget, from 4 KiB to 8 MiB),
 //! or when everything in it is acknowledged and it is over 1 MiB. The sealed segments are
 //! fsynced before the next one is created. A segment other than the last is deleted as soon
 //! as every record in it is acknowledged or dropped; the last one is never deleted, so the
@@ -103,8 +108,15 @@ pub const FORMAT_VERSION: u32 = 1;
 /// [`DurableQueue::sync`] this often.
 pub const SYNC_INTERVAL: Duration = Duration::from_millis(100);
 
-/// A new segment is started when the last one would grow past this.
+/// A new segment is started when the last one would grow past this (at most).
 const SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
+/// The smallest segment `open` sizes to a budget.
+const MIN_SEGMENT_BYTES: u64 = 4 * 1024;
+
+/// Segments of an eighth of the budget, within [`MIN_SEGMENT_BYTES`, `SEGMENT_BYTES`].
+fn segment_bytes_for(budget: u64) -> u64 {
+    (budget / 8).clamp(MIN_SEGMENT_BYTES, SEGMENT_BYTES)
+}
 /// The first sequence number of a new queue.
 const FIRST_SEQ: u64 = 1;
 
@@ -208,6 +220,9 @@ pub struct DurableQueue {
     _lock: File,
     /// Tests simulate a crash by dropping the queue without its final sync.
     sync_on_drop: bool,
+    /// The most bytes the segment files may take (`open`; `None` for `open_with`, whose
+    /// budget is the payload's only, as the model test checks).
+    disk_budget: Option<u64>,
 }
 
 impl fmt::Debug for DurableQueue {
@@ -226,10 +241,41 @@ impl fmt::Debug for DurableQueue {
 }
 
 impl DurableQueue {
-    /// Opens (or creates) the queue in `dir` with a byte budget (sum of record payload bytes
-    /// kept). Reads what is there; a torn last record (crash mid-write) is cut off, not an error.
+    /// Opens (or creates) the queue in `dir` with a byte budget: the bytes its files take on
+    /// disk (segments sized to an eighth of it, between 4 KiB and 8 MiB, so that what is
+    /// acknowledged but not yet deleted with its segment stays a small part of it), and, within
+    /// that, the payload bytes kept. Reads what is there; a torn last record (crash mid-write)
+    /// is cut off, not an error.
     pub fn open(dir: &Path, budget_bytes: u64) -> Result<DurableQueue, DurableError> {
-        Self::open_with(dir, budget_bytes, SEGMENT_BYTES)
+        let mut queue = Self::open_with(dir, budget_bytes, segment_bytes_for(budget_bytes))?;
+        queue.disk_budget = Some(budget_bytes);
+        queue.dropped_total += queue.evict_disk(0)?;
+        Ok(queue)
+    }
+
+    /// Bytes of the queue's segment files on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.len).sum()
+    }
+
+    /// Drops the oldest segments, whole (their unacknowledged records counted), until the
+    /// segment files and `incoming` more bytes fit the disk budget (when there is one).
+    fn evict_disk(&mut self, incoming: u64) -> Result<u64, DurableError> {
+        let Some(limit) = self.disk_budget else {
+            return Ok(0);
+        };
+        let mut dropped = 0;
+        while self.disk_bytes() + incoming > limit {
+            if self.segments.len() > 1 {
+                dropped += self.consume_head_segment()?;
+            } else if self.tail().count > 0 {
+                // Everything is in one segment: start the next, and this one can go.
+                self.roll()?;
+            } else {
+                break;
+            }
+        }
+        Ok(dropped)
     }
 
     /// [`DurableQueue::open`] with another segment size (tests use small ones).
@@ -388,6 +434,7 @@ impl DurableQueue {
             reader: None,
             _lock: lock,
             sync_on_drop: true,
+            disk_budget: None,
         };
         queue.normalize()?;
         let mut segs = queue.segments.iter();
@@ -436,6 +483,11 @@ impl DurableQueue {
             } else {
                 self.evict(self.budget - kept_bytes)?
             };
+        }
+        if kept > 0 {
+            // On disk: each record's frame, and a segment header if they start one.
+            let incoming = kept * FRAME_OVERHEAD + kept_bytes + HEADER_LEN;
+            dropped += self.evict_disk(incoming)?;
         }
         self.dropped_total += dropped;
         if kept > 0 {

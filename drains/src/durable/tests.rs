@@ -1035,3 +1035,67 @@ proptest! {
         run_model(budget, segment_bytes, ops);
     }
 }
+
+fn disk_usage(dir: &Path) -> u64 {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".seg"))
+        .map(|e| e.metadata().unwrap().len())
+        .sum()
+}
+
+/// Regression (issue 17): the budget counted payload only, and a segment grew to 8 MiB with
+/// its acknowledged records on disk, so a 1 MB budget used up to 7 MB. Now the segment files
+/// stay within the budget whatever the receiver does.
+#[test]
+fn the_budget_bounds_the_bytes_on_disk() {
+    let tmp = TempDir::new();
+    let dir = tmp.queue();
+    let budget = 1_000_000;
+    let mut q = DurableQueue::open(&dir, budget).unwrap();
+    let record = [b'x'; 100];
+    let batch: Vec<&[u8]> = vec![&record[..]; 200];
+    let mut most = 0;
+    // A receiver that keeps up, but always has a few records in flight: the acknowledged
+    // ones sat in the one segment until it reached 8 MiB.
+    for _ in 0..500 {
+        q.push(&batch).unwrap();
+        let (first, records) = q.peek(usize::MAX, usize::MAX).unwrap();
+        q.ack(first + records.len() as u64 - 10).unwrap();
+        most = most.max(disk_usage(&dir));
+    }
+    assert!(
+        most <= budget,
+        "{most} bytes on disk for a budget of {budget}"
+    );
+    assert_eq!(
+        q.dropped_total(),
+        0,
+        "nothing dropped while the receiver keeps up"
+    );
+    // A receiver that is down: records pile up to the budget, on disk, and no further.
+    for _ in 0..100 {
+        q.push(&batch).unwrap();
+        most = most.max(disk_usage(&dir));
+        assert_eq!(q.disk_bytes(), disk_usage(&dir));
+    }
+    assert!(
+        most <= budget,
+        "{most} bytes on disk for a budget of {budget}"
+    );
+    assert!(q.dropped_total() > 0);
+    // Everything pushed is kept, acknowledged, or counted.
+    let (_, kept) = peek_all(&mut q);
+    assert_eq!(kept.len() as u64, q.len());
+    assert_eq!(
+        q.len() + q.dropped_total() + (500 * 200 - 10),
+        600 * 200,
+        "kept + dropped + acknowledged = pushed"
+    );
+    // Reopened with a smaller budget: the disk is brought within it at once.
+    drop(q);
+    let q = DurableQueue::open(&dir, budget / 4).unwrap();
+    assert!(disk_usage(&dir) <= budget / 4);
+    assert!(q.dropped_total() > 0);
+}
