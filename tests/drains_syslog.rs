@@ -206,13 +206,39 @@ fn a_receiver_down_then_up_gets_what_fit_and_the_rest_is_counted_with_l10() {
         lines[l10]
     );
     assert!(lines.last().unwrap().ends_with("down n=199"));
-    // The app's stream says it too.
+    // The app's stream says it too, and the N of its L10 lines add up to the drain's
+    // dropped: each loss told once, none missing.
     let stream = router.history("shop", &["--source", "logplex"]);
+    let told: Vec<u64> = stream
+        .iter()
+        .filter_map(|l| {
+            l.split(&format!(
+                "Error L10 (output buffer overflow): drain '{drain_token}' dropped "
+            ))
+            .nth(1)?
+            .split(' ')
+            .next()?
+            .parse()
+            .ok()
+        })
+        .collect();
+    assert!(!told.is_empty(), "{stream:?}");
+    assert_eq!(told.iter().sum::<u64>(), dropped, "{stream:?}");
+    // And those the drain itself was told add up to no more than that.
+    let to_drain: u64 = lines
+        .iter()
+        .filter_map(|l| {
+            l.split("dropped ")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
     assert!(
-        stream.iter().any(|l| l.contains(&format!(
-            "Error L10 (output buffer overflow): drain '{drain_token}' dropped"
-        ))),
-        "{stream:?}"
+        to_drain > 0 && to_drain <= dropped,
+        "{to_drain} of {dropped}"
     );
 }
 
