@@ -451,7 +451,9 @@ fn h15_idle_dyno_and_h28_idle_client() {
 
 #[test]
 fn h11_backlog_too_deep() {
-    let (_dir, up) = paas_up("up-h11", &[ONE_WEB, &["--request-timeout", "10"]].concat());
+    // Queued requests wait for a slot as long as it takes (the quick boot wait would end it).
+    let extra = ["--request-timeout", "10", "--boot-wait", "30"];
+    let (_dir, up) = paas_up("up-h11", &[ONE_WEB, &extra].concat());
     let addr = proxy_addr(&up);
     // 50 in flight on the dyno, 50 waiting: the next is refused.
     let held: Vec<TcpStream> = (0..100)
@@ -465,9 +467,31 @@ fn h11_backlog_too_deep() {
     std::thread::sleep(Duration::from_millis(700));
     let (id, status, _) = request(&up, "h11", "/");
     assert_eq!(status, 503);
+    // At once: no held request (4 s each) has answered yet, so no slot had freed.
+    for s in &held {
+        s.set_nonblocking(true).unwrap();
+        let mut byte = [0u8; 1];
+        assert!(
+            matches!(s.peek(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+            "H11 came only after a slot freed"
+        );
+        s.set_nonblocking(false).unwrap();
+    }
     let f = assert_error_line(&up, &id, "H11", "Backlog too deep", 503);
     assert_eq!(f["dyno"], "");
-    drop(held);
+    // The 50 in flight and the 50 queued all succeed as slots free (issue 17: the queued
+    // results were ignored).
+    for (i, mut s) in held.into_iter().enumerate() {
+        assert_eq!(
+            read_response(&mut s),
+            Some(200),
+            "request {i}: {:?}",
+            router_lines(&up)
+                .iter()
+                .filter(|l| !l.contains("status=200"))
+                .collect::<Vec<_>>()
+        );
+    }
 }
 
 #[test]
