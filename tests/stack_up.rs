@@ -577,18 +577,25 @@ fn h25_oversized_headers_and_hostile_requests() {
     // Garbage, a truncated request line, a header block past the server's buffer, an
     // unsupported Expect: each a clear status, and the proxy carries on.
     assert!(answer(b"\x00\x01\x02 garbage\r\n\r\n").starts_with("HTTP/1.1 400"));
-    let _ = answer(b"GET / HT");
+    // A request line cut short by the client's end: closed, no answer (nothing to answer).
+    {
+        let mut s = TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"GET / HT").unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut out = Vec::new();
+        assert_eq!(s.read_to_end(&mut out).map_err(|e| e.kind()), Ok(0));
+    }
     let huge = format!(
         "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
-        "b".repeat(2 << 20)
+        "b".repeat(128 << 10)
     );
+    // Past --http-max-head-kb (64), yet small enough that the client's write completes before
+    // the proxy closes (a 2 MiB one raced the close: a reset could end it with no answer).
     let big = answer(huge.as_bytes());
-    assert!(big.starts_with("HTTP/1.1 431") || big.is_empty(), "{big}");
+    assert!(big.starts_with("HTTP/1.1 431 "), "{big}");
     let expect = answer(b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: something-else\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx");
-    assert!(
-        expect.starts_with("HTTP/1.1 417") || expect.starts_with("HTTP/1.1 400"),
-        "{expect}"
-    );
+    assert!(expect.starts_with("HTTP/1.1 400 "), "{expect}");
     assert_eq!(curl(&up, "/", &[]).0, 200);
 }
 
