@@ -25,8 +25,8 @@ bench_setup faults.sh python3
 dir=$tmp/data
 mkdir -p "$dir"
 
-# start_router: starts `paas logplex` on $dir; sets router_pid and api; prints how long until
-# it printed its API address (its restore is done by then).
+# start_router: starts `paas logplex` on $dir; sets router_pid, api, and started_ms (how long
+# until it said where its data is: its restore is done and the API listens by then).
 start_router() {
     local t0 t1
     t0=$(date +%s%N)
@@ -42,7 +42,7 @@ start_router() {
     done
     t1=$(date +%s%N)
     api=$(sed -n 's/.*api on \(http[^ ]*\).*/\1/p' "$tmp/out")
-    echo $(((t1 - t0) / 1000000))
+    started_ms=$(((t1 - t0) / 1000000))
 }
 
 # load: makes the apps (first run only) and sends LINES lines to each through POST /logs.
@@ -97,7 +97,7 @@ EOF
 
 for phase in $phases; do
     rm -rf "$dir" && mkdir -p "$dir"
-    start_router >/dev/null
+    start_router
     load
     sleep 0.5
     case $phase in
@@ -107,9 +107,9 @@ for phase in $phases; do
     esac
     wait "$router_pid" 2>/dev/null || true
     bytes=$(du -sb "$dir/history" | cut -f1)
-    ms=$(start_router)
+    start_router
     read -r least total <<<"$(survived)"
-    echo "result phase=$phase apps=$apps lines=$lines restart_ms=$ms history_bytes=$bytes least_lines_kept=$least total_kept=$total of=$((apps * lines))"
+    echo "result phase=$phase apps=$apps lines=$lines restart_ms=$started_ms history_bytes=$bytes least_lines_kept=$least total_kept=$total of=$((apps * lines))"
     kill -TERM "$router_pid"
     wait "$router_pid" 2>/dev/null || true
 done
