@@ -824,7 +824,8 @@ fn scaling_1_3_1_under_steady_load_fails_no_request() {
 
 #[test]
 fn ctrl_c_stops_every_dyno_and_runtime_metrics_are_written() {
-    let (_dir, mut up) = paas_up("up-stop", &["--metrics-interval", "0.3"]);
+    let extra = ["--metrics-interval", "0.3", "--request-timeout", "10"];
+    let (_dir, mut up) = paas_up("up-stop", &extra);
     let start = Instant::now();
     loop {
         let lines = up.history("hello", &["--source", "paas"]);
@@ -848,6 +849,14 @@ fn ctrl_c_stops_every_dyno_and_runtime_metrics_are_written() {
         .map(|d| d["pid"].as_u64().unwrap())
         .collect();
     assert_eq!(pids.len(), 3);
+    // A request in flight when Ctrl-C comes finishes (issue 17: nothing asserted it).
+    let mut in_flight = TcpStream::connect(proxy_addr(&up)).unwrap();
+    in_flight
+        .write_all(b"GET /slow?ms=1500 HTTP/1.1\r\nHost: x\r\nX-Request-Id: test-in-flight-at-ctrl-c\r\n\r\n")
+        .unwrap();
+    let answered = std::thread::spawn(move || read_response(&mut in_flight));
+    // Set-up, not an assertion: the request reaches its dyno before the signal.
+    std::thread::sleep(Duration::from_millis(300));
     let _ = Command::new("kill")
         .args(["-INT", &up.child.id().to_string()])
         .status();
@@ -870,6 +879,11 @@ fn ctrl_c_stops_every_dyno_and_runtime_metrics_are_written() {
     }
     let said = up.stdout.lock().unwrap().join("\n");
     assert!(said.contains("paas up: stopped"), "{said}");
+    assert_eq!(
+        answered.join().unwrap(),
+        Some(200),
+        "the request in flight finished"
+    );
 }
 
 #[test]
