@@ -154,3 +154,58 @@ fn history_survives_a_sigkill() {
         "{lines:?}"
     );
 }
+
+/// The disk fills (here: a file size limit, `ulimit -f`, with SIGXFSZ ignored so that writes
+/// fail with EFBIG as they would with ENOSPC): ingest and tails go on, the failed history
+/// writes are counted (`/metrics`) and told (`paas[logplex]` in the app's stream), and nothing
+/// on disk is corrupt: a restart without the limit reads the history clean.
+#[test]
+fn a_full_disk_keeps_ingest_and_tails_going_and_history_writes_fail_counted_and_told() {
+    let dir = TempDir::new("disk-full");
+    let wrapper = [
+        "sh",
+        "-c",
+        "trap '' XFSZ; ulimit -f 256; exec \"$0\" \"$@\"",
+    ];
+    let mut router = Router::start_wrapped(&dir.0, &wrapper, &["--history-lines", "100000"]);
+    let token = router.create_app("shop");
+    let url = support::log_session(&router, "shop", r#"{"tail": true, "lines": 0}"#);
+    let tail = support::Stream::open(&url, "text/plain");
+    router.wait_stats("shop", "open the tail", |s| s["tails"] == 1);
+    let mut conn = router.connect();
+    let n = 5000;
+    support::send(&mut conn, &support::frames(&token, "web.1", "full", 0..n));
+    router.wait_accepted("shop", n as u64);
+    // The tail still gets every line, the last one included.
+    tail.until(&format!("full n={}", n - 1));
+    let (status, metrics) = router.curl(&["/metrics"]);
+    assert_eq!(status, 200);
+    let not_written: u64 = metrics
+        .lines()
+        .find(|l| l.starts_with("logplex_history_lines_not_written_total "))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .expect("the metric");
+    assert!(not_written > 0, "{not_written}");
+    let told = router.history("shop", &["--source", "logplex"]);
+    assert!(
+        told.iter()
+            .any(|l| l.contains("Error (history not written to disk)")),
+        "{told:?}"
+    );
+    router.terminate();
+    drop(conn);
+
+    // Room again: the router starts, reads what reached the disk, and finds nothing damaged.
+    let router = Router::start(&dir.0, &[]);
+    let lines = router.history("shop", &[]);
+    assert!(lines.iter().any(|l| l.contains("full n=0")), "{lines:?}");
+    assert!(
+        !lines.iter().any(|l| l.contains("history file damaged")),
+        "{lines:?}"
+    );
+    let aside = std::fs::read_dir(dir.0.join("history"))
+        .expect("history dir")
+        .filter_map(Result::ok)
+        .any(|e| e.file_name().to_string_lossy().contains(".damaged-"));
+    assert!(!aside);
+}

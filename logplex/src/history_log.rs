@@ -28,6 +28,7 @@ use tokio::task::JoinHandle;
 use crate::line::{AppName, LogLine};
 use crate::notice::Notice;
 use crate::persist::{encode_frame, history_dir, history_magic, history_path, read_history};
+use crate::platform::PlatformEvent;
 use crate::registry::App;
 use crate::router::{AppLifecycle, Router};
 
@@ -62,6 +63,40 @@ pub struct HistoryLogStats {
     pub failed: AtomicU64,
     /// Files compacted.
     pub compactions: AtomicU64,
+    /// Writes, fsyncs and compactions that failed.
+    pub failures: AtomicU64,
+}
+
+impl prometheus_client::collector::Collector for HistoryLogStats {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder<'_>,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric as _;
+        use prometheus_client::metrics::MetricType;
+        use prometheus_client::metrics::counter::ConstCounter;
+        for (name, help, value) in [
+            (
+                "logplex_history_lines_written",
+                "History lines appended to disk.",
+                &self.written,
+            ),
+            (
+                "logplex_history_lines_not_written",
+                "History lines a failed write (disk full, say) left off disk until the clean stop's save.",
+                &self.failed,
+            ),
+            (
+                "logplex_history_write_failures",
+                "History writes, fsyncs and compactions that failed.",
+                &self.failures,
+            ),
+        ] {
+            let family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            ConstCounter::new(value.load(Ordering::Relaxed)).encode(family)?;
+        }
+        Ok(())
+    }
 }
 
 /// The running history log.
@@ -78,6 +113,7 @@ impl HistoryLog {
         let sub = router.subscribe_all("history", config.capacity);
         let stats = Arc::new(HistoryLogStats::default());
         let files = Arc::new(Mutex::new(Files {
+            router: router.clone(),
             data_dir,
             keep_lines: router.config().history_lines.max(1),
             keep_bytes: router.config().history_bytes.max(1),
@@ -176,6 +212,7 @@ async fn blocking(files: &Arc<Mutex<Files>>, f: impl FnOnce(&mut Files) + Send +
 /// The open history files.
 #[derive(Debug)]
 struct Files {
+    router: Router,
     data_dir: PathBuf,
     keep_lines: usize,
     keep_bytes: usize,
@@ -215,9 +252,12 @@ impl Files {
                     .fetch_add(lines.len() as u64, Ordering::Relaxed);
             }
             Err(e) => {
+                // Cut off what part of it was written, so that the file stays whole frames
+                // and the next append (when there is room again) starts on a boundary.
+                if let Some(f) = self.open.remove(id) {
+                    let _ = f.file.set_len(f.len);
+                }
                 self.failed(id, lines.len() as u64, &e);
-                // Its length is unknown now: opened again (and a torn frame cut) at start.
-                self.open.remove(id);
                 return;
             }
         }
@@ -230,10 +270,19 @@ impl Files {
         }
     }
 
+    /// Counts a failed write or fsync and tells it (at most every 10 s, with a count): in the
+    /// log, and in the app's stream as a `paas[logplex]` line.
     fn failed(&mut self, id: &str, lines: u64, e: &std::io::Error) {
         self.stats.failed.fetch_add(lines, Ordering::Relaxed);
-        if let Some(suppressed) = self.notice.due() {
-            tracing::error!(app = id, error = %e, suppressed, "history log: writing history failed");
+        self.stats.failures.fetch_add(1, Ordering::Relaxed);
+        if let Some(times) = self.notice.due() {
+            tracing::error!(app = id, error = %e, times, "history log: writing history failed");
+            if let Some(channel) = self.router.channel_by_id(id) {
+                channel.emit(PlatformEvent::HistoryWriteFailed {
+                    error: e.to_string(),
+                    times,
+                });
+            }
         }
     }
 

@@ -272,6 +272,7 @@ impl Logplex {
             state.clone(),
             rx.clone(),
         )));
+        state.register_metrics(history_log.stats().clone());
         let api = tokio::spawn(serve_api(
             api_listener,
             state.clone(),

@@ -66,11 +66,27 @@ pub enum PlatformEvent {
         /// What was wrong.
         error: String,
     },
+    /// Writing the app's history to disk failed (the disk is full, say): lines stay in memory
+    /// and are saved whole at a clean stop, but a crash meanwhile would lose them.
+    HistoryWriteFailed {
+        /// Why.
+        error: String,
+        /// Failures since the last time this was told.
+        times: u64,
+    },
 }
 
 impl PlatformEvent {
     /// Every code, in the order they are counted and exported.
-    pub const CODES: [&'static str; 6] = ["L10", "L11", "L12", "L14", "refused", "history"];
+    pub const CODES: [&'static str; 7] = [
+        "L10",
+        "L11",
+        "L12",
+        "L14",
+        "refused",
+        "history",
+        "history-write",
+    ];
 
     /// Its code: `L10`, `L11`, `L12`, `L14`, or `refused` and `history` (no L-code of
     /// Logplex's).
@@ -86,6 +102,7 @@ impl PlatformEvent {
             PlatformEvent::CertificateInvalid { .. } => 3,
             PlatformEvent::DrainRefused { .. } => 4,
             PlatformEvent::HistoryDamaged { .. } => 5,
+            PlatformEvent::HistoryWriteFailed { .. } => 6,
         }
     }
 
@@ -97,7 +114,8 @@ impl PlatformEvent {
             | PlatformEvent::RateLimited { dropped, .. } => *dropped,
             PlatformEvent::CertificateInvalid { .. }
             | PlatformEvent::DrainRefused { .. }
-            | PlatformEvent::HistoryDamaged { .. } => 0,
+            | PlatformEvent::HistoryDamaged { .. }
+            | PlatformEvent::HistoryWriteFailed { .. } => 0,
         }
     }
 
@@ -133,6 +151,10 @@ impl PlatformEvent {
                 error,
             } => format!(
                 "Error (history file damaged): kept the {kept} lines before the damage; the file was moved aside to '{moved_to}' error=\"{}\"",
+                quoted(error)
+            ),
+            PlatformEvent::HistoryWriteFailed { error, times } => format!(
+                "Error (history not written to disk): {times} failures; history is kept in memory and saved at a clean stop, a crash would lose it error=\"{}\"",
                 quoted(error)
             ),
         }
@@ -237,6 +259,10 @@ mod tests {
                 moved_to: "a.log.damaged-t".into(),
                 error: "damaged history frame 2: bad octet count".into(),
             },
+            PlatformEvent::HistoryWriteFailed {
+                error: "File too large (os error 27)".into(),
+                times: 1,
+            },
         ];
         assert_eq!(
             events[5].message(),
@@ -245,6 +271,6 @@ mod tests {
         let codes: Vec<_> = events.iter().map(PlatformEvent::code).collect();
         assert_eq!(codes, PlatformEvent::CODES);
         let drops: Vec<_> = events.iter().map(PlatformEvent::dropped).collect();
-        assert_eq!(drops, [3, 4, 5, 0, 0, 0]);
+        assert_eq!(drops, [3, 4, 5, 0, 0, 0, 0]);
     }
 }
