@@ -10,12 +10,17 @@
 #            was accepted, and a restart on the same data directory: how long until the API
 #            answers, and how many of each app's lines survived (target: all, < 1 s).
 #   clean    the same after a clean stop (SIGTERM).
+#   outage   a drain's receiver down for OUTAGE_SECONDS (300) at RATE (50,000) lines/s, default
+#            and durable mode; then SIGKILL under load (tests/faults.rs, in release).
+#   soak     SOAK_SECONDS (1800) of steady mixed load (ingest, a live tail, a steady and a
+#            flapping drain, API reads): RSS, file descriptors and CPU every 10 s; fails on
+#            growth past the bound the test states (tests/faults.rs, in release).
 #
 # Prints one `result k=v …` line per phase. Installs curl, jq and python3 when missing.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-phases=${PHASES:-"restart clean"}
+phases=${PHASES:-"restart clean outage soak"}
 apps=${APPS:-100}
 lines=${LINES:-1500}
 
@@ -96,6 +101,16 @@ EOF
 }
 
 for phase in $phases; do
+    case $phase in
+        outage)
+            (cd "$root" && FAULTS_SECONDS=${OUTAGE_SECONDS:-300} FAULTS_RATE=${RATE:-50000} \
+                cargo test --release --test faults -- --nocapture receiver_down sigkill)
+            continue ;;
+        soak)
+            (cd "$root" && FAULTS_SOAK_SECONDS=${SOAK_SECONDS:-1800} \
+                cargo test --release --test faults -- --nocapture soak 2>&1 | grep -E '^soak|test ')
+            continue ;;
+    esac
     rm -rf "$dir" && mkdir -p "$dir"
     start_router
     load

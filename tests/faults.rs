@@ -1,7 +1,9 @@
 //! The fault suite, bounded for CI (`benches/faults.sh` runs it in full): a drain's receiver
 //! down under load, in default and durable mode, and the router SIGKILLed under load and
-//! restarted on the same data directory. `FAULTS_SECONDS` (default 4) and `FAULTS_RATE`
-//! (lines a second, default 10,000) size the load.
+//! restarted on the same data directory, and a soak under a steady mixed load.
+//! `FAULTS_SECONDS` (the outage; CI default 20, `benches/faults.sh` 300), `FAULTS_RATE` (lines a
+//! second; CI default 10,000, `benches/faults.sh` 50,000) and `FAULTS_SOAK_SECONDS` (CI default
+//! 120, `benches/faults.sh` 1800) size them.
 
 mod support;
 
@@ -17,7 +19,7 @@ fn seconds() -> f64 {
     std::env::var("FAULTS_SECONDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(4.0)
+        .unwrap_or(20.0)
 }
 
 fn rate() -> u64 {
@@ -343,5 +345,223 @@ fn strip_volatile(v: &mut Value) {
         }
         Value::Array(items) => items.iter_mut().for_each(strip_volatile),
         _ => {}
+    }
+}
+
+/// One reading of the router process: resident memory (KiB), open file descriptors, CPU time.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    rss_kib: u64,
+    fds: u64,
+    cpu: Duration,
+}
+
+fn sample(router: &Router) -> Sample {
+    let pid = router.child.id();
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count() as u64)
+        .unwrap_or(0);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+    let ticks: u64 = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| {
+            rest.split_whitespace()
+                .skip(11)
+                .take(2)
+                .filter_map(|v| v.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0);
+    Sample {
+        rss_kib: router.rss_kib(),
+        fds,
+        cpu: Duration::from_millis(ticks * 10),
+    }
+}
+
+/// A receiver that takes a connection, reads for 3 s and hangs up, again and again: a drain
+/// whose receiver flaps.
+fn flapping_receiver() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for mut c in listener.incoming().flatten() {
+            let _ = c.set_read_timeout(Some(Duration::from_millis(200)));
+            let start = Instant::now();
+            let mut buf = vec![0u8; 1 << 16];
+            while start.elapsed() < Duration::from_secs(3) {
+                if let Ok(0) = c.read(&mut buf) {
+                    break;
+                }
+            }
+        }
+    });
+    port
+}
+
+/// A GET on the API over a plain socket (no process per call): its status.
+fn api_get(api: &str, path: &str) -> u16 {
+    let host = api.trim_start_matches("http://");
+    let Ok(mut s) = std::net::TcpStream::connect(host) else {
+        return 0;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        support::KEY
+    );
+    if std::io::Write::write_all(&mut s, request.as_bytes()).is_err() {
+        return 0;
+    }
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out)
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A steady mixed load for `FAULTS_SOAK_SECONDS` (CI: 120; `benches/faults.sh soak`: 1800):
+/// ingest at 2,000 lines/s, a live tail, a drain to a steady receiver and one to a flapping
+/// one, API reads 10 a second. RSS, file descriptors and CPU are printed every 10 s; past the
+/// first minute's warm-up (or the first reading, in a short run), RSS may not grow by more
+/// than half plus 32 MiB, nor file descriptors by more than 32; and the books balance.
+#[test]
+fn a_soak_under_mixed_load_holds_memory_and_descriptors_steady() {
+    let soak: u64 = std::env::var("FAULTS_SOAK_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(120);
+    let dir = TempDir::new("fault-soak");
+    let router = Router::start(&dir.0, &["--drain-timeout", "1"]);
+    let token = router.create_app("shop");
+    let steady_port = down_port();
+    let _steady = receiver_on(steady_port);
+    let steady = add_drain(&router, &format!("syslog://127.0.0.1:{steady_port}"), false);
+    let flapping = add_drain(
+        &router,
+        &format!("syslog://127.0.0.1:{}", flapping_receiver()),
+        false,
+    );
+    // A live tail, moved to a fresh log session every 20 s (a stream's client gives up at 30).
+    let (sessions, session_urls) = std::sync::mpsc::channel::<String>();
+    let new_session = || support::log_session(&router, "shop", r#"{"tail": true, "lines": 0}"#);
+    sessions.send(new_session()).expect("send");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let tailed = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            let mut tail = None;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(url) = session_urls.try_recv() {
+                    tail = Some(support::Stream::open(&url, "text/plain"));
+                }
+                if tail.as_ref().and_then(support::Stream::next).is_some() {
+                    n += 1;
+                }
+            }
+            n
+        })
+    };
+    let mut session_at = Instant::now();
+    let sender = {
+        let (stop, mut conn, token) = (stop.clone(), router.connect(), token.clone());
+        std::thread::spawn(move || {
+            let mut sent = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let mut batch = Vec::new();
+                for _ in 0..20 {
+                    batch.extend(frame(&token, "web.1", &format!("soak n={sent}")));
+                    sent += 1;
+                }
+                send(&mut conn, &batch);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            sent
+        })
+    };
+    let reader = {
+        let (stop, api) = (stop.clone(), router.api.clone());
+        std::thread::spawn(move || {
+            let mut failed = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for path in ["/apps/shop/stats", "/apps/shop/log-drains", "/apps"] {
+                    if api_get(&api, path) != 200 {
+                        failed += 1;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            failed
+        })
+    };
+    let start = Instant::now();
+    let warm_up = Duration::from_secs(60.min(soak / 2));
+    let (mut base, mut last) = (None, sample(&router));
+    let mut most = last;
+    while start.elapsed() < Duration::from_secs(soak) {
+        std::thread::sleep(Duration::from_secs(10).min(Duration::from_secs(soak)));
+        if session_at.elapsed() >= Duration::from_secs(20) {
+            let _ = sessions.send(new_session());
+            session_at = Instant::now();
+        }
+        let s = sample(&router);
+        let cpu = (s.cpu.saturating_sub(last.cpu)).as_secs_f64() / 10.0 * 100.0;
+        eprintln!(
+            "soak t={}s rss={}MiB fds={} cpu={cpu:.0}%",
+            start.elapsed().as_secs(),
+            s.rss_kib / 1024,
+            s.fds
+        );
+        if base.is_none() && start.elapsed() >= warm_up {
+            base = Some(s);
+        }
+        most = Sample {
+            rss_kib: most.rss_kib.max(s.rss_kib),
+            fds: most.fds.max(s.fds),
+            cpu: s.cpu,
+        };
+        last = s;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent = sender.join().expect("sender");
+    let failed_reads = reader.join().expect("reader");
+    let tailed = tailed.join().expect("tail");
+    let base = base.unwrap_or(last);
+    eprintln!(
+        "soak done: {sent} lines, {tailed} tailed, rss {}..{} MiB (peak {}), fds {}..{}",
+        base.rss_kib / 1024,
+        last.rss_kib / 1024,
+        most.rss_kib / 1024,
+        base.fds,
+        last.fds
+    );
+    assert!(
+        last.rss_kib <= base.rss_kib + base.rss_kib / 2 + 32 * 1024,
+        "RSS grew from {} to {} KiB",
+        base.rss_kib,
+        last.rss_kib
+    );
+    assert!(
+        last.fds <= base.fds + 32,
+        "fds grew from {} to {}",
+        base.fds,
+        last.fds
+    );
+    assert_eq!(failed_reads, 0, "API reads failed");
+    assert!(tailed > 0);
+    router.wait_accepted("shop", sent);
+    for d in [&steady, &flapping] {
+        let id = d["id"].as_str().expect("id");
+        let d = router.wait_drain("shop", id, "settle", |h| h["buffered"] == 0);
+        let h = &d["delivery"];
+        assert_eq!(
+            h["sent"].as_u64().unwrap_or(0) + h["dropped"].as_u64().unwrap_or(0),
+            h["accepted"].as_u64().unwrap_or(u64::MAX),
+            "{d}"
+        );
     }
 }
