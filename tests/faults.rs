@@ -185,7 +185,13 @@ fn a_receiver_down_under_load_every_line_is_sent_dropped_or_buffered_and_told() 
 fn a_durable_drain_loses_nothing_to_a_receiver_down_under_load() {
     let dir = TempDir::new("fault-durable");
     let port = down_port();
-    let router = Router::start(&dir.0, &["--drain-timeout", "1"]);
+    // Room on disk for the whole outage (about 256 bytes a line, framed), so none need drop.
+    let budget_mb = (seconds() * rate() as f64 * 256.0 / 1e6) as u64 + 64;
+    let budget = budget_mb.max(256).to_string();
+    let router = Router::start(
+        &dir.0,
+        &["--drain-timeout", "1", "--durable-budget-mb", &budget],
+    );
     let token = router.create_app("shop");
     let drain = add_durable_drain(&router, port);
     let id = drain["id"].as_str().expect("id").to_owned();
