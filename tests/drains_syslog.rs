@@ -46,7 +46,7 @@ fn send_lines(router: &Router, token: &str, n: usize) {
 #[test]
 fn rsyslog_over_tcp_gets_every_line_intact_and_in_order() {
     let dir = TempDir::new("drain-tcp");
-    let rsyslog = Rsyslog::start(&dir.0.join("rsyslog"), free_port(), None);
+    let rsyslog = Rsyslog::start_free(&dir.0.join("rsyslog"), None);
     let router = Router::start(&dir.0.join("router"), &[]);
     let token = router.create_app("shop");
     let drain = router.add_drain("shop", &format!("syslog://127.0.0.1:{}", rsyslog.port));
@@ -74,9 +74,8 @@ fn rsyslog_over_tcp_gets_every_line_intact_and_in_order() {
 fn rsyslog_over_tls_with_the_operators_ca() {
     let dir = TempDir::new("drain-tls");
     let pki = support::pki::make(&dir.0.join("pki"), "drain");
-    let rsyslog = Rsyslog::start(
+    let rsyslog = Rsyslog::start_free(
         &dir.0.join("rsyslog"),
-        free_port(),
         Some(TlsFiles {
             ca: &pki.ca,
             cert: &pki.cert,
@@ -100,9 +99,8 @@ fn rsyslog_over_tls_with_the_operators_ca() {
 fn an_untrusted_certificate_delivers_nothing_and_says_l14() {
     let dir = TempDir::new("drain-badca");
     let pki = support::pki::make(&dir.0.join("pki"), "drain");
-    let rsyslog = Rsyslog::start(
+    let rsyslog = Rsyslog::start_free(
         &dir.0.join("rsyslog"),
-        free_port(),
         Some(TlsFiles {
             ca: &pki.ca,
             cert: &pki.cert,
@@ -471,7 +469,7 @@ fn a_black_holed_drain_slows_nothing_and_counts_exactly() {
 #[test]
 fn a_clean_stop_delivers_what_the_drain_buffered() {
     let dir = TempDir::new("drain-stop");
-    let rsyslog = Rsyslog::start(&dir.0.join("rsyslog"), free_port(), None);
+    let rsyslog = Rsyslog::start_free(&dir.0.join("rsyslog"), None);
     let mut router = Router::start(&dir.0.join("router"), &["--drain-buffer", "10000"]);
     let token = router.create_app("shop");
     router.add_drain("shop", &format!("syslog://127.0.0.1:{}", rsyslog.port));
