@@ -265,6 +265,7 @@ impl Drains {
                 let path = dir.join("drains").join(&drain.id);
                 match DurableQueue::open(&path, self.inner.config.durable_budget) {
                     Ok(q) => {
+                        health.set_durable();
                         health.spooled(q.len());
                         // Records open found damaged (or over a smaller budget) are lost: in
                         // the drain's health, in the app's stream and to the drain as L10.
@@ -444,9 +445,7 @@ impl Drains {
         drains
             .into_iter()
             .map(|d| {
-                let report = running
-                    .get(&d.id)
-                    .map(|r| r.health.report(r.queue.counts()));
+                let report = running.get(&d.id).map(|r| r.health.report(&r.queue));
                 (d, report)
             })
             .collect()
@@ -458,7 +457,7 @@ impl Drains {
         let report = self
             .running()
             .get(&drain.id)
-            .map(|r| r.health.report(r.queue.counts()));
+            .map(|r| r.health.report(&r.queue));
         Some((drain, report))
     }
 
