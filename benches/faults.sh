@@ -29,6 +29,7 @@ bench_setup faults.sh python3
 
 dir=$tmp/data
 mkdir -p "$dir"
+failed=()
 
 # start_router: starts `paas logplex` on $dir; sets router_pid, api, and started_ms (how long
 # until it said where its data is: its restore is done and the API listens by then).
@@ -103,12 +104,16 @@ EOF
 for phase in $phases; do
     case $phase in
         outage)
+            # One at a time, so that each has the machine to itself; a failure is reported and
+            # the next phase still runs.
             (cd "$root" && FAULTS_SECONDS=${OUTAGE_SECONDS:-300} FAULTS_RATE=${RATE:-50000} \
-                cargo test --release --test faults -- --nocapture receiver_down sigkill)
+                cargo test --release --test faults -- --nocapture --test-threads=1 \
+                receiver_down sigkill) || failed+=(outage)
             continue ;;
         soak)
             (cd "$root" && FAULTS_SOAK_SECONDS=${SOAK_SECONDS:-1800} \
-                cargo test --release --test faults -- --nocapture soak 2>&1 | grep -E '^soak|test ')
+                cargo test --release --test faults -- --nocapture soak 2>&1 |
+                grep -E '^soak|test |panicked|RSS|fds') || failed+=(soak)
             continue ;;
     esac
     rm -rf "$dir" && mkdir -p "$dir"
@@ -128,3 +133,7 @@ for phase in $phases; do
     kill -TERM "$router_pid"
     wait "$router_pid" 2>/dev/null || true
 done
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "faults.sh: failed: ${failed[*]}" >&2
+    exit 1
+fi
