@@ -110,6 +110,23 @@ fn add_drain(router: &Router, url: &str, durable: bool) -> Value {
     serde_json::from_str(&body).expect("JSON")
 }
 
+/// Waits (up to 90 s: after a long outage the drain's reconnect back-off, capped at 30 s, may
+/// be that long) until the drain's report satisfies `check`.
+fn wait_back(router: &Router, id: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let start = Instant::now();
+    loop {
+        let d = router.drain("shop", id);
+        if check(&d["delivery"]) {
+            return d;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "drain never {what}: {d}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// The N of every L10 line for `drain_token` in the app's stream, summed.
 fn told_l10(router: &Router, drain_token: &str) -> u64 {
     let needle = format!("Error L10 (output buffer overflow): drain '{drain_token}' dropped ");
@@ -147,7 +164,7 @@ fn a_receiver_down_under_load_every_line_is_sent_dropped_or_buffered_and_told() 
     assert_eq!(d["delivery"]["sent"], 0, "{d}");
     // The receiver returns: the buffer goes, and the books balance to the line.
     let got = receiver_on(port);
-    let d = router.wait_drain("shop", &id, "drain the buffer", |h| h["buffered"] == 0);
+    let d = wait_back(&router, &id, "drain the buffer", |h| h["buffered"] == 0);
     let h = &d["delivery"];
     let (out, dropped) = (
         h["sent"].as_u64().expect("sent"),
@@ -198,7 +215,7 @@ fn a_durable_drain_loses_nothing_to_a_receiver_down_under_load() {
     let sent = load(&router, &token);
     router.wait_drain("shop", &id, "spool everything", |h| h["buffered"] == sent);
     let got = receiver_on(port);
-    let d = router.wait_drain("shop", &id, "deliver everything", |h| {
+    let d = wait_back(&router, &id, "deliver everything", |h| {
         h["buffered"] == 0 && h["sent"].as_u64().unwrap_or(0) >= sent
     });
     assert_eq!(d["delivery"]["dropped"], 0, "{d}");
@@ -317,7 +334,7 @@ fn a_sigkill_under_load_loses_no_configuration_and_nothing_older_than_100_ms() {
     );
     // The durable drain: every one of them reaches the receiver when it returns.
     let got = receiver_on(port);
-    router.wait_drain("shop", &id, "deliver what was spooled", |h| {
+    wait_back(&router, &id, "deliver what was spooled", |h| {
         h["buffered"] == 0
     });
     let frames = frames_in(&got.lock().expect("lock"));
@@ -562,7 +579,7 @@ fn a_soak_under_mixed_load_holds_memory_and_descriptors_steady() {
     router.wait_accepted("shop", sent);
     for d in [&steady, &flapping] {
         let id = d["id"].as_str().expect("id");
-        let d = router.wait_drain("shop", id, "settle", |h| h["buffered"] == 0);
+        let d = wait_back(&router, id, "settle", |h| h["buffered"] == 0);
         let h = &d["delivery"];
         assert_eq!(
             h["sent"].as_u64().unwrap_or(0) + h["dropped"].as_u64().unwrap_or(0),
