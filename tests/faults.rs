@@ -588,3 +588,81 @@ fn a_soak_under_mixed_load_holds_memory_and_descriptors_steady() {
         );
     }
 }
+
+/// `paas up` SIGKILLed while requests go through its proxy, restarted on the same data
+/// directory: the lock is free again (the kernel let go of it), the app is what it was, and
+/// every router line written 150 ms before the kill is in its history.
+#[test]
+fn paas_up_sigkilled_under_load_restarts_with_its_app_and_history() {
+    let dir = TempDir::new("fault-up-kill");
+    let flags = [
+        "--scale",
+        "web=1",
+        "--scale",
+        "worker=0",
+        "--history-lines",
+        "100000",
+    ];
+    let mut up = Router::up(&dir.0, &flags);
+    let apps = |r: &Router| {
+        let mut v = r.get_json("/apps");
+        strip_volatile(&mut v);
+        v
+    };
+    let before = apps(&up);
+    let app = before[0]["name"].as_str().expect("the app").to_owned();
+    let start = Instant::now();
+    while !up
+        .get_json(&format!("/apps/{app}/dynos"))
+        .as_array()
+        .is_some_and(|d| !d.is_empty() && d.iter().all(|d| d["state"] == "up"))
+    {
+        assert!(start.elapsed() < Duration::from_secs(30), "web never up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sender = {
+        let (stop, addr) = (stop.clone(), support::proxy_addr(&up));
+        std::thread::spawn(move || {
+            let mut ok = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok(mut s) = std::net::TcpStream::connect(&addr) else {
+                    return ok;
+                };
+                let request = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+                if std::io::Write::write_all(&mut s, request).is_ok()
+                    && support::read_response(&mut s) == Some(200)
+                {
+                    ok += 1;
+                }
+            }
+            ok
+        })
+    };
+    // Some requests through, then the kill 150 ms after counting the router lines so far.
+    let start = Instant::now();
+    let written = loop {
+        let n = up.history(&app, &["--source", "router"]).len();
+        if n >= 20 {
+            break n;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{n} router lines"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::thread::sleep(Duration::from_millis(150));
+    let _ = up.child.kill();
+    let _ = up.child.wait();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(sender.join().expect("sender") > 0);
+
+    let up = Router::up(&dir.0, &flags);
+    assert_eq!(apps(&up), before, "the app after the kill");
+    let kept = up.history(&app, &["--source", "router"]).len();
+    assert!(
+        kept >= written,
+        "{kept} router lines kept of {written} written before the kill"
+    );
+}
