@@ -41,6 +41,9 @@ pub struct HistoryLogConfig {
     pub sync_interval: Duration,
     /// Lines written at most at once. Default 4,096.
     pub batch_lines: usize,
+    /// History files kept open at once; past it the least recently written is closed
+    /// (fsynced first). Default 256, so that a router of many apps holds few descriptors.
+    pub max_open_files: usize,
 }
 
 impl Default for HistoryLogConfig {
@@ -49,6 +52,7 @@ impl Default for HistoryLogConfig {
             capacity: 65_536,
             sync_interval: Duration::from_millis(100),
             batch_lines: 4096,
+            max_open_files: 256,
         }
     }
 }
@@ -118,6 +122,8 @@ impl HistoryLog {
             keep_lines: router.config().history_lines.max(1),
             keep_bytes: router.config().history_bytes.max(1),
             open: HashMap::new(),
+            max_open: config.max_open_files.max(1),
+            clock: 0,
             stats: stats.clone(),
             notice: Notice::default(),
         }));
@@ -217,6 +223,10 @@ struct Files {
     keep_lines: usize,
     keep_bytes: usize,
     open: HashMap<String, AppFile>,
+    /// The most files open at once.
+    max_open: usize,
+    /// Counts appends, to find the least recently written file.
+    clock: u64,
     stats: Arc<HistoryLogStats>,
     notice: Notice,
 }
@@ -229,6 +239,8 @@ struct AppFile {
     /// Its length.
     len: u64,
     dirty: bool,
+    /// `Files::clock` at its last append.
+    used: u64,
 }
 
 impl Files {
@@ -238,7 +250,10 @@ impl Files {
         for line in lines {
             encode_frame(line, &mut frame, &mut out);
         }
+        self.clock += 1;
+        let clock = self.clock;
         let written = self.open_file(id).and_then(|f| {
+            f.used = clock;
             f.file.write_all(&out)?;
             f.len += out.len() as u64;
             f.appended += lines.len();
@@ -287,6 +302,19 @@ impl Files {
     }
 
     fn open_file(&mut self, id: &str) -> std::io::Result<&mut AppFile> {
+        if !self.open.contains_key(id) && self.open.len() >= self.max_open {
+            // Close the least recently written, its writes made durable first.
+            let oldest = self
+                .open
+                .iter()
+                .min_by_key(|(_, f)| f.used)
+                .map(|(k, _)| k.clone());
+            if let Some(f) = oldest.and_then(|k| self.open.remove(&k))
+                && f.dirty
+            {
+                f.file.sync_data()?;
+            }
+        }
         if !self.open.contains_key(id) {
             use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
             let dir = history_dir(&self.data_dir);
@@ -311,6 +339,7 @@ impl Files {
                     appended: 0,
                     len,
                     dirty: true,
+                    used: self.clock,
                 },
             );
         }
@@ -449,6 +478,65 @@ mod tests {
         assert!(log.stats().compactions.load(Ordering::Relaxed) >= 5);
         log.stop(Duration::from_secs(5)).await;
         assert_eq!(log_failed(&router), 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_apps_hold_at_most_max_open_files_and_lose_nothing() {
+        let dir = std::env::temp_dir().join(format!(
+            "paas-history-open-{}-{}",
+            std::process::id(),
+            crate::time::Timestamp::now().as_micros()
+        ));
+        let router = Router::new(
+            RouterConfig {
+                app_rate: 0,
+                ..RouterConfig::default()
+            },
+            Registry::in_memory(),
+        );
+        let log = HistoryLog::start(
+            &router,
+            dir.clone(),
+            HistoryLogConfig {
+                max_open_files: 4,
+                ..HistoryLogConfig::default()
+            },
+        );
+        for round in 0..3 {
+            for a in 0..20 {
+                let name = format!("app{a}");
+                if round == 0 {
+                    router.create_app(&name).unwrap();
+                }
+                let e = router.emitter(&name, "app").unwrap();
+                e.try_emit("web.1", Bytes::from(format!("round={round}")))
+                    .unwrap();
+            }
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while log.stats().written.load(Ordering::Relaxed) < 60 {
+            assert!(std::time::Instant::now() < deadline);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let open = std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .filter(|l| l.starts_with(&dir))
+            .count();
+        assert!(open <= 4, "{open} history files open");
+        log.stop(Duration::from_secs(5)).await;
+        for a in 0..20 {
+            let id = router.app(&format!("app{a}")).unwrap().id;
+            let bytes = std::fs::read(history_path(&dir, &id)).unwrap();
+            let read = read_history(&AppName::from("x"), Bytes::from(bytes)).unwrap();
+            let got: Vec<String> = read
+                .lines
+                .iter()
+                .map(|l| String::from_utf8_lossy(&l.message).into_owned())
+                .collect();
+            assert_eq!(got, ["round=0", "round=1", "round=2"]);
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

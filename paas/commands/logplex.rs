@@ -51,6 +51,9 @@ pub struct RouterArgs {
     /// logplex_lines_dropped_total{consumer="history"}; a clean stop still saves them).
     #[arg(long, default_value_t = 65_536)]
     history_queue: usize,
+    /// History files the writer keeps open at once (the least recently written is closed).
+    #[arg(long, default_value_t = 256)]
+    history_open_files: usize,
     /// Lines a tail session buffers for a slow reader before dropping (L11).
     #[arg(long, default_value_t = logplex::DEFAULT_TAIL_BUFFER)]
     tail_buffer: usize,
@@ -317,6 +320,7 @@ impl RouterArgs {
         c.router.history_lines = self.history_lines;
         c.history_log.sync_interval = Duration::from_millis(self.history_sync_ms.max(1));
         c.history_log.capacity = self.history_queue.max(1);
+        c.history_log.max_open_files = self.history_open_files.max(1);
         c.router.tail_buffer = self.tail_buffer;
         c.router.max_tails_per_app = self.max_tails;
         c.router.app_rate = self.app_rate;
