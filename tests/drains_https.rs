@@ -89,10 +89,12 @@ fn server_errors_and_429_are_retried_with_the_same_frame_id_and_4xx_is_dropped()
     send(&mut conn, &frame(&token, "web.1", "after"));
     let d = router.wait_drain("shop", id, "go on", |h| h["delivered"] == 2);
     let h = &d["delivery"];
+    // A 2xx acknowledges: what was sent was delivered.
+    assert_eq!(h["sent"], h["delivered"], "{d}");
     assert_eq!(
         h["accepted"].as_u64(),
         Some(
-            h["delivered"].as_u64().unwrap()
+            h["sent"].as_u64().unwrap()
                 + h["dropped"].as_u64().unwrap()
                 + h["buffered"].as_u64().unwrap()
         )
@@ -157,4 +159,43 @@ fn a_slow_receiver_times_out_and_the_batch_is_retried() {
         header(&got[0], "logplex-frame-id"),
         header(&got[1], "logplex-frame-id")
     );
+}
+
+/// A batch the receiver keeps failing is tried `--drain-attempts` times, no more, then dropped
+/// and counted; the next batch goes on (issue 17: nothing asserted the give-up).
+#[test]
+fn a_batch_is_dropped_and_counted_after_drain_attempts() {
+    let dir = TempDir::new("https-give-up");
+    let receiver = Receiver::start(None);
+    let router = Router::start(&dir.0, &["--drain-attempts", "3"]);
+    let token = router.create_app("shop");
+    receiver.answer(&[500, 500, 500]);
+    let drain = router.add_drain("shop", &format!("http://{}/", receiver.addr));
+    let id = drain["id"].as_str().unwrap();
+    let mut conn = router.connect();
+    send(&mut conn, &frame(&token, "web.1", "given up"));
+    let d = router.wait_drain("shop", id, "give the batch up", |h| h["dropped"] == 1);
+    assert!(
+        d["delivery"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("gave up after 3 attempts"),
+        "{d}"
+    );
+    send(&mut conn, &frame(&token, "web.1", "after"));
+    let d = router.wait_drain("shop", id, "go on", |h| h["delivered"] == 1);
+    let got = receiver.wait("four requests", |r| r.len() >= 4);
+    // Exactly three tries of the first batch (one frame id), then the next batch.
+    let ids: Vec<&str> = got.iter().map(|r| header(r, "logplex-frame-id")).collect();
+    assert_eq!(got.len(), 4, "{ids:?}");
+    assert!(
+        ids[..3].iter().all(|i| *i == ids[0]) && ids[3] != ids[0],
+        "{ids:?}"
+    );
+    let h = &d["delivery"];
+    assert_eq!(
+        (h["sent"].as_u64(), h["dropped"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(h["accepted"], 2);
 }

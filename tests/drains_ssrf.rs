@@ -194,7 +194,7 @@ fn a_name_allowed_when_added_is_refused_at_connect_when_it_resolves_to_loopback(
         });
         let error = d["delivery"]["last_error"].as_str().unwrap();
         assert!(error.contains("is a loopback address"), "{error}");
-        assert_eq!(d["delivery"]["delivered"], 0, "{d}");
+        assert_eq!(d["delivery"]["sent"], 0, "{d}");
         assert_eq!(d["delivery"]["degraded"], true, "{d}");
     }
     assert!(nobody_connected(&tcp) && nobody_connected(&https));
@@ -230,7 +230,7 @@ fn a_stored_drain_the_policy_now_refuses_is_not_delivered_to() {
             .unwrap()
             .to_owned();
         send_line(&router, &token, "before the policy changed");
-        router.wait_drain("shop", &id, "delivered", |h| h["delivered"] == 1);
+        router.wait_drain("shop", &id, "sent", |h| h["sent"] == 1);
         router.terminate();
         (id, token)
     };

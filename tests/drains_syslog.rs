@@ -46,7 +46,7 @@ fn send_lines(router: &Router, token: &str, n: usize) {
 #[test]
 fn rsyslog_over_tcp_gets_every_line_intact_and_in_order() {
     let dir = TempDir::new("drain-tcp");
-    let rsyslog = Rsyslog::start(&dir.0.join("rsyslog"), free_port(), None);
+    let rsyslog = Rsyslog::start_free(&dir.0.join("rsyslog"), None);
     let router = Router::start(&dir.0.join("router"), &[]);
     let token = router.create_app("shop");
     let drain = router.add_drain("shop", &format!("syslog://127.0.0.1:{}", rsyslog.port));
@@ -58,7 +58,7 @@ fn rsyslog_over_tcp_gets_every_line_intact_and_in_order() {
     assert_in_order(&lines, &drain_token, "web.1", "web.1", 500);
     assert_in_order(&lines, &drain_token, "worker.1", "worker.1", 500);
     let d = router.wait_drain("shop", &drain_token, "deliver everything", |h| {
-        h["delivered"] == 1000
+        h["sent"] == 1000
     });
     let h = &d["delivery"];
     assert_eq!(
@@ -74,9 +74,8 @@ fn rsyslog_over_tcp_gets_every_line_intact_and_in_order() {
 fn rsyslog_over_tls_with_the_operators_ca() {
     let dir = TempDir::new("drain-tls");
     let pki = support::pki::make(&dir.0.join("pki"), "drain");
-    let rsyslog = Rsyslog::start(
+    let rsyslog = Rsyslog::start_free(
         &dir.0.join("rsyslog"),
-        free_port(),
         Some(TlsFiles {
             ca: &pki.ca,
             cert: &pki.cert,
@@ -100,9 +99,8 @@ fn rsyslog_over_tls_with_the_operators_ca() {
 fn an_untrusted_certificate_delivers_nothing_and_says_l14() {
     let dir = TempDir::new("drain-badca");
     let pki = support::pki::make(&dir.0.join("pki"), "drain");
-    let rsyslog = Rsyslog::start(
+    let rsyslog = Rsyslog::start_free(
         &dir.0.join("rsyslog"),
-        free_port(),
         Some(TlsFiles {
             ca: &pki.ca,
             cert: &pki.cert,
@@ -130,7 +128,7 @@ fn an_untrusted_certificate_delivers_nothing_and_says_l14() {
             .contains("TLS"),
         "{d}"
     );
-    assert_eq!(d["delivery"]["delivered"], 0);
+    assert_eq!(d["delivery"]["sent"], 0);
     let start = std::time::Instant::now();
     loop {
         let l14 = router.history("shop", &["--source", "logplex"]);
@@ -183,13 +181,10 @@ fn a_receiver_down_then_up_gets_what_fit_and_the_rest_is_counted_with_l10() {
     // The receiver comes up: the drain reconnects by itself.
     let rsyslog = Rsyslog::start(&dir.0.join("rsyslog"), port, None);
     let d = router.wait_drain("shop", &id, "catch up", |h| {
-        h["buffered"] == 0 && h["delivered"].as_u64().unwrap_or(0) > 0
+        h["buffered"] == 0 && h["sent"].as_u64().unwrap_or(0) > 0
     });
     let h = &d["delivery"];
-    let (delivered, dropped) = (
-        h["delivered"].as_u64().unwrap(),
-        h["dropped"].as_u64().unwrap(),
-    );
+    let (delivered, dropped) = (h["sent"].as_u64().unwrap(), h["dropped"].as_u64().unwrap());
     assert_eq!(
         delivered + dropped,
         200,
@@ -209,13 +204,39 @@ fn a_receiver_down_then_up_gets_what_fit_and_the_rest_is_counted_with_l10() {
         lines[l10]
     );
     assert!(lines.last().unwrap().ends_with("down n=199"));
-    // The app's stream says it too.
+    // The app's stream says it too, and the N of its L10 lines add up to the drain's
+    // dropped: each loss told once, none missing.
     let stream = router.history("shop", &["--source", "logplex"]);
+    let told: Vec<u64> = stream
+        .iter()
+        .filter_map(|l| {
+            l.split(&format!(
+                "Error L10 (output buffer overflow): drain '{drain_token}' dropped "
+            ))
+            .nth(1)?
+            .split(' ')
+            .next()?
+            .parse()
+            .ok()
+        })
+        .collect();
+    assert!(!told.is_empty(), "{stream:?}");
+    assert_eq!(told.iter().sum::<u64>(), dropped, "{stream:?}");
+    // And those the drain itself was told add up to no more than that.
+    let to_drain: u64 = lines
+        .iter()
+        .filter_map(|l| {
+            l.split("dropped ")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
     assert!(
-        stream.iter().any(|l| l.contains(&format!(
-            "Error L10 (output buffer overflow): drain '{drain_token}' dropped"
-        ))),
-        "{stream:?}"
+        to_drain > 0 && to_drain <= dropped,
+        "{to_drain} of {dropped}"
     );
 }
 
@@ -294,7 +315,8 @@ fn drains_are_managed_through_the_api_and_cli_and_survive_a_restart() {
     let out = router.paas(&["drains", "-a", "shop"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("syslog://127.0.0.1:1514") && text.contains("delivered 0"),
+        text.contains("syslog://127.0.0.1:1514")
+            && text.contains("sent 0  (syslog: no acknowledgement)"),
         "{text}"
     );
     // Survives a restart, then is removed by its URL-encoded URL.
@@ -333,7 +355,17 @@ fn fast_receiver() -> (
     std::net::SocketAddr,
     std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
 ) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    fast_receiver_on(0)
+}
+
+/// `fast_receiver` on a given loopback port.
+fn fast_receiver_on(
+    port: u16,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+) {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
     let addr = listener.local_addr().unwrap();
     let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let keep = got.clone();
@@ -406,7 +438,7 @@ fn a_black_holed_drain_slows_nothing_and_counts_exactly() {
         "shop",
         good["id"].as_str().unwrap(),
         "deliver everything",
-        |h| h["delivered"].as_u64().unwrap_or(0) >= n as u64 && h["buffered"] == 0,
+        |h| h["sent"].as_u64().unwrap_or(0) >= n as u64 && h["buffered"] == 0,
     );
     assert_eq!(g["delivery"]["dropped"], 0, "{g}");
     let frames: Vec<String> = frames_in(&good_bytes.lock().unwrap())
@@ -424,19 +456,20 @@ fn a_black_holed_drain_slows_nothing_and_counts_exactly() {
         h["dropped"].as_u64().unwrap_or(0) > 0 && h["accepted"] == n as u64
     });
     let h = &d["delivery"];
-    let sum = h["delivered"].as_u64().unwrap()
+    let sum = h["sent"].as_u64().unwrap()
         + h["dropped"].as_u64().unwrap()
         + h["buffered"].as_u64().unwrap();
-    assert_eq!(
-        sum, n as u64,
-        "delivered + dropped + buffered = accepted: {d}"
-    );
+    assert_eq!(sum, n as u64, "sent + dropped + buffered = accepted: {d}");
+    // A receiver that never reads took a socket buffer's worth: sent, never "delivered"
+    // (issue 17: it showed 12,277 delivered).
+    assert!(h["sent"].as_u64().unwrap() > 0, "{d}");
+    assert_eq!(h["delivered"], 0, "syslog has no acknowledgement: {d}");
 }
 
 #[test]
 fn a_clean_stop_delivers_what_the_drain_buffered() {
     let dir = TempDir::new("drain-stop");
-    let rsyslog = Rsyslog::start(&dir.0.join("rsyslog"), free_port(), None);
+    let rsyslog = Rsyslog::start_free(&dir.0.join("rsyslog"), None);
     let mut router = Router::start(&dir.0.join("router"), &["--drain-buffer", "10000"]);
     let token = router.create_app("shop");
     router.add_drain("shop", &format!("syslog://127.0.0.1:{}", rsyslog.port));
@@ -526,7 +559,7 @@ fn a_durable_drain_keeps_everything_through_a_receiver_outage_and_a_restart() {
     let router = Router::start(&dir.0.join("router"), &["--drain-timeout", "1"]);
     let rsyslog = Rsyslog::start(&dir.0.join("rsyslog"), port, None);
     router.wait_drain("shop", &id, "deliver after the restart", |h| {
-        h["buffered"] == 0 && h["delivered"].as_u64().unwrap_or(0) >= n as u64
+        h["buffered"] == 0 && h["sent"].as_u64().unwrap_or(0) >= n as u64
     });
     assert_none_missing(&rsyslog.wait_lines(n), n);
 }
@@ -551,7 +584,70 @@ fn a_durable_drain_loses_nothing_synced_when_the_router_is_killed() {
     let router = Router::start(&dir.0.join("router"), &[]);
     let rsyslog = Rsyslog::start(&dir.0.join("rsyslog"), port, None);
     router.wait_drain("shop", &id, "deliver after the crash", |h| {
-        h["buffered"] == 0 && h["delivered"].as_u64().unwrap_or(0) >= n as u64
+        h["buffered"] == 0 && h["sent"].as_u64().unwrap_or(0) >= n as u64
     });
     assert_none_missing(&rsyslog.wait_lines(n), n);
+}
+
+/// Regression (issue 17): 200 bytes of garbage in the middle of a durable drain's segment lost
+/// every intact record after them, and health said `dropped 0`, with no L10.
+#[test]
+fn a_damaged_durable_segment_loses_only_the_damaged_records_and_says_so() {
+    let dir = TempDir::new("drain-damaged");
+    let port = free_port();
+    let mut router = Router::start(&dir.0.join("router"), &["--drain-timeout", "1"]);
+    let token = router.create_app("shop");
+    let drain = add_durable(&router, &format!("syslog://127.0.0.1:{port}"));
+    let id = drain["id"].as_str().unwrap().to_owned();
+    let drain_token = drain["token"].as_str().unwrap().to_owned();
+    let n = 2000;
+    let conn = send_numbered(&router, &token, n);
+    router.wait_drain("shop", &id, "spool everything", |h| {
+        h["buffered"] == n as u64
+    });
+    drop(conn);
+    router.terminate();
+    let queue = dir.0.join("router").join("drains").join(&id);
+    let segment = std::fs::read_dir(&queue)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "seg"))
+        .expect("a segment");
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let at = bytes.len() / 2;
+    for (i, b) in bytes[at..at + 200].iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(151).wrapping_add(7);
+    }
+    std::fs::write(&segment, &bytes).unwrap();
+
+    let router = Router::start(&dir.0.join("router"), &["--drain-timeout", "1"]);
+    let (_, received) = fast_receiver_on(port);
+    let d = router.wait_drain("shop", &id, "deliver what survived", |h| {
+        h["buffered"] == 0 && h["sent"].as_u64().unwrap_or(0) > 0
+    });
+    let h = &d["delivery"];
+    let (delivered, dropped) = (h["sent"].as_u64().unwrap(), h["dropped"].as_u64().unwrap());
+    // 200 bytes cover a few ~80-byte records; everything else is delivered.
+    assert!((2..=5).contains(&dropped), "dropped {dropped}: {d}");
+    assert_eq!(delivered + dropped, n as u64, "{d}");
+    // The lines after the damage arrived, the last one included; none twice.
+    let lines = frames_in(&received.lock().unwrap());
+    let got: Vec<&String> = lines.iter().filter(|l| l.contains("durable n=")).collect();
+    assert_eq!(got.len() as u64, delivered);
+    assert!(
+        got.last()
+            .unwrap()
+            .ends_with(&format!("durable n={}", n - 1))
+    );
+    // Told as L10, to the drain first and in the app's stream, with the same N.
+    let told = format!(
+        "Error L10 (output buffer overflow): drain '{drain_token}' dropped {dropped} messages"
+    );
+    assert!(
+        lines[0].contains(&told),
+        "the drain's own L10: {}",
+        lines[0]
+    );
+    let stream = router.history("shop", &["--source", "logplex"]);
+    assert!(stream.iter().any(|l| l.contains(&told)), "{stream:?}");
 }

@@ -124,11 +124,11 @@ ours_run() {
     kill -TERM "$router" 2>/dev/null || true
     wait "$router" 2>/dev/null || true
     dropped=$(jq .delivery.dropped <<<"$stats")
-    delivered=$(jq .delivery.delivered <<<"$stats")
+    delivered=$(jq .delivery.sent <<<"$stats")
     echo "  $(grep -v '^result' <<<"$out" | tail -1)"
     figures "  ours, ${pace/max/unpaced}, --drain-buffer $buffer" "$result" $((cpu1 - cpu0))
     lost=$((lines - got))
-    echo "  drain: delivered $delivered, dropped $dropped, last_error $(jq -c .delivery.last_error <<<"$stats"); lost (sent - received) $lost; router peak RSS $((hwm_kb / 1024)) MiB"
+    echo "  drain: sent $delivered, dropped $dropped, last_error $(jq -c .delivery.last_error <<<"$stats"); lost (sent - received) $lost; router peak RSS $((hwm_kb / 1024)) MiB"
 }
 
 echo

@@ -71,7 +71,8 @@ impl Spool {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn owe(&self, line: LogLine) {
+    /// An L10 told in the stream, for the drain's next batch.
+    pub(crate) fn owe(&self, line: LogLine) {
         let mut owed = self.owed.lock().unwrap_or_else(|p| p.into_inner());
         if owed.len() < OWED_LINES {
             owed.push(line);
@@ -174,10 +175,15 @@ impl Feed {
         }
     }
 
-    /// The batch got through (`delivered`) or was refused for good: either way it is done.
-    pub fn done(&mut self, ctx: &Ctx, batch: &Batch, delivered: bool) {
-        if delivered {
-            ctx.health.delivered(batch.lines);
+    /// The batch got through (`sent`) or was refused for good: either way it is done. Only an
+    /// HTTPS receiver acknowledges what it got (a 2xx): its lines are also delivered.
+    pub fn done(&mut self, ctx: &Ctx, batch: &Batch, sent: bool) {
+        if sent {
+            let acknowledged = matches!(
+                ctx.url.scheme,
+                crate::url::Scheme::Https | crate::url::Scheme::Http
+            );
+            ctx.health.sent(batch.lines, acknowledged);
         } else {
             ctx.health.dropped(batch.lines);
         }

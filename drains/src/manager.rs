@@ -265,13 +265,27 @@ impl Drains {
                 let path = dir.join("drains").join(&drain.id);
                 match DurableQueue::open(&path, self.inner.config.durable_budget) {
                     Ok(q) => {
+                        health.set_durable();
                         health.spooled(q.len());
+                        // Records open found damaged (or over a smaller budget) are lost: in
+                        // the drain's health, in the app's stream and to the drain as L10.
+                        let lost = q.dropped_total();
                         let spool = Arc::new(Spool {
                             queue: Mutex::new(q),
                             ready: tokio::sync::Notify::new(),
                             finished: std::sync::atomic::AtomicBool::new(false),
                             owed: Mutex::new(Vec::new()),
                         });
+                        if lost > 0 {
+                            tracing::warn!(drain = %drain.id, lost, "durable queue: records lost on disk");
+                            health.dropped(lost);
+                            let event = logplex::PlatformEvent::DrainOverflow {
+                                drain: drain.token.clone(),
+                                dropped: lost,
+                                since: logplex::Timestamp::now(),
+                            };
+                            spool.owe(channel.emit_for_drain(event, &drain.token));
+                        }
                         tokio::spawn(crate::feed::spool(
                             queue.clone(),
                             spool.clone(),
@@ -431,9 +445,7 @@ impl Drains {
         drains
             .into_iter()
             .map(|d| {
-                let report = running
-                    .get(&d.id)
-                    .map(|r| r.health.report(r.queue.counts()));
+                let report = running.get(&d.id).map(|r| r.health.report(&r.queue));
                 (d, report)
             })
             .collect()
@@ -445,7 +457,7 @@ impl Drains {
         let report = self
             .running()
             .get(&drain.id)
-            .map(|r| r.health.report(r.queue.counts()));
+            .map(|r| r.health.report(&r.queue));
         Some((drain, report))
     }
 

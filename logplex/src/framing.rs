@@ -298,6 +298,31 @@ mod tests {
         frames.iter().map(|f| Ok(f.to_vec())).collect()
     }
 
+    /// A frame of exactly the maximum is accepted and one byte more is refused, octet-counted
+    /// and newline-framed, however the stream is cut (issue 17: `>` made `>=` stayed green).
+    #[test]
+    fn a_frame_of_exactly_max_frame_is_accepted_and_one_more_byte_is_not() {
+        let max = 16;
+        let exact = vec![b'<'; max];
+        let over = vec![b'<'; max + 1];
+        let mut counted = Vec::new();
+        write_octet_counted(&mut counted, &exact);
+        write_octet_counted(&mut counted, &over);
+        write_octet_counted(&mut counted, b"<after");
+        let newline = [&exact[..], b"\n", &over[..], b"\n<after\n"].concat();
+        for stream in [&counted, &newline] {
+            let expected = vec![
+                Ok(exact.clone()),
+                Err(FrameError::TooLarge { len: max + 1, max }),
+                Ok(b"<after".to_vec()),
+            ];
+            assert_eq!(decode_all(stream, &[], max), expected);
+            for cut in 0..stream.len() {
+                assert_eq!(decode_all(stream, &[cut], max), expected, "cut at {cut}");
+            }
+        }
+    }
+
     #[test]
     fn octet_counted_and_newline_frames_mixed() {
         let stream = b"11 <13>1 - a b6 <1>1 x\n<13>1 line one\r\n\n<14>1 line two";

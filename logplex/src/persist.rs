@@ -8,9 +8,9 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
-use crate::framing::{FrameDecoder, write_octet_counted};
+use crate::framing::write_octet_counted;
 use crate::line::{AppName, LogLine};
 use crate::rfc5424::parse;
 use crate::time::Timestamp;
@@ -29,24 +29,36 @@ pub fn encode_history(lines: &[LogLine]) -> Vec<u8> {
     out.extend_from_slice(MAGIC);
     let mut frame = Vec::with_capacity(256);
     for line in lines {
+        encode_frame(line, &mut frame, &mut out);
+    }
+    out
+}
+
+/// The history file's first bytes (its format and version).
+pub(crate) fn history_magic() -> &'static [u8] {
+    MAGIC
+}
+
+/// Appends `line` to `out` as one octet-counted frame of a history file (`frame`: scratch).
+pub(crate) fn encode_frame(line: &LogLine, frame: &mut Vec<u8>, out: &mut Vec<u8>) {
+    {
         frame.clear();
         let pri = u32::from(line.facility.min(23)) * 8 + u32::from(line.severity.min(7));
         frame.extend_from_slice(format!("<{pri}>1 ").as_bytes());
-        line.time.write_rfc3339(&mut frame);
+        line.time.write_rfc3339(frame);
         frame.extend_from_slice(b" - ");
-        field(&mut frame, &line.source);
+        field(frame, &line.source);
         frame.push(b' ');
-        field(&mut frame, &line.process);
+        field(frame, &line.process);
         frame.extend_from_slice(b" - [paas received=\"");
-        line.received.write_rfc3339(&mut frame);
+        line.received.write_rfc3339(frame);
         if line.seq > 0 {
             frame.extend_from_slice(format!("\" seq=\"{}", line.seq).as_bytes());
         }
         frame.extend_from_slice(b"\"] ");
         frame.extend_from_slice(&line.message);
-        write_octet_counted(&mut out, &frame);
+        write_octet_counted(out, frame);
     }
-    out
 }
 
 fn field(out: &mut Vec<u8>, value: &[u8]) {
@@ -77,42 +89,110 @@ pub enum HistoryFileError {
     },
 }
 
-/// Reads an app's history file.
+/// Reads an app's history file, all of it or an error.
 pub fn decode_history(app: &AppName, bytes: Bytes) -> Result<Vec<LogLine>, HistoryFileError> {
-    let body = bytes
-        .strip_prefix(MAGIC)
-        .ok_or(HistoryFileError::BadMagic)?;
-    let mut buf = BytesMut::from(body);
-    let mut decoder = FrameDecoder::new(usize::MAX / 2);
-    let mut lines = Vec::new();
-    let damaged = |index: usize, reason: String| HistoryFileError::Damaged { index, reason };
-    while let Some(frame) = decoder.decode_eof(&mut buf) {
-        let index = lines.len();
-        let frame = frame.map_err(|e| damaged(index, e.to_string()))?;
-        let msg = parse(&frame).map_err(|e| damaged(index, e.to_string()))?;
-        let time = msg
-            .timestamp
-            .ok_or_else(|| damaged(index, "no timestamp".into()))?;
-        let sd = msg.structured_data.as_deref().unwrap_or_default();
-        let received = param(sd, b"received=\"")
-            .and_then(|v| Timestamp::parse_rfc3339(v).ok())
-            .unwrap_or(time);
-        let seq = param(sd, b"seq=\"")
-            .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
-            .unwrap_or(0);
-        lines.push(LogLine {
-            received,
-            time,
-            app: app.clone(),
-            source: msg.app_name.unwrap_or_default(),
-            process: msg.proc_id.unwrap_or_default(),
-            facility: msg.facility,
-            severity: msg.severity,
-            message: msg.msg,
-            seq,
-        });
+    let read = read_history(app, bytes)?;
+    match read.end {
+        ReadEnd::Clean => Ok(read.lines),
+        ReadEnd::Torn => Err(HistoryFileError::Damaged {
+            index: read.lines.len(),
+            reason: "the file ends inside a frame".into(),
+        }),
+        ReadEnd::Damaged { index, reason } => Err(HistoryFileError::Damaged { index, reason }),
     }
-    Ok(lines)
+}
+
+/// How reading a history file ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ReadEnd {
+    /// At the end, on a frame boundary.
+    Clean,
+    /// Inside the last frame: a write cut short (a crash while appending). Not damage.
+    Torn,
+    /// At a frame that does not read.
+    Damaged {
+        /// Which frame, from 0.
+        index: usize,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+/// What of a history file reads: the lines up to the end or the first damage.
+#[derive(Debug)]
+pub(crate) struct ReadHistory {
+    pub(crate) lines: Vec<LogLine>,
+    /// Where the last line that reads ends, in the file.
+    pub(crate) valid_len: usize,
+    pub(crate) end: ReadEnd,
+}
+
+/// Reads the frames of a history file (`len SP frame`, back to back) up to its end or the first
+/// one that does not read. Only a file that is not a history file at all is an error.
+pub(crate) fn read_history(app: &AppName, bytes: Bytes) -> Result<ReadHistory, HistoryFileError> {
+    if !bytes.starts_with(MAGIC) {
+        return Err(HistoryFileError::BadMagic);
+    }
+    let mut at = MAGIC.len();
+    let mut lines = Vec::new();
+    let end = loop {
+        let rest = &bytes[at..];
+        if rest.is_empty() {
+            break ReadEnd::Clean;
+        }
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        let index = lines.len();
+        if digits == rest.len() {
+            break ReadEnd::Torn;
+        }
+        let len = std::str::from_utf8(&rest[..digits])
+            .ok()
+            .and_then(|d| d.parse::<usize>().ok());
+        let (Some(len), b' ') = (len, rest[digits]) else {
+            break ReadEnd::Damaged {
+                index,
+                reason: "bad octet count".into(),
+            };
+        };
+        let start = at + digits + 1;
+        if bytes.len() - start < len {
+            break ReadEnd::Torn;
+        }
+        match line_from_frame(app, bytes.slice(start..start + len)) {
+            Ok(line) => lines.push(line),
+            Err(reason) => break ReadEnd::Damaged { index, reason },
+        }
+        at = start + len;
+    };
+    Ok(ReadHistory {
+        lines,
+        valid_len: at,
+        end,
+    })
+}
+
+/// One frame of a history file as a line.
+fn line_from_frame(app: &AppName, frame: Bytes) -> Result<LogLine, String> {
+    let msg = parse(&frame).map_err(|e| e.to_string())?;
+    let time = msg.timestamp.ok_or("no timestamp")?;
+    let sd = msg.structured_data.as_deref().unwrap_or_default();
+    let received = param(sd, b"received=\"")
+        .and_then(|v| Timestamp::parse_rfc3339(v).ok())
+        .unwrap_or(time);
+    let seq = param(sd, b"seq=\"")
+        .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
+        .unwrap_or(0);
+    Ok(LogLine {
+        received,
+        time,
+        app: app.clone(),
+        source: msg.app_name.unwrap_or_default(),
+        process: msg.proc_id.unwrap_or_default(),
+        facility: msg.facility,
+        severity: msg.severity,
+        message: msg.msg,
+        seq,
+    })
 }
 
 /// The value of a structured-data parameter (`name="` given with its `="`).
@@ -124,7 +204,7 @@ fn param<'a>(sd: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
 
 /// An app's history file: named by the app's id, so that an app made again under a deleted
 /// one's name never reads the old app's lines.
-fn history_path(data_dir: &Path, app_id: &str) -> PathBuf {
+pub(crate) fn history_path(data_dir: &Path, app_id: &str) -> PathBuf {
     history_dir(data_dir).join(format!("{app_id}.log"))
 }
 
@@ -150,23 +230,88 @@ pub fn save_history(data_dir: &Path, app_id: &str, lines: &[LogLine]) -> std::io
     std::fs::rename(&tmp, history_path(data_dir, app_id))
 }
 
+/// An app's history as read at start.
+#[derive(Debug, Default)]
+pub struct LoadedHistory {
+    /// The lines that read, oldest first.
+    pub lines: Vec<LogLine>,
+    /// The file was damaged: what read is kept, and the file was moved aside.
+    pub damaged: Option<DamagedHistory>,
+}
+
+/// A damaged history file, moved aside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DamagedHistory {
+    /// Where it is now.
+    pub moved_to: PathBuf,
+    /// What was wrong.
+    pub error: String,
+}
+
 /// Reads an app's history file; no file is no history. A file of an older version, named
 /// by the app's name, is read when there is none by its id (and goes at the next save).
-pub fn load_history(data_dir: &Path, app: &AppName, app_id: &str) -> Result<Vec<LogLine>, String> {
+/// A damaged file does not stop the start: the lines before the damage are kept (written
+/// back as the app's file) and the file is moved aside as `NAME.damaged-TIME`. A last frame
+/// cut short (a crash while appending) is cut off. Only a file that cannot be read at all is
+/// an error.
+pub fn load_history(data_dir: &Path, app: &AppName, app_id: &str) -> Result<LoadedHistory, String> {
     for path in [
         history_path(data_dir, app_id),
         history_dir(data_dir).join(format!("{app}.log")),
     ] {
-        match std::fs::read(&path) {
-            Ok(bytes) => {
-                return decode_history(app, Bytes::from(bytes))
-                    .map_err(|e| format!("{}: {e}", path.display()));
-            }
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => Bytes::from(bytes),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(format!("{}: {e}", path.display())),
-        }
+        };
+        let len = bytes.len();
+        let (read, error) = match read_history(app, bytes) {
+            Ok(read) => {
+                let error = match &read.end {
+                    ReadEnd::Damaged { index, reason } => {
+                        Some(format!("damaged history frame {index}: {reason}"))
+                    }
+                    _ => None,
+                };
+                (read, error)
+            }
+            Err(e) => (
+                ReadHistory {
+                    lines: Vec::new(),
+                    valid_len: 0,
+                    end: ReadEnd::Clean,
+                },
+                Some(e.to_string()),
+            ),
+        };
+        let Some(error) = error else {
+            if read.valid_len < len {
+                // A torn append: cut it off so that the next append starts on a boundary.
+                let cut = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .and_then(|f| f.set_len(read.valid_len as u64).and_then(|()| f.sync_all()));
+                cut.map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+            return Ok(LoadedHistory {
+                lines: read.lines,
+                damaged: None,
+            });
+        };
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let moved_to = path.with_file_name(format!("{name}.damaged-{}", Timestamp::now()));
+        std::fs::rename(&path, &moved_to).map_err(|e| format!("{}: {e}", path.display()))?;
+        save_history(data_dir, app_id, &read.lines)
+            .map_err(|e| format!("{}: {e}", history_path(data_dir, app_id).display()))?;
+        return Ok(LoadedHistory {
+            lines: read.lines,
+            damaged: Some(DamagedHistory { moved_to, error }),
+        });
     }
-    Ok(Vec::new())
+    Ok(LoadedHistory::default())
 }
 
 /// Removes a history file by its name without `.log`: an app's id (when the app is deleted),
@@ -229,5 +374,96 @@ mod tests {
             decode_history(&app, Bytes::from_static(b"paas-history 1\n99 <14>1 short")).is_err()
         );
         assert!(decode_history(&app, Bytes::from_static(b"paas-history 1\n5 hello")).is_err());
+    }
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "paas-persist-{tag}-{}-{}",
+            std::process::id(),
+            Timestamp::now().as_micros()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn five() -> Vec<LogLine> {
+        (0..5)
+            .map(|i| {
+                let mut l = line(
+                    "shop",
+                    "app",
+                    "web.1",
+                    &format!("n={i}"),
+                    1_795_262_400_000_000,
+                );
+                l.seq = i + 1;
+                l
+            })
+            .collect()
+    }
+
+    /// Regression (issue 17): a damaged history file stopped the router from starting.
+    #[test]
+    fn a_damaged_file_keeps_what_reads_and_is_moved_aside() {
+        let dir = temp_dir("damaged");
+        let app = AppName::from("shop");
+        let lines = five();
+        save_history(&dir, "id1", &lines).unwrap();
+        let path = history_path(&dir, "id1");
+        let mut bytes = std::fs::read(&path).unwrap();
+        // The third frame's octet count made garbage.
+        let third = encode_history(&lines[..2]).len();
+        bytes[third] = b'x';
+        std::fs::write(&path, &bytes).unwrap();
+
+        let loaded = load_history(&dir, &app, "id1").unwrap();
+        assert_eq!(loaded.lines, lines[..2]);
+        let damaged = loaded.damaged.unwrap();
+        assert!(
+            damaged.error.contains("damaged history frame 2"),
+            "{damaged:?}"
+        );
+        let name = damaged
+            .moved_to
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert!(name.starts_with("id1.log.damaged-"), "{name}");
+        assert_eq!(std::fs::read(&damaged.moved_to).unwrap(), bytes);
+        // The app's file now holds what was kept, and reads clean.
+        let again = load_history(&dir, &app, "id1").unwrap();
+        assert_eq!((again.lines, again.damaged), (lines[..2].to_vec(), None));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn not_a_history_file_is_moved_aside_too() {
+        let dir = temp_dir("magic");
+        std::fs::create_dir_all(history_dir(&dir)).unwrap();
+        std::fs::write(history_path(&dir, "id1"), b"something else").unwrap();
+        let loaded = load_history(&dir, &AppName::from("shop"), "id1").unwrap();
+        assert!(loaded.lines.is_empty());
+        assert!(loaded.damaged.is_some());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_torn_last_frame_is_cut_off_not_reported() {
+        let dir = temp_dir("torn");
+        let app = AppName::from("shop");
+        let lines = five();
+        save_history(&dir, "id1", &lines).unwrap();
+        let path = history_path(&dir, "id1");
+        let whole = std::fs::read(&path).unwrap();
+        let four = encode_history(&lines[..4]).len();
+        for cut in four + 1..whole.len() {
+            std::fs::write(&path, &whole[..cut]).unwrap();
+            let loaded = load_history(&dir, &app, "id1").unwrap();
+            assert_eq!(loaded.lines, lines[..4], "cut at {cut}");
+            assert!(loaded.damaged.is_none(), "cut at {cut}");
+            assert_eq!(std::fs::metadata(&path).unwrap().len() as usize, four);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -14,7 +14,9 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::api::{ApiConfig, ApiState, serve_api};
 use crate::component::Component;
+use crate::history_log::{HistoryLog, HistoryLogConfig, HistoryLogStats};
 use crate::ingest::{StreamConfig, serve_stream, serve_udp};
+use crate::lock::{DataDirLock, LockError};
 use crate::persist::{load_history, remove_history, save_history};
 use crate::registry::App;
 use crate::registry::{Registry, RegistryError, RegistryLimits};
@@ -51,6 +53,11 @@ pub struct LogplexConfig {
     pub stream: StreamConfig,
     /// How long a stop may take: open connections and tails get this long to finish.
     pub shutdown_timeout: Duration,
+    /// The data directory's lock, when the caller took it first (`paas up` does, before it
+    /// writes there); `Logplex::start` takes it otherwise.
+    pub data_lock: Option<Arc<DataDirLock>>,
+    /// History on disk as it happens (`history_log.rs`).
+    pub history_log: HistoryLogConfig,
 }
 
 impl LogplexConfig {
@@ -70,6 +77,8 @@ impl LogplexConfig {
             api: ApiConfig::default(),
             stream: StreamConfig::default(),
             shutdown_timeout: Duration::from_secs(10),
+            data_lock: None,
+            history_log: HistoryLogConfig::default(),
         }
     }
 }
@@ -99,6 +108,9 @@ pub enum StartError {
     /// A seq file (each app's highest `seq`).
     #[error("seq: {0}")]
     Seq(#[from] SeqFileError),
+    /// Another router holds the data directory, or it could not be locked.
+    #[error(transparent)]
+    Lock(#[from] LockError),
     /// The data directory.
     #[error("data directory {path}: {source}")]
     DataDir {
@@ -144,6 +156,7 @@ pub struct Logplex {
     api_state: Arc<ApiState>,
     config: LogplexConfig,
     components: Vec<Arc<dyn Component>>,
+    history_log: Option<HistoryLog>,
 }
 
 async fn bind_tcp(what: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
@@ -155,11 +168,15 @@ async fn bind_tcp(what: &'static str, addr: SocketAddr) -> Result<TcpListener, S
 impl Logplex {
     /// Opens the data directory, restores apps and history, binds every listener and starts
     /// serving.
-    pub async fn start(config: LogplexConfig) -> Result<Logplex, StartError> {
+    pub async fn start(mut config: LogplexConfig) -> Result<Logplex, StartError> {
         private_dir(&config.data_dir).map_err(|source| StartError::DataDir {
             path: config.data_dir.clone(),
             source,
         })?;
+        // Before anything in the directory is read or written: one router a data directory.
+        if config.data_lock.is_none() {
+            config.data_lock = Some(Arc::new(DataDirLock::acquire(&config.data_dir)?));
+        }
         let mut registry = Registry::open(&config.data_dir)?;
         registry.set_limits(config.registry_limits);
         let mut new_operator_key = None;
@@ -180,6 +197,9 @@ impl Logplex {
             .get_or_insert_with(|| seq_dir(&config.data_dir));
         let router = Router::new(router_config, registry);
         restore(&router, &config.data_dir)?;
+        // Every line accepted from here on is on disk within the sync interval.
+        let history_log =
+            HistoryLog::start(&router, config.data_dir.clone(), config.history_log.clone());
         router.on_app_deleted(Arc::new(HistoryFiles(config.data_dir.clone())));
         let tls = match &config.tls {
             Some((cert, key)) => Some((
@@ -252,6 +272,7 @@ impl Logplex {
             state.clone(),
             rx.clone(),
         )));
+        state.register_metrics(history_log.stats().clone());
         let api = tokio::spawn(serve_api(
             api_listener,
             state.clone(),
@@ -269,6 +290,7 @@ impl Logplex {
             api_state: state,
             config,
             components: Vec::new(),
+            history_log: Some(history_log),
         })
     }
 
@@ -280,6 +302,11 @@ impl Logplex {
     /// The API, to serve more resources (`ApiState::register`).
     pub fn api(&self) -> &Arc<ApiState> {
         &self.api_state
+    }
+
+    /// What the history log wrote so far (`None` once stopped).
+    pub fn history_log_stats(&self) -> Option<&Arc<HistoryLogStats>> {
+        self.history_log.as_ref().map(HistoryLog::stats)
     }
 
     /// The data directory.
@@ -325,6 +352,11 @@ impl Logplex {
         self.router.stop();
         let api = std::mem::replace(&mut self.api, tokio::spawn(async {}));
         let _ = tokio::time::timeout_at(deadline, api).await;
+        // The log writes what waits and ends before the whole files are written over it.
+        if let Some(log) = self.history_log.take() {
+            let within = deadline.saturating_duration_since(tokio::time::Instant::now());
+            log.stop(within.max(Duration::from_millis(500))).await;
+        }
         self.save_history();
         self.stop_components().await;
     }
@@ -401,9 +433,34 @@ pub(crate) fn restore(router: &Router, data_dir: &std::path::Path) -> Result<(),
         let Some(channel) = router.channel(&app.name) else {
             continue;
         };
-        let lines = load_history(data_dir, channel.app(), &app.id).map_err(StartError::History)?;
+        let loaded = load_history(data_dir, channel.app(), &app.id).map_err(StartError::History)?;
         let used = SeqFile::new(&seq_dir(data_dir), &app.id).read()?;
-        channel.restore(&lines, used);
+        // The log may hold more than history between compactions: the newest are kept.
+        let keep = router.config().history_lines;
+        channel.restore(
+            &loaded.lines[loaded.lines.len().saturating_sub(keep)..],
+            used,
+        );
+        if let Some(damaged) = loaded.damaged {
+            // The router starts with what read; the app's stream and the log say what did not.
+            tracing::error!(
+                app = %app.name,
+                kept = loaded.lines.len(),
+                moved_to = %damaged.moved_to.display(),
+                error = %damaged.error,
+                "history file damaged; kept the lines before the damage and moved the file aside"
+            );
+            let moved_to = damaged
+                .moved_to
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            channel.emit(crate::platform::PlatformEvent::HistoryDamaged {
+                kept: loaded.lines.len() as u64,
+                moved_to,
+                error: damaged.error,
+            });
+        }
     }
     Ok(())
 }

@@ -38,9 +38,15 @@ fn describe(d: &Value) -> String {
     let mut out = format!("{}  {}", s(&d["url"]), s(&d["token"]));
     let h = &d["delivery"];
     if h.is_object() {
+        // Syslog has no acknowledgement: what it sent is all that is known.
+        let delivered = if s(&d["url"]).starts_with("http") {
+            format!("  delivered {}", h["delivered"])
+        } else {
+            "  (syslog: no acknowledgement)".to_owned()
+        };
         out.push_str(&format!(
-            "\n    delivered {}  dropped {}  buffered {}{}",
-            h["delivered"],
+            "\n    sent {}{delivered}  dropped {}  buffered {}{}",
+            h["sent"],
             h["dropped"],
             h["buffered"],
             if h["degraded"] == true {

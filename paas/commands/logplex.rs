@@ -42,6 +42,18 @@ pub struct RouterArgs {
     /// Lines of history per app.
     #[arg(long, default_value_t = logplex::DEFAULT_HISTORY_LINES)]
     history_lines: usize,
+    /// Milliseconds at most between a line's acceptance and its history's fsync (history is
+    /// appended to disk as it comes, so a crash loses at most this much).
+    #[arg(long, default_value_t = 100)]
+    history_sync_ms: u64,
+    /// Lines the history writer's queue holds when the disk falls behind; past it the
+    /// oldest are dropped from the on-disk copy (counted as
+    /// logplex_lines_dropped_total{consumer="history"}; a clean stop still saves them).
+    #[arg(long, default_value_t = 65_536)]
+    history_queue: usize,
+    /// History files the writer keeps open at once (the least recently written is closed).
+    #[arg(long, default_value_t = 256)]
+    history_open_files: usize,
     /// Lines a tail session buffers for a slow reader before dropping (L11).
     #[arg(long, default_value_t = logplex::DEFAULT_TAIL_BUFFER)]
     tail_buffer: usize,
@@ -306,6 +318,9 @@ impl RouterArgs {
         c.tls = self.tls_cert.clone().zip(self.tls_key.clone());
         c.operator_key = std::env::var("PAAS_API_KEY").ok().filter(|k| !k.is_empty());
         c.router.history_lines = self.history_lines;
+        c.history_log.sync_interval = Duration::from_millis(self.history_sync_ms.max(1));
+        c.history_log.capacity = self.history_queue.max(1);
+        c.history_log.max_open_files = self.history_open_files.max(1);
         c.router.tail_buffer = self.tail_buffer;
         c.router.max_tails_per_app = self.max_tails;
         c.router.app_rate = self.app_rate;

@@ -317,10 +317,12 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     crate::commands::runtime()?.block_on(async {
-        let config = args.router.config()?;
+        let mut config = args.router.config()?;
         let data_dir = config.data_dir.clone();
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("creating {}", data_dir.display()))?;
+        // One `paas` a data directory, refused before anything there is written.
+        config.data_lock = Some(Arc::new(logplex::DataDirLock::acquire(&data_dir)?));
         let app = load_app(&args, &data_dir)?;
         let bound = config.shutdown_timeout;
         let bind = config.bind;

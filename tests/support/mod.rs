@@ -100,6 +100,18 @@ impl Router {
         Router::start_via(wrapper, "up", data_dir, KEY, &extra)
     }
 
+    /// Starts `paas logplex` as `start` does, through `wrapper` (see `up_wrapped`).
+    pub fn start_wrapped(data_dir: &Path, wrapper: &[&str], extra: &[&str]) -> Router {
+        let loopback = ["--drain-allow-net", "127.0.0.0/8"];
+        Router::start_via(
+            wrapper,
+            "logplex",
+            data_dir,
+            KEY,
+            &[&loopback[..], extra].concat(),
+        )
+    }
+
     /// Starts `paas COMMAND` on free ports in `data_dir`, with `extra` flags.
     fn start_command(command: &str, data_dir: &Path, extra: &[&str]) -> Router {
         Router::start_via(&[], command, data_dir, KEY, extra)

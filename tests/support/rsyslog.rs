@@ -31,9 +31,61 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// Whether process `pid` holds a socket listening on loopback TCP `port` (its own, not another
+/// process's that took the port first).
+fn listens(pid: u32, port: u16) -> bool {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .filter_map(|l| {
+                    let l = l.to_string_lossy().into_owned();
+                    Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
+        std::fs::read_to_string(table)
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+            .any(|row| {
+                let f: Vec<&str> = row.split_whitespace().collect();
+                f.len() > 9
+                    && f[3] == "0A"
+                    && f[1].rsplit(':').next() == Some(&format!("{port:04X}"))
+                    && inodes.iter().any(|i| i == f[9])
+            })
+    })
+}
+
 impl Rsyslog {
+    /// Starts rsyslogd in `dir` on a free port (bound to 0 and read back, then handed to
+    /// rsyslog; should another process take it in between, again on another), over TLS when
+    /// given files.
+    pub fn start_free(dir: &Path, tls: Option<TlsFiles<'_>>) -> Rsyslog {
+        for _ in 0..5 {
+            let port = free_port();
+            let tls = tls.as_ref().map(|t| TlsFiles {
+                ca: t.ca,
+                cert: t.cert,
+                key: t.key,
+            });
+            if let Some(r) = Rsyslog::try_start(dir, port, tls) {
+                return r;
+            }
+        }
+        panic!("rsyslogd never listened on a port of its own");
+    }
+
     /// Starts rsyslogd in `dir` on `port`, over TLS when given files.
     pub fn start(dir: &Path, port: u16, tls: Option<TlsFiles<'_>>) -> Rsyslog {
+        Rsyslog::try_start(dir, port, tls)
+            .unwrap_or_else(|| panic!("rsyslogd never listened on {port}"))
+    }
+
+    fn try_start(dir: &Path, port: u16, tls: Option<TlsFiles<'_>>) -> Option<Rsyslog> {
         std::fs::create_dir_all(dir).expect("rsyslog dir");
         let out = dir.join("out.log");
         let mut global = format!("global(workDirectory=\"{}\"", dir.display());
@@ -77,14 +129,14 @@ impl Rsyslog {
             dir: dir.to_owned(),
         };
         let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "rsyslogd never listened on {port}"
-            );
+        let pid = r.child.id();
+        while !listens(pid, port) {
+            if start.elapsed() > Duration::from_secs(10) {
+                return None;
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
-        r
+        Some(r)
     }
 
     /// The messages received so far.

@@ -290,3 +290,49 @@ pub(super) fn corrupt(path: &Path, offset: u64, reason: impl Into<String>) -> Du
         reason: reason.into(),
     }
 }
+
+/// The length of the intact record frame at `offset` of a segment's bytes, if there is one.
+fn intact_frame_at(bytes: &[u8], offset: usize) -> Option<usize> {
+    let h: [u8; FRAME_OVERHEAD as usize] = bytes
+        .get(offset..offset + FRAME_OVERHEAD as usize)?
+        .try_into()
+        .ok()?;
+    let (len, stored) = decode_frame_header(h);
+    if len > MAX_RECORD_LEN {
+        return None;
+    }
+    let start = offset + FRAME_OVERHEAD as usize;
+    let payload = bytes.get(start..start + len as usize)?;
+    (frame_crc([h[0], h[1], h[2], h[3]], payload) == stored)
+        .then_some(FRAME_OVERHEAD as usize + len as usize)
+}
+
+/// Where intact records start again after damage in a segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Resync {
+    /// The first offset past the damage where an intact record starts.
+    pub(super) start: u64,
+    /// Intact records back to back from there.
+    pub(super) count: u64,
+    /// Where they end (the file's end, or more damage).
+    pub(super) end: u64,
+}
+
+/// After damage at `from` in a segment's `bytes` (the whole file): the next offset where a
+/// record whose length is possible and whose CRC holds starts (the CRC covers the length, so
+/// a run of zeros or of garbage passes for one with odds of about 2^-32 an offset), and how
+/// many intact records follow it back to back. `None`: nothing intact after the damage.
+pub(super) fn resync(bytes: &[u8], from: u64) -> Option<Resync> {
+    let from = usize::try_from(from).ok()?;
+    let start = (from + 1..bytes.len()).find(|&at| intact_frame_at(bytes, at).is_some())?;
+    let (mut end, mut count) = (start, 0u64);
+    while let Some(len) = intact_frame_at(bytes, end) {
+        end += len;
+        count += 1;
+    }
+    Some(Resync {
+        start: start as u64,
+        count,
+        end: end as u64,
+    })
+}

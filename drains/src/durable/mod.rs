@@ -5,8 +5,12 @@
 //!
 //! - Records come out in the order they were pushed, each with a sequence number (`u64`,
 //!   increasing, continued across reopen).
-//! - Nothing is dropped until the budget (the sum of the payload bytes kept) is full; then the
-//!   **oldest** records are dropped and counted (the caller reports them as an L10 line). A
+//! - Nothing is dropped until the budget is full; then the **oldest** records are dropped and
+//!   counted (the caller reports them as an L10 line). The budget bounds the bytes the
+//!   segment files take on disk (frames, headers, and records acknowledged but still in a
+//!   segment not yet deleted: segments are an eighth of the budget, so that is a small part),
+//!   dropping the oldest segment whole when the disk would go over, and within it the
+//!   payload bytes kept. A
 //!   record that alone is larger than the budget (or than 16 MiB) is dropped on its own
 //!   (counted) and does not displace the others.
 //! - [`DurableQueue::push`] writes to the OS at once and fsyncs when the last sync is
@@ -41,7 +45,8 @@
 //! ```
 //!
 //! The records of a segment have consecutive sequence numbers, starting at the header's. New
-//! records go to the last segment; a new one is started when the last would grow past 8 MiB,
+//! records go to the last segment; a new one is started when the last would grow past the
+//! segment size (an eighth of the budget, from 4 KiB to 8 MiB),
 //! or when everything in it is acknowledged and it is over 1 MiB. The sealed segments are
 //! fsynced before the next one is created. A segment other than the last is deleted as soon
 //! as every record in it is acknowledged or dropped; the last one is never deleted, so the
@@ -62,12 +67,18 @@
 //!   [`DurableError::Corrupt`]. Nothing is deleted or rewritten in those cases.
 //! - An incomplete last record of the last segment (a crash mid-write) is cut off: the file is
 //!   truncated at the end of the last complete record. Not an error, not counted.
-//! - A damaged record (CRC mismatch, or a length over 16 MiB) ends its segment: the file is
-//!   truncated before it, and the records lost are counted in
-//!   [`DurableQueue::dropped_total`]: in a segment followed by another, exactly the ones
-//!   missing up to the next segment's first sequence number (the sequence numbers then have
-//!   a gap, which [`DurableQueue::peek`] never spans); in the last segment, one (how many
-//!   followed the damage is unknowable).
+//! - A damaged record (CRC mismatch, or a length over 16 MiB) does not cost the intact records
+//!   after it: open scans on for the next offset where a record whose length is possible and
+//!   whose CRC holds starts (resynchronises), moves the records from there to a segment of
+//!   their own (written and fsynced before anything is cut), and truncates the damaged one
+//!   before the damage. The records lost are counted in [`DurableQueue::dropped_total`] (the
+//!   caller tells them as L10): records carry no sequence number, so the split-off segment's
+//!   first one is exact when the next segment's first is known and the records run clean to
+//!   its end (the sequence numbers then have a gap, which [`DurableQueue::peek`] never spans),
+//!   and otherwise estimated from the damaged bytes and the segment's mean record size (at
+//!   least one). Damage with nothing intact after it cuts the segment there: in a segment
+//!   followed by another, exactly the ones missing up to its first sequence number are
+//!   counted; in the last segment, one.
 //! - While the queue is open, a record read back with a bad CRC is
 //!   [`DurableError::Corrupt`] from `peek`; reopening the queue cuts it off as above.
 
@@ -97,8 +108,15 @@ pub const FORMAT_VERSION: u32 = 1;
 /// [`DurableQueue::sync`] this often.
 pub const SYNC_INTERVAL: Duration = Duration::from_millis(100);
 
-/// A new segment is started when the last one would grow past this.
+/// A new segment is started when the last one would grow past this (at most).
 const SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
+/// The smallest segment `open` sizes to a budget.
+const MIN_SEGMENT_BYTES: u64 = 4 * 1024;
+
+/// Segments of an eighth of the budget, within [`MIN_SEGMENT_BYTES`, `SEGMENT_BYTES`].
+fn segment_bytes_for(budget: u64) -> u64 {
+    (budget / 8).clamp(MIN_SEGMENT_BYTES, SEGMENT_BYTES)
+}
 /// The first sequence number of a new queue.
 const FIRST_SEQ: u64 = 1;
 
@@ -202,6 +220,9 @@ pub struct DurableQueue {
     _lock: File,
     /// Tests simulate a crash by dropping the queue without its final sync.
     sync_on_drop: bool,
+    /// The most bytes the segment files may take (`open`; `None` for `open_with`, whose
+    /// budget is the payload's only, as the model test checks).
+    disk_budget: Option<u64>,
 }
 
 impl fmt::Debug for DurableQueue {
@@ -220,10 +241,41 @@ impl fmt::Debug for DurableQueue {
 }
 
 impl DurableQueue {
-    /// Opens (or creates) the queue in `dir` with a byte budget (sum of record payload bytes
-    /// kept). Reads what is there; a torn last record (crash mid-write) is cut off, not an error.
+    /// Opens (or creates) the queue in `dir` with a byte budget: the bytes its files take on
+    /// disk (segments sized to an eighth of it, between 4 KiB and 8 MiB, so that what is
+    /// acknowledged but not yet deleted with its segment stays a small part of it), and, within
+    /// that, the payload bytes kept. Reads what is there; a torn last record (crash mid-write)
+    /// is cut off, not an error.
     pub fn open(dir: &Path, budget_bytes: u64) -> Result<DurableQueue, DurableError> {
-        Self::open_with(dir, budget_bytes, SEGMENT_BYTES)
+        let mut queue = Self::open_with(dir, budget_bytes, segment_bytes_for(budget_bytes))?;
+        queue.disk_budget = Some(budget_bytes);
+        queue.dropped_total += queue.evict_disk(0)?;
+        Ok(queue)
+    }
+
+    /// Bytes of the queue's segment files on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.len).sum()
+    }
+
+    /// Drops the oldest segments, whole (their unacknowledged records counted), until the
+    /// segment files and `incoming` more bytes fit the disk budget (when there is one).
+    fn evict_disk(&mut self, incoming: u64) -> Result<u64, DurableError> {
+        let Some(limit) = self.disk_budget else {
+            return Ok(0);
+        };
+        let mut dropped = 0;
+        while self.disk_bytes() + incoming > limit {
+            if self.segments.len() > 1 {
+                dropped += self.consume_head_segment()?;
+            } else if self.tail().count > 0 {
+                // Everything is in one segment: start the next, and this one can go.
+                self.roll()?;
+            } else {
+                break;
+            }
+        }
+        Ok(dropped)
     }
 
     /// [`DurableQueue::open`] with another segment size (tests use small ones).
@@ -246,8 +298,14 @@ impl DurableQueue {
         let mut found = Vec::new();
         for entry in fs::read_dir(dir).map_err(|e| io_error(dir, e))? {
             let entry = entry.map_err(|e| io_error(dir, e))?;
-            if let Some(first_seq) = entry.file_name().to_str().and_then(parse_segment_file_name) {
+            let name = entry.file_name();
+            let name = name.to_str().unwrap_or_default();
+            if let Some(first_seq) = parse_segment_file_name(name) {
                 found.push((first_seq, entry.path()));
+            } else if name.ends_with(".seg.tmp") {
+                // A split cut short by a crash; the damaged segment is still whole.
+                let path = entry.path();
+                fs::remove_file(&path).map_err(|e| io_error(&path, e))?;
             }
         }
         found.sort_unstable_by_key(|(first_seq, _)| *first_seq);
@@ -258,9 +316,24 @@ impl DurableQueue {
             open_segment(path, *first_seq, i == last)?;
         }
 
+        // Damage inside a segment: the intact records after it are split off into a segment
+        // of their own, so that only what the damage took is lost (and counted below).
+        let mut dropped_total = 0;
+        let mut i = 0;
+        while i < found.len() {
+            let next_first = found.get(i + 1).map(|(first, _)| *first);
+            let (first_seq, path) = &found[i];
+            if let Some(split) = split_at_damage(dir, path, *first_seq, next_first)? {
+                // The gap's numbers, but not those acknowledged before the damage was found.
+                let (cut_at, next) = (split.cut_at, split.first_seq);
+                dropped_total += next - cut_at.max(ack_head.min(next));
+                found.insert(i + 1, (split.first_seq, split.path));
+            }
+            i += 1;
+        }
+
         let mut segments = VecDeque::with_capacity(found.len());
         let mut head_offset = HEADER_LEN;
-        let mut dropped_total = 0;
         let next_firsts: Vec<Option<u64>> = found
             .iter()
             .skip(1)
@@ -361,6 +434,7 @@ impl DurableQueue {
             reader: None,
             _lock: lock,
             sync_on_drop: true,
+            disk_budget: None,
         };
         queue.normalize()?;
         let mut segs = queue.segments.iter();
@@ -409,6 +483,11 @@ impl DurableQueue {
             } else {
                 self.evict(self.budget - kept_bytes)?
             };
+        }
+        if kept > 0 {
+            // On disk: each record's frame, and a segment header if they start one.
+            let incoming = kept * FRAME_OVERHEAD + kept_bytes + HEADER_LEN;
+            dropped += self.evict_disk(incoming)?;
         }
         self.dropped_total += dropped;
         if kept > 0 {
@@ -790,6 +869,102 @@ impl Drop for DurableQueue {
             let _ = self.sync();
         }
     }
+}
+
+/// Looks for damage in the segment at `path` (header checked) and, when intact records follow
+/// it, moves them to a new segment and cuts this one before the damage. Records carry no
+/// sequence number, so the new segment's first is found from what follows: exactly, when the
+/// next segment's first sequence number `next_first` is known and the records run clean to the
+/// file's end; otherwise it is estimated from the damaged bytes and the segment's mean record
+/// size (at least one record lost), within `next_first`. Returns the new segment.
+fn split_at_damage(
+    dir: &Path,
+    path: &Path,
+    first_seq: u64,
+    next_first: Option<u64>,
+) -> Result<Option<Split>, DurableError> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| io_error(path, e))?;
+    let file_len = file.metadata().map_err(|e| io_error(path, e))?.len();
+    let scan = format::scan_segment(path, &mut file, file_len, first_seq, 0)?;
+    if !matches!(scan.end, ScanEnd::Bad(_)) {
+        return Ok(None);
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(file_len).unwrap_or(0));
+    file.seek(SeekFrom::Start(0))
+        .and_then(|_| file.read_to_end(&mut bytes))
+        .map_err(|e| io_error(path, e))?;
+    let Some(found) = format::resync(&bytes, scan.valid_len) else {
+        return Ok(None);
+    };
+    let (kept, after) = (scan.count, found.count);
+    let damaged = found.start - scan.valid_len;
+    let intact_bytes = (scan.valid_len - HEADER_LEN) + (found.end - found.start);
+    let mean = (intact_bytes / (kept + after).max(1)).max(FRAME_OVERHEAD);
+    let estimate = ((damaged + mean / 2) / mean).max(1);
+    let lost = match next_first {
+        Some(next) => {
+            let room = next.saturating_sub(first_seq + kept + after);
+            if found.end == file_len {
+                room
+            } else {
+                estimate.min(room.saturating_sub(1))
+            }
+        }
+        None => estimate,
+    };
+    if lost == 0 {
+        // The numbers leave no room for the records found: leave it to the cut.
+        return Ok(None);
+    }
+    let split_first = first_seq + kept + lost;
+    let split_path = dir.join(segment_file_name(split_first));
+    let tmp = dir.join(format!("{}.tmp", segment_file_name(split_first)));
+    let mut out = Vec::with_capacity((HEADER_LEN + file_len - found.start) as usize);
+    out.extend_from_slice(&encode_segment_header(split_first));
+    out.extend_from_slice(&bytes[found.start as usize..]);
+    let mut split = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(FILE_MODE)
+        .open(&tmp)
+        .map_err(|e| io_error(&tmp, e))?;
+    split
+        .write_all(&out)
+        .and_then(|()| split.sync_all())
+        .map_err(|e| io_error(&tmp, e))?;
+    fs::rename(&tmp, &split_path).map_err(|e| io_error(&split_path, e))?;
+    sync_dir(dir)?;
+    // Cut only once the records after the damage are safe in their own file.
+    file.set_len(scan.valid_len)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| io_error(path, e))?;
+    tracing::warn!(
+        segment = %path.display(),
+        offset = scan.valid_len,
+        damaged_bytes = damaged,
+        records_lost = lost,
+        records_kept_after = after,
+        "durable queue: damaged records skipped; the intact ones after them are kept"
+    );
+    Ok(Some(Split {
+        cut_at: first_seq + kept,
+        first_seq: split_first,
+        path: split_path,
+    }))
+}
+
+/// A segment split at damage: the damaged one now ends before `cut_at`; the records after the
+/// damage are in `path`, from `first_seq` on (the numbers between were lost).
+#[derive(Debug)]
+struct Split {
+    cut_at: u64,
+    first_seq: u64,
+    path: PathBuf,
 }
 
 /// Lines of an app are its own: the queue's directories are 0700 and its files 0600, those

@@ -221,9 +221,16 @@ fn reopen_keeps_unacked_and_does_not_redeliver_acked() {
 fn pushes_sync_when_the_last_sync_is_old() {
     let tmp = TempDir::new();
     let mut q = DurableQueue::open(&tmp.queue(), BIG).unwrap();
+    // The clock set by hand, so that a busy machine cannot make the first push late.
+    q.last_sync = Instant::now() + Duration::from_secs(3600);
     q.push(&[b"one"]).unwrap();
-    assert!(q.unsynced, "a push right after open does not fsync");
-    std::thread::sleep(SYNC_INTERVAL);
+    assert!(
+        q.unsynced,
+        "a push within SYNC_INTERVAL of the last sync does not fsync"
+    );
+    q.last_sync = Instant::now()
+        .checked_sub(SYNC_INTERVAL)
+        .unwrap_or_else(Instant::now);
     q.push(&[b"two"]).unwrap();
     assert!(!q.unsynced, "a push after SYNC_INTERVAL fsyncs");
     q.push(&[b"three"]).unwrap();
@@ -312,10 +319,58 @@ fn a_flipped_byte_in_the_last_segment_cuts_it_there_and_counts_one() {
     assert_eq!(peek_all(&mut q), (1, records[..2].to_vec()));
     assert_eq!(q.dropped_total(), 1);
     assert_eq!(fs::metadata(&seg).unwrap().len(), ends[1]);
+    // Records 4 and 5 are kept, after the gap.
+    q.ack(3).unwrap();
+    assert_eq!(peek_all(&mut q), (4, records[3..].to_vec()));
     drop(q);
     // The damage is gone for good: a second open finds nothing wrong.
     let q = DurableQueue::open(&dir, BIG).unwrap();
     assert_eq!((q.len(), q.dropped_total()), (2, 0));
+}
+
+/// Regression (issue 17): 200 bytes of garbage in the middle of a segment lost every intact
+/// record after them, silently.
+#[test]
+fn garbage_in_the_middle_of_a_segment_loses_only_what_it_covers() {
+    let records: Vec<Vec<u8>> = (0..1000u64)
+        .map(|i| format!("<134>1 2025-01-01T00:00:00Z host app web.1 - record {i:06}").into_bytes())
+        .collect();
+    let (mut bytes, ends) = written_segment(&records);
+    let frame = (ends[1] - ends[0]) as usize;
+    let at = bytes.len() / 2;
+    for (i, b) in bytes[at..at + 200].iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(151).wrapping_add(7);
+    }
+    // The records the garbage touched.
+    let first_hit = ends.iter().position(|&e| e as usize > at).unwrap();
+    let last_hit = ends.iter().position(|&e| e as usize >= at + 200).unwrap();
+    let hit = (last_hit - first_hit + 1) as u64;
+    let tmp = TempDir::new();
+    let dir = tmp.queue();
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join(format::segment_file_name(1)), &bytes).unwrap();
+
+    let mut q = DurableQueue::open(&dir, BIG).unwrap();
+    // Equal-sized records: the estimate is exact.
+    assert!(frame > 0);
+    assert_eq!(q.dropped_total(), hit);
+    assert_eq!(q.len(), 1000 - hit);
+    assert_eq!(peek_all(&mut q), (1, records[..first_hit].to_vec()));
+    q.ack(first_hit as u64 + 1).unwrap();
+    let after = last_hit + 1;
+    assert_eq!(
+        peek_all(&mut q),
+        (after as u64 + 1, records[after..].to_vec())
+    );
+    // New records follow on after them, and a reopen finds nothing more wrong.
+    push_all(&mut q, &[b"next".to_vec()]);
+    drop(q);
+    let mut q = DurableQueue::open(&dir, BIG).unwrap();
+    assert_eq!(q.dropped_total(), 0);
+    let (first, got) = peek_all(&mut q);
+    assert_eq!(first, after as u64 + 1);
+    assert_eq!(got.len(), 1000 - after + 1);
+    assert_eq!(got.last().unwrap(), b"next");
 }
 
 #[test]
@@ -331,6 +386,8 @@ fn a_damaged_length_is_caught_too() {
     let mut q = DurableQueue::open(&dir, BIG).unwrap();
     assert_eq!(peek_all(&mut q), (1, records[..1].to_vec()));
     assert_eq!(q.dropped_total(), 1);
+    q.ack(2).unwrap();
+    assert_eq!(peek_all(&mut q), (3, records[2..].to_vec()));
 }
 
 #[test]
@@ -358,13 +415,14 @@ fn a_flipped_byte_in_a_sealed_segment_counts_exactly_what_is_lost() {
     fs::write(&seg, &bytes).unwrap();
 
     let mut q = DurableQueue::open_with(&dir, BIG, 64).unwrap();
-    assert_eq!(q.dropped_total(), 2);
-    assert_eq!(q.len(), 4);
-    assert_eq!(q.bytes(), 40);
+    // Record 3 is lost; record 4, intact after it, is kept under its own number.
+    assert_eq!(q.dropped_total(), 1);
+    assert_eq!(q.len(), 5);
+    assert_eq!(q.bytes(), 50);
     // Peek never spans the gap in the sequence numbers.
     assert_eq!(peek_all(&mut q), (1, records[..2].to_vec()));
     q.ack(3).unwrap();
-    assert_eq!(peek_all(&mut q), (5, records[4..].to_vec()));
+    assert_eq!(peek_all(&mut q), (4, records[3..].to_vec()));
     q.ack(7).unwrap();
     assert!(q.is_empty());
     push_all(&mut q, &[b"next".to_vec()]);
@@ -983,4 +1041,68 @@ proptest! {
     ) {
         run_model(budget, segment_bytes, ops);
     }
+}
+
+fn disk_usage(dir: &Path) -> u64 {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".seg"))
+        .map(|e| e.metadata().unwrap().len())
+        .sum()
+}
+
+/// Regression (issue 17): the budget counted payload only, and a segment grew to 8 MiB with
+/// its acknowledged records on disk, so a 1 MB budget used up to 7 MB. Now the segment files
+/// stay within the budget whatever the receiver does.
+#[test]
+fn the_budget_bounds_the_bytes_on_disk() {
+    let tmp = TempDir::new();
+    let dir = tmp.queue();
+    let budget = 1_000_000;
+    let mut q = DurableQueue::open(&dir, budget).unwrap();
+    let record = [b'x'; 100];
+    let batch: Vec<&[u8]> = vec![&record[..]; 200];
+    let mut most = 0;
+    // A receiver that keeps up, but always has a few records in flight: the acknowledged
+    // ones sat in the one segment until it reached 8 MiB.
+    for _ in 0..500 {
+        q.push(&batch).unwrap();
+        let (first, records) = q.peek(usize::MAX, usize::MAX).unwrap();
+        q.ack(first + records.len() as u64 - 10).unwrap();
+        most = most.max(disk_usage(&dir));
+    }
+    assert!(
+        most <= budget,
+        "{most} bytes on disk for a budget of {budget}"
+    );
+    assert_eq!(
+        q.dropped_total(),
+        0,
+        "nothing dropped while the receiver keeps up"
+    );
+    // A receiver that is down: records pile up to the budget, on disk, and no further.
+    for _ in 0..100 {
+        q.push(&batch).unwrap();
+        most = most.max(disk_usage(&dir));
+        assert_eq!(q.disk_bytes(), disk_usage(&dir));
+    }
+    assert!(
+        most <= budget,
+        "{most} bytes on disk for a budget of {budget}"
+    );
+    assert!(q.dropped_total() > 0);
+    // Everything pushed is kept, acknowledged, or counted.
+    let (_, kept) = peek_all(&mut q);
+    assert_eq!(kept.len() as u64, q.len());
+    assert_eq!(
+        q.len() + q.dropped_total() + (500 * 200 - 10),
+        600 * 200,
+        "kept + dropped + acknowledged = pushed"
+    );
+    // Reopened with a smaller budget: the disk is brought within it at once.
+    drop(q);
+    let q = DurableQueue::open(&dir, budget / 4).unwrap();
+    assert!(disk_usage(&dir) <= budget / 4);
+    assert!(q.dropped_total() > 0);
 }

@@ -56,13 +56,40 @@ pub enum PlatformEvent {
         /// The drain's URL.
         uri: String,
     },
+    /// The app's history file was damaged at start: what read is kept, the file was moved
+    /// aside. Logplex kept history in Redis and has no code for this; the words say it.
+    HistoryDamaged {
+        /// Lines kept (those before the damage).
+        kept: u64,
+        /// The name the damaged file was moved aside to.
+        moved_to: String,
+        /// What was wrong.
+        error: String,
+    },
+    /// Writing the app's history to disk failed (the disk is full, say): lines stay in memory
+    /// and are saved whole at a clean stop, but a crash meanwhile would lose them.
+    HistoryWriteFailed {
+        /// Why.
+        error: String,
+        /// Failures since the last time this was told.
+        times: u64,
+    },
 }
 
 impl PlatformEvent {
     /// Every code, in the order they are counted and exported.
-    pub const CODES: [&'static str; 5] = ["L10", "L11", "L12", "L14", "refused"];
+    pub const CODES: [&'static str; 7] = [
+        "L10",
+        "L11",
+        "L12",
+        "L14",
+        "refused",
+        "history",
+        "history-write",
+    ];
 
-    /// Its code: `L10`, `L11`, `L12`, `L14`, or `refused` (no L-code of Logplex's).
+    /// Its code: `L10`, `L11`, `L12`, `L14`, or `refused` and `history` (no L-code of
+    /// Logplex's).
     pub fn code(&self) -> &'static str {
         Self::CODES[self.index()]
     }
@@ -74,6 +101,8 @@ impl PlatformEvent {
             PlatformEvent::RateLimited { .. } => 2,
             PlatformEvent::CertificateInvalid { .. } => 3,
             PlatformEvent::DrainRefused { .. } => 4,
+            PlatformEvent::HistoryDamaged { .. } => 5,
+            PlatformEvent::HistoryWriteFailed { .. } => 6,
         }
     }
 
@@ -83,7 +112,10 @@ impl PlatformEvent {
             PlatformEvent::DrainOverflow { dropped, .. }
             | PlatformEvent::TailOverflow { dropped, .. }
             | PlatformEvent::RateLimited { dropped, .. } => *dropped,
-            PlatformEvent::CertificateInvalid { .. } | PlatformEvent::DrainRefused { .. } => 0,
+            PlatformEvent::CertificateInvalid { .. }
+            | PlatformEvent::DrainRefused { .. }
+            | PlatformEvent::HistoryDamaged { .. }
+            | PlatformEvent::HistoryWriteFailed { .. } => 0,
         }
     }
 
@@ -112,6 +144,18 @@ impl PlatformEvent {
                 "Error (drain destination refused): drain '{drain}' error=\"{}\" uri=\"{}\"",
                 quoted(error),
                 quoted(uri)
+            ),
+            PlatformEvent::HistoryDamaged {
+                kept,
+                moved_to,
+                error,
+            } => format!(
+                "Error (history file damaged): kept the {kept} lines before the damage; the file was moved aside to '{moved_to}' error=\"{}\"",
+                quoted(error)
+            ),
+            PlatformEvent::HistoryWriteFailed { error, times } => format!(
+                "Error (history not written to disk): {times} failures; history is kept in memory and saved at a clean stop, a crash would lose it error=\"{}\"",
+                quoted(error)
             ),
         }
     }
@@ -210,10 +254,23 @@ mod tests {
                 error: String::new(),
                 uri: String::new(),
             },
+            PlatformEvent::HistoryDamaged {
+                kept: 2,
+                moved_to: "a.log.damaged-t".into(),
+                error: "damaged history frame 2: bad octet count".into(),
+            },
+            PlatformEvent::HistoryWriteFailed {
+                error: "File too large (os error 27)".into(),
+                times: 1,
+            },
         ];
+        assert_eq!(
+            events[5].message(),
+            "Error (history file damaged): kept the 2 lines before the damage; the file was moved aside to 'a.log.damaged-t' error=\"damaged history frame 2: bad octet count\""
+        );
         let codes: Vec<_> = events.iter().map(PlatformEvent::code).collect();
         assert_eq!(codes, PlatformEvent::CODES);
         let drops: Vec<_> = events.iter().map(PlatformEvent::dropped).collect();
-        assert_eq!(drops, [3, 4, 5, 0, 0]);
+        assert_eq!(drops, [3, 4, 5, 0, 0, 0, 0]);
     }
 }

@@ -535,17 +535,8 @@ impl DynoManager {
             }
             // It ended by itself: crashed, then restarted after the back-off.
             self.set_state(key, DynoState::Crashed);
-            if ran_from.elapsed() >= config.stable_after {
-                crashes = 0;
-            }
-            crashes += 1;
-            let delay = match crashes {
-                1 => Duration::ZERO,
-                n => config
-                    .restart_delay
-                    .saturating_mul(1 << (n - 2).min(16))
-                    .min(config.restart_delay_max),
-            };
+            let delay;
+            (crashes, delay) = backoff(crashes, ran_from.elapsed(), config);
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 () = crate::proxy::server::until_true(&mut stopped) => {}
@@ -602,6 +593,25 @@ fn addr(port: u16) -> SocketAddr {
 fn free_port() -> Option<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").ok()?;
     Some(listener.local_addr().ok()?.port())
+}
+
+/// After a crash: the dyno's crashes in a row (forgotten after `stable_after` up) and the
+/// delay before its restart: none the first time, then `restart_delay` doubling with each
+/// further crash, up to `restart_delay_max`.
+fn backoff(crashes: u32, ran_for: Duration, config: &ManagerConfig) -> (u32, Duration) {
+    let crashes = if ran_for >= config.stable_after {
+        1
+    } else {
+        crashes.saturating_add(1)
+    };
+    let delay = match crashes {
+        1 => Duration::ZERO,
+        n => config
+            .restart_delay
+            .saturating_mul(1 << (n - 2).min(16))
+            .min(config.restart_delay_max),
+    };
+    (crashes, delay)
 }
 
 #[cfg(test)]
@@ -693,6 +703,29 @@ mod tests {
         m.stop().await;
         assert!(m.dynos().is_empty());
         assert_eq!(m.scale("worker", 1), Err(ManagerError::Stopping));
+    }
+
+    /// Restarts after crashes: at once, then 1, 2, 4 s … up to the cap, and the count
+    /// forgotten once the dyno stayed up a minute.
+    #[test]
+    fn restart_back_off_doubles_to_its_cap_and_resets_after_a_minute_up() {
+        let config = ManagerConfig::default();
+        let s = Duration::from_secs;
+        let quick = s(1);
+        let mut crashes = 0;
+        let mut delays = Vec::new();
+        for _ in 0..12 {
+            let delay;
+            (crashes, delay) = backoff(crashes, quick, &config);
+            delays.push(delay.as_secs());
+        }
+        assert_eq!(delays, [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+        // Up for just under a minute: the count goes on; a minute: it starts again.
+        assert_eq!(backoff(crashes, s(59), &config), (13, s(300)));
+        assert_eq!(backoff(crashes, s(60), &config), (1, Duration::ZERO));
+        assert_eq!(backoff(1, quick, &config), (2, s(1)));
+        // A huge count does not overflow.
+        assert_eq!(backoff(u32::MAX, quick, &config).1, s(300));
     }
 
     #[tokio::test]

@@ -115,6 +115,27 @@ mod tests {
         assert_eq!(m.check(stats(150, 51, 0)), MemoryVerdict::VastlyExceeded);
     }
 
+    /// The boundaries to the byte (issue 17: `>` made `>=` stayed green): at the quota and at
+    /// exactly twice it, the lower verdict; one byte over, the next.
+    #[test]
+    fn verdicts_change_one_byte_past_the_quota_and_past_twice_it() {
+        let quota = 100 << 20;
+        let m = RuntimeMetrics::new("web.1", "paas.shop.1", quota);
+        let at = |rss: u64, swap: u64| {
+            m.check(GroupStats {
+                processes: 1,
+                rss,
+                swap,
+                cpu: Duration::ZERO,
+            })
+        };
+        assert_eq!(at(quota, 0), MemoryVerdict::Within);
+        assert_eq!(at(quota, 1), MemoryVerdict::Exceeded);
+        assert_eq!(at(2 * quota - 7, 7), MemoryVerdict::Exceeded);
+        assert_eq!(at(2 * quota, 1), MemoryVerdict::VastlyExceeded);
+        assert_eq!(at(2 * quota + 1, 0), MemoryVerdict::VastlyExceeded);
+    }
+
     #[test]
     fn lines_in_log_runtime_metrics_shape_parse_as_logfmt() {
         let mut m = RuntimeMetrics::new("web.1", "paas.shop.1", 512 << 20);

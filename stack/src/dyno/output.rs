@@ -88,40 +88,50 @@ pub async fn pump<R: AsyncRead + Unpin>(
     counts
 }
 
-/// A dyno's output rate: a token bucket of lines, with one second's burst.
+/// A dyno's output rate: a token bucket of lines holding one second's burst (GCRA: `paid_until`
+/// is when the lines so far would be paid for at the rate; a line may go while that is at most
+/// a second ahead). A quiet spell fills the bucket, never past one second's lines, and never
+/// puts it in debt: the first lines after a pause go at once.
 #[derive(Debug)]
 struct Pace {
     per_second: u64,
-    start: tokio::time::Instant,
+    /// Lines accounted for so far.
+    paid: u64,
+    /// When those lines are paid for.
+    paid_until: tokio::time::Instant,
 }
+
+/// The burst a dyno may write at once (one second's lines).
+const BURST: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Pace {
     fn new(per_second: u64) -> Self {
         Pace {
             per_second,
-            start: tokio::time::Instant::now(),
+            paid: 0,
+            paid_until: tokio::time::Instant::now(),
         }
     }
 
     /// After `lines` in all: waits until they are within the rate (plus one second's burst).
     async fn after(&mut self, lines: u64) {
+        if let Some(until) = self.due(lines, tokio::time::Instant::now()) {
+            tokio::time::sleep_until(until).await;
+        }
+    }
+
+    /// After `lines` in all, at `now`: when reading may go on, if not at once.
+    fn due(&mut self, lines: u64, now: tokio::time::Instant) -> Option<tokio::time::Instant> {
         if self.per_second == 0 {
-            return;
+            return None;
         }
-        let allowed_by = self.start
-            + std::time::Duration::from_secs_f64(
-                lines.saturating_sub(self.per_second) as f64 / self.per_second as f64,
-            );
-        let now = tokio::time::Instant::now();
-        if allowed_by > now {
-            tokio::time::sleep_until(allowed_by).await;
-        } else if now - allowed_by > std::time::Duration::from_secs(1) {
-            // A quiet dyno does not save up more than a second's burst.
-            self.start =
-                now - std::time::Duration::from_secs_f64(
-                    lines.saturating_sub(self.per_second) as f64 / self.per_second as f64,
-                ) + std::time::Duration::from_secs(1);
-        }
+        let new = lines.saturating_sub(self.paid);
+        self.paid = self.paid.max(lines);
+        // Time not used is credit, up to the burst: paid_until never lags `now`.
+        self.paid_until = self.paid_until.max(now)
+            + std::time::Duration::from_secs_f64(new as f64 / self.per_second as f64);
+        let ahead = self.paid_until.saturating_duration_since(now);
+        (ahead > BURST).then(|| self.paid_until - BURST)
     }
 }
 
@@ -255,5 +265,62 @@ pub(crate) mod tests {
             .history(10_000, &LineFilter::default());
         let quiet: Vec<_> = kept.iter().filter(|l| &l.process[..] == b"web.1").collect();
         assert_eq!(quiet.len(), 5);
+    }
+
+    #[test]
+    fn pace_bursts_a_second_then_paces_and_a_quiet_spell_gives_credit_not_debt() {
+        let t0 = tokio::time::Instant::now();
+        let ms = std::time::Duration::from_millis;
+        let mut pace = Pace::new(10);
+        pace.paid_until = t0;
+        // One second's lines at once, then one every 100 ms.
+        assert_eq!(pace.due(10, t0), None);
+        assert_eq!(pace.due(11, t0), Some(t0 + ms(100)));
+        // Quiet for five seconds: the next second's lines go at once, none waits.
+        for lines in 12..=21 {
+            assert_eq!(pace.due(lines, t0 + ms(5000)), None, "line {lines}");
+        }
+        assert_eq!(pace.due(22, t0 + ms(5000)), Some(t0 + ms(5100)));
+        // A trickle below the rate never waits, however long it goes on.
+        let mut pace = Pace::new(10);
+        pace.paid_until = t0;
+        for (i, lines) in (1..200u64).enumerate() {
+            let now = t0 + ms(2000 * i as u64);
+            assert_eq!(pace.due(lines, now), None, "line {lines}");
+        }
+    }
+
+    /// Regression (issue 17): after a quiet spell the pace put the dyno a second in debt, so the
+    /// pump slept after the next line and a third written within that second (a request's few
+    /// lines) was held until it woke. A dyno that writes a line every 2 s, or a few lines
+    /// 100 ms apart every 2 s, has each in the stream at once. On tokio's paused clock: the
+    /// delay measured is the pump's own, not the machine's.
+    #[tokio::test(start_paused = true)]
+    async fn a_quiet_dynos_lines_reach_the_stream_at_once() {
+        use tokio::io::AsyncWriteExt as _;
+        let router = Router::new(RouterConfig::default(), Registry::in_memory());
+        router.create_app("shop").unwrap();
+        let emitter = router.emitter("shop", "app").unwrap();
+        let (mut w, r) = tokio::io::duplex(1024);
+        // A low rate, so that a second's debt would show within a few lines.
+        let pumping = tokio::spawn(pump(r, emitter, "web.1".into(), MAX_LINE, 5));
+        let ms = std::time::Duration::from_millis;
+        let mut worst = std::time::Duration::ZERO;
+        for i in 0..6 {
+            tokio::time::sleep(ms(2000)).await;
+            for part in ["start", "query", "done"] {
+                let line = format!("{part} {i}");
+                w.write_all(format!("{line}\n").as_bytes()).await.unwrap();
+                let written = tokio::time::Instant::now();
+                while !shown(&router).contains(&format!("app[web.1]: {line}")) {
+                    tokio::time::sleep(ms(1)).await;
+                }
+                worst = worst.max(written.elapsed());
+                tokio::time::sleep(ms(100)).await;
+            }
+        }
+        drop(w);
+        assert_eq!(pumping.await.unwrap().lines, 18);
+        assert!(worst <= ms(50), "a line waited {worst:?}");
     }
 }

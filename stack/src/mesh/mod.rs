@@ -159,9 +159,10 @@ impl Mesh {
         }
     }
 
-    /// Picks a dyno for a request, waiting while all are busy or booting: H11 when more
-    /// requests wait than the backlog holds (50 × dynos), H20 when booting dynos are not up
-    /// within `boot_wait`, H10 or H14 at once when there is nothing to wait for.
+    /// Picks a dyno for a request, waiting while all are busy or booting: H11 at once when
+    /// more requests wait than the backlog holds (50 × dynos), H20 when booting dynos are not
+    /// up within `boot_wait`, H12 when a queued request is still waiting then, H10 or H14 at
+    /// once when there is nothing to wait for.
     pub async fn pick(self: &Arc<Self>, boot_wait: Duration) -> Result<Lease, ProxyError> {
         self.pick_preferring(None, boot_wait).await
     }
@@ -191,11 +192,13 @@ impl Mesh {
                 queued = true;
             }
             if tokio::time::timeout_at(deadline, freed).await.is_err() {
+                // H11 is only ever the refusal at the door, past the backlog; a request that
+                // was queued and waited out its time is a request timeout (H12).
                 let booting = self.lock().booting > 0;
                 break Err(if booting {
                     ProxyError::BootTimeout
                 } else {
-                    ProxyError::BacklogTooDeep
+                    ProxyError::RequestTimeout
                 });
             }
         };
@@ -248,7 +251,11 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    /// On tokio's paused clock, so that "at once" is exact: the 51st request past the backlog
+    /// is H11 without waiting at all, every queued request gets a dyno when slots free (none
+    /// lost, none H11), and one that waits out its time is H12, not H11 (issue 17: disabling
+    /// the backlog check left this green, as the timed-out wait said H11 too).
+    #[tokio::test(start_paused = true)]
     async fn a_full_dyno_makes_requests_wait_then_h11_past_the_backlog() {
         let mesh = Arc::new(Mesh::default());
         mesh.set_up("web.1", addr(1));
@@ -270,18 +277,36 @@ mod tests {
         for _ in 0..MAX_IN_FLIGHT {
             let mesh = mesh.clone();
             waiters.push(tokio::spawn(async move {
-                mesh.pick(Duration::from_millis(500)).await.is_ok()
+                mesh.pick(Duration::from_secs(60)).await
             }));
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        while mesh.waiting.load(Ordering::Acquire) < MAX_IN_FLIGHT {
+            tokio::task::yield_now().await;
+        }
+        let before = tokio::time::Instant::now();
         assert_eq!(
-            mesh.pick(Duration::from_secs(1)).await.unwrap_err(),
+            mesh.pick(Duration::from_secs(30)).await.unwrap_err(),
             ProxyError::BacklogTooDeep
         );
+        assert_eq!(
+            before.elapsed(),
+            Duration::ZERO,
+            "H11 at once, not after a wait"
+        );
+        // The slots free: every queued request gets one.
         drop(held);
         for w in waiters {
-            let _ = w.await;
+            let lease = w.await.unwrap().expect("a queued request gets a dyno");
+            assert_eq!(lease.dyno, "web.1");
         }
+        assert_eq!(mesh.waiting.load(Ordering::Acquire), 0);
+        // A queued request that waits out its time is H12.
+        let held: Vec<Lease> = futures_pick(&mesh, MAX_IN_FLIGHT).await;
+        assert_eq!(
+            mesh.pick(Duration::from_secs(1)).await.unwrap_err(),
+            ProxyError::RequestTimeout
+        );
+        drop(held);
     }
 
     #[tokio::test]
