@@ -12,14 +12,44 @@ use super::{ChunkLines, Header, Ids, MAGIC, MAX_HEADER, Section, Times, VERSION}
 use crate::index::IndexError;
 use crate::index::bloom::Bloom;
 
-/// An open block file.
+/// A block file, its header read. Its file descriptor is not held: reads take one from a
+/// process-wide set of at most [`MAX_OPEN_BLOCKS`] open block files (the most recently read
+/// kept), so that a router of many apps and many blocks holds a bounded number of descriptors.
 #[derive(Debug)]
 pub(crate) struct BlockFile {
     id: u64,
     path: PathBuf,
-    file: File,
     header: Header,
     len: u64,
+}
+
+/// The most block files open at once, over every app.
+pub(crate) const MAX_OPEN_BLOCKS: usize = 128;
+
+/// The block files open now, the most recently read last.
+static OPEN: std::sync::Mutex<std::collections::VecDeque<(u64, std::sync::Arc<File>)>> =
+    std::sync::Mutex::new(std::collections::VecDeque::new());
+
+/// An open descriptor of the block `id` at `path`, from the open set or opened now (the least
+/// recently read one closed past the bound, once no read holds it).
+fn descriptor(id: u64, path: &Path) -> std::io::Result<std::sync::Arc<File>> {
+    {
+        let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = open.iter().position(|(o, _)| *o == id)
+            && let Some(entry) = open.remove(i)
+        {
+            let file = entry.1.clone();
+            open.push_back(entry);
+            return Ok(file);
+        }
+    }
+    let file = std::sync::Arc::new(File::open(path)?);
+    let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
+    while open.len() >= MAX_OPEN_BLOCKS {
+        open.pop_front();
+    }
+    open.push_back((id, file.clone()));
+    Ok(file)
 }
 
 impl BlockFile {
@@ -57,10 +87,10 @@ impl BlockFile {
             ));
         }
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        drop(file);
         let block = BlockFile {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             path: path.to_owned(),
-            file,
             header,
             len,
         };
@@ -120,8 +150,8 @@ impl BlockFile {
         let len = usize::try_from(s.len)
             .map_err(|_| IndexError::corrupt(&self.path, format!("{what}: too long")))?;
         let mut buf = vec![0u8; len];
-        self.file
-            .read_exact_at(&mut buf, s.offset)
+        descriptor(self.id, &self.path)
+            .and_then(|file| file.read_exact_at(&mut buf, s.offset))
             .map_err(|e| IndexError::io(&self.path, e))?;
         if crc32fast::hash(&buf) != s.crc {
             return Err(IndexError::corrupt(
