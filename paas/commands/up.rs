@@ -389,6 +389,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let api = DynoApi::default();
         api.add(manager.clone());
         logplex.api().register("formation", api.formation());
+        logplex.api().register("formations", api.formation());
         logplex.api().register("dynos", api.dynos());
 
         let cache = HttpCache::new(
