@@ -119,3 +119,181 @@ fn heroku_cli_requests_are_answered() {
     assert_eq!(status, 404, "{body}");
     assert_eq!(json(&body)["id"], "not_found");
 }
+
+fn patch_config(up: &Router, body: &str) -> (u16, String) {
+    up.curl(&[
+        "-X",
+        "PATCH",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        body,
+        "/apps/hello/config-vars",
+    ])
+}
+
+/// Waits until every web dyno answers `/` with `want` (both dynos, by their `DYNO`).
+fn wait_greeting(up: &Router, want: &str) {
+    let start = Instant::now();
+    loop {
+        let seen: Vec<String> = (0..6)
+            .map(|_| support::dynos::curl(up, "/", &[]).1)
+            .collect();
+        if seen.iter().all(|s| s.starts_with(want)) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "want {want:?}: {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn config_vars_make_releases_and_reach_restarted_dynos() {
+    let (dir, up) = example_app("config-vars", &["--scale", "web=2"]);
+    wait_dynos(&up, "two web up", |l| l.len() == 2 && all_up(l));
+
+    // v1 at first start, from app.json's env.
+    let releases = up.get_json("/apps/hello/releases");
+    assert_eq!(releases[0]["version"], 1, "{releases}");
+    assert_eq!(releases[0]["description"], "Initial release");
+    assert_eq!(up.get_json("/apps/hello/config-vars")["GREETING"], "hello");
+
+    // Set: a release, the api lines, and every web dyno restarted with the new value while
+    // requests keep being answered.
+    let serving = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let failures = {
+        let serving = serving.clone();
+        let proxy = support::proxy_addr(&up);
+        std::thread::spawn(move || {
+            let mut failed = vec![];
+            while serving.load(std::sync::atomic::Ordering::Relaxed) {
+                let out = std::process::Command::new("curl")
+                    .args(["-s", "-o", "/dev/null", "-m", "10", "-w", "%{http_code}"])
+                    .arg(format!("http://{proxy}/"))
+                    .output()
+                    .expect("curl");
+                let code = String::from_utf8_lossy(&out.stdout).into_owned();
+                if code != "200" {
+                    failed.push(code);
+                }
+            }
+            failed
+        })
+    };
+    let (status, body) = patch_config(
+        &up,
+        r#"{"GREETING":"bonjour","SECRET_TOKEN":"s3cr3t-v4lue"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["GREETING"], "bonjour");
+    wait_greeting(&up, "bonjour from web.");
+    serving.store(false, std::sync::atomic::Ordering::Relaxed);
+    let failed = failures.join().expect("requests");
+    assert!(
+        failed.is_empty(),
+        "requests failed during the rolling restart: {failed:?}"
+    );
+    let v2 = up.get_json("/apps/hello/releases/v2");
+    assert_eq!(v2["description"], "Set GREETING, SECRET_TOKEN config vars");
+    assert_eq!(v2["user"]["email"], "operator@localhost");
+    assert_eq!(v2["current"], true);
+
+    // Remove.
+    let (status, body) = patch_config(&up, r#"{"SECRET_TOKEN":null}"#);
+    assert_eq!(status, 200, "{body}");
+    assert!(json(&body).get("SECRET_TOKEN").is_none(), "{body}");
+    assert_eq!(
+        up.get_json("/apps/hello/releases/3")["description"],
+        "Remove SECRET_TOKEN config vars"
+    );
+
+    // Rollback to v1 by id: GREETING back to hello.
+    let v1_id = releases[0]["id"].as_str().expect("id").to_owned();
+    let (status, body) = up.curl(&[
+        "-X",
+        "POST",
+        "-d",
+        &format!(r#"{{"release":"{v1_id}"}}"#),
+        "/apps/hello/releases",
+    ]);
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(json(&body)["version"], 4);
+    assert_eq!(json(&body)["description"], "Rollback to v1");
+    wait_greeting(&up, "hello from web.");
+    assert_eq!(up.get_json("/apps/hello/config-vars")["GREETING"], "hello");
+
+    // The stream says what changed, by name only; the values are nowhere in it or /metrics.
+    let lines = up.history("hello", &["--dyno", "api"]);
+    let text = lines.join("\n");
+    for want in [
+        "paas[api]: Set GREETING, SECRET_TOKEN config vars by operator@localhost",
+        "paas[api]: Release v2 created by operator@localhost",
+        "paas[api]: Remove SECRET_TOKEN config vars by operator@localhost",
+        "paas[api]: Rollback to v1 by operator@localhost",
+        "paas[api]: Release v4 created by operator@localhost",
+    ] {
+        assert!(text.contains(want), "no {want:?} in {lines:?}");
+    }
+    let all = up.history("hello", &[]).join("\n");
+    assert!(
+        !all.contains("s3cr3t-v4lue"),
+        "a config var's value in the stream"
+    );
+    let (_, metrics) = up.curl(&["/metrics"]);
+    assert!(!metrics.contains("s3cr3t-v4lue"));
+
+    // Kept in the data directory, 0600.
+    let file = dir.0.join("releases/hello.json");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&file)
+            .expect("releases file")
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn hostile_config_changes_are_refused() {
+    let (_dir, up) = example_app(
+        "config-hostile",
+        &["--config-max-vars", "20", "--config-max-bytes", "1000"],
+    );
+    let before = up.get_json("/apps/hello/releases").as_array().map(Vec::len);
+    for (body, status) in [
+        ("{", 422),
+        ("[1]", 422),
+        (r#"{"1BAD":"x"}"#, 422),
+        (r#"{"A B":"x"}"#, 422),
+        (r#"{"A":{"b":1}}"#, 422),
+        (&format!(r#"{{"BIG":"{}"}}"#, "x".repeat(2000)), 422),
+    ] {
+        let (got, answer) = patch_config(&up, body);
+        assert_eq!(got, status, "{}: {answer}", &body[..body.len().min(40)]);
+        assert_eq!(json(&answer)["id"], "invalid_params", "{answer}");
+    }
+    let many: Vec<String> = (0..25).map(|i| format!(r#""V{i}":"x""#)).collect();
+    let (got, answer) = patch_config(&up, &format!("{{{}}}", many.join(",")));
+    assert_eq!(got, 422, "{answer}");
+    assert!(answer.contains("--config-max-vars"), "{answer}");
+    // A body past the API's 64 KiB is refused before it is parsed.
+    let (got, _) = patch_config(&up, &format!(r#"{{"A":"{}"}}"#, "x".repeat(100 << 10)));
+    assert!((400..500).contains(&got), "{got}");
+    // Nothing was released.
+    assert_eq!(
+        up.get_json("/apps/hello/releases").as_array().map(Vec::len),
+        before
+    );
+    let (got, answer) = up.curl(&[
+        "-X",
+        "POST",
+        "-d",
+        r#"{"release":"v99"}"#,
+        "/apps/hello/releases",
+    ]);
+    assert_eq!(got, 404, "{answer}");
+    let (got, answer) = up.curl(&["-X", "POST", "-d", "{}", "/apps/hello/releases"]);
+    assert_eq!(got, 422, "{answer}");
+}

@@ -13,7 +13,8 @@ use anyhow::{Context, bail};
 use serde_json::Value;
 use stack::cache::{CacheConfig, HttpCache};
 use stack::{
-    AppSpec, DynoApi, DynoLimits, DynoManager, ManagerConfig, Mesh, Procfile, Proxy, ProxyConfig,
+    AppSpec, ConfigLimits, ConfigVars, DynoApi, DynoLimits, DynoManager, ManagerConfig, Mesh,
+    Procfile, Proxy, ProxyConfig, ReleaseStore, ReleasesApi,
 };
 
 use crate::commands::logplex::{RouterArgs, secs, start, terminated};
@@ -124,6 +125,12 @@ pub struct Args {
     /// compare against and to fall back to). HTTP/2 is served by hyper either way.
     #[arg(long)]
     proxy_hyper: bool,
+    /// Config vars an app may have (`config:set` past it answers 422).
+    #[arg(long, default_value_t = 500)]
+    config_max_vars: usize,
+    /// Bytes an app's config vars may take, names and values together (422 past it).
+    #[arg(long, default_value_t = 32 << 10)]
+    config_max_bytes: usize,
 }
 
 /// The app to run, read from its directory or the built-in example.
@@ -132,7 +139,10 @@ struct LoadedApp {
     dir: PathBuf,
     procfile: Procfile,
     formation: BTreeMap<String, usize>,
+    /// app.json's env: the config vars of a new app's first release.
     env: Vec<(String, String)>,
+    /// What every dyno gets under its config vars (`PATH`, `DATABASE_URL`).
+    base_env: Vec<(String, String)>,
     /// app.json lists the heroku-postgresql add-on.
     wants_database: bool,
 }
@@ -197,10 +207,6 @@ fn load_app(args: &Args, data_dir: &Path) -> anyhow::Result<LoadedApp> {
             env.push((k.clone(), value.to_owned()));
         }
     }
-    for e in &args.env {
-        let (k, v) = e.split_once('=').context("--env takes KEY=VALUE")?;
-        env.push((k.to_owned(), v.to_owned()));
-    }
     let wants_database = json["addons"].as_array().is_some_and(|addons| {
         addons.iter().any(|a| {
             a.as_str()
@@ -209,12 +215,13 @@ fn load_app(args: &Args, data_dir: &Path) -> anyhow::Result<LoadedApp> {
         })
     });
     // Dynos find `paas` (the example app's command) beside this binary, first on their PATH.
+    let mut base_env = Vec::new();
     if let Some(bin) = std::env::current_exe()
         .ok()
         .and_then(|p| p.parent().map(Path::to_path_buf))
     {
         let path = std::env::var("PATH").unwrap_or_default();
-        env.push(("PATH".to_owned(), format!("{}:{path}", bin.display())));
+        base_env.push(("PATH".to_owned(), format!("{}:{path}", bin.display())));
     }
     Ok(LoadedApp {
         name,
@@ -222,6 +229,7 @@ fn load_app(args: &Args, data_dir: &Path) -> anyhow::Result<LoadedApp> {
         procfile,
         formation,
         env,
+        base_env,
         wants_database,
     })
 }
@@ -304,6 +312,27 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The app's releases: v1 from app.json's env for a new app; then each start's `--env`
+/// values that differ from the current config vars make a release of their own.
+fn open_releases(args: &Args, data_dir: &Path, app: &LoadedApp) -> anyhow::Result<ReleaseStore> {
+    let user = "operator@localhost";
+    let initial: ConfigVars = app.env.iter().cloned().collect();
+    let mut store = ReleaseStore::open(Some(data_dir), &app.name, initial, user)?;
+    let mut vars = store.config_vars();
+    let mut set = Vec::new();
+    for e in &args.env {
+        let (k, v) = e.split_once('=').context("--env takes KEY=VALUE")?;
+        if vars.get(k).map(String::as_str) != Some(v) {
+            vars.insert(k.to_owned(), v.to_owned());
+            set.push(k.to_owned());
+        }
+    }
+    if !set.is_empty() {
+        store.create(&format!("Set {} config vars", set.join(", ")), user, vars)?;
+    }
+    Ok(store)
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     crate::commands::runtime()?.block_on(async {
         let config = args.router.config()?;
@@ -360,7 +389,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         )
         .await?;
         if let Some(db) = &database {
-            app.env.push(("DATABASE_URL".to_owned(), db.url.clone()));
+            app.base_env
+                .push(("DATABASE_URL".to_owned(), db.url.clone()));
         } else if app.wants_database {
             eprintln!(
                 "paas up: app.json asks for heroku-postgresql; give --database-url to attach a database"
@@ -372,12 +402,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|(k, n)| format!("{k}={n}"))
             .collect();
+        let releases = open_releases(&args, &data_dir, &app)?;
         let manager = DynoManager::start(
             AppSpec {
                 name: app.name.clone(),
                 dir: app.dir.clone(),
                 procfile: app.procfile.clone(),
-                env: app.env.clone(),
+                env: ReleasesApi::env_for(&app.base_env, &releases.config_vars()),
                 formation: app.formation.clone(),
             },
             args.manager()?,
@@ -391,6 +422,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         logplex.api().register("formation", api.formation());
         logplex.api().register("formations", api.formation());
         logplex.api().register("dynos", api.dynos());
+        let releases = ReleasesApi::new(
+            releases,
+            manager.clone(),
+            app.base_env.clone(),
+            platform.clone(),
+            ConfigLimits {
+                max_vars: args.config_max_vars,
+                max_bytes: args.config_max_bytes,
+            },
+        );
+        logplex.api().register("config-vars", releases.config_vars());
+        logplex.api().register("releases", releases.releases());
 
         let cache = HttpCache::new(
             &app.name,

@@ -20,6 +20,7 @@ mod dyno;
 mod errors;
 mod mesh;
 mod proxy;
+mod releases;
 
 pub use database::api::DatabaseApi;
 pub use database::auth::{AuthMethod, Login};
@@ -36,6 +37,8 @@ pub use dyno::process::{DynoEvent, DynoExit, DynoLimits, DynoSpec, run as run_dy
 pub use dyno::procfile::{ProcessType, Procfile, ProcfileError};
 pub use errors::{ProxyError, Side};
 pub use mesh::{Lease, MAX_IN_FLIGHT, Mesh};
+pub use releases::api::{ConfigLimits, ReleasesApi, caller_email};
+pub use releases::store::{ConfigVars, MAX_RELEASES, Release, ReleaseError, ReleaseStore};
 /// The HTTP/1.1 pieces of the proxy's forwarding path: the request head parser, the response
 /// head parser and rewriter, and the chunked body decoder (public for their fuzz targets,
 /// `stack/fuzz/`).

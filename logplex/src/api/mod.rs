@@ -370,6 +370,12 @@ async fn authorized(
                 return no_such_app();
             }
             let rest = rest.iter().map(|s| (*s).to_owned()).collect();
+            // Who is calling, for the resources that record it (a release's user).
+            let mut req = req;
+            req.extensions_mut().insert(Caller {
+                key_id: caller_id.clone(),
+                scope: scope.clone(),
+            });
             resource.handle(req, (*app).to_owned(), rest).await
         }
         // What the `heroku` CLI reads besides (`apps:info`): empty unless a part serves it.
