@@ -297,3 +297,65 @@ fn hostile_config_changes_are_refused() {
     let (got, answer) = up.curl(&["-X", "POST", "-d", "{}", "/apps/hello/releases"]);
     assert_eq!(got, 422, "{answer}");
 }
+
+fn paas_ok(up: &Router, args: &[&str]) -> String {
+    let out = up.paas(&[args, &["-a", "hello"]].concat());
+    assert!(
+        out.status.success(),
+        "paas {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn paas_config_and_releases_commands() {
+    let (_dir, up) = example_app("config-cli", &[]);
+    let shown = paas_ok(&up, &["config"]);
+    assert!(shown.starts_with("=== hello Config Vars"), "{shown}");
+    assert!(shown.contains("GREETING: hello"), "{shown}");
+
+    let set = paas_ok(&up, &["config:set", "GREETING=hej", "COLOR=blue"]);
+    assert!(
+        set.starts_with("Setting COLOR, GREETING and restarting hello... done, v2"),
+        "{set}"
+    );
+    assert_eq!(paas_ok(&up, &["config:get", "COLOR"]), "blue\n");
+    wait_greeting(&up, "hej from web.1");
+    assert_eq!(paas_ok(&up, &["config", "--shell"]).lines().count(), 2);
+
+    let unset = paas_ok(&up, &["config:unset", "COLOR"]);
+    assert_eq!(unset, "Unsetting COLOR and restarting hello... done, v3\n");
+    assert_eq!(paas_ok(&up, &["config:get", "COLOR"]), "\n");
+
+    let releases = paas_ok(&up, &["releases"]);
+    assert!(
+        releases.starts_with("=== hello Releases - Current: v3"),
+        "{releases}"
+    );
+    let lines: Vec<&str> = releases.lines().skip(2).collect();
+    assert!(
+        lines[0].starts_with("v3") && lines[0].contains("Remove COLOR config vars"),
+        "{releases}"
+    );
+    assert!(
+        lines[2].starts_with("v1") && lines[2].contains("Initial release"),
+        "{releases}"
+    );
+
+    let info = paas_ok(&up, &["releases:info", "v2"]);
+    assert!(info.contains("=== Release v2"), "{info}");
+    assert!(
+        info.contains("Change:  Set COLOR, GREETING config vars"),
+        "{info}"
+    );
+    assert!(info.contains("COLOR:    blue"), "{info}");
+
+    let rolled = paas_ok(&up, &["releases:rollback", "v1"]);
+    assert_eq!(rolled, "Rolling back hello to v1... done, v4\n");
+    wait_greeting(&up, "hello from web.1");
+    // No version: the one before the current.
+    let rolled = paas_ok(&up, &["releases:rollback"]);
+    assert_eq!(rolled, "Rolling back hello to v3... done, v5\n");
+    assert_eq!(paas_ok(&up, &["config:get", "GREETING"]), "hej\n");
+}

@@ -5,6 +5,7 @@
 mod apps;
 mod cache;
 mod client;
+mod config;
 mod drains;
 mod dyno_run;
 mod example;
@@ -95,6 +96,25 @@ pub enum Command {
     /// Purge the HTTP cache: everything, a path (`/a?b`), or a prefix (`/assets/*`).
     #[command(name = "cache:purge")]
     CachePurge(cache::PurgeArgs),
+    /// Show an app's config vars (`--shell` for KEY='value' lines).
+    Config(config::ShowArgs),
+    /// Print one config var's value.
+    #[command(name = "config:get")]
+    ConfigGet(config::GetArgs),
+    /// Set config vars (`KEY=VALUE`…): a new release, the dynos restarted one at a time.
+    #[command(name = "config:set")]
+    ConfigSet(config::SetArgs),
+    /// Remove config vars: a new release, the dynos restarted one at a time.
+    #[command(name = "config:unset")]
+    ConfigUnset(config::UnsetArgs),
+    /// List an app's releases, newest first.
+    Releases(client::AppListArgs),
+    /// Show a release (the current one by default) and its config vars.
+    #[command(name = "releases:info")]
+    ReleasesInfo(config::ReleaseArgs),
+    /// Roll back to a release's config vars (the one before the current by default).
+    #[command(name = "releases:rollback")]
+    ReleasesRollback(config::ReleaseArgs),
     /// List an app's drains with their delivery health.
     Drains(client::AppListArgs),
     /// Add a drain: syslog://, syslog+tls://, syslog+udp:// or https:// URL.
@@ -148,6 +168,13 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Import(args) => import::run(args),
         Command::Cache(args) => cache::show(args),
         Command::CachePurge(args) => cache::purge(args),
+        Command::Config(args) => config::show(args),
+        Command::ConfigGet(args) => config::get(args),
+        Command::ConfigSet(args) => config::set(args),
+        Command::ConfigUnset(args) => config::unset(args),
+        Command::Releases(args) => config::releases(args),
+        Command::ReleasesInfo(args) => config::info(args),
+        Command::ReleasesRollback(args) => config::rollback(args),
         Command::Drains(args) => drains::list(args),
         Command::DrainsAdd(args) => drains::add(args),
         Command::DrainsRemove(args) => drains::remove(args),
