@@ -32,6 +32,7 @@ pub(crate) fn app_json(app: &App) -> Value {
         "region": { "id": REGION_ID, "name": "local" },
         "owner": { "id": OWNER_ID, "email": "operator@localhost" },
         "acm": false,
+        "create_status": "complete",
         "archived_at": null,
         "buildpack_provided_description": null,
         "git_url": null,

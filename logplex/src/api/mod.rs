@@ -378,15 +378,9 @@ async fn authorized(
             });
             resource.handle(req, (*app).to_owned(), rest).await
         }
-        // What the `heroku` CLI reads besides (`apps:info`): empty unless a part serves it.
-        (
-            &Method::GET,
-            [
-                "apps",
-                app,
-                "addons" | "collaborators" | "pipeline-couplings",
-            ],
-        ) => {
+        // What the `heroku` CLI reads besides (`apps:info`): empty unless a part serves it
+        // (`pipeline-couplings` is one object or 404, as on Heroku: no pipelines here).
+        (&Method::GET, ["apps", app, "addons" | "collaborators"]) => {
             if state.router.app(app).is_none() {
                 return no_such_app();
             }

@@ -157,6 +157,7 @@ impl ReleasesApi {
             "description": r.description,
             "status": "succeeded",
             "current": current,
+            "eligible_for_rollback": true,
             "user": { "id": r.user, "email": r.user },
             "created_at": r.created_at,
             "updated_at": r.created_at,
@@ -268,6 +269,27 @@ fn describe(set: &[String], removed: &[String]) -> String {
     }
 }
 
+/// The Platform API's `Range: version ..; max=10, order=desc` (how the `heroku` CLI asks
+/// for the newest releases): how many, and whether newest first.
+fn range(headers: &http::HeaderMap) -> (usize, bool) {
+    let Some(range) = headers
+        .get(http::header::RANGE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return (usize::MAX, false);
+    };
+    let mut max = usize::MAX;
+    let mut desc = false;
+    for part in range.split([';', ',']).map(str::trim) {
+        if let Some(n) = part.strip_prefix("max=") {
+            max = n.parse().unwrap_or(usize::MAX);
+        } else if part == "order=desc" {
+            desc = true;
+        }
+    }
+    (max, desc)
+}
+
 #[derive(Deserialize)]
 struct Rollback {
     release: Option<Value>,
@@ -311,10 +333,13 @@ impl Served {
                 api_json(StatusCode::OK, &vars)
             }
             (Resource::Releases, Method::GET, []) => {
-                let list: Vec<Value> = {
-                    let all = api.store().all().to_vec();
-                    all.iter().map(|r| api.release_json(r)).collect()
-                };
+                let (max, desc) = range(req.headers());
+                let mut all = api.store().all().to_vec();
+                if desc {
+                    all.reverse();
+                }
+                all.truncate(max);
+                let list: Vec<Value> = all.iter().map(|r| api.release_json(r)).collect();
                 api_json(StatusCode::OK, &list)
             }
             (Resource::Releases, Method::GET, [key]) => {
@@ -402,6 +427,17 @@ mod tests {
         ] {
             assert!(patched(&vars, &map(bad.clone()), limits).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_range_asks_for_the_newest() {
+        let mut h = http::HeaderMap::new();
+        assert_eq!(range(&h), (usize::MAX, false));
+        h.insert(
+            http::header::RANGE,
+            http::HeaderValue::from_static("version ..; max=10, order=desc"),
+        );
+        assert_eq!(range(&h), (10, true));
     }
 
     #[test]
