@@ -359,3 +359,64 @@ fn paas_config_and_releases_commands() {
     assert_eq!(rolled, "Rolling back hello to v3... done, v5\n");
     assert_eq!(paas_ok(&up, &["config:get", "GREETING"]), "hej\n");
 }
+
+/// A new key for `app`.
+fn app_key(up: &Router, app: &str) -> String {
+    let (status, body) = up.curl(&["-X", "POST", &format!("/apps/{app}/keys")]);
+    assert_eq!(status, 201, "{body}");
+    json(&body)["key"].as_str().expect("key").to_owned()
+}
+
+#[test]
+fn an_app_key_sees_its_own_config_vars_only() {
+    let (_dir, up) = example_app("config-keys", &[]);
+    up.create_app("other");
+    let other = app_key(&up, "other");
+    let hello = app_key(&up, "hello");
+    // Another app's key: "not found", for the vars, the releases and a change.
+    for path in [
+        "/apps/hello/config-vars",
+        "/apps/hello/releases",
+        "/apps/hello/releases/v1/config-vars",
+    ] {
+        let (status, body) = up.curl_as(&other, &[path]);
+        assert_eq!(status, 404, "{path}: {body}");
+        assert!(!body.contains("GREETING"), "{body}");
+    }
+    let (status, _) = up.curl_as(
+        &other,
+        &[
+            "-X",
+            "PATCH",
+            "-d",
+            r#"{"GREETING":"pwned"}"#,
+            "/apps/hello/config-vars",
+        ],
+    );
+    assert_eq!(status, 404);
+    // The app's own key reads and changes them, and is named in the release.
+    let (status, body) = up.curl_as(&hello, &["/apps/hello/config-vars"]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["GREETING"], "hello");
+    let (status, body) = up.curl_as(
+        &hello,
+        &[
+            "-X",
+            "PATCH",
+            "-d",
+            r#"{"NEW":"1"}"#,
+            "/apps/hello/config-vars",
+        ],
+    );
+    assert_eq!(status, 200, "{body}");
+    let v2 = up.get_json("/apps/hello/releases/v2");
+    assert_eq!(v2["user"]["email"], "hello@localhost", "{v2}");
+    // `GET /account` names the key's owner.
+    let (status, body) = up.curl_as(&hello, &["/account"]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["email"], "hello@localhost");
+    // The app `paas up` does not run has no releases here.
+    let (status, body) = up.curl(&["/apps/other/config-vars"]);
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(json(&body)["id"], "not_found");
+}
