@@ -420,3 +420,29 @@ fn an_app_key_sees_its_own_config_vars_only() {
     assert_eq!(status, 404, "{body}");
     assert_eq!(json(&body)["id"], "not_found");
 }
+
+#[test]
+fn every_answer_has_a_request_id_and_errors_the_api_shape() {
+    let (_dir, up) = example_app("request-id", &[]);
+    let (status, head) = up.curl(&["-D", "-", "-o", "/dev/null", "/apps/hello/releases"]);
+    assert_eq!(status, 200);
+    let head = head.to_ascii_lowercase();
+    assert!(head.contains("request-id: "), "{head}");
+    assert!(head.contains("content-type: application/json"), "{head}");
+    let (_, head) = up.curl(&[
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        "-H",
+        "X-Request-Id: mine-123",
+        "/apps/hello/nothing-here",
+    ]);
+    assert!(
+        head.to_ascii_lowercase().contains("request-id: mine-123"),
+        "{head}"
+    );
+    let (status, body) = up.curl(&["/no/such/path"]);
+    assert_eq!(status, 404);
+    assert_eq!(json(&body)["id"], "not_found");
+}
