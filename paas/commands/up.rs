@@ -13,8 +13,8 @@ use anyhow::{Context, bail};
 use serde_json::Value;
 use stack::cache::{CacheConfig, HttpCache};
 use stack::{
-    AppSpec, ConfigLimits, ConfigVars, DynoApi, DynoLimits, DynoManager, ManagerConfig, Mesh,
-    Procfile, Proxy, ProxyConfig, ReleaseStore, ReleasesApi,
+    Addon, AddonsApi, AppSpec, ConfigLimits, ConfigVars, DynoApi, DynoLimits, DynoManager,
+    ManagerConfig, Mesh, Procfile, Proxy, ProxyConfig, ReleaseStore, ReleasesApi,
 };
 
 use crate::commands::logplex::{RouterArgs, secs, start, terminated};
@@ -453,6 +453,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             tokio::spawn(proxy.clone().serve(http, None, stopped.clone())),
             tokio::spawn(proxy.serve(https, Some(tokio_rustls::TlsAcceptor::from(tls)), stopped)),
         ];
+        let addons = database
+            .iter()
+            .map(|_| Addon {
+                service: "heroku-postgresql".to_owned(),
+                plan: "heroku-postgresql:paas".to_owned(),
+                config_vars: vec!["DATABASE_URL".to_owned()],
+            })
+            .collect();
+        logplex
+            .api()
+            .register("addons", AddonsApi::resource(&app.name, addons));
         let database_serving = database.map(|db| {
             logplex.api().register_metrics(db.database.stats());
             logplex.api().register(

@@ -37,6 +37,7 @@ pub use dyno::process::{DynoEvent, DynoExit, DynoLimits, DynoSpec, run as run_dy
 pub use dyno::procfile::{ProcessType, Procfile, ProcfileError};
 pub use errors::{ProxyError, Side};
 pub use mesh::{Lease, MAX_IN_FLIGHT, Mesh};
+pub use releases::addons::{Addon, AddonsApi};
 pub use releases::api::{ConfigLimits, ReleasesApi, caller_email};
 pub use releases::store::{ConfigVars, MAX_RELEASES, Release, ReleaseError, ReleaseStore};
 /// The HTTP/1.1 pieces of the proxy's forwarding path: the request head parser, the response
