@@ -446,3 +446,29 @@ fn every_answer_has_a_request_id_and_errors_the_api_shape() {
     assert_eq!(status, 404);
     assert_eq!(json(&body)["id"], "not_found");
 }
+
+#[test]
+fn platform_source_heroku_writes_herokus_lines() {
+    let (_dir, up) = example_app("platform-source", &["--platform-source", "heroku"]);
+    let (status, _) = support::dynos::curl(&up, "/", &[]);
+    assert_eq!(status, "200");
+    let (status, body) = patch_config(&up, r#"{"A":"1"}"#);
+    assert_eq!(status, 200, "{body}");
+    let start = Instant::now();
+    loop {
+        let lines = up.history("hello", &["--source", "heroku"]);
+        let has = |p: &str| lines.iter().any(|l| l.contains(p));
+        if has("heroku[router]: at=info")
+            && has("heroku[web.1]: State changed")
+            && has("heroku[api]: Release v2 created by")
+        {
+            assert!(
+                !lines.iter().any(|l| l.contains(" paas[web.1]")),
+                "{lines:?}"
+            );
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(15), "{lines:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

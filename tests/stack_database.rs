@@ -121,7 +121,10 @@ fn psql_through_the_adapter_with_tls_and_the_lines_it_writes() {
 
     // The add-on, as `heroku apps:info` reads it.
     let addons = up.get_json("/apps/hello/addons");
-    assert_eq!(addons[0]["plan"]["name"], "heroku-postgresql:paas", "{addons}");
+    assert_eq!(
+        addons[0]["plan"]["name"], "heroku-postgresql:paas",
+        "{addons}"
+    );
     assert_eq!(addons[0]["config_vars"][0], "DATABASE_URL", "{addons}");
 
     // pg:psql and pg:info, as Heroku's.

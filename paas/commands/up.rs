@@ -125,6 +125,10 @@ pub struct Args {
     /// compare against and to fall back to). HTTP/2 is served by hyper either way.
     #[arg(long)]
     proxy_hyper: bool,
+    /// The source of the platform's lines about the app: `paas` (`paas[router]`,
+    /// `paas[web.1]`, `paas[api]`), or `heroku` for tooling that matches Heroku's exact lines.
+    #[arg(long, default_value = "paas", value_parser = ["paas", "heroku"])]
+    platform_source: String,
     /// Config vars an app may have (`config:set` past it answers 422).
     #[arg(long, default_value_t = 500)]
     config_max_vars: usize,
@@ -373,7 +377,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         let (Some(output), Some(platform)) = (
             router.emitter(&app.name, "app"),
-            router.emitter(&app.name, "paas"),
+            router.emitter(&app.name, &args.platform_source),
         ) else {
             bail!("the router has no channel for {}", app.name);
         };
