@@ -472,3 +472,34 @@ fn platform_source_heroku_writes_herokus_lines() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn paas_ps_stop_and_the_ps_aliases() {
+    let (_dir, up) = example_app("ps-stop", &[]);
+    let scaled = paas_ok(&up, &["ps:scale", "web=2"]);
+    assert!(scaled.contains("web=2"), "{scaled}");
+    let list = wait_dynos(&up, "two web", |l| l.len() == 2 && all_up(l));
+    let id = |l: &[Value], n: &str| {
+        l.iter()
+            .find(|d| d["name"] == n)
+            .map(|d| d["id"].clone())
+            .unwrap_or_default()
+    };
+    let before = id(&list, "web.2");
+    assert_eq!(
+        paas_ok(&up, &["ps:stop", "web.2"]),
+        "Stopping dyno web.2 on hello... done\n"
+    );
+    let list = wait_dynos(&up, "web.2 back", |l| all_up(l) && id(l, "web.2") != before);
+    let before = id(&list, "web.1");
+    assert_eq!(
+        paas_ok(&up, &["ps:kill", "web"]),
+        "Stopping all web dynos on hello... done\n"
+    );
+    let list = wait_dynos(&up, "web back", |l| all_up(l) && id(l, "web.1") != before);
+    let before = id(&list, "web.1");
+    paas_ok(&up, &["ps:restart", "web.1"]);
+    wait_dynos(&up, "web.1 restarted", |l| {
+        all_up(l) && id(l, "web.1") != before
+    });
+}

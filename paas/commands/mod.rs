@@ -32,9 +32,15 @@ pub enum Command {
     /// Show an app's dynos: state, since when, restarts.
     Ps(client::AppListArgs),
     /// Change how many dynos of each process type run: `paas scale web=3 worker=1`.
+    #[command(alias = "ps:scale")]
     Scale(ps::ScaleArgs),
     /// Restart a dyno (`web.1`), a process type (`web`), or every dyno.
+    #[command(alias = "ps:restart")]
     Restart(ps::RestartArgs),
+    /// Stop a dyno (`web.1`) or every dyno of a type (`web`); the formation still asks for
+    /// them, so they start again (as on Heroku).
+    #[command(name = "ps:stop", alias = "ps:kill")]
+    PsStop(ps::StopArgs),
     /// Show the app's database: size, tables, connections, the pool's figures.
     #[command(name = "pg:info")]
     PgInfo(client::AppListArgs),
@@ -142,6 +148,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Ps(args) => ps::ps(args),
         Command::Scale(args) => ps::scale(args),
         Command::Restart(args) => ps::restart(args),
+        Command::PsStop(args) => ps::stop(args),
         Command::PgInfo(args) => pg::info(args),
         Command::PgPsql(args) => pg::psql(args),
         Command::ExampleApp(args) => example::run(args),
