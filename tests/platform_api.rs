@@ -503,3 +503,24 @@ fn paas_ps_stop_and_the_ps_aliases() {
         all_up(l) && id(l, "web.1") != before
     });
 }
+
+#[test]
+fn changes_at_once_all_count() {
+    let (_dir, up) = example_app("config-race", &[]);
+    let up = std::sync::Arc::new(up);
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let up = up.clone();
+            std::thread::spawn(move || patch_config(&up, &format!(r#"{{"K{i}":"{i}"}}"#)).0)
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().expect("thread"), 200);
+    }
+    let vars = up.get_json("/apps/hello/config-vars");
+    for i in 0..8 {
+        assert_eq!(vars[format!("K{i}")], i.to_string(), "{vars}");
+    }
+    let releases = up.get_json("/apps/hello/releases");
+    assert_eq!(releases.as_array().map(Vec::len), Some(9), "{releases}");
+}

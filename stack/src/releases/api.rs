@@ -120,15 +120,26 @@ impl ReleasesApi {
         self.inner.store.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Makes a release running `vars`, says so in the app's stream, and restarts the dynos
-    /// with them (in the background, one at a time).
+    /// Makes a release from the current config vars with `make` (a description and the new
+    /// vars; `None`: nothing to release), under the store's lock so that two changes at once
+    /// both count; says so in the app's stream, and restarts the dynos with the new vars (in
+    /// the background, one at a time). The vars after it, and the release if one was made.
     fn release(
         &self,
-        description: &str,
         user: &str,
-        vars: ConfigVars,
-    ) -> Result<Release, ReleaseError> {
-        let release = self.store().create(description, user, vars)?;
+        make: impl FnOnce(&ConfigVars) -> Result<Option<(String, ConfigVars)>, String>,
+    ) -> Result<(ConfigVars, Option<Release>), Change> {
+        let (description, release) = {
+            let mut store = self.store();
+            let current = store.config_vars();
+            let Some((description, vars)) = make(&current).map_err(Change::Invalid)? else {
+                return Ok((current, None));
+            };
+            let release = store
+                .create(&description, user, vars)
+                .map_err(Change::NotSaved)?;
+            (description, release)
+        };
         let platform = &self.inner.platform;
         let _ = platform.try_emit("api", format!("{description} by {user}"));
         let _ = platform.try_emit(
@@ -146,7 +157,7 @@ impl ReleasesApi {
                 .set_env(ReleasesApi::env_for(&inner.base_env, &vars));
             inner.manager.restart_rolling(inner.each).await;
         });
-        Ok(release)
+        Ok((release.config_vars.clone(), Some(release)))
     }
 
     fn release_json(&self, r: &Release) -> Value {
@@ -181,13 +192,27 @@ fn not_found(what: &str) -> Response<Body> {
     )
 }
 
-fn not_saved(e: &ReleaseError) -> Response<Body> {
-    tracing::error!(error = %e, "paas: could not save a release");
-    api_error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal_server_error",
-        "The release could not be saved.",
-    )
+/// Why a change made no release.
+#[derive(Debug)]
+enum Change {
+    /// The request asks for what may not be (422).
+    Invalid(String),
+    /// The store could not save it (500).
+    NotSaved(ReleaseError),
+}
+
+fn refused(change: Change) -> Response<Body> {
+    match change {
+        Change::Invalid(message) => invalid(&message),
+        Change::NotSaved(e) => {
+            tracing::error!(error = %e, "paas: could not save a release");
+            api_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_server_error",
+                "The release could not be saved.",
+            )
+        }
+    }
 }
 
 fn invalid(message: &str) -> Response<Body> {
@@ -320,17 +345,16 @@ impl Served {
                     Ok(_) => return invalid("The body is a JSON object of config vars."),
                     Err(r) => return r,
                 };
-                let current = api.store().config_vars();
-                let (vars, set, removed) = match patched(&current, &patch, api.inner.limits) {
-                    Ok(p) => p,
-                    Err(message) => return invalid(&message),
-                };
-                if (vars != current || !set.is_empty())
-                    && let Err(e) = api.release(&describe(&set, &removed), &user, vars.clone())
-                {
-                    return not_saved(&e);
+                let limits = api.inner.limits;
+                let changed = api.release(&user, |current| {
+                    let (vars, set, removed) = patched(current, &patch, limits)?;
+                    let changed = vars != *current || !set.is_empty();
+                    Ok(changed.then(|| (describe(&set, &removed), vars)))
+                });
+                match changed {
+                    Ok((vars, _)) => api_json(StatusCode::OK, &vars),
+                    Err(change) => refused(change),
                 }
-                api_json(StatusCode::OK, &vars)
             }
             (Resource::Releases, Method::GET, []) => {
                 let (max, desc) = range(req.headers());
@@ -372,9 +396,10 @@ impl Served {
                     return not_found("release");
                 };
                 let description = format!("Rollback to v{}", to.version);
-                match api.release(&description, &user, to.config_vars) {
-                    Ok(r) => api_json(StatusCode::CREATED, &api.release_json(&r)),
-                    Err(e) => not_saved(&e),
+                match api.release(&user, |_| Ok(Some((description, to.config_vars)))) {
+                    Ok((_, Some(r))) => api_json(StatusCode::CREATED, &api.release_json(&r)),
+                    Ok((_, None)) => not_found("release"),
+                    Err(change) => refused(change),
                 }
             }
             _ => api_error(StatusCode::NOT_FOUND, "not_found", "No such resource."),
