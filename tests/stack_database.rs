@@ -119,6 +119,14 @@ fn psql_through_the_adapter_with_tls_and_the_lines_it_writes() {
         "the dyno's environment has no DATABASE_URL={url}"
     );
 
+    // The add-on, as `heroku apps:info` reads it.
+    let addons = up.get_json("/apps/hello/addons");
+    assert_eq!(
+        addons[0]["plan"]["name"], "heroku-postgresql:paas",
+        "{addons}"
+    );
+    assert_eq!(addons[0]["config_vars"][0], "DATABASE_URL", "{addons}");
+
     // pg:psql and pg:info, as Heroku's.
     let out = up.paas(&["pg:psql", "-a", "hello", "-c", "SELECT 'through pg:psql'"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("through pg:psql"));

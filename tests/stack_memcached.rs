@@ -79,4 +79,7 @@ fn a_dyno_uses_memcached_and_its_figures_reach_the_stream() {
         lines.iter().any(|l| l.contains("servers: 127.0.0.1:")),
         "{lines:?}"
     );
+    // The app's add-ons list it.
+    let addons = up.get_json("/apps/hello/addons");
+    assert_eq!(addons[0]["addon_service"]["name"], "memcachier", "{addons}");
 }

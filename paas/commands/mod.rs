@@ -5,6 +5,7 @@
 mod apps;
 mod cache;
 mod client;
+mod config;
 mod drains;
 mod dyno_run;
 mod example;
@@ -31,9 +32,15 @@ pub enum Command {
     /// Show an app's dynos: state, since when, restarts.
     Ps(client::AppListArgs),
     /// Change how many dynos of each process type run: `paas scale web=3 worker=1`.
+    #[command(alias = "ps:scale")]
     Scale(ps::ScaleArgs),
     /// Restart a dyno (`web.1`), a process type (`web`), or every dyno.
+    #[command(alias = "ps:restart")]
     Restart(ps::RestartArgs),
+    /// Stop a dyno (`web.1`) or every dyno of a type (`web`); the formation still asks for
+    /// them, so they start again (as on Heroku).
+    #[command(name = "ps:stop", alias = "ps:kill")]
+    PsStop(ps::StopArgs),
     /// Show the app's database: size, tables, connections, the pool's figures.
     #[command(name = "pg:info")]
     PgInfo(client::AppListArgs),
@@ -95,6 +102,25 @@ pub enum Command {
     /// Purge the HTTP cache: everything, a path (`/a?b`), or a prefix (`/assets/*`).
     #[command(name = "cache:purge")]
     CachePurge(cache::PurgeArgs),
+    /// Show an app's config vars (`--shell` for KEY='value' lines).
+    Config(config::ShowArgs),
+    /// Print one config var's value.
+    #[command(name = "config:get")]
+    ConfigGet(config::GetArgs),
+    /// Set config vars (`KEY=VALUE`…): a new release, the dynos restarted one at a time.
+    #[command(name = "config:set")]
+    ConfigSet(config::SetArgs),
+    /// Remove config vars: a new release, the dynos restarted one at a time.
+    #[command(name = "config:unset")]
+    ConfigUnset(config::UnsetArgs),
+    /// List an app's releases, newest first.
+    Releases(client::AppListArgs),
+    /// Show a release (the current one by default) and its config vars.
+    #[command(name = "releases:info")]
+    ReleasesInfo(config::ReleaseArgs),
+    /// Roll back to a release's config vars (the one before the current by default).
+    #[command(name = "releases:rollback")]
+    ReleasesRollback(config::ReleaseArgs),
     /// List an app's drains with their delivery health.
     Drains(client::AppListArgs),
     /// Add a drain: syslog://, syslog+tls://, syslog+udp:// or https:// URL.
@@ -122,6 +148,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Ps(args) => ps::ps(args),
         Command::Scale(args) => ps::scale(args),
         Command::Restart(args) => ps::restart(args),
+        Command::PsStop(args) => ps::stop(args),
         Command::PgInfo(args) => pg::info(args),
         Command::PgPsql(args) => pg::psql(args),
         Command::ExampleApp(args) => example::run(args),
@@ -148,6 +175,13 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Import(args) => import::run(args),
         Command::Cache(args) => cache::show(args),
         Command::CachePurge(args) => cache::purge(args),
+        Command::Config(args) => config::show(args),
+        Command::ConfigGet(args) => config::get(args),
+        Command::ConfigSet(args) => config::set(args),
+        Command::ConfigUnset(args) => config::unset(args),
+        Command::Releases(args) => config::releases(args),
+        Command::ReleasesInfo(args) => config::info(args),
+        Command::ReleasesRollback(args) => config::rollback(args),
         Command::Drains(args) => drains::list(args),
         Command::DrainsAdd(args) => drains::add(args),
         Command::DrainsRemove(args) => drains::remove(args),

@@ -30,6 +30,16 @@ pub struct RestartArgs {
     api: ApiArgs,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct StopArgs {
+    /// A dyno (`web.1`) or a process type (`web`).
+    dyno: String,
+    #[command(flatten)]
+    app: AppArg,
+    #[command(flatten)]
+    api: ApiArgs,
+}
+
 /// `~ 3m ago` for a number of seconds, as heroku ps writes it.
 fn ago(seconds: u64) -> String {
     match seconds {
@@ -137,6 +147,24 @@ pub fn restart(args: RestartArgs) -> anyhow::Result<ExitCode> {
     match &args.dyno {
         Some(d) => println!("Restarting {d} on {app}... done"),
         None => println!("Restarting dynos on {app}... done"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn stop(args: StopArgs) -> anyhow::Result<ExitCode> {
+    let app = args.app.name()?;
+    let which = crate::commands::client::percent_encode(&args.dyno);
+    // As the heroku CLI: a name with a dot is a dyno, else a process type.
+    let path = if args.dyno.contains('.') {
+        format!("/apps/{app}/dynos/{which}/actions/stop")
+    } else {
+        format!("/apps/{app}/formations/{which}/actions/stop")
+    };
+    call(&args.api, Method::POST, &path, None, StatusCode::ACCEPTED)?;
+    if args.dyno.contains('.') {
+        println!("Stopping dyno {} on {app}... done", args.dyno);
+    } else {
+        println!("Stopping all {} dynos on {app}... done", args.dyno);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -13,7 +13,8 @@ use anyhow::{Context, bail};
 use serde_json::Value;
 use stack::cache::{CacheConfig, HttpCache};
 use stack::{
-    AppSpec, DynoApi, DynoLimits, DynoManager, ManagerConfig, Mesh, Procfile, Proxy, ProxyConfig,
+    Addon, AddonsApi, AppSpec, ConfigLimits, ConfigVars, DynoApi, DynoLimits, DynoManager,
+    ManagerConfig, Mesh, Procfile, Proxy, ProxyConfig, ReleaseStore, ReleasesApi,
 };
 
 use crate::commands::logplex::{RouterArgs, secs, start, terminated};
@@ -135,6 +136,16 @@ pub struct Args {
     /// compare against and to fall back to). HTTP/2 is served by hyper either way.
     #[arg(long)]
     proxy_hyper: bool,
+    /// The source of the platform's lines about the app: `paas` (`paas[router]`,
+    /// `paas[web.1]`, `paas[api]`), or `heroku` for tooling that matches Heroku's exact lines.
+    #[arg(long, default_value = "paas", value_parser = ["paas", "heroku"])]
+    platform_source: String,
+    /// Config vars an app may have (`config:set` past it answers 422).
+    #[arg(long, default_value_t = 500)]
+    config_max_vars: usize,
+    /// Bytes an app's config vars may take, names and values together (422 past it).
+    #[arg(long, default_value_t = 32 << 10)]
+    config_max_bytes: usize,
 }
 
 /// The app to run, read from its directory or the built-in example.
@@ -143,7 +154,10 @@ struct LoadedApp {
     dir: PathBuf,
     procfile: Procfile,
     formation: BTreeMap<String, usize>,
+    /// app.json's env: the config vars of a new app's first release.
     env: Vec<(String, String)>,
+    /// What every dyno gets under its config vars (`PATH`, `DATABASE_URL`).
+    base_env: Vec<(String, String)>,
     /// app.json lists the heroku-postgresql add-on.
     wants_database: bool,
 }
@@ -208,10 +222,6 @@ fn load_app(args: &Args, data_dir: &Path) -> anyhow::Result<LoadedApp> {
             env.push((k.clone(), value.to_owned()));
         }
     }
-    for e in &args.env {
-        let (k, v) = e.split_once('=').context("--env takes KEY=VALUE")?;
-        env.push((k.to_owned(), v.to_owned()));
-    }
     let wants_database = json["addons"].as_array().is_some_and(|addons| {
         addons.iter().any(|a| {
             a.as_str()
@@ -220,12 +230,13 @@ fn load_app(args: &Args, data_dir: &Path) -> anyhow::Result<LoadedApp> {
         })
     });
     // Dynos find `paas` (the example app's command) beside this binary, first on their PATH.
+    let mut base_env = Vec::new();
     if let Some(bin) = std::env::current_exe()
         .ok()
         .and_then(|p| p.parent().map(Path::to_path_buf))
     {
         let path = std::env::var("PATH").unwrap_or_default();
-        env.push(("PATH".to_owned(), format!("{}:{path}", bin.display())));
+        base_env.push(("PATH".to_owned(), format!("{}:{path}", bin.display())));
     }
     Ok(LoadedApp {
         name,
@@ -233,6 +244,7 @@ fn load_app(args: &Args, data_dir: &Path) -> anyhow::Result<LoadedApp> {
         procfile,
         formation,
         env,
+        base_env,
         wants_database,
     })
 }
@@ -315,6 +327,27 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The app's releases: v1 from app.json's env for a new app; then each start's `--env`
+/// values that differ from the current config vars make a release of their own.
+fn open_releases(args: &Args, data_dir: &Path, app: &LoadedApp) -> anyhow::Result<ReleaseStore> {
+    let user = "operator@localhost";
+    let initial: ConfigVars = app.env.iter().cloned().collect();
+    let mut store = ReleaseStore::open(Some(data_dir), &app.name, initial, user)?;
+    let mut vars = store.config_vars();
+    let mut set = Vec::new();
+    for e in &args.env {
+        let (k, v) = e.split_once('=').context("--env takes KEY=VALUE")?;
+        if vars.get(k).map(String::as_str) != Some(v) {
+            vars.insert(k.to_owned(), v.to_owned());
+            set.push(k.to_owned());
+        }
+    }
+    if !set.is_empty() {
+        store.create(&format!("Set {} config vars", set.join(", ")), user, vars)?;
+    }
+    Ok(store)
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     crate::commands::runtime()?.block_on(async {
         let mut config = args.router.config()?;
@@ -357,7 +390,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         let (Some(output), Some(platform)) = (
             router.emitter(&app.name, "app"),
-            router.emitter(&app.name, "paas"),
+            router.emitter(&app.name, &args.platform_source),
         ) else {
             bail!("the router has no channel for {}", app.name);
         };
@@ -373,7 +406,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         )
         .await?;
         if let Some(db) = &database {
-            app.env.push(("DATABASE_URL".to_owned(), db.url.clone()));
+            app.base_env
+                .push(("DATABASE_URL".to_owned(), db.url.clone()));
         } else if app.wants_database {
             eprintln!(
                 "paas up: app.json asks for heroku-postgresql; give --database-url to attach a database"
@@ -387,7 +421,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             };
             let addr = std::net::SocketAddr::from((bind, port));
             for name in ["MEMCACHE_SERVERS", "MEMCACHIER_SERVERS"] {
-                app.env.push((name.to_owned(), addr.to_string()));
+                app.base_env.push((name.to_owned(), addr.to_string()));
             }
             let config = stack::MemcachedConfig {
                 addr,
@@ -411,12 +445,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|(k, n)| format!("{k}={n}"))
             .collect();
+        let releases = open_releases(&args, &data_dir, &app)?;
         let manager = DynoManager::start(
             AppSpec {
                 name: app.name.clone(),
                 dir: app.dir.clone(),
                 procfile: app.procfile.clone(),
-                env: app.env.clone(),
+                env: ReleasesApi::env_for(&app.base_env, &releases.config_vars()),
                 formation: app.formation.clone(),
             },
             args.manager()?,
@@ -428,7 +463,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let api = DynoApi::default();
         api.add(manager.clone());
         logplex.api().register("formation", api.formation());
+        logplex.api().register("formations", api.formation());
         logplex.api().register("dynos", api.dynos());
+        let releases = ReleasesApi::new(
+            releases,
+            manager.clone(),
+            app.base_env.clone(),
+            platform.clone(),
+            ConfigLimits {
+                max_vars: args.config_max_vars,
+                max_bytes: args.config_max_bytes,
+            },
+        );
+        logplex.api().register("config-vars", releases.config_vars());
+        logplex.api().register("releases", releases.releases());
 
         let cache = HttpCache::new(
             &app.name,
@@ -448,6 +496,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             tokio::spawn(proxy.clone().serve(http, None, stopped.clone())),
             tokio::spawn(proxy.serve(https, Some(tokio_rustls::TlsAcceptor::from(tls)), stopped)),
         ];
+        let mut addons: Vec<Addon> = database
+            .iter()
+            .map(|_| Addon {
+                service: "heroku-postgresql".to_owned(),
+                plan: "heroku-postgresql:paas".to_owned(),
+                config_vars: vec!["DATABASE_URL".to_owned()],
+            })
+            .collect();
+        if memcached.is_some() {
+            addons.push(Addon {
+                service: "memcachier".to_owned(),
+                plan: "memcachier:paas".to_owned(),
+                config_vars: vec!["MEMCACHE_SERVERS".to_owned(), "MEMCACHIER_SERVERS".to_owned()],
+            });
+        }
+        logplex
+            .api()
+            .register("addons", AddonsApi::resource(&app.name, addons));
         let database_serving = database.map(|db| {
             logplex.api().register_metrics(db.database.stats());
             logplex.api().register(

@@ -21,6 +21,7 @@ mod errors;
 mod memcached;
 mod mesh;
 mod proxy;
+mod releases;
 
 pub use database::api::DatabaseApi;
 pub use database::auth::{AuthMethod, Login};
@@ -41,6 +42,9 @@ pub use memcached::{
     supervise as supervise_memcached,
 };
 pub use mesh::{Lease, MAX_IN_FLIGHT, Mesh};
+pub use releases::addons::{Addon, AddonsApi};
+pub use releases::api::{ConfigLimits, ReleasesApi, caller_email};
+pub use releases::store::{ConfigVars, MAX_RELEASES, Release, ReleaseError, ReleaseStore};
 /// The HTTP/1.1 pieces of the proxy's forwarding path: the request head parser, the response
 /// head parser and rewriter, and the chunked body decoder (public for their fuzz targets,
 /// `stack/fuzz/`).

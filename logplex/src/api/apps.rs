@@ -32,6 +32,7 @@ pub(crate) fn app_json(app: &App) -> Value {
         "region": { "id": REGION_ID, "name": "local" },
         "owner": { "id": OWNER_ID, "email": "operator@localhost" },
         "acm": false,
+        "create_status": "complete",
         "archived_at": null,
         "buildpack_provided_description": null,
         "git_url": null,
@@ -44,6 +45,31 @@ pub(crate) fn app_json(app: &App) -> Value {
         "team": null,
         "web_url": null,
     })
+}
+
+/// `GET /account`: who the key belongs to (the operator, or the app's owner), as the Platform
+/// API's account resource; the `heroku` CLI reads it before most commands.
+pub(crate) fn account(key_id: &str, scope: &KeyScope) -> Response<Body> {
+    let (id, email) = match scope {
+        KeyScope::Operator => (OWNER_ID.to_owned(), "operator@localhost".to_owned()),
+        KeyScope::App(app) => (key_id.to_owned(), format!("{app}@localhost")),
+    };
+    json(
+        StatusCode::OK,
+        &json!({
+            "id": id,
+            "email": email,
+            "name": null,
+            "allow_tracking": false,
+            "beta": false,
+            "verified": true,
+            "two_factor_authentication": false,
+            "default_organization": null,
+            "default_team": null,
+            "created_at": "2026-01-01T00:00:00Z",
+            "updated_at": "2026-01-01T00:00:00Z",
+        }),
+    )
 }
 
 fn token_json(t: &Token, app: &str) -> Value {

@@ -106,11 +106,30 @@ fn service(
             extensions.insert(local);
         }
         let state = state.clone();
+        let id = request_id(req.headers());
         async move {
-            let response = handle(state, req, peer).await;
+            let mut response = handle(state, req, peer).await;
+            response.headers_mut().insert("request-id", id);
             Ok::<_, Infallible>(response.map(|body| guarded(body, busy)))
         }
     })
+}
+
+/// The Platform API's `Request-Id` of every answer: the client's own (`Request-Id` or
+/// `X-Request-Id`, when it is 1 to 200 visible characters), else a new UUID.
+fn request_id(headers: &http::HeaderMap) -> http::HeaderValue {
+    ["request-id", "x-request-id"]
+        .iter()
+        .filter_map(|name| headers.get(*name))
+        .find(|v| {
+            let b = v.as_bytes();
+            (1..=200).contains(&b.len()) && b.iter().all(|c| c.is_ascii_graphic())
+        })
+        .cloned()
+        .unwrap_or_else(|| {
+            http::HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+                .unwrap_or_else(|_| http::HeaderValue::from_static("unknown"))
+        })
 }
 
 /// Turns away a connection over the listener's limit: a 503 saying which limit (plain HTTP

@@ -309,7 +309,7 @@ async fn handle(
                     retry,
                 );
             }
-            authorized(&state, req, &method, &segments, caller.scope).await
+            authorized(&state, req, &method, &segments, caller).await
         }
     }
 }
@@ -319,8 +319,12 @@ async fn authorized(
     req: Request<Incoming>,
     method: &Method,
     segments: &[&str],
-    scope: KeyScope,
+    caller: Caller,
 ) -> Response<Body> {
+    let Caller {
+        scope,
+        key_id: caller_id,
+    } = caller;
     if let ["apps", app, ..] = segments
         && !may_see(&scope, app)
     {
@@ -329,7 +333,8 @@ async fn authorized(
     let operator = scope == KeyScope::Operator;
     match (method, segments) {
         (&Method::GET, ["metrics"]) => metrics::render(state, &scope, req.headers()),
-        (&Method::GET, ["apps"]) => apps::list(state, &scope),
+        (&Method::GET, ["apps"] | ["users", "~", "apps"]) => apps::list(state, &scope),
+        (&Method::GET, ["account"]) => apps::account(&caller_id, &scope),
         (&Method::POST, ["apps"]) if operator => apps::create(state, req).await,
         (&Method::GET, ["apps", app]) => apps::info(state, app),
         (&Method::DELETE, ["apps", app]) if operator => apps::delete(state, app),
@@ -365,7 +370,21 @@ async fn authorized(
                 return no_such_app();
             }
             let rest = rest.iter().map(|s| (*s).to_owned()).collect();
+            // Who is calling, for the resources that record it (a release's user).
+            let mut req = req;
+            req.extensions_mut().insert(Caller {
+                key_id: caller_id.clone(),
+                scope: scope.clone(),
+            });
             resource.handle(req, (*app).to_owned(), rest).await
+        }
+        // What the `heroku` CLI reads besides (`apps:info`): empty unless a part serves it
+        // (`pipeline-couplings` is one object or 404, as on Heroku: no pipelines here).
+        (&Method::GET, ["apps", app, "addons" | "collaborators"]) => {
+            if state.router.app(app).is_none() {
+                return no_such_app();
+            }
+            json(StatusCode::OK, &serde_json::json!([]))
         }
         (_, ["apps"] | ["apps", _] | ["apps", _, "keys"] | ["keys"]) if !operator => error(
             StatusCode::FORBIDDEN,

@@ -67,7 +67,28 @@ struct Served(DynoApi, Resource);
 struct Update {
     #[serde(rename = "type")]
     kind: Option<String>,
+    #[serde(default, deserialize_with = "quantity")]
     quantity: Option<usize>,
+}
+
+/// A quantity as a number or a string of digits (the `heroku` CLI sends `"2"`), as Heroku
+/// accepts both.
+fn quantity<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    use serde::de::Error;
+    match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| D::Error::custom("quantity must be a whole number of dynos")),
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= 6 => s
+            .trim()
+            .parse::<usize>()
+            .map(Some)
+            .map_err(|_| D::Error::custom("quantity must be a whole number of dynos")),
+        Some(_) => Err(D::Error::custom("quantity must be a whole number of dynos")),
+    }
 }
 
 #[derive(Deserialize)]
@@ -190,6 +211,29 @@ impl Served {
                 match dynos_json(&app, &manager, Some(name)).into_iter().next() {
                     Some(d) => api_json(StatusCode::OK, &d),
                     None => not_found("dyno"),
+                }
+            }
+            // `heroku ps:restart -p web` and `ps:stop -p worker` (`ps:stop` of a formation
+            // dyno restarts it: the formation still asks for it, as on Heroku).
+            (Resource::Formation, Method::DELETE, [kind]) => match manager.restart(Some(kind)) {
+                Ok(n) => api_json(StatusCode::ACCEPTED, &json!({ "restarted": n })),
+                Err(e) => failure(e),
+            },
+            (Resource::Formation, Method::POST, [kind, action, verb])
+                if action == "actions" && verb == "stop" =>
+            {
+                match manager.restart(Some(kind)) {
+                    Ok(n) => api_json(StatusCode::ACCEPTED, &json!({ "restarted": n })),
+                    Err(e) => failure(e),
+                }
+            }
+            // `heroku ps:stop web.1` and `ps:kill web.1`.
+            (Resource::Dynos, Method::POST, [name, action, verb])
+                if action == "actions" && (verb == "stop" || verb == "kill") =>
+            {
+                match manager.restart(Some(name)) {
+                    Ok(n) => api_json(StatusCode::ACCEPTED, &json!({ "restarted": n })),
+                    Err(e) => failure(e),
                 }
             }
             (Resource::Dynos, Method::DELETE, rest) => {

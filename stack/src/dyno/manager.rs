@@ -173,6 +173,9 @@ struct Inner {
     errors: Arc<DynoErrors>,
     state: Mutex<State>,
     changed: Notify,
+    /// The environment each dyno starts with (the app's, then its config vars); replaced by
+    /// a config change, read at each (re)start.
+    env: Mutex<Vec<(String, String)>>,
 }
 
 /// Runs an app's dynos. Cheap to clone.
@@ -197,6 +200,7 @@ impl DynoManager {
             }
         }
         let formation = app.formation.clone();
+        let env = Mutex::new(app.env.clone());
         let manager = DynoManager {
             inner: Arc::new(Inner {
                 errors: Arc::new(DynoErrors::new(&app.name)),
@@ -207,6 +211,7 @@ impl DynoManager {
                 mesh,
                 state: Mutex::new(State::default()),
                 changed: Notify::new(),
+                env,
             }),
         };
         for (kind, quantity) in formation {
@@ -361,6 +366,10 @@ impl DynoManager {
             }
             n += 1;
             d.restart = true;
+            // No new requests for a dyno on its way down (the others keep serving).
+            if let Some(port) = d.port {
+                self.inner.mesh.set_down(&name, addr(port));
+            }
             let _ = self.inner.platform.try_emit(&name, "Restarting");
             if d.state != DynoState::Starting {
                 let _ = self.inner.platform.try_emit(
@@ -376,6 +385,41 @@ impl DynoManager {
             ));
         }
         Ok(n)
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        self.inner
+            .env
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replaces the environment dynos start with from now on (a config change); running
+    /// dynos keep theirs until restarted.
+    pub fn set_env(&self, env: Vec<(String, String)>) {
+        *self.inner.env.lock().unwrap_or_else(|p| p.into_inner()) = env;
+    }
+
+    /// Restarts every dyno one at a time, each waited for until it is up again (at most
+    /// `each`), so that with two or more web dynos the app keeps serving; how many were
+    /// restarted.
+    pub async fn restart_rolling(&self, each: Duration) -> usize {
+        let before = self.dynos();
+        let mut n = 0;
+        for dyno in &before {
+            if self.restart(Some(&dyno.name)).is_err() {
+                continue;
+            }
+            n += 1;
+            let (name, id) = (&dyno.name, &dyno.id);
+            self.wait_for(each, |now| {
+                now.iter()
+                    .any(|d| d.name == *name && d.id != *id && d.state == DynoState::Up)
+            })
+            .await;
+        }
+        n
     }
 
     /// Stops every dyno (SIGTERM, SIGKILL past the exit timeout) and waits for them.
@@ -485,7 +529,7 @@ impl DynoManager {
                 id,
                 command: command.clone(),
                 port,
-                env: self.inner.app.env.clone(),
+                env: self.env(),
                 dir: self.inner.app.dir.clone(),
                 limits: config.limits.clone(),
                 launcher: config.launcher.clone(),

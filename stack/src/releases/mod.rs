@@ -1,0 +1,6 @@
+//! Config vars and releases: each change to an app's config vars (or a rollback) is a new
+//! numbered release, kept in the data directory, and restarts the app's dynos with it.
+
+pub mod addons;
+pub mod api;
+pub mod store;
