@@ -186,15 +186,16 @@ fn a_damaged_block_names_its_file_until_a_rebuild() {
     assert_eq!(answered(&query(&router, "shop", BY_PATH)), expected(0..500));
     router.terminate();
 
-    // Damage the block's token filter: queries name the file; a rebuild reads every line
-    // back (they are in the block's chunks).
-    let block = || {
+    // Damage the blocks' token filters: queries name a damaged file; a rebuild reads every
+    // line back (they are in the blocks' chunks). (Usually one block; lines that reached the
+    // spool in two writes under load can make two.)
+    let blocks = || {
         let blocks: Vec<_> = walk(&dir.0)
             .into_iter()
             .filter(|p| p.extension().is_some_and(|e| e == "blk"))
             .collect();
-        assert_eq!(blocks.len(), 1, "{blocks:?}");
-        blocks[0].clone()
+        assert!(!blocks.is_empty() && blocks.len() <= 4, "{blocks:?}");
+        blocks
     };
     let section = |path: &std::path::Path, name: &str| -> u64 {
         let bytes = std::fs::read(path).unwrap();
@@ -207,14 +208,19 @@ fn a_damaged_block_names_its_file_until_a_rebuild() {
         bytes[at as usize + 3] ^= 0x55;
         std::fs::write(path, &bytes).unwrap();
     };
-    let path = block();
-    flip(&path, section(&path, "filter"));
+    let damaged = blocks();
+    for path in &damaged {
+        flip(path, section(path, "filter"));
+    }
     let router = Router::start(&dir.0, &["--query-index-flush", "0s"]);
     let out = router.paas(&["query", "-a", "shop", "\"nosuchword\" | count"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        err.contains(&path.display().to_string()) && err.contains("index:rebuild"),
+        damaged
+            .iter()
+            .any(|p| err.contains(&p.display().to_string()))
+            && err.contains("index:rebuild"),
         "{err}"
     );
     let out = router.paas(&["index:rebuild", "-a", "shop"]);
@@ -225,9 +231,10 @@ fn a_damaged_block_names_its_file_until_a_rebuild() {
     );
     assert_eq!(answered(&query(&router, "shop", BY_PATH)), expected(0..500));
 
-    // Damage its lines: the rebuild says they are lost, and the rest answers.
-    let path = block();
-    flip(&path, section(&path, "lines"));
+    // Damage their lines: the rebuild says they are lost, and the rest answers.
+    for path in blocks() {
+        flip(&path, section(&path, "lines"));
+    }
     let out = router.paas(&["index:rebuild", "-a", "shop"]);
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "lines were lost: {said}");
