@@ -15,7 +15,6 @@ use crate::cache::{HttpCache, Outcome};
 use crate::proxy::body::{Recorder, ResponseBody};
 use crate::proxy::h1::cached::{Storing, not_modified, request_value, storing};
 use crate::proxy::h1::conn::Request as CacheRequest;
-use crate::proxy::h1::request::BodyLength;
 use crate::proxy::headers::VIA;
 use crate::proxy::upstream::Outbound;
 
@@ -111,17 +110,7 @@ pub(crate) fn look(cache: &Arc<HttpCache>, outbound: &Outbound, rec: &mut Record
         Found::Pass => Outcome::Pass,
         _ => Outcome::Miss,
     };
-    let request = CacheRequest {
-        head: method == Method::HEAD,
-        get,
-        unsafe_method: false,
-        http11: true,
-        body: BodyLength::Empty,
-        keep_alive: true,
-        upgrade: false,
-        expect_continue: false,
-        affinity: None,
-    };
+    let request = CacheRequest::bodiless(method == Method::HEAD);
     Looked::Go(Some(Pending {
         cache: cache.clone(),
         key,

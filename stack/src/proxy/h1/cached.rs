@@ -16,7 +16,6 @@ use crate::proxy::h1::conn::{MAX_HEADERS, Request, Worker};
 use crate::proxy::h1::forward::push_header;
 use crate::proxy::h1::framing::Remaining;
 use crate::proxy::h1::io;
-use crate::proxy::h1::request::BodyLength;
 use crate::proxy::h1::response::{self, Framing};
 use crate::proxy::headers::VIA;
 
@@ -440,17 +439,7 @@ async fn fetch(
             Framing::Length(n) => Some(n),
             _ => None,
         };
-        let req = Request {
-            head: false,
-            get: true,
-            unsafe_method: false,
-            http11: true,
-            body: BodyLength::Empty,
-            keep_alive: true,
-            upgrade: false,
-            expect_continue: false,
-            affinity: None,
-        };
+        let req = Request::bodiless(false);
         let mut keeping = storing(
             &req,
             head,

@@ -99,6 +99,24 @@ pub(crate) struct Request {
     pub affinity: Option<String>,
 }
 
+impl Request {
+    /// A bodiless GET (or HEAD, `head`) as the cache sees one it makes or reads on another
+    /// path (a background refresh, an HTTP/2 request).
+    pub(crate) fn bodiless(head: bool) -> Self {
+        Request {
+            head,
+            get: !head,
+            unsafe_method: false,
+            http11: true,
+            body: BodyLength::Empty,
+            keep_alive: true,
+            upgrade: false,
+            expect_continue: false,
+            affinity: None,
+        }
+    }
+}
+
 /// One client connection.
 pub(crate) struct Conn<I> {
     pub(crate) io: I,
