@@ -178,15 +178,27 @@ fn a_full_disk_keeps_ingest_and_tails_going_and_history_writes_fail_counted_and_
     router.wait_accepted("shop", n as u64);
     // The tail still gets every line, the last one included.
     tail.until(&format!("full n={}", n - 1));
-    let (status, metrics) = router.curl(&["/metrics"]);
-    assert_eq!(status, 200);
-    let not_written: u64 = metrics
-        .lines()
-        .find(|l| l.starts_with("logplex_history_lines_not_written_total "))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .expect("the metric");
+    // The history writer takes its lines a batch at a time: wait for it to have tried.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let not_written = loop {
+        let (status, metrics) = router.curl(&["/metrics"]);
+        assert_eq!(status, 200);
+        let not_written: u64 = metrics
+            .lines()
+            .find(|l| l.starts_with("logplex_history_lines_not_written_total "))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .expect("the metric");
+        let told = router.history("shop", &["--source", "logplex"]);
+        let is_told = told
+            .iter()
+            .any(|l| l.contains("Error (history not written to disk)"));
+        if (not_written > 0 && is_told) || Instant::now() > deadline {
+            break (not_written, told);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let (not_written, told) = not_written;
     assert!(not_written > 0, "{not_written}");
-    let told = router.history("shop", &["--source", "logplex"]);
     assert!(
         told.iter()
             .any(|l| l.contains("Error (history not written to disk)")),

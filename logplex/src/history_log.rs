@@ -37,13 +37,17 @@ use crate::router::{AppLifecycle, Router};
 pub struct HistoryLogConfig {
     /// Lines its queue holds before the oldest are dropped (and counted). Default 65,536.
     pub capacity: usize,
-    /// The longest a written line waits for its fsync. Default 100 ms.
+    /// The longest an accepted line waits to be on disk (written and fsynced): what a
+    /// SIGKILL may lose. Default 100 ms.
     pub sync_interval: Duration,
     /// Lines written at most at once. Default 4,096.
     pub batch_lines: usize,
     /// History files kept open at once; past it the least recently written is closed
     /// (fsynced first). Default 256, so that a router of many apps holds few descriptors.
     pub max_open_files: usize,
+    /// How long a take waits for more lines when fewer than `batch_lines` wait. Default
+    /// 20 ms: well inside `sync_interval`, and a line a request costs one write a batch.
+    pub linger: Duration,
 }
 
 impl Default for HistoryLogConfig {
@@ -53,6 +57,7 @@ impl Default for HistoryLogConfig {
             sync_interval: Duration::from_millis(100),
             batch_lines: 4096,
             max_open_files: 256,
+            linger: Duration::from_millis(20),
         }
     }
 }
@@ -156,18 +161,33 @@ async fn run(
     stop: Arc<Notify>,
 ) {
     let queue = sub.queue().clone();
-    let mut sync = tokio::time::interval(config.sync_interval);
+    // A line waits at most `linger` to be written, then at most one sync tick to be fsynced:
+    // together within `sync_interval`, the most a SIGKILL may lose.
+    let linger = config.linger.min(config.sync_interval / 2);
+    let tick = config
+        .sync_interval
+        .saturating_sub(linger)
+        .max(Duration::from_millis(1));
+    let mut sync = tokio::time::interval(tick);
     sync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ids = AppIds::new(router);
     loop {
-        tokio::select! {
-            biased;
-            () = stop.notified() => break,
-            taken = queue.take(config.batch_lines) => match taken {
-                Some(taken) => write(&files, &mut ids, taken.lines).await,
-                None => break,
-            },
-            _ = sync.tick() => blocking(&files, Files::sync).await,
+        // Lines are taken after a short linger, so that a trickle (a router line a request)
+        // is written a batch at a time rather than a line at a time. The take lives across
+        // the loop's turns: a sync tick must not cancel it mid-linger.
+        let take = queue.take_lingering(config.batch_lines, usize::MAX, linger);
+        tokio::pin!(take);
+        let taken = loop {
+            tokio::select! {
+                biased;
+                () = stop.notified() => break None,
+                taken = &mut take => break Some(taken),
+                _ = sync.tick() => blocking(&files, Files::sync).await,
+            }
+        };
+        match taken {
+            Some(Some(taken)) => write(&files, &mut ids, taken.lines).await,
+            Some(None) | None => break,
         }
     }
     loop {
@@ -247,34 +267,46 @@ impl Files {
     fn append(&mut self, id: &str, lines: &[LogLine]) {
         let mut out = Vec::with_capacity(lines.iter().map(|l| l.size() + 120).sum());
         let mut frame = Vec::with_capacity(256);
+        // Where each frame ends in `out`, so that a short write keeps the whole frames it took.
+        let mut ends = Vec::with_capacity(lines.len());
         for line in lines {
             encode_frame(line, &mut frame, &mut out);
+            ends.push(out.len());
         }
         self.clock += 1;
         let clock = self.clock;
+        let mut done = 0;
         let written = self.open_file(id).and_then(|f| {
             f.used = clock;
-            f.file.write_all(&out)?;
-            f.len += out.len() as u64;
-            f.appended += lines.len();
             f.dirty = true;
+            while done < out.len() {
+                match f.file.write(&out[done..]) {
+                    Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                    Ok(n) => done += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
             Ok(())
         });
-        match written {
-            Ok(()) => {
-                self.stats
-                    .written
-                    .fetch_add(lines.len() as u64, Ordering::Relaxed);
+        // The whole frames that reached the file.
+        let kept = ends.partition_point(|&end| end <= done);
+        let kept_bytes = if kept == 0 { 0 } else { ends[kept - 1] };
+        if let Some(f) = self.open.get_mut(id) {
+            f.len += kept_bytes as u64;
+            f.appended += kept;
+        }
+        self.stats
+            .written
+            .fetch_add(kept as u64, Ordering::Relaxed);
+        if let Err(e) = written {
+            // Cut off the part of a frame that was written, so that the file stays whole
+            // frames and the next append (when there is room again) starts on a boundary.
+            if let Some(f) = self.open.remove(id) {
+                let _ = f.file.set_len(f.len);
             }
-            Err(e) => {
-                // Cut off what part of it was written, so that the file stays whole frames
-                // and the next append (when there is room again) starts on a boundary.
-                if let Some(f) = self.open.remove(id) {
-                    let _ = f.file.set_len(f.len);
-                }
-                self.failed(id, lines.len() as u64, &e);
-                return;
-            }
+            self.failed(id, (lines.len() - kept) as u64, &e);
+            return;
         }
         let over = self
             .open
