@@ -296,9 +296,7 @@ impl Files {
             f.len += kept_bytes as u64;
             f.appended += kept;
         }
-        self.stats
-            .written
-            .fetch_add(kept as u64, Ordering::Relaxed);
+        self.stats.written.fetch_add(kept as u64, Ordering::Relaxed);
         if let Err(e) = written {
             // Cut off the part of a frame that was written, so that the file stays whole
             // frames and the next append (when there is room again) starts on a boundary.
