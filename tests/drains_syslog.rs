@@ -6,7 +6,8 @@ mod support;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::rsyslog::{Rsyslog, TlsFiles, free_port};
+use support::port::PortHold;
+use support::rsyslog::{Rsyslog, TlsFiles};
 use support::{Router, TempDir, frame, send};
 
 /// `expected` lines per process arrived intact and in order.
@@ -154,7 +155,8 @@ fn an_untrusted_certificate_delivers_nothing_and_says_l14() {
 #[test]
 fn a_receiver_down_then_up_gets_what_fit_and_the_rest_is_counted_with_l10() {
     let dir = TempDir::new("drain-down");
-    let port = free_port();
+    let hold = PortHold::new();
+    let port = hold.port();
     let router = Router::start(
         &dir.0.join("router"),
         &["--drain-buffer", "50", "--drain-timeout", "1"],
@@ -538,7 +540,8 @@ fn send_numbered(router: &Router, token: &str, n: usize) -> std::net::TcpStream 
 #[test]
 fn a_durable_drain_keeps_everything_through_a_receiver_outage_and_a_restart() {
     let dir = TempDir::new("drain-durable");
-    let port = free_port();
+    let hold = PortHold::new();
+    let port = hold.port();
     let mut router = Router::start(&dir.0.join("router"), &["--drain-timeout", "1"]);
     let token = router.create_app("shop");
     let drain = add_durable(&router, &format!("syslog://127.0.0.1:{port}"));
@@ -567,7 +570,8 @@ fn a_durable_drain_keeps_everything_through_a_receiver_outage_and_a_restart() {
 #[test]
 fn a_durable_drain_loses_nothing_synced_when_the_router_is_killed() {
     let dir = TempDir::new("drain-kill");
-    let port = free_port();
+    let hold = PortHold::new();
+    let port = hold.port();
     let mut router = Router::start(&dir.0.join("router"), &["--drain-timeout", "1"]);
     let token = router.create_app("shop");
     let drain = add_durable(&router, &format!("syslog://127.0.0.1:{port}"));
@@ -594,7 +598,8 @@ fn a_durable_drain_loses_nothing_synced_when_the_router_is_killed() {
 #[test]
 fn a_damaged_durable_segment_loses_only_the_damaged_records_and_says_so() {
     let dir = TempDir::new("drain-damaged");
-    let port = free_port();
+    let hold = PortHold::new();
+    let port = hold.port();
     let mut router = Router::start(&dir.0.join("router"), &["--drain-timeout", "1"]);
     let token = router.create_app("shop");
     let drain = add_durable(&router, &format!("syslog://127.0.0.1:{port}"));
@@ -650,4 +655,18 @@ fn a_damaged_durable_segment_loses_only_the_damaged_records_and_says_so() {
     );
     let stream = router.history("shop", &["--source", "logplex"]);
     assert!(stream.iter().any(|l| l.contains(&told)), "{stream:?}");
+}
+
+/// The tests' receivers start on a port held for them (`support::port`).
+#[test]
+fn a_held_port_refuses_connections_until_a_receiver_listens_beside_it() {
+    let hold = PortHold::new();
+    let addr = ("127.0.0.1", hold.port());
+    assert_eq!(
+        std::net::TcpStream::connect(addr).map_err(|e| e.kind()).err(),
+        Some(std::io::ErrorKind::ConnectionRefused)
+    );
+    let listener = std::net::TcpListener::bind(addr).expect("a receiver binds beside the hold");
+    assert!(std::net::TcpStream::connect(addr).is_ok());
+    drop(listener);
 }

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::port::PortHold;
 use support::{Router, TempDir, frame, send};
 
 fn seconds() -> f64 {
@@ -27,12 +28,6 @@ fn rate() -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000)
-}
-
-/// A port nothing listens on now (the receiver "down"), to listen on later.
-fn down_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
 }
 
 /// A receiver on `port` that reads as fast as it can and keeps every byte.
@@ -147,7 +142,9 @@ fn told_l10(router: &Router, drain_token: &str) -> u64 {
 #[test]
 fn a_receiver_down_under_load_every_line_is_sent_dropped_or_buffered_and_told() {
     let dir = TempDir::new("fault-outage");
-    let port = down_port();
+    // Held bound, not listening: the receiver is down until `receiver_on` listens beside it.
+    let hold = PortHold::new();
+    let port = hold.port();
     let router = Router::start(&dir.0, &["--drain-buffer", "1000", "--drain-timeout", "1"]);
     let token = router.create_app("shop");
     let drain = add_drain(&router, &format!("syslog://127.0.0.1:{port}"), false);
@@ -201,7 +198,9 @@ fn a_receiver_down_under_load_every_line_is_sent_dropped_or_buffered_and_told() 
 #[test]
 fn a_durable_drain_loses_nothing_to_a_receiver_down_under_load() {
     let dir = TempDir::new("fault-durable");
-    let port = down_port();
+    // Held bound, not listening: the receiver is down until `receiver_on` listens beside it.
+    let hold = PortHold::new();
+    let port = hold.port();
     // Room on disk for the whole outage (about 256 bytes a line, framed), so none need drop.
     let budget_mb = (seconds() * rate() as f64 * 256.0 / 1e6) as u64 + 64;
     let budget = budget_mb.max(256).to_string();
@@ -255,7 +254,9 @@ fn add_durable_drain(router: &Router, port: u16) -> Value {
 #[test]
 fn a_sigkill_under_load_loses_no_configuration_and_nothing_older_than_100_ms() {
     let dir = TempDir::new("fault-kill");
-    let port = down_port();
+    // Held bound, not listening: the receiver is down until `receiver_on` listens beside it.
+    let hold = PortHold::new();
+    let port = hold.port();
     let flags = ["--history-lines", "1000000", "--drain-timeout", "1"];
     let mut router = Router::start(&dir.0, &flags);
     let token = router.create_app("shop");
@@ -460,7 +461,8 @@ fn a_soak_under_mixed_load_holds_memory_and_descriptors_steady() {
     let dir = TempDir::new("fault-soak");
     let router = Router::start(&dir.0, &["--drain-timeout", "1"]);
     let token = router.create_app("shop");
-    let steady_port = down_port();
+    let steady_hold = PortHold::new();
+    let steady_port = steady_hold.port();
     let _steady = receiver_on(steady_port);
     let steady = add_drain(&router, &format!("syslog://127.0.0.1:{steady_port}"), false);
     let flapping = add_drain(

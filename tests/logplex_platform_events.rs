@@ -8,7 +8,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::rsyslog::free_port;
+use support::port::PortHold;
 use support::{Router, TempDir, frame, frames, send};
 
 /// The value of the series `series` (`name{labels}`) in the exposition `text`.
@@ -119,7 +119,8 @@ fn receive(listener: std::net::TcpListener) -> std::sync::Arc<std::sync::Mutex<V
 #[test]
 fn a_durable_drains_l10_is_told_once_in_the_stream_and_once_to_the_drain() {
     let dir = TempDir::new("l10-durable");
-    let port = free_port();
+    let hold = PortHold::new();
+    let port = hold.port();
     let router = Router::start(
         &dir.0,
         // The history keeps every line sent, so that no L10 line is pushed out of it.

@@ -9,9 +9,10 @@ use std::sync::{Arc, Mutex};
 
 use logplex::{LineQueue, LogLine, Timestamp};
 use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 
 use crate::delivery::Ctx;
-use crate::durable::DurableQueue;
+use crate::durable::{DurableError, DurableQueue};
 use crate::health::Health;
 
 /// The most L10 lines a durable drain is owed at once (one per loss while it cannot deliver).
@@ -256,11 +257,26 @@ pub async fn spool(
         spool.owe(channel.emit_for_drain(event, &token));
     };
     let mut tick = tokio::time::interval(crate::durable::SYNC_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The fsync in flight: it runs on a blocking thread while lines keep going to disk, so
+    // that a slow fsync (the disk busy writing back) does not fill the buffer in front.
+    let mut syncing: Option<JoinHandle<Result<(), DurableError>>> = None;
     loop {
         let taken = tokio::select! {
             t = queue.take(batch_lines) => t,
-            _ = tick.tick() => {
-                let _ = tokio::task::block_in_place(|| spool.lock().sync());
+            _ = tick.tick(), if syncing.is_none() => {
+                match spool.lock().begin_sync() {
+                    Ok(Some(pending)) => {
+                        syncing = Some(tokio::task::spawn_blocking(move || pending.run()));
+                    }
+                    Ok(None) => finish_sync(&spool, &health, Ok(())),
+                    Err(e) => health.failed(format!("durable queue: {e}")),
+                }
+                continue;
+            }
+            done = in_flight(&mut syncing) => {
+                syncing = None;
+                finish_sync(&spool, &health, done);
                 continue;
             }
         };
@@ -298,9 +314,38 @@ pub async fn spool(
         health.spooled(spool_len(&spool));
         spool.ready.notify_one();
     }
+    if syncing.is_some() {
+        let done = in_flight(&mut syncing).await;
+        finish_sync(&spool, &health, done);
+    }
     let _ = tokio::task::block_in_place(|| spool.lock().sync());
     spool
         .finished
         .store(true, std::sync::atomic::Ordering::Release);
     spool.ready.notify_one();
+}
+
+/// The fsync in flight, when there is one; else never.
+async fn in_flight(
+    syncing: &mut Option<JoinHandle<Result<(), DurableError>>>,
+) -> Result<(), DurableError> {
+    match syncing {
+        Some(handle) => match handle.await {
+            Ok(done) => done,
+            Err(e) => Err(DurableError::Io {
+                path: std::path::PathBuf::new(),
+                source: std::io::Error::other(format!("the fsync's thread: {e}")),
+            }),
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// Completes a sync (the acknowledged position persisted); a failure is the drain's last error
+/// (its data waits for the next sync).
+fn finish_sync(spool: &Spool, health: &Health, fsynced: Result<(), DurableError>) {
+    let done = tokio::task::block_in_place(|| spool.lock().finish_sync(fsynced));
+    if let Err(e) = done {
+        health.failed(format!("durable queue: {e}"));
+    }
 }

@@ -25,7 +25,7 @@ use crate::tls::{CaError, client_config};
 use crate::url::{DrainUrl, Scheme, UrlError};
 
 /// Lines a durable drain holds in memory on their way to disk, at least.
-const DURABLE_STAGING_LINES: usize = 16_384;
+const DURABLE_STAGING_LINES: usize = 65_536;
 
 /// How drains are run.
 #[derive(Clone, Debug)]

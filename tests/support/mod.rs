@@ -6,6 +6,7 @@
 
 pub mod dynos;
 pub mod pki;
+pub mod port;
 pub mod receiver;
 pub mod rsyslog;
 

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::port::PortHold;
+
 /// A running rsyslogd.
 pub struct Rsyslog {
     child: Child,
@@ -21,14 +23,6 @@ pub struct TlsFiles<'a> {
     pub ca: &'a Path,
     pub cert: &'a Path,
     pub key: &'a Path,
-}
-
-/// A free loopback TCP port (bound and released: rsyslog binds it next).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// Whether process `pid` holds a socket listening on loopback TCP `port` (its own, not another
@@ -61,12 +55,12 @@ fn listens(pid: u32, port: u16) -> bool {
 }
 
 impl Rsyslog {
-    /// Starts rsyslogd in `dir` on a free port (bound to 0 and read back, then handed to
-    /// rsyslog; should another process take it in between, again on another), over TLS when
-    /// given files.
+    /// Starts rsyslogd in `dir` on a free port (held bound, not listening, while rsyslog
+    /// listens beside it: `support::port`), over TLS when given files.
     pub fn start_free(dir: &Path, tls: Option<TlsFiles<'_>>) -> Rsyslog {
         for _ in 0..5 {
-            let port = free_port();
+            let hold = PortHold::new();
+            let port = hold.port();
             let tls = tls.as_ref().map(|t| TlsFiles {
                 ca: t.ca,
                 cert: t.cert,

@@ -452,7 +452,8 @@ impl DurableQueue {
     }
 
     /// Appends records. Never blocks on the network; writes to the OS at once, fsyncs when the
-    /// last sync is [`SYNC_INTERVAL`] old or more (or when `sync()` is called). If the budget
+    /// last sync is twice [`SYNC_INTERVAL`] old or more (the caller's timer is late; it calls
+    /// `sync()` or `begin_sync()` every interval). If the budget
     /// would be exceeded, drops the oldest unacknowledged records first and counts them.
     /// Returns how many were dropped.
     pub fn push(&mut self, records: &[&[u8]]) -> Result<u64, DurableError> {
@@ -493,7 +494,9 @@ impl DurableQueue {
         if kept > 0 {
             self.append(records[start..].iter().copied().filter(|r| fits(r)))?;
         }
-        if self.last_sync.elapsed() >= SYNC_INTERVAL {
+        // The caller's timer syncs every `SYNC_INTERVAL`; a push syncs itself only when that
+        // timer is late, so that the fsync stays off the path records take.
+        if self.last_sync.elapsed() >= 2 * SYNC_INTERVAL {
             self.sync()?;
         }
         Ok(dropped)
@@ -512,6 +515,35 @@ impl DurableQueue {
             self.persisted_head = Some(self.head_seq);
         }
         self.last_sync = Instant::now();
+        Ok(())
+    }
+
+    /// The fsync half of [`DurableQueue::sync`], taken out so that it runs while the queue
+    /// goes on taking records: the last segment's data written so far, on a second handle
+    /// to its file. `None` when nothing waits for an fsync. Records written meanwhile wait for
+    /// the next one; [`DurableQueue::finish_sync`] completes it (the acknowledged position).
+    pub fn begin_sync(&mut self) -> Result<Option<PendingSync>, DurableError> {
+        self.last_sync = Instant::now();
+        if !self.unsynced {
+            return Ok(None);
+        }
+        let path = self.tail().path.clone();
+        let file = self.writer.try_clone().map_err(|e| io_error(&path, e))?;
+        self.unsynced = false;
+        Ok(Some(PendingSync { file, path }))
+    }
+
+    /// Completes a sync begun with [`DurableQueue::begin_sync`]: a failed fsync leaves the
+    /// data to the next sync; then the acknowledged position is persisted, as `sync` does.
+    pub fn finish_sync(&mut self, fsynced: Result<(), DurableError>) -> Result<(), DurableError> {
+        if let Err(e) = fsynced {
+            self.unsynced = true;
+            return Err(e);
+        }
+        if self.persisted_head != Some(self.head_seq) {
+            write_ack(&self.dir, self.head_seq)?;
+            self.persisted_head = Some(self.head_seq);
+        }
         Ok(())
     }
 
@@ -859,6 +891,20 @@ impl DurableQueue {
     #[cfg(test)]
     fn crash(mut self) {
         self.sync_on_drop = false;
+    }
+}
+
+/// An fsync begun by [`DurableQueue::begin_sync`], to run on a thread of its own.
+#[derive(Debug)]
+pub struct PendingSync {
+    file: File,
+    path: PathBuf,
+}
+
+impl PendingSync {
+    /// The fsync (blocking).
+    pub fn run(self) -> Result<(), DurableError> {
+        self.file.sync_data().map_err(|e| io_error(&self.path, e))
     }
 }
 

@@ -232,7 +232,15 @@ fn pushes_sync_when_the_last_sync_is_old() {
         .checked_sub(SYNC_INTERVAL)
         .unwrap_or_else(Instant::now);
     q.push(&[b"two"]).unwrap();
-    assert!(!q.unsynced, "a push after SYNC_INTERVAL fsyncs");
+    assert!(
+        q.unsynced,
+        "a push one SYNC_INTERVAL after the last sync leaves it to the caller's timer"
+    );
+    q.last_sync = Instant::now()
+        .checked_sub(2 * SYNC_INTERVAL)
+        .unwrap_or_else(Instant::now);
+    q.push(&[b"two"]).unwrap();
+    assert!(!q.unsynced, "a push when the timer is late fsyncs");
     q.push(&[b"three"]).unwrap();
     assert!(q.unsynced);
     q.sync().unwrap();
@@ -1105,4 +1113,42 @@ fn the_budget_bounds_the_bytes_on_disk() {
     let q = DurableQueue::open(&dir, budget / 4).unwrap();
     assert!(disk_usage(&dir) <= budget / 4);
     assert!(q.dropped_total() > 0);
+}
+
+#[test]
+fn a_sync_begun_runs_outside_the_queue_and_records_written_meanwhile_wait_for_the_next() {
+    let tmp = TempDir::new();
+    let mut q = DurableQueue::open(&tmp.queue(), BIG).unwrap();
+    q.last_sync = Instant::now() + Duration::from_secs(3600);
+    q.push(&[b"one", b"two"]).unwrap();
+    let pending = q.begin_sync().unwrap().expect("data to fsync");
+    assert!(!q.unsynced);
+    // Written while the fsync runs: the next sync's.
+    q.push(&[b"three"]).unwrap();
+    assert!(q.unsynced);
+    q.ack(2).unwrap();
+    let done = std::thread::spawn(move || pending.run()).join().unwrap();
+    q.finish_sync(done).unwrap();
+    assert_eq!(q.persisted_head, Some(2), "the acknowledged position is persisted");
+    assert!(q.unsynced);
+    // A failed fsync leaves its data to the next sync.
+    let pending = q.begin_sync().unwrap().expect("data to fsync");
+    let failed = Err(DurableError::Io {
+        path: tmp.queue(),
+        source: std::io::Error::other("EIO"),
+    });
+    drop(pending);
+    assert!(q.finish_sync(failed).is_err());
+    assert!(q.unsynced);
+    // Nothing written since: nothing to fsync.
+    q.sync().unwrap();
+    assert!(q.begin_sync().unwrap().is_none());
+    // Everything pushed survives a crash (the queue dropped without its final sync).
+    q.sync_on_drop = false;
+    drop(q);
+    let mut q = DurableQueue::open(&tmp.queue(), BIG).unwrap();
+    assert_eq!(
+        peek_all(&mut q),
+        (2, vec![b"two".to_vec(), b"three".to_vec()])
+    );
 }
