@@ -663,10 +663,100 @@ fn a_held_port_refuses_connections_until_a_receiver_listens_beside_it() {
     let hold = PortHold::new();
     let addr = ("127.0.0.1", hold.port());
     assert_eq!(
-        std::net::TcpStream::connect(addr).map_err(|e| e.kind()).err(),
+        std::net::TcpStream::connect(addr)
+            .map_err(|e| e.kind())
+            .err(),
         Some(std::io::ErrorKind::ConnectionRefused)
     );
     let listener = std::net::TcpListener::bind(addr).expect("a receiver binds beside the hold");
     assert!(std::net::TcpStream::connect(addr).is_ok());
     drop(listener);
+}
+
+/// RELP (issue 17): rsyslog's acknowledged protocol. Every line reaches rsyslog's imrelp and
+/// is `delivered` (acknowledged), not only `sent`.
+#[test]
+fn a_relp_drain_counts_what_rsyslog_acknowledged_as_delivered() {
+    let dir = TempDir::new("drain-relp");
+    let hold = PortHold::new();
+    let port = hold.port();
+    let rsyslog = Rsyslog::start_relp(&dir.0.join("rsyslog"), port);
+    let router = Router::start(&dir.0.join("router"), &["--drain-timeout", "1"]);
+    let token = router.create_app("shop");
+    let drain = router.add_drain("shop", &format!("relp://127.0.0.1:{port}"));
+    let id = drain["id"].as_str().unwrap().to_owned();
+    let drain_token = drain["token"].as_str().unwrap().to_owned();
+    // Within the drain's buffer (1024 lines), so none is dropped while a batch waits for its
+    // acknowledgements.
+    let n = 800;
+    let _conn = send_numbered(&router, &token, n);
+    let d = router.wait_drain("shop", &id, "acknowledge every line", |h| {
+        h["delivered"] == n as u64
+    });
+    assert_eq!(d["delivery"]["sent"], n as u64, "{d}");
+    assert_eq!(d["delivery"]["dropped"], 0, "{d}");
+    let lines = rsyslog.wait_lines(n);
+    assert_none_missing(&lines, n);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.starts_with(&format!("{drain_token}|app|web.1|"))),
+        "{:?}",
+        &lines[..3]
+    );
+}
+
+/// A RELP receiver that stops answering (SIGSTOP: the kernel still takes bytes) gets nothing
+/// counted as sent or delivered meanwhile; a durable drain keeps the lines, and when the
+/// receiver resumes every one of them arrives and is acknowledged.
+#[test]
+fn a_relp_receiver_that_stops_acknowledging_gets_nothing_counted_and_loses_nothing() {
+    let dir = TempDir::new("drain-relp-stop");
+    let hold = PortHold::new();
+    let port = hold.port();
+    let rsyslog = Rsyslog::start_relp(&dir.0.join("rsyslog"), port);
+    let router = Router::start(&dir.0.join("router"), &["--drain-timeout", "1"]);
+    let token = router.create_app("shop");
+    let drain = add_durable(&router, &format!("relp://127.0.0.1:{port}"));
+    let id = drain["id"].as_str().unwrap().to_owned();
+    let mut conn = router.connect();
+    for i in 0..500 {
+        send(
+            &mut conn,
+            &frame(&token, "web.1", &format!("durable n={i}")),
+        );
+    }
+    router.wait_drain("shop", &id, "acknowledge the first 500", |h| {
+        h["delivered"] == 500
+    });
+    let pid = rsyslog.pid().to_string();
+    let signal = |sig: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig} {pid}");
+    };
+    signal("-STOP");
+    for i in 500..1000 {
+        send(
+            &mut conn,
+            &frame(&token, "web.1", &format!("durable n={i}")),
+        );
+    }
+    router.wait_accepted("shop", 1000);
+    // The send times out (--drain-timeout 1) without a single acknowledgement.
+    let d = router.wait_drain("shop", &id, "fail on the silent receiver", |h| {
+        h["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("timed out"))
+    });
+    assert_eq!(d["delivery"]["delivered"], 500, "{d}");
+    assert_eq!(d["delivery"]["sent"], 500, "{d}");
+    assert_eq!(d["delivery"]["dropped"], 0, "{d}");
+    signal("-CONT");
+    router.wait_drain("shop", &id, "deliver the rest", |h| {
+        h["delivered"].as_u64().unwrap_or(0) >= 1000 && h["buffered"] == 0
+    });
+    assert_none_missing(&rsyslog.wait_lines(1000), 1000);
 }

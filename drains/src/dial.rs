@@ -79,6 +79,9 @@ pub enum ConnectError {
     /// The handshake took longer than allowed.
     #[error("TLS with {authority}: timed out after {after:?}")]
     TlsTimedOut { authority: String, after: Duration },
+    /// The session's opening failed (RELP's `open`).
+    #[error("{0}")]
+    Protocol(String),
 }
 
 impl ConnectError {

@@ -35,7 +35,7 @@ pub struct Batch {
 }
 
 impl Batch {
-    fn push_frame(&mut self, message: &[u8]) {
+    pub(crate) fn push_frame(&mut self, message: &[u8]) {
         logplex::write_octet_counted(&mut self.framed, message);
         let end = self.framed.len();
         self.spans.push(end - message.len()..end);
@@ -180,10 +180,7 @@ impl Feed {
     /// HTTPS receiver acknowledges what it got (a 2xx): its lines are also delivered.
     pub fn done(&mut self, ctx: &Ctx, batch: &Batch, sent: bool) {
         if sent {
-            let acknowledged = matches!(
-                ctx.url.scheme,
-                crate::url::Scheme::Https | crate::url::Scheme::Http
-            );
+            let acknowledged = ctx.url.scheme.acknowledges();
             ctx.health.sent(batch.lines, acknowledged);
         } else {
             ctx.health.dropped(batch.lines);
@@ -265,7 +262,9 @@ pub async fn spool(
         let taken = tokio::select! {
             t = queue.take(batch_lines) => t,
             _ = tick.tick(), if syncing.is_none() => {
-                match spool.lock().begin_sync() {
+                // The guard must be gone before `finish_sync` locks again.
+                let begun = spool.lock().begin_sync();
+                match begun {
                     Ok(Some(pending)) => {
                         syncing = Some(tokio::task::spawn_blocking(move || pending.run()));
                     }

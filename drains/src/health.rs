@@ -6,7 +6,7 @@
 //! `sent` and `delivered` say what is known and no more: syslog (TCP, TLS, UDP) has no
 //! acknowledgement, so a line written to the socket is `sent` (the kernel took it; a receiver
 //! that never reads still takes a socket buffer's worth), never `delivered`; an HTTPS batch
-//! answered 2xx is both. For every drain: sent + dropped + buffered = accepted.
+//! answered 2xx, or a RELP batch whose every message has its `200`, is both. For every drain: sent + dropped + buffered = accepted.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -58,7 +58,8 @@ pub struct HealthReport {
     /// Lines handed to the receiver: written to its socket (syslog), or in a batch it answered
     /// 2xx (HTTPS).
     pub sent: u64,
-    /// Lines the receiver acknowledged (HTTPS: a 2xx). Syslog has no acknowledgement: 0.
+    /// Lines the receiver acknowledged (HTTPS: a 2xx; RELP: a `200`). Plain syslog has no
+    /// acknowledgement: 0.
     pub delivered: u64,
     /// Lines dropped: buffer overflow (L10), or refused by the receiver (a 4xx other than 429).
     pub dropped: u64,
@@ -81,8 +82,8 @@ impl Health {
         self.last.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// `n` lines got through: written to the receiver, and `acknowledged` by it (HTTPS 2xx)
-    /// or not (syslog: written to its socket).
+    /// `n` lines got through: written to the receiver, and `acknowledged` by it (HTTPS 2xx,
+    /// RELP 200) or not (syslog: written to its socket).
     pub fn sent(&self, n: u64, acknowledged: bool) {
         self.sent.fetch_add(n, Ordering::Release);
         if acknowledged {

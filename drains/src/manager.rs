@@ -254,7 +254,9 @@ impl Drains {
         };
         let encode: Encode = match url.scheme {
             Scheme::Https | Scheme::Http => crate::https::encode_line,
-            Scheme::Syslog | Scheme::SyslogTls | Scheme::SyslogUdp => crate::syslog::encode_line,
+            Scheme::Syslog | Scheme::SyslogTls | Scheme::SyslogUdp | Scheme::Relp => {
+                crate::syslog::encode_line
+            }
         };
         let linger = match url.scheme {
             Scheme::Https | Scheme::Http => self.inner.config.delivery.batch_wait,
@@ -322,7 +324,7 @@ impl Drains {
         };
         let task = match url.scheme {
             Scheme::Https | Scheme::Http => tokio::spawn(crate::https::run(ctx, feed)),
-            Scheme::Syslog | Scheme::SyslogTls | Scheme::SyslogUdp => {
+            Scheme::Syslog | Scheme::SyslogTls | Scheme::SyslogUdp | Scheme::Relp => {
                 tokio::spawn(crate::syslog::run(ctx, feed))
             }
         };

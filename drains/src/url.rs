@@ -20,6 +20,16 @@ pub enum Scheme {
     Https,
     /// The same over plain HTTP (loopback, or allowed by the operator).
     Http,
+    /// Syslog messages over RELP (rsyslog's acknowledged protocol), TCP.
+    Relp,
+}
+
+impl Scheme {
+    /// Whether the receiver acknowledges what it took (a 2xx, a RELP `200`): what was sent
+    /// is then `delivered` as well.
+    pub fn acknowledges(self) -> bool {
+        matches!(self, Scheme::Https | Scheme::Http | Scheme::Relp)
+    }
 }
 
 /// A parsed drain URL.
@@ -74,9 +84,11 @@ impl DrainUrl {
             "syslog+udp" => (Scheme::SyslogUdp, 514),
             "https" => (Scheme::Https, 443),
             "http" => (Scheme::Http, 80),
+            // rsyslog's documentation listens for RELP on 20514; there is no registered port.
+            "relp" => (Scheme::Relp, 20514),
             other => {
                 return Err(bad(&format!(
-                    "scheme {other:?}; use syslog://, syslog+tls://, syslog+udp:// or https://"
+                    "scheme {other:?}; use syslog://, syslog+tls://, syslog+udp://, relp:// or https://"
                 )));
             }
         };
@@ -118,7 +130,7 @@ impl DrainUrl {
         }
         let is_syslog = matches!(
             scheme,
-            Scheme::Syslog | Scheme::SyslogTls | Scheme::SyslogUdp
+            Scheme::Syslog | Scheme::SyslogTls | Scheme::SyslogUdp | Scheme::Relp
         );
         if is_syslog && !path.is_empty() && path != "/" {
             return Err(bad("a syslog drain has no path"));

@@ -280,7 +280,10 @@ impl Files {
             f.used = clock;
             f.dirty = true;
             while done < out.len() {
-                match f.file.write(&out[done..]) {
+                // By hand, not `write_all`: a short write (a full disk) must say how far it got.
+                #[allow(clippy::disallowed_methods)]
+                let wrote = f.file.write(&out[done..]);
+                match wrote {
                     Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
                     Ok(n) => done += n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}

@@ -123,7 +123,7 @@ pub enum Command {
     ReleasesRollback(config::ReleaseArgs),
     /// List an app's drains with their delivery health.
     Drains(client::AppListArgs),
-    /// Add a drain: syslog://, syslog+tls://, syslog+udp:// or https:// URL.
+    /// Add a drain: syslog://, syslog+tls://, syslog+udp://, relp:// or https:// URL.
     #[command(name = "drains:add")]
     DrainsAdd(drains::AddArgs),
     /// Remove a drain by URL, token or id.

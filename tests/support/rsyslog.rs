@@ -66,7 +66,7 @@ impl Rsyslog {
                 cert: t.cert,
                 key: t.key,
             });
-            if let Some(r) = Rsyslog::try_start(dir, port, tls) {
+            if let Some(r) = Rsyslog::try_start(dir, port, tls, false) {
                 return r;
             }
         }
@@ -75,11 +75,17 @@ impl Rsyslog {
 
     /// Starts rsyslogd in `dir` on `port`, over TLS when given files.
     pub fn start(dir: &Path, port: u16, tls: Option<TlsFiles<'_>>) -> Rsyslog {
-        Rsyslog::try_start(dir, port, tls)
+        Rsyslog::try_start(dir, port, tls, false)
             .unwrap_or_else(|| panic!("rsyslogd never listened on {port}"))
     }
 
-    fn try_start(dir: &Path, port: u16, tls: Option<TlsFiles<'_>>) -> Option<Rsyslog> {
+    /// Starts rsyslogd in `dir` taking RELP (imrelp, Debian's rsyslog-relp) on `port`.
+    pub fn start_relp(dir: &Path, port: u16) -> Rsyslog {
+        Rsyslog::try_start(dir, port, None, true)
+            .unwrap_or_else(|| panic!("rsyslogd never listened for RELP on {port}"))
+    }
+
+    fn try_start(dir: &Path, port: u16, tls: Option<TlsFiles<'_>>, relp: bool) -> Option<Rsyslog> {
         std::fs::create_dir_all(dir).expect("rsyslog dir");
         let out = dir.join("out.log");
         let mut global = format!("global(workDirectory=\"{}\"", dir.display());
@@ -95,8 +101,12 @@ impl Rsyslog {
         }
         global.push(')');
         module.push(')');
+        let kind = if relp { "imrelp" } else { "imtcp" };
+        if relp {
+            module = "module(load=\"imrelp\")".to_owned();
+        }
         let config = format!(
-            "{global}\n{module}\ninput(type=\"imtcp\" port=\"{port}\" ruleset=\"r\")\n\
+            "{global}\n{module}\ninput(type=\"{kind}\" port=\"{port}\" ruleset=\"r\")\n\
              template(name=\"raw\" type=\"string\" string=\"%hostname%|%app-name%|%procid%|%msg%\\n\")\n\
              ruleset(name=\"r\") {{ action(type=\"omfile\" file=\"{}\" template=\"raw\" asyncWriting=\"off\" flushOnTXEnd=\"on\") }}\n",
             out.display()
@@ -131,6 +141,11 @@ impl Rsyslog {
             std::thread::sleep(Duration::from_millis(20));
         }
         Some(r)
+    }
+
+    /// rsyslogd's process id (to stop and continue it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The messages received so far.

@@ -1129,7 +1129,11 @@ fn a_sync_begun_runs_outside_the_queue_and_records_written_meanwhile_wait_for_th
     q.ack(2).unwrap();
     let done = std::thread::spawn(move || pending.run()).join().unwrap();
     q.finish_sync(done).unwrap();
-    assert_eq!(q.persisted_head, Some(2), "the acknowledged position is persisted");
+    assert_eq!(
+        q.persisted_head,
+        Some(2),
+        "the acknowledged position is persisted"
+    );
     assert!(q.unsynced);
     // A failed fsync leaves its data to the next sync.
     let pending = q.begin_sync().unwrap().expect("data to fsync");

@@ -1,4 +1,5 @@
-//! A connection to a syslog receiver: TCP, TLS (verified), or a connected UDP socket.
+//! A connection to a syslog receiver: TCP, TLS (verified), a connected UDP socket, or a RELP
+//! session.
 
 use std::time::Duration;
 
@@ -10,11 +11,14 @@ use crate::dial::{ConnectError, TlsStream};
 use crate::feed::Batch;
 use crate::url::Scheme;
 
+use super::relp;
+
 #[derive(Debug)]
 pub enum Connection {
     Tcp(TcpStream),
     Tls(Box<TlsStream>),
     Udp(UdpSocket),
+    Relp(relp::Session),
 }
 
 impl Connection {
@@ -24,6 +28,14 @@ impl Connection {
         let (url, timeout) = (&ctx.url, ctx.config.connect_timeout);
         match url.scheme {
             Scheme::SyslogUdp => Ok(Connection::Udp(ctx.dialer.udp(url, timeout).await?)),
+            Scheme::Relp => {
+                let tcp = ctx.dialer.tcp(url, timeout).await?;
+                let _ = tcp.set_nodelay(true);
+                let session = relp::Session::open(tcp, ctx.config.send_timeout)
+                    .await
+                    .map_err(ConnectError::Protocol)?;
+                Ok(Connection::Relp(session))
+            }
             Scheme::SyslogTls => {
                 let tls = ctx.dialer.tls(url, ctx.tls.clone(), timeout).await?;
                 let _ = tls.get_ref().0.set_nodelay(true);
@@ -49,6 +61,7 @@ impl Connection {
                 }
                 Connection::Tcp(s) => write_stream(s, &batch.framed).await,
                 Connection::Tls(s) => write_stream(s.as_mut(), &batch.framed).await,
+                Connection::Relp(s) => s.send(batch).await.map_err(std::io::Error::other),
             }
         };
         match tokio::time::timeout(timeout, write).await {
@@ -67,6 +80,7 @@ impl Connection {
                 let _ = s.shutdown().await;
             }
             Connection::Udp(_) => {}
+            Connection::Relp(s) => s.close().await,
         }
     }
 }

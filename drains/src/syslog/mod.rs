@@ -5,6 +5,7 @@
 //! sent again after reconnecting); meanwhile the buffer drops its oldest lines and counts them.
 
 mod connection;
+pub mod relp;
 
 use logplex::{Form, Header, LogLine, write_syslog_cached};
 
