@@ -382,6 +382,10 @@ pub async fn start(
         logplex.api().register(name, resource);
     }
     logplex.api().register_metrics(engine.clone());
+    logplex.api().mount(
+        "loki",
+        std::sync::Arc::new(query::LokiApi::new(engine.service().clone())),
+    );
     logplex.add_component(engine);
     if metrics.enabled {
         let metrics = query::MetricsEngine::start(logplex.router(), metrics);

@@ -60,6 +60,7 @@ mod exec;
 mod import;
 mod index;
 mod lang;
+mod loki;
 mod metrics;
 mod service;
 mod spool;
@@ -73,6 +74,7 @@ pub use exec::{
 pub use import::{ImportedLine, read_line};
 pub use index::{AppIndexStats, Index, IndexConfig, IndexError, Indexer, IndexerHandle, Rebuilt};
 pub use lang::{MAX_LIST, MAX_QUERY_LEN, MAX_ROWS, MAX_STAGES, Query, QueryError};
+pub use loki::{LogqlError, LokiApi};
 pub use metrics::{
     AppSnapshot, Buckets, Extractor, MetricsConfig, MetricsEngine, MetricsLimits, MetricsResource,
     RedView, RequestCount,
