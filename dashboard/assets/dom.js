@@ -50,19 +50,26 @@ export function processClass(source, process) {
   return 'c' + (h % 6);
 }
 
-// logfmt pairs of a message: [[key, value]…] with words that are no pair as [null, word].
+// A message cut into its logfmt pairs, keeping every character: [{key, value, raw}…] where
+// `raw` is the text as written (quotes and escapes included), `value` the value read from it;
+// words that are no pair and the spaces between come as {key: null, raw}.
 export function logfmt(message) {
   const out = [];
   let i = 0;
   const n = message.length;
   while (i < n) {
-    while (i < n && message[i] === ' ') i++;
-    if (i >= n) break;
     let j = i;
+    if (message[i] === ' ') {
+      while (j < n && message[j] === ' ') j++;
+      out.push({ key: null, raw: message.slice(i, j) });
+      i = j;
+      continue;
+    }
     while (j < n && message[j] !== ' ' && message[j] !== '=' && message[j] !== '"') j++;
     const key = message.slice(i, j);
     if (j < n && message[j] === '=' && key) {
-      j++;
+      const start = j + 1;
+      j = start;
       let value = '';
       if (message[j] === '"') {
         j++;
@@ -71,18 +78,19 @@ export function logfmt(message) {
           value += message[j];
           j++;
         }
-        j++;
+        if (j < n) j++;
+        // A quoted value runs to its closing quote; what follows it up to a space is text.
       } else {
-        const s = j;
         while (j < n && message[j] !== ' ') j++;
-        value = message.slice(s, j);
+        value = message.slice(start, j);
       }
-      out.push([key, value]);
+      out.push({ key, value, raw: message.slice(start, j) });
+      i = j;
     } else {
       while (j < n && message[j] !== ' ') j++;
-      out.push([null, message.slice(i, j)]);
+      out.push({ key: null, raw: message.slice(i, j) });
+      i = j;
     }
-    i = j;
   }
   return out;
 }

@@ -72,8 +72,8 @@ function flat(o, prefix = '') {
 
 async function optional(title, path) {
   try {
-    const v = await json(path);
-    return panel(title, table(['', ''], flat(v), title));
+    const rows = flat(await json(path));
+    return panel(title, rows.length ? table(['', ''], rows, title) : note('Not attached.'));
   } catch (e) {
     if (e.status === 404) return panel(title, note('Not attached.'));
     throw e;

@@ -33,23 +33,22 @@ export function renderLine(row, onPick) {
   const message = el('span', { class: 'msg' });
   const error = /(^|\s)at=error(\s|$)/.test(row.message || '') || (row.message || '').startsWith('Error ');
   if (error) message.classList.add('err');
-  pairs.forEach(([k, v], i) => {
-    if (i > 0) message.append(' ');
+  for (const { key: k, value: v, raw } of pairs) {
     if (k === null) {
-      message.append(v);
-      return;
+      message.append(raw);
+      continue;
     }
-    const value = el('button', { type: 'button', class: 'val', title: 'Filter by ' + k + '=' + v }, v);
+    const value = el('button', { type: 'button', class: 'val', title: 'Filter by ' + k + '=' + v }, raw);
     if (k === 'status' && statusClass(v)) value.classList.add(statusClass(v));
     value.addEventListener('click', () => onPick(k, v));
     message.append(el('span', { class: 'key' }, k + '='), value);
-  });
+  }
   const header = el('span', { class: processClass(row.source || '', row.process || '') },
     (row.source || '') + '[' + (row.process || '') + ']:');
   const line = el('div', { class: 'line', 'data-process': row.process || '' },
     el('span', { class: 'time' }, time(row.time)), ' ', header, ' ', message);
   if (row.process === 'router') {
-    const fields = Object.fromEntries(pairs.filter(([k]) => k !== null));
+    const fields = Object.fromEntries(pairs.filter((p) => p.key !== null).map((p) => [p.key, p.value]));
     const cells = ROUTER_FIELDS.filter((f) => fields[f] !== undefined).map((f) => {
       const b = el('b', f === 'status' && statusClass(fields[f]) ? { class: statusClass(fields[f]) } : {}, fields[f]);
       return el('span', {}, f + ' ', b);
@@ -81,6 +80,8 @@ export async function startTail(app, filters, onPick) {
   stopTail();
   const abort = new AbortController();
   current = { abort, app };
+  // A new session replays the recent lines that pass its filters: start from nothing.
+  fill($('tail-lines'));
   held = [];
   heldDropped = 0;
   const body = { tail: true, lines: 100 };
