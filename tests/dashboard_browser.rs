@@ -13,7 +13,7 @@ mod support;
 use std::path::PathBuf;
 use std::process::Command;
 
-use support::{KEY, dynos, proxy_addr};
+use support::{KEY, Router, TempDir, dynos, proxy_addr};
 
 fn playwright_dir() -> PathBuf {
     std::env::var_os("PAAS_PLAYWRIGHT")
@@ -50,7 +50,20 @@ fn the_dashboard_in_chromium() {
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots");
     let _ = std::fs::remove_dir_all(&shots);
     std::fs::create_dir_all(&shots).expect("screenshot dir");
-    let (_dir, up) = dynos::example_app("dash-browser", &[]);
+    // The example app with one web dyno writing its runtime metrics every second.
+    let dir = TempDir::new("dash-browser");
+    let up = Router::up(
+        &dir.0,
+        &[
+            "--scale",
+            "web=1",
+            "--scale",
+            "worker=0",
+            "--metrics-interval",
+            "1",
+        ],
+    );
+    dynos::wait_serving(&up);
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/dashboard.mjs");
     let out = Command::new("timeout")
         .arg("170")

@@ -582,6 +582,14 @@ fn hostile_queries_get_a_400_with_a_message() {
         assert_eq!(status, 400, "{q:.80}: {body}");
         assert!(body.contains(needle), "{q:.80}: {body}");
     }
+    // Loki also takes a form body.
+    let (status, body) = f.router.curl(&[
+        "--data-urlencode",
+        "query=sum(count_over_time({app=\"shop\"}[5m]))",
+        "/loki/api/v1/query",
+    ]);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"resultType\":\"vector\""), "{body}");
     let (status, _) = f.loki_as(support::KEY, "nothing", &[]);
     assert_eq!(status, 404);
     // The router still answers.

@@ -5,7 +5,8 @@
 //!
 //! Layout: `lang/` (the query language: parse, errors with a caret), `exec/` (stages,
 //! aggregations with units, output as rows, tables and charts), `spool/` (every line an app
-//! accepted, kept on disk in arrival order, a router-wide consumer; what queries scan).
+//! accepted, kept on disk in arrival order, a router-wide consumer; what queries scan), `loki/`
+//! (a Loki-compatible read API: LogQL translated onto this engine, for Grafana).
 //!
 //! ```
 //! use logplex::{AppName, LogLine, Timestamp};

@@ -173,6 +173,17 @@ try {
     }
     figures.red_before = before;
     figures.red_after = after;
+    // The dynos' runtime metrics (one a second) make the memory and load charts.
+    for (const chart of ['Dyno memory', 'Dyno load (1m)']) {
+      const deadline = Date.now() + 60000;
+      while (!(await page.$(`[data-chart="${chart}"] svg`))) {
+        check(Date.now() < deadline, chart + ' never drawn');
+        await goto(page, `app=${APP}&tab=health`);
+        await goto(page, `app=${APP}&tab=metrics`);
+        await page.waitForSelector(`[data-chart="${chart}"]`, { timeout: WAIT });
+      }
+    }
+    figures.memory = await page.$eval('[data-chart="Dyno memory"] svg', (s) => s.getAttribute('aria-label'));
   });
 
   await step('07-health', page, async () => {

@@ -29,6 +29,8 @@ pub use logql::{Expr, LogqlError};
 
 /// The most lines a log query returns (Loki's `max_entries_limit_per_query`).
 pub const MAX_LIMIT: usize = 5000;
+/// The largest form body a POST may carry.
+const MAX_FORM: usize = 64 * 1024;
 /// Lines a log query returns when it does not say.
 pub const DEFAULT_LIMIT: usize = 100;
 
@@ -155,21 +157,35 @@ impl LokiApi {
             KeyScope::Operator => None,
             KeyScope::App(a) => Some(a),
         };
-        if req.method() != Method::GET && req.method() != Method::POST {
-            return text_error(StatusCode::METHOD_NOT_ALLOWED, "use GET");
-        }
         let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
-        let p = params(req.uri().query());
+        if rest.last() == Some(&"tail") && req.method() == Method::GET {
+            let p = params(req.uri().query());
+            return tail::upgrade(self.0.clone(), req, &p, allowed);
+        }
+        // Parameters in the URL, or (POST, as Loki also takes them) a form body.
+        let mut form = req.uri().query().unwrap_or("").to_owned();
+        match *req.method() {
+            Method::GET => {}
+            Method::POST => match logplex::read_body(req, MAX_FORM).await {
+                Ok(body) => {
+                    form.push('&');
+                    form.push_str(&String::from_utf8_lossy(&body));
+                }
+                Err(r) => return r,
+            },
+            _ => return text_error(StatusCode::METHOD_NOT_ALLOWED, "use GET or POST"),
+        }
+        let p = params(Some(&form));
         match rest.as_slice() {
             ["api", "v1", "query_range"] => self.query(&p, allowed, true).await,
             ["api", "v1", "query"] => self.query(&p, allowed, false).await,
             ["api", "v1", "labels"] => success(json!(translate::STREAM_LABELS)),
             ["api", "v1", "label", name, "values"] => self.label_values(name, &p, allowed).await,
             ["api", "v1", "series"] => {
-                let matches = all_params(req.uri().query(), "match[]");
+                let matches = all_params(Some(&form), "match[]");
                 self.series(matches, &p, allowed).await
             }
-            ["api", "v1", "tail"] => tail::upgrade(self.0.clone(), req, &p, allowed),
+            ["api", "v1", "tail"] => bad("tail is a WebSocket: GET with Upgrade: websocket"),
             ["api", "v1", "status", "buildinfo"] => success(json!({
                 "version": env!("CARGO_PKG_VERSION"), "revision": "", "branch": "",
                 "goVersion": "", "buildUser": "", "buildDate": ""
