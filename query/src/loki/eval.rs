@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use logplex::{LogLine, Timestamp};
 
-use super::logql::{Expr, LogExpr, RangeFn, VecOp};
+use super::logql::{Expr, LogExpr, RangeFn, Unwrap, VecOp};
 use super::translate::{self, Plan, PlanError};
 use crate::index::SearchError;
 use crate::service::QueryService;
@@ -283,7 +283,22 @@ fn gcd(a: i64, b: i64) -> i64 {
     if b == 0 { a } else { gcd(b, a % b) }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Whether a range function's windows are summed from smaller buckets (its value combines),
+/// or computed over whole windows of the range.
+fn slides(func: RangeFn) -> bool {
+    matches!(
+        func,
+        RangeFn::CountOverTime
+            | RangeFn::Rate
+            | RangeFn::SumOverTime
+            | RangeFn::MinOverTime
+            | RangeFn::MaxOverTime
+    )
+}
+
+/// Labels → bucket start (ms) → value.
+type Buckets = BTreeMap<BTreeMap<String, String>, BTreeMap<i64, f64>>;
+
 fn range_series(
     service: &QueryService,
     func: RangeFn,
@@ -305,66 +320,87 @@ fn range_series(
     } else {
         format!(" by {}", engine_keys.join(","))
     };
-    let sliding = matches!(
-        func,
-        RangeFn::CountOverTime
-            | RangeFn::Rate
-            | RangeFn::SumOverTime
-            | RangeFn::MinOverTime
-            | RangeFn::MaxOverTime
-    );
-    let (stage, window) = match at {
-        At::Instant { time } => (format!("{agg}{by}"), window(time - range_ms, time)),
-        At::Range { start, end, step } => {
-            let bucket = if sliding {
-                gcd(range_ms, step)
-            } else {
-                range_ms
-            };
-            if bucket % 1000 != 0 {
-                return Err(EvalError::Invalid(
-                    "the step and the range must be whole seconds".to_owned(),
-                ));
-            }
-            if (end - start + range_ms) / bucket > MAX_BUCKETS {
-                return Err(EvalError::Invalid(format!(
-                    "the range and step make more than {MAX_BUCKETS} buckets a series: make the step a multiple of the range, or shorten the time range"
-                )));
-            }
-            let first = (start - range_ms).div_euclid(bucket) * bucket;
-            (
-                format!("timechart {}s {agg}{by}", bucket / 1000),
-                window(first, end),
-            )
-        }
-    };
-    let table = aggregate_query(service, &plan, &stage, window)?;
-    let Output::Table(table) = table else {
+    let (stage, window) = engine_stage(func, range_ms, at, &format!("{agg}{by}"))?;
+    let Output::Table(table) = aggregate_query(service, &plan, &stage, window)? else {
         return Err(EvalError::Internal("an aggregation gave lines".to_owned()));
     };
+    let with_app = keys.iter().any(|k| k == "app");
+    let app = with_app.then_some(plan.app.as_str());
+    let buckets = buckets_of(&table, &agg, &engine_keys, app, plan.unwrap.as_ref())?;
+    Ok(buckets
+        .into_iter()
+        .map(|(labels, b)| Series {
+            labels,
+            points: points_of(func, range_ms, at, &b),
+        })
+        .filter(|s| !s.points.is_empty())
+        .collect())
+}
+
+/// The query language's aggregating stage for a range function (`timechart 30s count by
+/// path` for a range query), and the window it reads.
+fn engine_stage(
+    func: RangeFn,
+    range_ms: i64,
+    at: At,
+    aggregate: &str,
+) -> Result<(String, Window), EvalError> {
+    let (start, end, step) = match at {
+        At::Instant { time } => {
+            return Ok((aggregate.to_owned(), window(time - range_ms, time)));
+        }
+        At::Range { start, end, step } => (start, end, step),
+    };
+    let bucket = if slides(func) {
+        gcd(range_ms, step)
+    } else {
+        range_ms
+    };
+    if bucket % 1000 != 0 {
+        return Err(EvalError::Invalid(
+            "the step and the range must be whole seconds".to_owned(),
+        ));
+    }
+    if (end - start + range_ms) / bucket > MAX_BUCKETS {
+        return Err(EvalError::Invalid(format!(
+            "the range and step make more than {MAX_BUCKETS} buckets a series: make the step a multiple of the range, or shorten the time range"
+        )));
+    }
+    let first = (start - range_ms).div_euclid(bucket) * bucket;
+    Ok((
+        format!("timechart {}s {aggregate}", bucket / 1000),
+        window(first, end),
+    ))
+}
+
+/// The engine's rows as buckets per label set (with the app's label when `app` is given), the
+/// values in the unit `unwrap` asks for.
+fn buckets_of(
+    table: &crate::Table,
+    agg: &str,
+    keys: &[&str],
+    app: Option<&str>,
+    unwrap: Option<&Unwrap>,
+) -> Result<Buckets, EvalError> {
     let time_col = table.column("time");
     let value_col = table
-        .column(&agg)
+        .column(agg)
         .ok_or_else(|| EvalError::Internal(format!("no column {agg}")))?;
-    let key_cols: Vec<(String, Option<usize>)> = engine_keys
-        .iter()
-        .map(|k| ((*k).to_owned(), table.column(k)))
-        .collect();
-    // Bucket start (ms) → value, per label set.
-    let mut buckets: BTreeMap<BTreeMap<String, String>, BTreeMap<i64, f64>> = BTreeMap::new();
+    let key_cols: Vec<(&str, Option<usize>)> = keys.iter().map(|k| (*k, table.column(k))).collect();
+    let mut buckets = Buckets::new();
     for row in &table.rows {
         let Some(Cell::Number(v)) = row.get(value_col) else {
             continue;
         };
         let mut labels = BTreeMap::new();
-        if keys.iter().any(|k| k == "app") {
-            labels.insert("app".to_owned(), plan.app.clone());
+        if let Some(app) = app {
+            labels.insert("app".to_owned(), app.to_owned());
         }
         for (k, col) in &key_cols {
             if let Some(Cell::Text(t)) = col.and_then(|c| row.get(c))
                 && !t.is_empty()
             {
-                labels.insert(k.clone(), t.clone());
+                labels.insert((*k).to_owned(), t.clone());
             }
         }
         let t = match time_col.and_then(|c| row.get(c)) {
@@ -374,57 +410,53 @@ fn range_series(
         buckets
             .entry(labels)
             .or_default()
-            .insert(t, translate::convert(*v, plan.unwrap.as_ref()));
+            .insert(t, translate::convert(*v, unwrap));
     }
-    let range_s = range_ms as f64 / 1000.0;
-    let mut out = Vec::new();
-    for (labels, b) in buckets {
-        let mut points = BTreeMap::new();
-        match at {
-            At::Instant { time } => {
-                if let Some(v) = b.values().next() {
-                    let v = if func == RangeFn::Rate {
-                        v / range_s
-                    } else {
-                        *v
-                    };
-                    points.insert(time, v);
-                }
+    Ok(buckets)
+}
+
+/// A series' points from its buckets: each step's window `[t - range, t)` combined from the
+/// buckets in it, or (functions that do not combine) each window's own value at its end.
+fn points_of(func: RangeFn, range_ms: i64, at: At, b: &BTreeMap<i64, f64>) -> BTreeMap<i64, f64> {
+    let per_second = |v: f64| {
+        if func == RangeFn::Rate {
+            v / (range_ms as f64 / 1000.0)
+        } else {
+            v
+        }
+    };
+    let mut points = BTreeMap::new();
+    match at {
+        At::Instant { time } => {
+            if let Some(v) = b.values().next() {
+                points.insert(time, per_second(*v));
             }
-            At::Range { start, end, step } if sliding => {
-                let mut t = start;
-                while t <= end {
-                    let inside = b.range(t - range_ms..t).map(|(_, v)| *v);
-                    let combined = match func {
-                        RangeFn::MinOverTime => inside.reduce(f64::min),
-                        RangeFn::MaxOverTime => inside.reduce(f64::max),
-                        _ => inside.reduce(|a, b| a + b),
-                    };
-                    if let Some(v) = combined {
-                        let v = if func == RangeFn::Rate {
-                            v / range_s
-                        } else {
-                            v
-                        };
-                        points.insert(t, v);
-                    }
-                    t += step;
+        }
+        At::Range { start, end, step } if slides(func) => {
+            let mut t = start;
+            while t <= end {
+                let inside = b.range(t - range_ms..t).map(|(_, v)| *v);
+                let combined = match func {
+                    RangeFn::MinOverTime => inside.reduce(f64::min),
+                    RangeFn::MaxOverTime => inside.reduce(f64::max),
+                    _ => inside.reduce(|a, b| a + b),
+                };
+                if let Some(v) = combined {
+                    points.insert(t, per_second(v));
                 }
+                t += step;
             }
-            At::Range { start, end, .. } => {
-                for (s, v) in &b {
-                    let t = s + range_ms;
-                    if (start..=end).contains(&t) {
-                        points.insert(t, *v);
-                    }
+        }
+        At::Range { start, end, .. } => {
+            for (s, v) in b {
+                let t = s + range_ms;
+                if (start..=end).contains(&t) {
+                    points.insert(t, *v);
                 }
             }
         }
-        if !points.is_empty() {
-            out.push(Series { labels, points });
-        }
     }
-    Ok(out)
+    points
 }
 
 /// Runs `FILTER | STAGE` (the regular expressions applied between the two).
@@ -548,6 +580,63 @@ mod tests {
                 .collect(),
             points: points.iter().copied().collect(),
         }
+    }
+
+    #[test]
+    fn windows_are_summed_from_buckets_or_taken_whole() {
+        // Buckets of 30 s: 2 lines at 0, 4 at 30 s, 6 at 90 s.
+        let b: BTreeMap<i64, f64> = [(0, 2.0), (30_000, 4.0), (90_000, 6.0)].into();
+        let at = At::Range {
+            start: 30_000,
+            end: 120_000,
+            step: 30_000,
+        };
+        let counts = points_of(RangeFn::CountOverTime, 60_000, at, &b);
+        // [t - 60 s, t): 30 → {0}, 60 → {0, 30}, 90 → {30}, 120 → {90}.
+        let want: BTreeMap<i64, f64> =
+            [(30_000, 2.0), (60_000, 6.0), (90_000, 4.0), (120_000, 6.0)].into();
+        assert_eq!(counts, want);
+        let rates = points_of(RangeFn::Rate, 60_000, at, &b);
+        assert_eq!(rates[&60_000], 0.1);
+        let max = points_of(RangeFn::MaxOverTime, 60_000, at, &b);
+        assert_eq!(max[&60_000], 4.0);
+        // Whole windows of the range, each at its end, inside [start, end].
+        let q = points_of(RangeFn::QuantileOverTime(0.5), 30_000, at, &b);
+        let want: BTreeMap<i64, f64> = [(30_000, 2.0), (60_000, 4.0), (120_000, 6.0)].into();
+        assert_eq!(q, want);
+        let instant = points_of(
+            RangeFn::Rate,
+            60_000,
+            At::Instant { time: 5 },
+            &[(0, 30.0)].into(),
+        );
+        assert_eq!(instant, [(5, 0.5)].into());
+    }
+
+    #[test]
+    fn stages_are_timecharts_of_whole_second_buckets() {
+        let at = At::Range {
+            start: 60_000,
+            end: 120_000,
+            step: 20_000,
+        };
+        let (stage, w) = engine_stage(RangeFn::CountOverTime, 60_000, at, "count by path").unwrap();
+        assert_eq!(stage, "timechart 20s count by path");
+        assert_eq!(w.since.map(|t| t.as_micros()), Some(0));
+        let (stage, _) = engine_stage(RangeFn::AvgOverTime, 60_000, at, "avg(x)").unwrap();
+        assert_eq!(stage, "timechart 60s avg(x)");
+        let odd = At::Range {
+            start: 0,
+            end: 1000,
+            step: 1500,
+        };
+        assert!(engine_stage(RangeFn::CountOverTime, 60_000, odd, "count").is_err());
+        let many = At::Range {
+            start: 0,
+            end: 10_000_000_000,
+            step: 1000,
+        };
+        assert!(engine_stage(RangeFn::CountOverTime, 60_000, many, "count").is_err());
     }
 
     #[test]

@@ -297,3 +297,69 @@ fn answers_have_the_loki_http_api_shapes() {
         ]})
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+    /// Any sequence of LogQL's own tokens is read or refused with a place inside it, and a
+    /// query that reads translates into a filter the query language reads too.
+    #[test]
+    fn token_soup_is_read_or_refused_never_a_panic(
+        tokens in proptest::collection::vec(proptest::sample::select(vec![
+            "{", "}", "(", ")", "[", "]", ",", "=", "!=", "=~", "|=", "|~", "!~", "|", ">", ">=",
+            "<", "==", "app", "source", "\"shop\"", "\"a|b\"", "`x`", "5m", "1s", "0.99", "500",
+            "logfmt", "unwrap", "duration", "status", "service", "sum", "by", "topk", "rate",
+            "count_over_time", "quantile_over_time", "and", "or", "\"(\"", "\"\\\\\"", " ",
+        ]), 0..40)
+    ) {
+        let q = tokens.concat();
+        match Expr::parse(&q) {
+            Err(e) => proptest::prop_assert!(e.at <= q.len(), "{q:?}: {e:?}"),
+            Ok(Expr::Log(log)) => {
+                if let Ok(plan) = super::translate::plan(&log, Some("shop")) {
+                    proptest::prop_assert!(
+                        crate::Query::parse(&plan.filter).is_ok(),
+                        "{q:?} → {:?}",
+                        plan.filter
+                    );
+                }
+            }
+            Ok(_) => {}
+        }
+    }
+}
+
+/// A LogQL string literal of `s`.
+fn logql_string(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
+
+    /// Selectors and filters with any text in their strings (quotes, backslashes, pipes,
+    /// operators) translate into a filter the query language reads: a string never escapes
+    /// its quotes.
+    #[test]
+    fn any_strings_survive_the_translation(
+        source in "[a-z \"\\\\|()=<>~!*]{0,12}",
+        contains in "[a-zA-Z0-9 \"\\\\|()=<>~!*/.-]{0,16}",
+        method in "[A-Z \"\\\\|()]{0,8}",
+        negate in proptest::bool::ANY,
+    ) {
+        let q = format!(
+            "{{app=\"shop\", source{}{}}} |= {} | logfmt | status >= 500 and method = {}",
+            if negate { "!=" } else { "=" },
+            logql_string(&source),
+            logql_string(&contains),
+            logql_string(&method),
+        );
+        let Ok(Expr::Log(log)) = Expr::parse(&q) else {
+            return Err(proptest::test_runner::TestCaseError::fail(format!("{q:?} does not read")));
+        };
+        let plan = super::translate::plan(&log, None).map_err(|e| {
+            proptest::test_runner::TestCaseError::fail(format!("{q:?}: {e:?}"))
+        })?;
+        proptest::prop_assert!(crate::Query::parse(&plan.filter).is_ok(), "{q:?} → {:?}", plan.filter);
+    }
+}
