@@ -117,7 +117,7 @@ pub fn parse_time(text: &str) -> Option<i64> {
 /// Reads a step: a duration (`15s`, `1m`) or float seconds; in milliseconds.
 fn parse_step(text: &str) -> Option<i64> {
     if let Some(ms) = logql::prometheus_duration_ms(text.trim()) {
-        return Some(ms);
+        return (ms > 0).then_some(ms);
     }
     let f = text.trim().parse::<f64>().ok()?;
     (f.is_finite() && f > 0.0 && f < 1e9).then(|| (f * 1000.0).round() as i64)
@@ -207,67 +207,9 @@ impl LokiApi {
             Ok(e) => e,
             Err(e) => return bad(&e.to_string()),
         };
-        let now = now_ms();
-        let limit = match param(p, "limit", |v| v.parse::<usize>().ok(), DEFAULT_LIMIT) {
-            Ok(l) if l > MAX_LIMIT => {
-                return bad(&format!(
-                    "max entries limit per query exceeded, limit > max_entries_limit ({l} > {MAX_LIMIT})"
-                ));
-            }
-            Ok(l) => l,
+        let (at, log) = match when(p, range) {
+            Ok(w) => w,
             Err(e) => return eval_error(e),
-        };
-        let forward = match p.get("direction").map(String::as_str) {
-            None | Some("" | "backward" | "BACKWARD") => false,
-            Some("forward" | "FORWARD") => true,
-            Some(d) => return bad(&format!("invalid direction {d:?}: forward or backward")),
-        };
-        let (at, log) = if range {
-            let end = match param(p, "end", parse_time, now) {
-                Ok(t) => t,
-                Err(e) => return eval_error(e),
-            };
-            let start = match param(p, "start", parse_time, end - 3_600_000) {
-                Ok(t) => t,
-                Err(e) => return eval_error(e),
-            };
-            if end < start {
-                return bad("the end timestamp must not be before the start time");
-            }
-            let default_step = ((end - start) / 250).max(1000) / 1000 * 1000;
-            let step = match param(p, "step", parse_step, default_step) {
-                Ok(s) if s > 0 => s,
-                Ok(_) => return bad("the step must be positive"),
-                Err(e) => return eval_error(e),
-            };
-            let aligned = start.div_euclid(step) * step;
-            (
-                At::Range {
-                    start: aligned,
-                    end,
-                    step,
-                },
-                LogOptions {
-                    limit,
-                    forward,
-                    since: start,
-                    until: end.saturating_add(1),
-                },
-            )
-        } else {
-            let time = match param(p, "time", parse_time, now) {
-                Ok(t) => t,
-                Err(e) => return eval_error(e),
-            };
-            (
-                At::Instant { time },
-                LogOptions {
-                    limit,
-                    forward,
-                    since: time - 3_600_000,
-                    until: time.saturating_add(1),
-                },
-            )
         };
         let service = self.0.clone();
         let answered = tokio::task::spawn_blocking(move || {
@@ -394,6 +336,63 @@ impl LokiApi {
         .await;
         answered.map_err(|e| EvalError::Internal(e.to_string()))?
     }
+}
+
+/// When a query is evaluated and, for a log query, which lines it returns: `start`, `end`,
+/// `step` (a range query; the start aligned down to the step, as Loki does), or `time` (an
+/// instant query); `limit` and `direction`.
+fn when(
+    p: &std::collections::HashMap<String, String>,
+    range: bool,
+) -> Result<(At, LogOptions), EvalError> {
+    let invalid = |m: String| EvalError::Invalid(m);
+    let limit = param(p, "limit", |v| v.parse::<usize>().ok(), DEFAULT_LIMIT)?;
+    if limit > MAX_LIMIT {
+        return Err(invalid(format!(
+            "max entries limit per query exceeded, limit > max_entries_limit ({limit} > {MAX_LIMIT})"
+        )));
+    }
+    let forward = match p.get("direction").map(String::as_str) {
+        None | Some("" | "backward" | "BACKWARD") => false,
+        Some("forward" | "FORWARD") => true,
+        Some(d) => {
+            return Err(invalid(format!(
+                "invalid direction {d:?}: forward or backward"
+            )));
+        }
+    };
+    let now = now_ms();
+    if !range {
+        let time = param(p, "time", parse_time, now)?;
+        let log = LogOptions {
+            limit,
+            forward,
+            since: time - 3_600_000,
+            until: time.saturating_add(1),
+        };
+        return Ok((At::Instant { time }, log));
+    }
+    let end = param(p, "end", parse_time, now)?;
+    let start = param(p, "start", parse_time, end - 3_600_000)?;
+    if end < start {
+        return Err(invalid(
+            "the end timestamp must not be before the start time".to_owned(),
+        ));
+    }
+    let default_step = ((end - start) / 250).max(1000) / 1000 * 1000;
+    let step = param(p, "step", parse_step, default_step)?;
+    let at = At::Range {
+        start: start.div_euclid(step) * step,
+        end,
+        step,
+    };
+    let log = LogOptions {
+        limit,
+        forward,
+        since: start,
+        until: end.saturating_add(1),
+    };
+    Ok((at, log))
 }
 
 /// Every value of a repeated parameter (`match[]`).

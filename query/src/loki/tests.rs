@@ -245,6 +245,8 @@ fn times_and_steps_read_as_loki_sends_them() {
     assert_eq!(parse_step("60"), Some(60_000));
     assert_eq!(parse_step("0.5"), Some(500));
     assert_eq!(parse_step("-1"), None);
+    assert_eq!(parse_step("0s"), None);
+    assert_eq!(parse_step("0"), None);
     assert_eq!(parse_step("5parsecs"), None);
     assert_eq!(prometheus_duration_ms("1d"), Some(86_400_000));
     assert_eq!(prometheus_duration_ms("250ms"), Some(250));
