@@ -135,16 +135,30 @@ pub fn streams(
     options: LogOptions,
 ) -> Result<Vec<Stream>, EvalError> {
     let plan = translate::plan(log, allowed)?;
-    let window = window(options.since, options.until);
-    let mut lines = lines(service, &plan, window, options.limit, options.forward)?;
+    let mut lines = log_lines(service, &plan, options)?;
     if !options.forward {
         lines.reverse();
     }
+    Ok(group(&plan.app, lines))
+}
+
+/// The lines of a planned log query, oldest first.
+pub fn log_lines(
+    service: &QueryService,
+    plan: &Plan,
+    options: LogOptions,
+) -> Result<Vec<LogLine>, EvalError> {
+    let window = window(options.since, options.until);
+    lines(service, plan, window, options.limit, options.forward)
+}
+
+/// Lines as streams by source and process, in the order given.
+pub fn group(app: &str, lines: impl IntoIterator<Item = LogLine>) -> Vec<Stream> {
     let mut by_stream: BTreeMap<(Vec<u8>, Vec<u8>), Stream> = BTreeMap::new();
     for line in lines {
         let key = (line.source.to_vec(), line.process.to_vec());
         let stream = by_stream.entry(key).or_insert_with(|| Stream {
-            labels: stream_labels(&plan.app, &line),
+            labels: stream_labels(app, &line),
             values: Vec::new(),
         });
         stream.values.push((
@@ -152,7 +166,7 @@ pub fn streams(
             String::from_utf8_lossy(&line.message).into_owned(),
         ));
     }
-    Ok(by_stream.into_values().collect())
+    by_stream.into_values().collect()
 }
 
 /// A line's stream labels.

@@ -36,12 +36,12 @@ pub const DEFAULT_LIMIT: usize = 100;
 
 /// The Loki API, mounted at `/loki`.
 #[derive(Clone, Debug)]
-pub struct LokiApi(Arc<QueryService>);
+pub struct LokiApi(Arc<QueryService>, Arc<tail::TailSlots>);
 
 impl LokiApi {
     /// The API over the query engine's `service`.
     pub fn new(service: Arc<QueryService>) -> Self {
-        LokiApi(service)
+        LokiApi(service, Arc::default())
     }
 }
 
@@ -158,9 +158,9 @@ impl LokiApi {
             KeyScope::App(a) => Some(a),
         };
         let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
-        if rest.last() == Some(&"tail") && req.method() == Method::GET {
+        if rest == ["api", "v1", "tail"] && req.method() == Method::GET {
             let p = params(req.uri().query());
-            return tail::upgrade(self.0.clone(), req, &p, allowed);
+            return tail::upgrade(self.0.clone(), &self.1, req, &p, allowed);
         }
         // Parameters in the URL, or (POST, as Loki also takes them) a form body.
         let mut form = req.uri().query().unwrap_or("").to_owned();

@@ -4,7 +4,7 @@
 //! Lines the tail's bounded queue dropped are told in `dropped_entries`.
 //!
 //! The query is checked (parsed, planned against the key) before the upgrade, so a bad one is
-//! an ordinary 400 or 403. The live part subscribes to the app's channel like any tail
+//! an ordinary 400 or 403; an app has at most 100 tails open (429 past it). The live part subscribes to the app's channel like any tail
 //! session; the filter is the query engine's own, applied to each line with its attributes.
 
 use std::collections::HashMap;
@@ -36,10 +36,63 @@ const TAIL_QUEUE: usize = 4096;
 const CHUNK: usize = 512;
 /// How long one tail stays open.
 const TAIL_MAX: Duration = Duration::from_secs(3600);
+/// Tails one app may have open at once (as its log sessions), so that one tenant's key cannot
+/// hold every connection of the API.
+pub(super) const MAX_TAILS_PER_APP: usize = 100;
+
+/// Open tails by app.
+#[derive(Debug, Default)]
+pub(super) struct TailSlots(std::sync::Mutex<HashMap<String, usize>>);
+
+/// One open tail's place; given back when dropped.
+#[derive(Debug)]
+pub(super) struct TailSlot {
+    slots: Arc<TailSlots>,
+    app: String,
+}
+
+impl TailSlots {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A place for a tail of `app`, unless it has `max` open.
+    pub(super) fn try_take(self: &Arc<Self>, app: &str, max: usize) -> Option<TailSlot> {
+        let mut open = self.lock();
+        let n = open.entry(app.to_owned()).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(TailSlot {
+            slots: self.clone(),
+            app: app.to_owned(),
+        })
+    }
+
+    /// Tails open for `app`.
+    #[cfg(test)]
+    pub(super) fn open(&self, app: &str) -> usize {
+        self.lock().get(app).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for TailSlot {
+    fn drop(&mut self) {
+        let mut open = self.slots.lock();
+        if let Some(n) = open.get_mut(&self.app) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.app);
+            }
+        }
+    }
+}
 
 /// Checks the request and the query, then answers 101 and tails on the upgraded connection.
 pub(super) fn upgrade(
     service: Arc<QueryService>,
+    slots: &Arc<TailSlots>,
     mut req: Request<Incoming>,
     p: &HashMap<String, String>,
     allowed: Option<String>,
@@ -85,22 +138,28 @@ pub(super) fn upgrade(
         Some(Some(t)) => t,
         Some(None) => return bad("invalid parameter start"),
     };
-    // Subscribed before the history is read: a line may come twice at the seam, never be
-    // missed.
+    let Some(slot) = slots.try_take(&plan.app, MAX_TAILS_PER_APP) else {
+        return super::text_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("this app has {MAX_TAILS_PER_APP} tails open, its limit; close one"),
+        );
+    };
+    // Subscribed before the history is read: no line is missed at the seam, and one in both
+    // is sent once (by its `seq`).
     let subscription = channel.subscribe("tail", "loki", LineFilter::default(), TAIL_QUEUE);
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
+        let _slot = slot;
         let Ok(upgraded) = on_upgrade.await else {
             return;
         };
         let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
         let history = {
-            let service = service.clone();
+            let (service, plan) = (service.clone(), plan.clone());
             tokio::task::spawn_blocking(move || {
-                eval::streams(
+                eval::log_lines(
                     &service,
-                    &log,
-                    allowed.as_deref(),
+                    &plan,
                     LogOptions {
                         limit,
                         forward: false,
@@ -139,17 +198,18 @@ fn keeps(plan: &Plan, filter: &Query, line: &LogLine) -> bool {
 
 async fn tail<S>(
     mut ws: WebSocketStream<S>,
-    mut history: Vec<Stream>,
+    history: Vec<LogLine>,
     subscription: logplex::Subscription,
     plan: &Plan,
     filter: &Query,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
+    // The history's newest line: a live line up to it was in the history already (the queue
+    // was attached before the history was read), and is not sent twice.
+    let seen = history.iter().map(|l| l.seq).max().unwrap_or(0);
     // Oldest first, as Loki's tail sends them.
-    for s in &mut history {
-        s.values.reverse();
-    }
+    let history = eval::group(&plan.app, history);
     if !history.is_empty() {
         let message = json!({
             "streams": history.iter().map(stream_json).collect::<Vec<_>>(),
@@ -177,7 +237,12 @@ async fn tail<S>(
         };
         let mut streams: std::collections::BTreeMap<(Vec<u8>, Vec<u8>), Stream> =
             std::collections::BTreeMap::new();
-        for line in lines.iter().filter(|l| keeps(plan, filter, l)) {
+        let fresh = |l: &&LogLine| l.seq == 0 || l.seq > seen;
+        for line in lines
+            .iter()
+            .filter(fresh)
+            .filter(|l| keeps(plan, filter, l))
+        {
             let key = (line.source.to_vec(), line.process.to_vec());
             streams
                 .entry(key)
@@ -204,5 +269,28 @@ async fn tail<S>(
         if ws.send(Message::text(message.to_string())).await.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_app_has_its_own_tail_places_given_back_when_a_tail_ends() {
+        let slots = Arc::new(TailSlots::default());
+        let a1 = slots.try_take("shop", 2);
+        let a2 = slots.try_take("shop", 2);
+        assert!(a1.is_some() && a2.is_some());
+        assert!(slots.try_take("shop", 2).is_none());
+        assert!(
+            slots.try_take("bank", 2).is_some(),
+            "another app is not held up"
+        );
+        drop(a1);
+        assert_eq!(slots.open("shop"), 1);
+        assert!(slots.try_take("shop", 2).is_some());
+        drop(a2);
+        assert_eq!(slots.open("bank"), 0);
     }
 }
