@@ -47,10 +47,12 @@ function tailFilters() {
   return { source: $('tail-source').value.trim(), dyno: $('tail-dyno').value.trim(), filter: $('tail-filter').value.trim() };
 }
 
+// A clicked value becomes a filter; the hash changing starts the tail again (one log session).
 function pick(k, v) {
   $('tail-filter').value = addFilter($('tail-filter').value, k, v);
+  const before = location.hash;
   setState({ filter: $('tail-filter').value });
-  restartTail();
+  if (location.hash === before) restartTail();
 }
 
 function restartTail() {
