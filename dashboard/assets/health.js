@@ -18,8 +18,20 @@ function note(text) {
   return el('p', { class: 'muted' }, text);
 }
 
+// The last reading of each app's accepted count, for the ingest rate between two refreshes.
+const lastAccepted = new Map();
+
+function ingestRate(base, accepted) {
+  const now = Date.now();
+  const last = lastAccepted.get(base);
+  lastAccepted.set(base, { accepted, at: now });
+  if (!last || now <= last.at) return null;
+  return Math.max(0, accepted - last.accepted) / ((now - last.at) / 1000);
+}
+
 async function router(base) {
   const s = await json(base + '/stats');
+  const rate = ingestRate(base, s.accepted);
   let lag = null;
   try {
     lag = (await json(base + '/index')).lag_bytes;
@@ -28,8 +40,8 @@ async function router(base) {
   }
   const drops = Object.entries(s.dropped || {}).filter(([, n]) => n > 0);
   return panel('Router',
-    table(['accepted', 'refused', 'dropped', 'buffered', 'tails', 'index lag (bytes)'],
-      [[s.accepted, sum(s.rejected), sum(s.dropped), s.buffered, s.tails, lag]], 'Router'),
+    table(['accepted', 'lines/s', 'refused', 'dropped', 'buffered', 'tails', 'index lag (bytes)'],
+      [[s.accepted, rate === null ? '…' : rate, sum(s.rejected), sum(s.dropped), s.buffered, s.tails, lag]], 'Router'),
     drops.length ? table(['dropped by reason', 'lines'], drops, 'Drops by reason') : note('Nothing dropped.'));
 }
 

@@ -190,6 +190,10 @@ try {
     await goto(page, `app=${APP}&tab=health`);
     await page.waitForSelector('[data-panel="Dynos"] table', { timeout: WAIT });
     await page.waitForSelector('[data-panel="Router"] table', { timeout: WAIT });
+    const heads = await page.$$eval('[data-panel="Router"] th', (ths) => ths.map((t) => t.textContent));
+    check(heads.includes('lines/s') && heads.includes('index lag (bytes)'), 'router panel: ' + heads);
+    const dyno = await page.textContent('[data-panel="Dynos"] tbody');
+    check(/web\.1\s*up/.test(dyno), 'the web dyno is up: ' + dyno);
   });
 
   await step('08-phone', page, async () => {
