@@ -496,6 +496,12 @@ fn labels_series_and_keys() {
     assert_eq!(status, 401);
     let (status, _) = f.loki_as("k.wrong", "labels", &[]);
     assert_eq!(status, 401);
+    // Grafana's Basic auth: any user, the key as password.
+    let basic = format!("grafana:{}", support::KEY);
+    let (status, body) = f
+        .router
+        .curl_as("", &["-u", &basic, "/loki/api/v1/label/app/values"]);
+    assert_eq!((status, body.contains("shop")), (200, true), "{body}");
     let (s, b) = f.router.curl(&["-X", "POST", "/apps/bank/keys"]);
     assert_eq!(s, 201, "{b}");
     let bank_key = serde_json::from_str::<Value>(&b).unwrap()["key"]
