@@ -35,8 +35,9 @@ mod time;
 mod tls;
 
 pub use api::{
-    ApiConfig, ApiState, AppResource, Body, ChannelBody, Sessions, error as api_error,
-    full as api_full, json as api_json, no_such_app, read_body, read_json, serve_api,
+    ApiConfig, ApiState, AppResource, Body, ChannelBody, PathResource, Sessions,
+    error as api_error, full as api_full, json as api_json, no_such_app, read_body, read_json,
+    serve_api,
 };
 pub use component::{Component, StopFuture};
 pub use filter::{LineFilter, PLATFORM_PROCESSES};

@@ -358,9 +358,46 @@ pub struct Args {
     router: RouterArgs,
 }
 
-/// Starts the router with its drains (a component it stops after its channels close), prints
-/// where it listens (once everything serves, each line starting with `who`), and writes the
-/// credentials file (with `app`, the app local commands act on by default).
+/// The status page's components the router itself has: ingest (up while it accepts lines),
+/// the API (up while it answers, which serving the page shows), and the drains as a whole
+/// (degraded when any app's drain is).
+fn status_page(
+    logplex: &Logplex,
+    drains: &drains::Drains,
+) -> std::sync::Arc<dashboard::StatusPage> {
+    use dashboard::Health;
+    let status = dashboard::StatusPage::new();
+    let router = logplex.router().clone();
+    status.add("router ingest", move || {
+        if router.is_stopping() {
+            Health::Degraded
+        } else {
+            Health::Up
+        }
+    });
+    status.add("api", || Health::Up);
+    let (router, drains) = (logplex.router().clone(), drains.clone());
+    status.add("drains", move || {
+        let degraded = router.apps().iter().any(|app| {
+            drains
+                .list(&app.name)
+                .iter()
+                .any(|(_, health)| health.as_ref().is_some_and(|h| h.degraded))
+        });
+        if degraded {
+            Health::Degraded
+        } else {
+            Health::Up
+        }
+    });
+    status
+}
+
+/// Starts the router with its drains (a component it stops after its channels close), the
+/// query engine, metrics, the Loki API, the dashboard and the status page (returned, so that
+/// `paas up` adds its parts' components), prints where it listens (once everything serves,
+/// each line starting with `who`), and writes the credentials file (with `app`, the app local
+/// commands act on by default).
 pub async fn start(
     config: LogplexConfig,
     drains: drains::DrainsConfig,
@@ -368,7 +405,7 @@ pub async fn start(
     metrics: query::MetricsConfig,
     who: &str,
     app: Option<&str>,
-) -> anyhow::Result<Logplex> {
+) -> anyhow::Result<(Logplex, std::sync::Arc<dashboard::StatusPage>)> {
     let data_dir = config.data_dir.clone();
     let mut logplex = Logplex::start(config).await?;
     let drains = drains::Drains::start(logplex.router().clone(), Some(logplex.data_dir()), drains)?;
@@ -376,13 +413,23 @@ pub async fn start(
         .api()
         .register("log-drains", std::sync::Arc::new(drains.clone()));
     logplex.api().register_metrics(drains.metrics());
+    let status = status_page(&logplex, &drains);
     logplex.add_component(std::sync::Arc::new(drains));
     let engine = query::QueryEngine::start(logplex.router(), &data_dir, query)?;
     for (name, resource) in engine.service().resources() {
         logplex.api().register(name, resource);
     }
     logplex.api().register_metrics(engine.clone());
+    logplex.api().mount(
+        "loki",
+        std::sync::Arc::new(query::LokiApi::new(engine.service().clone())),
+    );
     logplex.add_component(engine);
+    logplex
+        .api()
+        .mount("dashboard", std::sync::Arc::new(dashboard::Dashboard));
+    logplex.api().mount("status", status.clone());
+    logplex.api().mount("status.json", status.clone());
     if metrics.enabled {
         let metrics = query::MetricsEngine::start(logplex.router(), metrics);
         let resource = std::sync::Arc::new(query::MetricsResource(metrics.clone()));
@@ -430,7 +477,7 @@ pub async fn start(
             },
         )?;
     }
-    Ok(logplex)
+    Ok((logplex, status))
 }
 
 fn write_credentials(data_dir: &std::path::Path, c: &Credentials) -> anyhow::Result<()> {
@@ -463,7 +510,7 @@ pub async fn terminated() -> anyhow::Result<&'static str> {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     crate::commands::runtime()?.block_on(async {
         let config = args.router.config()?;
-        let logplex = start(
+        let (logplex, _status) = start(
             config,
             args.router.drains()?,
             args.router.query_engine()?,

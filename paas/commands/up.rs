@@ -374,7 +374,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         let query = args.router.query_engine()?;
         let metrics = args.router.metrics()?;
-        let logplex = start(
+        let (logplex, status) = start(
             config,
             drains_config,
             query,
@@ -489,6 +489,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             logplex.api().register("cache", cache.resource());
             logplex.api().register_metrics(cache.clone());
         }
+        stack_status(
+            &status,
+            &manager,
+            cache.is_some(),
+            database.as_ref().map(|db| db.database.stats()),
+        );
         let proxy = Proxy::with_cache(mesh, platform, args.proxy(bound)?, cache);
         logplex.api().register_metrics(proxy.stats().clone());
         let (http_at, https_at) = (http.local_addr()?, https.local_addr()?);
@@ -567,4 +573,59 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("paas up: stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The status page's components the stack has: the proxy (degraded when no web dyno is up, so
+/// that requests fail with H14 or H10), the dynos (degraded when one of the formation is not
+/// up, or a type is scaled to none), and, when attached, the cache and the database adapter
+/// (degraded for a minute after it could not reach PostgreSQL or a client waited out the
+/// pool).
+fn stack_status(
+    status: &dashboard::StatusPage,
+    manager: &DynoManager,
+    cache: bool,
+    database: Option<Arc<stack::DatabaseStats>>,
+) {
+    use dashboard::Health;
+    let verdict = |ok: bool| if ok { Health::Up } else { Health::Degraded };
+    let m = manager.clone();
+    status.add("proxy", move || {
+        let up = m
+            .dynos()
+            .iter()
+            .any(|d| d.kind == "web" && d.state == stack::DynoState::Up);
+        let web = m.formation().iter().any(|(kind, _, _)| kind == "web");
+        verdict(up || !web)
+    });
+    let m = manager.clone();
+    status.add("dynos", move || {
+        let dynos = m.dynos();
+        let complete = m.formation().iter().all(|(kind, _, wanted)| {
+            (*wanted > 0 || kind != "web")
+                && dynos
+                    .iter()
+                    .filter(|d| &d.kind == kind && d.state == stack::DynoState::Up)
+                    .count()
+                    >= *wanted
+        });
+        verdict(complete)
+    });
+    if cache {
+        status.add("cache", || Health::Up);
+    }
+    if let Some(stats) = database {
+        let failures = std::sync::Mutex::new((0u64, None::<std::time::Instant>));
+        status.add("database", move || {
+            use std::sync::atomic::Ordering::Relaxed;
+            let now = stats.server_connect_errors.load(Relaxed) + stats.pool_timeouts.load(Relaxed);
+            let mut seen = failures.lock().unwrap_or_else(|p| p.into_inner());
+            if now > seen.0 {
+                *seen = (now, Some(std::time::Instant::now()));
+            }
+            let recent = seen
+                .1
+                .is_some_and(|at| at.elapsed() < std::time::Duration::from_secs(60));
+            verdict(!recent)
+        });
+    }
 }

@@ -5,7 +5,8 @@
 //!
 //! Layout: `lang/` (the query language: parse, errors with a caret), `exec/` (stages,
 //! aggregations with units, output as rows, tables and charts), `spool/` (every line an app
-//! accepted, kept on disk in arrival order, a router-wide consumer; what queries scan).
+//! accepted, kept on disk in arrival order, a router-wide consumer; what queries scan), `loki/`
+//! (a Loki-compatible read API: LogQL translated onto this engine, for Grafana).
 //!
 //! ```
 //! use logplex::{AppName, LogLine, Timestamp};
@@ -60,6 +61,7 @@ mod exec;
 mod import;
 mod index;
 mod lang;
+mod loki;
 mod metrics;
 mod service;
 mod spool;
@@ -73,6 +75,7 @@ pub use exec::{
 pub use import::{ImportedLine, read_line};
 pub use index::{AppIndexStats, Index, IndexConfig, IndexError, Indexer, IndexerHandle, Rebuilt};
 pub use lang::{MAX_LIST, MAX_QUERY_LEN, MAX_ROWS, MAX_STAGES, Query, QueryError};
+pub use loki::{LogqlError, LokiApi};
 pub use metrics::{
     AppSnapshot, Buckets, Extractor, MetricsConfig, MetricsEngine, MetricsLimits, MetricsResource,
     RedView, RequestCount,

@@ -120,7 +120,17 @@ impl QueryService {
         }))
     }
 
-    fn app_id(&self, app: &str) -> Option<String> {
+    /// The router whose apps the API answers for.
+    pub(crate) fn router(&self) -> &Router {
+        &self.router
+    }
+
+    /// Every app's name.
+    pub(crate) fn app_names(&self) -> Vec<String> {
+        self.router.apps().into_iter().map(|a| a.name).collect()
+    }
+
+    pub(crate) fn app_id(&self, app: &str) -> Option<String> {
         self.router.app(app).map(|a| a.id)
     }
 
@@ -156,7 +166,7 @@ fn internal(e: impl std::fmt::Display) -> Response<Body> {
 }
 
 /// A query string's parameters, `+` and `%XX` decoded (the last of a repeated name wins).
-fn params(query: Option<&str>) -> HashMap<String, String> {
+pub(crate) fn params(query: Option<&str>) -> HashMap<String, String> {
     query
         .unwrap_or("")
         .split('&')

@@ -51,7 +51,7 @@ pub(crate) fn spawn(
         let service = service(state.clone(), activity.clone(), peer, local);
         match tls {
             None => {
-                let conn = builder.serve_connection(TokioIo::new(io), service);
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
                 let _ = watcher.watch(conn.into_owned()).await;
             }
             Some(acceptor) => {
@@ -61,7 +61,7 @@ pub(crate) fn spawn(
                     ListenerStats::bump(&stats.handshake_failed);
                     return;
                 };
-                let conn = builder.serve_connection(TokioIo::new(stream), service);
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                 let _ = watcher.watch(conn.into_owned()).await;
             }
         }

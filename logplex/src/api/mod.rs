@@ -110,6 +110,20 @@ pub trait AppResource: Send + Sync + std::fmt::Debug + 'static {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response<Body>> + Send>>;
 }
 
+/// A resource at `/NAME/…`, outside any app, that another crate serves: the Loki API
+/// (`/loki/…`), the dashboard (`/dashboard`), the status page (`/status`). The API hands it
+/// the caller the request's key names, if it names a valid one; the resource decides what
+/// needs a key (the status page needs none) and what each key may see.
+pub trait PathResource: Send + Sync + std::fmt::Debug + 'static {
+    /// Answers a request for `/NAME/{rest…}`.
+    fn handle(
+        &self,
+        req: Request<Incoming>,
+        caller: Option<Caller>,
+        rest: Vec<String>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response<Body>> + Send>>;
+}
+
 /// What every request handler shares.
 #[derive(Debug)]
 pub struct ApiState {
@@ -119,6 +133,7 @@ pub struct ApiState {
     writes: write_budget::WriteBudget,
     tls: bool,
     resources: std::sync::RwLock<std::collections::HashMap<String, Arc<dyn AppResource>>>,
+    mounts: std::sync::RwLock<std::collections::HashMap<String, Arc<dyn PathResource>>>,
     /// Other parts' counters (the drains', the proxy's), rendered on `/metrics` after the
     /// router's own.
     collectors: std::sync::RwLock<Vec<Arc<dyn prometheus_client::collector::Collector>>>,
@@ -144,6 +159,7 @@ impl ApiState {
             sessions: Sessions::default(),
             tls,
             resources: Default::default(),
+            mounts: Default::default(),
             collectors: Default::default(),
             limits: ApiLimits {
                 refusals,
@@ -182,6 +198,33 @@ impl ApiState {
             .unwrap_or_else(|p| p.into_inner())
             .get(name)
             .cloned()
+    }
+
+    /// Serves `resource` at `/NAME` and everything under it. The API's own paths come first:
+    /// a name it serves itself (`apps`, `logs`, `metrics`, …) is never handed over.
+    pub fn mount(&self, name: &str, resource: Arc<dyn PathResource>) {
+        self.mounts
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_owned(), resource);
+    }
+
+    fn mounted(&self, name: &str) -> Option<Arc<dyn PathResource>> {
+        if OWN_PATHS.contains(&name) {
+            return None;
+        }
+        self.mounts
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// The caller a request's key names, if any: for the resources that decide for
+    /// themselves what needs a key.
+    pub fn caller(&self, headers: &http::HeaderMap) -> Option<Caller> {
+        let (_, secret) = auth::credentials(headers)?;
+        self.router.authenticate(&secret)
     }
 
     /// The router behind the API.
@@ -252,10 +295,23 @@ pub async fn serve_api(
     let _ = tokio::time::timeout(grace, graceful.shutdown()).await;
 }
 
+/// The first path segments the API serves itself, never a mounted resource's.
+const OWN_PATHS: [&str; 10] = [
+    "healthz",
+    "readyz",
+    "logs",
+    "log-sessions",
+    "metrics",
+    "apps",
+    "users",
+    "account",
+    "keys",
+    "",
+];
+
 /// Who is calling: an operator, or a key for one app.
 fn caller(state: &ApiState, req: &Request<Incoming>) -> Option<Caller> {
-    let (_, secret) = auth::credentials(req.headers())?;
-    state.router.authenticate(&secret)
+    state.caller(req.headers())
 }
 
 fn may_see(scope: &KeyScope, app: &str) -> bool {
@@ -284,6 +340,14 @@ async fn handle(
         }
         (&Method::POST, ["logs"]) => logs::post_logs(&state, req).await,
         (&Method::GET, ["log-sessions", id]) => sessions::stream(&state, id, req.headers()),
+        (_, [name, rest @ ..]) if state.mounted(name).is_some() => {
+            let Some(resource) = state.mounted(name) else {
+                return error(StatusCode::NOT_FOUND, "not_found", "No such resource.");
+            };
+            let rest = rest.iter().map(|s| (*s).to_owned()).collect();
+            let caller = caller(&state, &req);
+            resource.handle(req, caller, rest).await
+        }
         _ => {
             let Some(caller) = caller(&state, &req) else {
                 return unauthorized();
