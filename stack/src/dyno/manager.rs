@@ -540,7 +540,8 @@ impl DynoManager {
             let on_event = move |event: DynoEvent| match event {
                 DynoEvent::Started(pid) => this.update(key, |d| d.pid = Some(pid)),
                 DynoEvent::Up => {
-                    this.set_state(key, DynoState::Up);
+                    // Into the mesh before it stops counting the dyno as booting, so that a
+                    // request in between finds it rather than none (H14).
                     let leaving = this
                         .lock()
                         .dynos
@@ -549,6 +550,7 @@ impl DynoManager {
                     if let (Some(port), false) = (port, leaving) {
                         this.inner.mesh.set_up(&web_name, addr(port));
                     }
+                    this.set_state(key, DynoState::Up);
                 }
             };
             let ran_from = Instant::now();

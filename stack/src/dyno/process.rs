@@ -177,8 +177,9 @@ pub async fn run(
     let was_up = matches!(booted, Boot::Up);
     let exit = match booted {
         Boot::Up => {
-            say("State changed from starting to up".to_owned());
+            // The mesh first: whoever reads the line may send a request at once.
             on_event(DynoEvent::Up);
+            say("State changed from starting to up".to_owned());
             supervise(&spec, &mut child, pid, &mut stop, &say).await?
         }
         Boot::Exited(code) => DynoExit::Exited(code),
