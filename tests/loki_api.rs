@@ -23,26 +23,9 @@ fn now_secs() -> i64 {
         .unwrap_or(0)
 }
 
-/// An RFC 3339 time for `secs` since the epoch (UTC).
+/// An RFC 3339 time for `secs` since the epoch (UTC), as the router writes it.
 fn rfc3339(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.000000+00:00",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    logplex::Timestamp::from_micros(secs * 1_000_000).to_string()
 }
 
 /// Seconds since the epoch of an RFC 3339 UTC time (`2026-12-05T07:30:00…`).
