@@ -26,9 +26,13 @@ pub use seq::{SEQ_BLOCK, SeqFileError};
 pub(crate) use seq::{SeqFile, seq_dir};
 pub use stats::{ChannelStats, ConsumerStats, HistoryStats, Reject, RejectCounts};
 
+use crate::bus::LineBus;
 use crate::history::{DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_LINES};
 use crate::line::AppName;
-use crate::registry::{ApiKey, App, Caller, KeyScope, NewKey, Registry, RegistryError, Token};
+use crate::registry::{
+    ApiKey, App, Caller, KeyScope, NewKey, Registry, RegistryDiff, RegistryError, RegistryRecords,
+    RegistryStore, Token, diff_to,
+};
 use crate::time::Timestamp;
 use consumers::Consumers;
 
@@ -72,6 +76,8 @@ pub struct TokenTarget {
     pub source: Bytes,
     /// The token itself.
     pub token: Arc<str>,
+    /// The id of the app (a cluster's bus names the app by it).
+    pub app_id: Arc<str>,
 }
 
 /// Something outside the router that hangs on apps' ids (drains, saved history) and must
@@ -94,6 +100,13 @@ struct Inner {
     limits: LimitCounters,
     ingest: crate::ingest::IngestStats,
     stopping: AtomicBool,
+    /// A cluster's configuration store: changes go through it before memory (`None`: the
+    /// embedded default, `registry.json`).
+    store: RwLock<Option<Arc<dyn RegistryStore>>>,
+    /// One change through the store at a time on this node.
+    store_writes: std::sync::Mutex<()>,
+    /// A cluster's log bus: accepted lines go through it (`None`: straight to the channel).
+    bus: RwLock<Option<Arc<dyn LineBus>>>,
 }
 
 /// The router. Cheap to clone: every clone is the same router.
@@ -117,6 +130,9 @@ impl Router {
                 limits: LimitCounters::default(),
                 ingest: crate::ingest::IngestStats::default(),
                 stopping: AtomicBool::new(false),
+                store: RwLock::new(None),
+                store_writes: std::sync::Mutex::new(()),
+                bus: RwLock::new(None),
             }),
         };
         let names: Vec<String> = router.registry().apps().map(|a| a.name.clone()).collect();
@@ -145,20 +161,22 @@ impl Router {
         &self,
         f: impl FnOnce(&mut Registry) -> Result<T, RegistryError>,
     ) -> Result<T, RegistryError> {
+        let store = self
+            .inner
+            .store
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(store) = store {
+            return self.change_through(store.as_ref(), f);
+        }
         let (out, snapshot) = {
             let mut registry = self
                 .inner
                 .registry
                 .write()
                 .unwrap_or_else(|p| p.into_inner());
-            let out = f(&mut registry).inspect_err(|e| match e {
-                RegistryError::TooMany { what: "tokens", .. } => {
-                    self.inner.limits.hit(Limit::TokensPerApp)
-                }
-                RegistryError::TooMany { .. } => self.inner.limits.hit(Limit::KeysPerApp),
-                RegistryError::InvalidSourceName { .. } => self.inner.limits.hit(Limit::TokenName),
-                _ => {}
-            })?;
+            let out = f(&mut registry).inspect_err(|e| self.count_limit(e))?;
             let snapshot = registry.snapshot()?;
             self.inner.generation.fetch_add(1, Ordering::Release);
             (out, snapshot)
@@ -167,6 +185,105 @@ impl Router {
             file.write(&snapshot)?;
         }
         Ok(out)
+    }
+
+    /// A change through the store: tried on a copy, committed to the store (outside the
+    /// registry's lock: ingest never waits on it), then applied in memory. A store that cannot
+    /// be reached changes nothing (`RegistryError::Unavailable`).
+    fn change_through<T>(
+        &self,
+        store: &dyn RegistryStore,
+        f: impl FnOnce(&mut Registry) -> Result<T, RegistryError>,
+    ) -> Result<T, RegistryError> {
+        let _one = self
+            .inner
+            .store_writes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let before = self.registry().scratch();
+        let mut after = before.scratch();
+        let out = f(&mut after).inspect_err(|e| self.count_limit(e))?;
+        let diff = before.diff(&after);
+        if !diff.is_empty() {
+            store.commit(&diff)?;
+            self.apply_diff(&diff);
+        }
+        Ok(out)
+    }
+
+    fn count_limit(&self, e: &RegistryError) {
+        match e {
+            RegistryError::TooMany { what: "tokens", .. } => {
+                self.inner.limits.hit(Limit::TokensPerApp)
+            }
+            RegistryError::TooMany { .. } => self.inner.limits.hit(Limit::KeysPerApp),
+            RegistryError::InvalidSourceName { .. } => self.inner.limits.hit(Limit::TokenName),
+            _ => {}
+        }
+    }
+
+    /// From now on, registry changes go through `store` before memory (a cluster node's
+    /// PostgreSQL); the file is no longer written.
+    pub fn set_registry_store(&self, store: Arc<dyn RegistryStore>) {
+        *self.inner.store.write().unwrap_or_else(|p| p.into_inner()) = Some(store);
+    }
+
+    /// Everything the registry holds, as records.
+    pub fn registry_records(&self) -> RegistryRecords {
+        self.registry().records()
+    }
+
+    /// Makes the registry hold exactly `records` (read whole from the store after another
+    /// node's change): apps new here get a channel, apps gone close theirs and are let go
+    /// everywhere, and cached token look-ups are made again. Returns whether anything changed.
+    pub fn replace_registry(&self, records: &RegistryRecords) -> bool {
+        let diff = diff_to(&self.registry(), records);
+        if diff.is_empty() {
+            return false;
+        }
+        self.apply_diff(&diff);
+        true
+    }
+
+    fn apply_diff(&self, diff: &RegistryDiff) {
+        let gone: Vec<App> = {
+            let mut registry = self
+                .inner
+                .registry
+                .write()
+                .unwrap_or_else(|p| p.into_inner());
+            let gone = diff
+                .removed_apps
+                .iter()
+                .filter_map(|id| registry.app_by_id(id).cloned())
+                .collect();
+            registry.apply(diff);
+            self.inner.generation.fetch_add(1, Ordering::Release);
+            gone
+        };
+        for app in gone {
+            self.forget_app(&app);
+        }
+        for app in &diff.added.apps {
+            if self.channel(&app.name).is_none() {
+                self.open_channel(&app.name);
+            }
+        }
+    }
+
+    /// Installs the cluster's log bus: from now on ingest hands accepted lines to it, and
+    /// they reach the channels through `Channel::publish_numbered` (the bus reader).
+    pub fn set_bus(&self, bus: Arc<dyn LineBus>) {
+        *self.inner.bus.write().unwrap_or_else(|p| p.into_inner()) = Some(bus);
+    }
+
+    /// The log bus, when the router is a cluster node.
+    pub fn bus(&self) -> Option<Arc<dyn LineBus>> {
+        self.inner
+            .bus
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn channels(&self) -> RwLockReadGuard<'_, HashMap<String, Arc<Channel>>> {
@@ -210,7 +327,9 @@ impl Router {
     /// Makes an app, its channel and its first ingest token.
     pub fn create_app(&self, name: &str) -> Result<(App, Token), RegistryError> {
         let made = self.change(|r| r.create_app(name))?;
-        self.open_channel(name);
+        if self.channel(name).is_none() {
+            self.open_channel(name);
+        }
         Ok(made)
     }
 
@@ -218,15 +337,23 @@ impl Router {
     /// everything hung on its id elsewhere (drains, sessions, saved history) is let go at once.
     pub fn delete_app(&self, name: &str) -> Result<App, RegistryError> {
         let app = self.change(|r| r.delete_app(name))?;
+        self.forget_app(&app);
+        Ok(app)
+    }
+
+    /// Closes a deleted app's channel and tells every hook, once (the channel's removal is
+    /// the proof it was not done already).
+    fn forget_app(&self, app: &App) {
         let channel = self
             .inner
             .channels
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(name);
-        if let Some(channel) = channel {
-            channel.close();
-        }
+            .remove(&app.name);
+        let Some(channel) = channel else {
+            return;
+        };
+        channel.close();
         let hooks: Vec<_> = self
             .inner
             .lifecycle
@@ -234,9 +361,8 @@ impl Router {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         for hook in hooks {
-            hook.app_deleted(&app);
+            hook.app_deleted(app);
         }
-        Ok(app)
     }
 
     /// Tells `hook` of every app deleted from now on.
@@ -305,21 +431,23 @@ impl Router {
     /// Where a token's lines go, if it is a live token of a live app.
     pub fn resolve_token(&self, token: &[u8]) -> Option<TokenTarget> {
         let token = std::str::from_utf8(token).ok()?;
-        let (app, source) = {
+        let (app, source, app_id) = {
             let reg = self.registry();
             let t = reg.token(token)?;
+            let app_id = Arc::from(t.app_id.as_str());
             // The usual name is a static `Bytes`: cloning it per line touches no counter.
             let source = match t.name.as_str() {
                 "app" => Bytes::from_static(crate::line::APP_SOURCE),
                 name => Bytes::copy_from_slice(name.as_bytes()),
             };
-            (reg.app_by_id(&t.app_id)?.name.clone(), source)
+            (reg.app_by_id(&t.app_id)?.name.clone(), source, app_id)
         };
         let channel = self.channel(&app)?;
         Some(TokenTarget {
             channel,
             source,
             token: Arc::from(token),
+            app_id,
         })
     }
 
@@ -341,6 +469,22 @@ impl Router {
     /// Replaces key `id` with a new one, if `by` may act on it.
     pub fn rotate_key(&self, id: &str, by: &KeyScope) -> Result<NewKey, RegistryError> {
         self.change(|r| r.rotate_key(id, by))
+    }
+
+    /// Makes sure operator key `secret` works (a cluster node's key given at start, or the
+    /// one it made at its first start), without retiring any other node's: `configured` says
+    /// which (a configured key cannot be revoked through the API).
+    pub fn ensure_operator_key(&self, secret: &str, configured: bool) -> Result<(), RegistryError> {
+        if self
+            .authenticate(secret)
+            .is_some_and(|c| c.scope == KeyScope::Operator)
+        {
+            return Ok(());
+        }
+        self.change(|r| {
+            r.ensure_operator_key(secret, configured);
+            Ok(())
+        })
     }
 
     /// Who presents API key `secret`, if anyone.

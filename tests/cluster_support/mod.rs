@@ -1,0 +1,221 @@
+//! What the cluster tests share: a fresh PostgreSQL database per test (dropped at the end),
+//! a unique JetStream stream and subject prefix per test (so tests run in parallel and again),
+//! nodes of `paas logplex` joined to them, and event-based waits with generous deadlines.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::support::{Router, TempDir};
+
+/// The machine's NATS (JetStream on).
+pub const NATS: &str = "nats://127.0.0.1:4222";
+
+/// A name no other test (nor run) uses: `tag` and random hex.
+pub fn unique(tag: &str) -> String {
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+        ^ (u128::from(std::process::id()) << 64);
+    format!("{tag}_{:x}", n & 0xffff_ffff_ffff)
+}
+
+fn psql(db: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", db, "-tAc", sql])
+        .output()
+        .expect("run psql");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A fresh database on the machine's PostgreSQL, dropped on drop.
+pub struct Db {
+    pub name: String,
+}
+
+impl Db {
+    pub fn new() -> Db {
+        let name = unique("paas_test");
+        psql("postgres", &format!("CREATE DATABASE {name}"));
+        Db { name }
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
+    }
+
+    /// A query's rows, `|`-separated.
+    pub fn query(&self, sql: &str) -> String {
+        psql(&self.name, sql)
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-tAc",
+            ])
+            .arg(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .output();
+    }
+}
+
+/// A test's cluster: its database, stream and prefix, and its nodes' data directories.
+pub struct Cluster {
+    pub db: Db,
+    pub stream: String,
+    pub prefix: String,
+    pub nats: String,
+    pub dirs: Vec<TempDir>,
+}
+
+impl Cluster {
+    pub fn new(tag: &str) -> Cluster {
+        Cluster::on(tag, NATS)
+    }
+
+    /// A cluster on the NATS at `nats`.
+    pub fn on(tag: &str, nats: &str) -> Cluster {
+        let id = unique(tag);
+        Cluster {
+            db: Db::new(),
+            stream: format!("T_{id}"),
+            prefix: format!("t_{id}"),
+            nats: nats.to_owned(),
+            dirs: Vec::new(),
+        }
+    }
+
+    /// The flags that make a node of this cluster.
+    pub fn flags(&self, node: usize) -> Vec<String> {
+        [
+            "--nats",
+            &self.nats,
+            "--database-url",
+            &self.db.url(),
+            "--nats-stream",
+            &self.stream,
+            "--nats-prefix",
+            &self.prefix,
+            "--bus-max-mb",
+            "64",
+            "--bus-max-age",
+            "30m",
+            "--node-id",
+            &format!("node{node}"),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+
+    /// Starts node `node` in a new data directory with `extra` flags.
+    pub fn node(&mut self, node: usize, extra: &[&str]) -> Router {
+        let dir = TempDir::new(&format!("cluster-node{node}"));
+        let router = self.node_in(&dir.0, node, extra);
+        self.dirs.push(dir);
+        router
+    }
+
+    /// Starts node `node` in `dir`.
+    pub fn node_in(&self, dir: &Path, node: usize, extra: &[&str]) -> Router {
+        let flags = self.flags(node);
+        let mut all: Vec<&str> = flags.iter().map(String::as_str).collect();
+        all.extend_from_slice(extra);
+        Router::start(dir, &all)
+    }
+
+    /// Starts `n` nodes at once (their migrations race for the advisory lock).
+    pub fn nodes(&mut self, n: usize) -> Vec<Router> {
+        let dirs: Vec<TempDir> = (0..n)
+            .map(|i| TempDir::new(&format!("cluster-node{i}")))
+            .collect();
+        let routers = std::thread::scope(|s| {
+            let handles: Vec<_> = dirs
+                .iter()
+                .enumerate()
+                .map(|(i, dir)| {
+                    let flags = self.flags(i);
+                    s.spawn(move || {
+                        let all: Vec<&str> = flags.iter().map(String::as_str).collect();
+                        Router::start(&dir.0, &all)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("node started"))
+                .collect()
+        });
+        self.dirs.extend(dirs);
+        routers
+    }
+}
+
+/// Waits until `check` holds, polling every 20 ms; panics with `what` after `within`.
+pub fn wait_until(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < within, "never {what} within {within:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A generous deadline for what the cluster promises within a second.
+pub const SOON: Duration = Duration::from_secs(10);
+
+/// `POST /logs` of `frames` with `token` to `router`: the HTTP status.
+pub fn post_logs(router: &Router, token: &str, frames: &[u8], count: usize) -> u16 {
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-u",
+            &format!("token:{token}"),
+            "-H",
+            "Content-Type: application/logplex-1",
+            "-H",
+            &format!("Logplex-Msg-Count: {count}"),
+            "--data-binary",
+            "@-",
+        ])
+        .arg(format!("{}/logs", router.api))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write as _;
+            if let Some(mut stdin) = child.stdin.take() {
+                stdin.write_all(frames)?;
+            }
+            child.wait_with_output()
+        })
+        .expect("run curl");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
