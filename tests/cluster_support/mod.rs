@@ -121,6 +121,9 @@ impl Cluster {
             "30m",
             "--node-id",
             &format!("node{node}"),
+            // Each look at history (`paas logs`) is a log session: the tests look often.
+            "--max-sessions-per-app",
+            "100000",
         ]
         .iter()
         .map(|s| s.to_string())

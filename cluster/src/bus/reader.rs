@@ -2,6 +2,10 @@
 //! the last sequence read when it fails: NATS restarted), each message's lines published
 //! into this node's channel of the app, numbered from the stream sequence.
 //!
+//! A reader that hears nothing for a while asks the stream for its last sequence, and makes
+//! its consumer again when that is past what it read (a consumer that did not survive a NATS
+//! restart).
+//!
 //! A message of an app this node does not know yet (made on another node a moment ago, its
 //! NOTIFY not yet here) makes the node read its configuration again first; an app still
 //! unknown then is deleted, and its lines are skipped and counted.
@@ -19,6 +23,9 @@ use tokio::task::JoinHandle;
 
 use super::{BusStats, codec};
 use crate::config::PgStore;
+
+/// How long the reader waits for a message before it checks that it is not stalled.
+const STALL_CHECK: Duration = Duration::from_secs(2);
 
 /// Waits before making the consumer again.
 const RETRY_AFTER: Duration = Duration::from_millis(500);
@@ -70,8 +77,27 @@ async fn read(
         .await
         .map_err(|e| e.to_string())?;
     let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
-    while let Some(message) = messages.next().await {
-        let message = message.map_err(|e| e.to_string())?;
+    let mut stream = stream;
+    loop {
+        let next = match tokio::time::timeout(STALL_CHECK, messages.next()).await {
+            Ok(Some(next)) => next,
+            Ok(None) => break,
+            Err(_quiet) => {
+                // Quiet: fine when the stream has nothing newer; otherwise the consumer has
+                // stalled (a NATS restart it did not recover from) and is made again.
+                let last = stream
+                    .info()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .state
+                    .last_sequence;
+                if last > stats.read_sequence.load(Ordering::Relaxed) {
+                    return Err(format!("the consumer stalled below stream sequence {last}"));
+                }
+                continue;
+            }
+        };
+        let message = next.map_err(|e| e.to_string())?;
         let sequence = match message.info() {
             Ok(info) => info.stream_sequence,
             Err(e) => return Err(format!("message info: {e}")),
