@@ -29,6 +29,7 @@
 mod bus;
 mod config;
 mod error;
+mod shared;
 mod status;
 
 use std::sync::Arc;
@@ -90,6 +91,7 @@ impl ClusterConfig {
 pub struct Cluster {
     view: Arc<NodeView>,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    shared: Arc<shared::JetStreamDrains>,
 }
 
 impl Cluster {
@@ -151,10 +153,32 @@ impl Cluster {
             stream_last: AtomicU64::new(0),
         });
         let heartbeat = status::spawn_heartbeat(view.clone(), config.heartbeat);
+        let shared = Arc::new(shared::JetStreamDrains {
+            js: view.js.clone(),
+            stream: config.bus.stream.clone(),
+            prefix: config.bus.prefix.clone(),
+            ack_wait: config.bus.drain_ack_wait,
+            store: view.store.clone(),
+            router: router.clone(),
+        });
         Ok(Cluster {
             view,
             tasks: std::sync::Mutex::new(vec![listener, reader, heartbeat]),
+            shared,
         })
+    }
+
+    /// The drains' shared delivery (`DrainsConfig::shared`): each drain's lines once across
+    /// the cluster, from a JetStream durable consumer.
+    pub fn shared_delivery(&self) -> Arc<dyn drains::SharedDelivery> {
+        self.shared.clone()
+    }
+
+    /// Keeps `drains` (started with `shared_delivery`) in step with the cluster's drains,
+    /// starting now.
+    pub async fn attach_drains(&self, drains: drains::Drains) -> Result<()> {
+        self.view.store.attach_drains(drains);
+        self.view.store.sync_drains().await
     }
 
     /// This node's id.

@@ -228,6 +228,10 @@ pub struct RouterArgs {
     /// Seconds a publish waits for JetStream's acknowledgement before the sender is refused.
     #[arg(long, default_value_t = 5.0)]
     bus_ack_timeout: f64,
+    /// Seconds a drain's batch may stay unacknowledged on one node before JetStream hands it
+    /// to another (a node that died mid-batch).
+    #[arg(long, default_value_t = 30.0)]
+    drain_ack_wait: f64,
 }
 
 /// A `--public-url`: `http://` or `https://` and a host, with no trailing `/`.
@@ -362,6 +366,7 @@ impl RouterArgs {
             "bus-max-age",
         )?;
         c.bus.ack_timeout = secs(self.bus_ack_timeout, "bus-ack-timeout")?;
+        c.bus.drain_ack_wait = secs(self.drain_ack_wait, "drain-ack-wait")?;
         c.operator_key = std::env::var("PAAS_API_KEY").ok().filter(|k| !k.is_empty());
         Ok(Some(c))
     }
@@ -446,19 +451,30 @@ pub async fn start(
 ) -> anyhow::Result<Logplex> {
     let data_dir = config.data_dir.clone();
     let mut logplex = Logplex::start(config).await?;
-    if let Some(mut c) = cluster {
-        c.api_url = logplex.addresses().api_url();
-        c.bootstrap_key = logplex.new_operator_key().map(str::to_owned);
-        let node = std::sync::Arc::new(
-            cluster::Cluster::join(logplex.router(), c)
-                .await
-                .context("joining the cluster")?,
-        );
-        println!("{who}: cluster node {} joined", node.node_id());
-        logplex.api().set_cluster(node.clone());
-        logplex.add_component(node);
-    }
+    let mut drains = drains;
+    let node = match cluster {
+        Some(mut c) => {
+            c.api_url = logplex.addresses().api_url();
+            c.bootstrap_key = logplex.new_operator_key().map(str::to_owned);
+            let node = std::sync::Arc::new(
+                cluster::Cluster::join(logplex.router(), c)
+                    .await
+                    .context("joining the cluster")?,
+            );
+            drains.shared = Some(node.shared_delivery());
+            logplex.api().set_cluster(node.clone());
+            logplex.add_component(node.clone());
+            Some(node)
+        }
+        None => None,
+    };
     let drains = drains::Drains::start(logplex.router().clone(), Some(logplex.data_dir()), drains)?;
+    if let Some(node) = node {
+        node.attach_drains(drains.clone())
+            .await
+            .context("reading the cluster's drains")?;
+        println!("{who}: cluster node {} joined", node.node_id());
+    }
     logplex
         .api()
         .register("log-drains", std::sync::Arc::new(drains.clone()));

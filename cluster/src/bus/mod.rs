@@ -21,6 +21,7 @@ use logplex::{BusError, BusFuture, LineBus, LogLine};
 use crate::error::{Result, nats};
 
 pub use codec::DecodeError;
+pub(crate) use codec::decode;
 pub(crate) use reader::spawn_reader;
 
 /// The stream and its bounds.
@@ -36,6 +37,9 @@ pub struct BusConfig {
     pub max_age: Duration,
     /// How long a publish waits for JetStream's acknowledgement.
     pub ack_timeout: Duration,
+    /// How long a drain's batch may stay unacknowledged on one node before JetStream hands it
+    /// to another (a node that died mid-batch).
+    pub drain_ack_wait: Duration,
 }
 
 impl Default for BusConfig {
@@ -46,6 +50,7 @@ impl Default for BusConfig {
             max_bytes: 1 << 30,
             max_age: Duration::from_secs(24 * 3600),
             ack_timeout: Duration::from_secs(5),
+            drain_ack_wait: Duration::from_secs(30),
         }
     }
 }

@@ -41,7 +41,7 @@ async fn reload(store: &PgStore, router: &Router) -> Result<(), String> {
     if router.replace_registry(&records) {
         tracing::debug!("configuration changed");
     }
-    Ok(())
+    store.sync_drains().await.map_err(|e| e.to_string())
 }
 
 async fn listen(store: &PgStore, router: &Router) -> Result<(), String> {

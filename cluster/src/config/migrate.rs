@@ -11,9 +11,10 @@ pub(crate) const LOCK_KEY: i64 = 0x7061_6173;
 
 /// Each migration: its version and its statements. Never edit one that has shipped: add the
 /// next.
-pub const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    "CREATE TABLE apps (
+pub const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        "CREATE TABLE apps (
          id text PRIMARY KEY,
          name text NOT NULL UNIQUE,
          created_at bigint NOT NULL,
@@ -46,7 +47,22 @@ pub const MIGRATIONS: &[(i32, &str)] = &[(
          node text NOT NULL,
          at timestamptz NOT NULL DEFAULT now()
      );",
-)];
+    ),
+    (
+        2,
+        "CREATE TABLE drains (
+         id text PRIMARY KEY,
+         app_id text NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+         app_name text NOT NULL,
+         url text NOT NULL,
+         token text NOT NULL UNIQUE,
+         durable boolean NOT NULL,
+         created_at bigint NOT NULL,
+         updated_at bigint NOT NULL,
+         UNIQUE (app_id, url)
+     );",
+    ),
+];
 
 /// Applies the migrations this database lacks; returns the versions applied now.
 pub(crate) async fn migrate(client: &mut Client) -> Result<Vec<i32>> {

@@ -73,6 +73,8 @@ pub struct PgStore {
     writer: Mutex<Option<Client>>,
     reader: Mutex<Option<Client>>,
     healthy: AtomicBool,
+    /// This node's drains, kept in step with the cluster's on every reload.
+    drains: std::sync::OnceLock<drains::Drains>,
 }
 
 impl PgStore {
@@ -89,9 +91,24 @@ impl PgStore {
                 writer: Mutex::new(Some(writer)),
                 reader: Mutex::new(Some(reader)),
                 healthy: AtomicBool::new(true),
+                drains: std::sync::OnceLock::new(),
             }),
             applied,
         ))
+    }
+
+    /// Keeps `drains` in step with the cluster's from now on (once).
+    pub(crate) fn attach_drains(&self, drains: drains::Drains) {
+        let _ = self.drains.set(drains);
+    }
+
+    /// Makes this node's drains the cluster's (when attached).
+    pub(crate) async fn sync_drains(&self) -> Result<()> {
+        if let Some(drains) = self.drains.get() {
+            let all = self.load_drains().await?;
+            drains.sync(&all);
+        }
+        Ok(())
     }
 
     /// The URL it connects to.
@@ -400,4 +417,75 @@ async fn load(client: &mut Client) -> Result<RegistryRecords> {
         .collect();
     tx.commit().await.map_err(pg("load: end"))?;
     Ok(RegistryRecords { apps, tokens, keys })
+}
+
+impl PgStore {
+    /// Adds or removes a drain for every node (and tells them), within `PG_TIMEOUT`.
+    pub(crate) async fn commit_drain(&self, change: drains::DrainChange<'_>) -> Result<()> {
+        let mut client = self.client(&self.writer, "writer").await?;
+        let out = bounded("drain", async {
+            let tx = client.transaction().await.map_err(pg("drain: begin"))?;
+            match change {
+                drains::DrainChange::Added(d) => {
+                    tx.execute(
+                        "INSERT INTO drains (id, app_id, app_name, url, token, durable, created_at, updated_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                        &[
+                            &d.id,
+                            &d.app_id,
+                            &d.app,
+                            &d.url,
+                            &d.token,
+                            &d.durable,
+                            &d.created_at.as_micros(),
+                            &d.updated_at.as_micros(),
+                        ],
+                    )
+                    .await
+                    .map_err(pg("drain: insert"))?;
+                }
+                drains::DrainChange::Removed(d) => {
+                    tx.execute("DELETE FROM drains WHERE id = $1", &[&d.id])
+                        .await
+                        .map_err(pg("drain: delete"))?;
+                }
+            }
+            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &self.node])
+                .await
+                .map_err(pg("drain: notify"))?;
+            tx.commit().await.map_err(pg("drain: commit"))?;
+            Ok(())
+        })
+        .await;
+        self.set_healthy(out.is_ok());
+        out
+    }
+
+    /// Every drain of the cluster.
+    pub async fn load_drains(&self) -> Result<Vec<drains::Drain>> {
+        let client = self.client(&self.reader, "reader").await?;
+        let rows = bounded("drains", async {
+            client
+                .query(
+                    "SELECT id, app_id, app_name, url, token, durable, created_at, updated_at FROM drains",
+                    &[],
+                )
+                .await
+                .map_err(pg("drains"))
+        })
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| drains::Drain {
+                id: r.get(0),
+                app_id: r.get(1),
+                app: r.get(2),
+                url: r.get(3),
+                token: r.get(4),
+                durable: r.get(5),
+                created_at: Timestamp::from_micros(r.get(6)),
+                updated_at: Timestamp::from_micros(r.get(7)),
+            })
+            .collect())
+    }
 }
