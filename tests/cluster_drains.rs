@@ -78,6 +78,36 @@ fn lines_sent_round_robin_to_three_nodes_reach_one_drain_exactly_once() {
     assert!(twice.is_empty(), "delivered more than once: {twice:?}");
     let id = drain["id"].as_str().expect("id");
     assert_eq!(redelivered(&all, "shop", id), 0);
+
+    // `paas cluster`: the nodes, and the drain's shared consumer with nothing left to do.
+    wait_until(
+        "paas cluster shows the drain's consumer caught up",
+        SOON,
+        || {
+            let out = nodes[2].paas(&["cluster", "--json"]);
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            v["consumers"].as_array().is_some_and(|c| {
+                c.iter().any(|c| {
+                    c["name"] == format!("drain-{id}").as_str()
+                        && c["pending_messages"] == 0
+                        && c["ack_pending_messages"] == 0
+                })
+            })
+        },
+    );
+    let out = nodes[2].paas(&["cluster"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for want in [
+        "this node: node2",
+        "nats: ok",
+        "postgresql: ok",
+        "node0",
+        "node1",
+        "drain-",
+    ] {
+        assert!(text.contains(want), "{want:?} in {text}");
+    }
 }
 
 #[test]

@@ -8,12 +8,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream::Context;
+use futures_util::StreamExt as _;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
 use crate::bus::BusStats;
 use crate::config::{PgStore, bounded};
 use crate::error::pg;
+
+/// Consumers `/cluster` lists at most.
+const MAX_CONSUMERS_SHOWN: usize = 1000;
 
 /// A node whose heartbeat is older than this is reported as not alive.
 pub const ALIVE_WITHIN: Duration = Duration::from_secs(5);
@@ -104,7 +108,32 @@ impl NodeView {
             "nats": { "connected": self.nats_connected(), "stream": stream },
             "postgresql": { "healthy": self.store.healthy() },
             "nodes": nodes,
+            "consumers": self.consumers().await,
         })
+    }
+
+    /// The stream's durable consumers (the drains' shared queues): their lag is the
+    /// cluster's, not one node's.
+    async fn consumers(&self) -> Value {
+        let Ok(stream) = self.js.get_stream(&self.stream).await else {
+            return Value::Array(Vec::new());
+        };
+        let mut list = Vec::new();
+        let mut infos = stream.consumers();
+        while let Some(Ok(info)) = infos.next().await {
+            if list.len() >= MAX_CONSUMERS_SHOWN {
+                break;
+            }
+            list.push(json!({
+                "name": info.name,
+                "pending_messages": info.num_pending,
+                "ack_pending_messages": info.num_ack_pending,
+                "redelivered_messages": info.num_redelivered,
+                "delivered_stream_sequence": info.delivered.stream_sequence,
+                "acked_stream_sequence": info.ack_floor.stream_sequence,
+            }));
+        }
+        Value::Array(list)
     }
 
     async fn nodes(&self) -> crate::Result<Vec<Value>> {
