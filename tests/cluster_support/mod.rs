@@ -81,6 +81,8 @@ impl Drop for Db {
 /// A test's cluster: its database, stream and prefix, and its nodes' data directories.
 pub struct Cluster {
     pub db: Db,
+    /// The URL the nodes are given for the database, when not the database's own (a proxy).
+    pub db_url: Option<String>,
     pub stream: String,
     pub prefix: String,
     pub nats: String,
@@ -97,6 +99,7 @@ impl Cluster {
         let id = unique(tag);
         Cluster {
             db: Db::new(),
+            db_url: None,
             stream: format!("T_{id}"),
             prefix: format!("t_{id}"),
             nats: nats.to_owned(),
@@ -110,7 +113,7 @@ impl Cluster {
             "--nats",
             &self.nats,
             "--database-url",
-            &self.db.url(),
+            &self.db_url.clone().unwrap_or_else(|| self.db.url()),
             "--nats-stream",
             &self.stream,
             "--nats-prefix",
@@ -221,4 +224,71 @@ pub fn post_logs(router: &Router, token: &str, frames: &[u8], count: usize) -> u
         .trim()
         .parse()
         .unwrap_or(0)
+}
+
+/// A TCP forwarder to PostgreSQL that a test can cut (every connection closed, new ones
+/// refused) and restore: a PostgreSQL outage without stopping the machine's server.
+pub struct PgProxy {
+    pub port: u16,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    open: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl PgProxy {
+    pub fn start() -> PgProxy {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let port = listener.local_addr().expect("addr").port();
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let open = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (c, o) = (cut.clone(), open.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if c.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let Ok(server) = std::net::TcpStream::connect("127.0.0.1:5432") else {
+                    continue;
+                };
+                for s in [&client, &server] {
+                    if let Ok(clone) = s.try_clone() {
+                        o.lock().unwrap().push(clone);
+                    }
+                }
+                for (mut from, mut to) in [
+                    (client.try_clone(), server.try_clone()),
+                    (server.try_clone(), client.try_clone()),
+                ]
+                .into_iter()
+                .filter_map(|(a, b)| Some((a.ok()?, b.ok()?)))
+                {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        PgProxy { port, cut, open }
+    }
+
+    /// The database URL through the proxy.
+    pub fn url(&self, db: &Db) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{}", self.port, db.name)
+    }
+
+    /// PostgreSQL goes away: every connection through the proxy closes, new ones are refused.
+    pub fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for s in self.open.lock().unwrap().drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// PostgreSQL is back.
+    pub fn restore(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
 }
