@@ -107,8 +107,8 @@ async fn read(
             Some(c) => Some(c),
             None if unknown.contains(app_id) => None,
             None => {
-                if let Ok(records) = store.load().await {
-                    router.replace_registry(&records);
+                if let Err(e) = store.reload_into(router).await {
+                    tracing::warn!(error = %e, "bus reader: reading the configuration");
                 }
                 let found = router.channel_by_id(app_id);
                 if found.is_none() {

@@ -36,9 +36,9 @@ pub(crate) fn spawn_listener(store: Arc<PgStore>, router: Router) -> JoinHandle<
 
 /// Reads the whole configuration and applies it.
 async fn reload(store: &PgStore, router: &Router) -> Result<(), String> {
-    let records = store.load().await.map_err(|e| e.to_string())?;
+    let changed = store.reload_into(router).await.map_err(|e| e.to_string())?;
     store.set_healthy(true);
-    if router.replace_registry(&records) {
+    if changed {
         tracing::debug!("configuration changed");
     }
     store.sync_drains().await.map_err(|e| e.to_string())

@@ -75,6 +75,9 @@ pub struct PgStore {
     healthy: AtomicBool,
     /// This node's drains, kept in step with the cluster's on every reload.
     drains: std::sync::OnceLock<drains::Drains>,
+    /// Changes this node committed: a whole read that overlapped one may predate it, and is
+    /// read again rather than applied (it would undo the change for a moment).
+    commits: std::sync::atomic::AtomicU64,
 }
 
 impl PgStore {
@@ -92,6 +95,7 @@ impl PgStore {
                 reader: Mutex::new(Some(reader)),
                 healthy: AtomicBool::new(true),
                 drains: std::sync::OnceLock::new(),
+                commits: std::sync::atomic::AtomicU64::new(0),
             }),
             applied,
         ))
@@ -195,6 +199,20 @@ impl PgStore {
         .await
     }
 
+    /// Reads the whole configuration and makes `router`'s registry hold it, unless this node
+    /// committed a change meanwhile (the read may predate it: read again). Returns whether
+    /// anything changed.
+    pub async fn reload_into(&self, router: &logplex::Router) -> Result<bool> {
+        loop {
+            let before = self.commits.load(Ordering::Acquire);
+            let records = self.load().await?;
+            let current = || self.commits.load(Ordering::Acquire) == before;
+            if let Some(changed) = router.replace_registry_if(&records, &current) {
+                return Ok(changed);
+            }
+        }
+    }
+
     /// The whole configuration, read in one snapshot.
     pub async fn load(&self) -> Result<RegistryRecords> {
         let mut client = self.client(&self.reader, "reader").await?;
@@ -220,6 +238,7 @@ impl PgStore {
             tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &self.node])
                 .await?;
             tx.commit().await?;
+            self.commits.fetch_add(1, Ordering::AcqRel);
             Ok::<(), WriteError>(())
         };
         match tokio::time::timeout(PG_TIMEOUT, result).await {
@@ -454,6 +473,7 @@ impl PgStore {
                 .await
                 .map_err(pg("drain: notify"))?;
             tx.commit().await.map_err(pg("drain: commit"))?;
+            self.commits.fetch_add(1, Ordering::AcqRel);
             Ok(())
         })
         .await;

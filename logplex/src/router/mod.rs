@@ -237,12 +237,31 @@ impl Router {
     /// node's change): apps new here get a channel, apps gone close theirs and are let go
     /// everywhere, and cached token look-ups are made again. Returns whether anything changed.
     pub fn replace_registry(&self, records: &RegistryRecords) -> bool {
+        self.replace_registry_if(records, &|| true).unwrap_or(false)
+    }
+
+    /// `replace_registry`, but only if `current()` still says `records` are current, asked
+    /// while no change of this node's can commit (a read that overlapped one may predate it,
+    /// and would undo it for a moment): `None` when not.
+    pub fn replace_registry_if(
+        &self,
+        records: &RegistryRecords,
+        current: &dyn Fn() -> bool,
+    ) -> Option<bool> {
+        let _one = self
+            .inner
+            .store_writes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if !current() {
+            return None;
+        }
         let diff = diff_to(&self.registry(), records);
         if diff.is_empty() {
-            return false;
+            return Some(false);
         }
         self.apply_diff(&diff);
-        true
+        Some(true)
     }
 
     fn apply_diff(&self, diff: &RegistryDiff) {
