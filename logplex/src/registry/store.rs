@@ -240,3 +240,53 @@ pub(crate) fn diff_to(current: &Registry, records: &RegistryRecords) -> Registry
     });
     current.diff(&target)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::KeyScope;
+
+    #[test]
+    fn a_diff_applied_to_the_state_before_gives_the_state_after() {
+        let mut before = Registry::in_memory();
+        let (_, kept) = before.create_app("shop").unwrap();
+        let (_, gone) = before.create_app("blog").unwrap();
+        let key = before.create_key(&KeyScope::App("blog".into())).unwrap();
+        let mut after = before.scratch();
+        after.delete_app("blog").unwrap();
+        after.create_app("cart").unwrap();
+        let token = after.create_token("shop", "worker").unwrap();
+        let operator = after.create_key(&KeyScope::Operator).unwrap();
+
+        let diff = before.diff(&after);
+        assert_eq!(diff.removed_apps.len(), 1);
+        assert_eq!(diff.added.apps.len(), 1);
+        let mut applied = before.scratch();
+        applied.apply(&diff);
+        assert_eq!(applied.records(), after.records());
+        assert!(applied.token(&token.token).is_some());
+        assert!(applied.token(&kept.token).is_some());
+        assert!(
+            applied.token(&gone.token).is_none(),
+            "the app's tokens go with it"
+        );
+        assert!(applied.authenticate(&key.secret).is_none());
+        assert!(applied.authenticate(&operator.secret).is_some());
+        // Applying it again changes nothing: a node hears of its own changes too.
+        applied.apply(&diff);
+        assert_eq!(applied.records(), after.records());
+        assert!(after.diff(&applied).is_empty());
+    }
+
+    #[test]
+    fn records_read_back_whole_become_the_same_registry() {
+        let mut r = Registry::in_memory();
+        r.create_app("shop").unwrap();
+        r.create_key(&KeyScope::App("shop".into())).unwrap();
+        r.bootstrap_operator_key();
+        let copy = diff_to(&Registry::in_memory(), &r.records());
+        let mut rebuilt = Registry::in_memory();
+        rebuilt.apply(&copy);
+        assert_eq!(rebuilt.records(), r.records());
+    }
+}

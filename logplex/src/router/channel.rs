@@ -702,6 +702,44 @@ mod tests {
     }
 
     #[test]
+    fn lines_numbered_by_a_bus_keep_their_seq_and_repeats_are_skipped() {
+        let shop = channel(0, 10);
+        let tail = shop.subscribe("tail", "t.1", LineFilter::default(), 100);
+        let numbered = |seqs: &[u64]| -> Vec<LogLine> {
+            seqs.iter()
+                .map(|&s| {
+                    let mut l = crate::line::tests::line("shop", "app", "web.1", "x", s as i64);
+                    l.seq = s;
+                    l
+                })
+                .collect()
+        };
+        assert_eq!(shop.publish_numbered(numbered(&[4096, 4097])), 2);
+        assert_eq!(
+            shop.publish_numbered(numbered(&[4097, 8192])),
+            1,
+            "4097 again"
+        );
+        let seqs: Vec<u64> = shop
+            .history(10, &LineFilter::default())
+            .iter()
+            .map(|l| l.seq)
+            .collect();
+        assert_eq!(seqs, [4096, 4097, 8192]);
+        assert_eq!(shop.last_seq(), 8192);
+        assert_eq!(tail.queue().try_take(10).lines.len(), 3);
+        // Admission for the bus applies the budget and publishes none of the lines itself:
+        // only the refusal is told here, as L12.
+        let limited = channel(2, 10);
+        let mut lines = batch(0..5);
+        assert_eq!(limited.admit(&mut lines, Timestamp::now()), 2);
+        assert_eq!(lines.len(), 2);
+        let told = limited.history(10, &LineFilter::default());
+        assert_eq!(told.len(), 1);
+        assert!(told[0].message.starts_with(b"Error L12"), "{told:?}");
+    }
+
+    #[test]
     fn tails_per_app_are_capped() {
         let c = channel(0, 1);
         let _first = c.tail(0, None, LineFilter::default(), 10).unwrap();

@@ -606,6 +606,94 @@ mod tests {
         assert!(router.resolve_token(b"\xff\xfe").is_none());
     }
 
+    /// A cluster's store that takes every change, or none (PostgreSQL away).
+    #[derive(Debug, Default)]
+    struct FakeStore {
+        down: AtomicBool,
+        commits: std::sync::Mutex<Vec<RegistryDiff>>,
+    }
+
+    impl RegistryStore for FakeStore {
+        fn commit(&self, diff: &RegistryDiff) -> Result<(), RegistryError> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(RegistryError::Unavailable("down".into()));
+            }
+            self.commits.lock().unwrap().push(diff.clone());
+            Ok(())
+        }
+    }
+
+    #[derive(Debug, Default)]
+    struct Deleted(std::sync::Mutex<Vec<String>>);
+
+    impl AppLifecycle for Deleted {
+        fn app_deleted(&self, app: &App) {
+            self.0.lock().unwrap().push(app.name.clone());
+        }
+    }
+
+    #[test]
+    fn with_a_store_a_change_is_committed_first_and_an_outage_changes_nothing() {
+        let router = Router::new(RouterConfig::default(), Registry::in_memory());
+        let store = Arc::new(FakeStore::default());
+        router.set_registry_store(store.clone());
+        let (_, token) = router.create_app("shop").unwrap();
+        assert!(router.channel("shop").is_some());
+        assert!(router.resolve_token(token.token.as_bytes()).is_some());
+        assert_eq!(store.commits.lock().unwrap().len(), 1);
+
+        store.down.store(true, Ordering::SeqCst);
+        let g = router.generation();
+        assert!(matches!(
+            router.create_app("blog"),
+            Err(RegistryError::Unavailable(_))
+        ));
+        assert!(matches!(
+            router.revoke_token("shop", &token.token),
+            Err(RegistryError::Unavailable(_))
+        ));
+        assert!(router.app("blog").is_none() && router.channel("blog").is_none());
+        assert_eq!(router.generation(), g, "nothing changed");
+        // Ingest with a known token goes on.
+        assert!(router.resolve_token(token.token.as_bytes()).is_some());
+        // A refusal of the registry's own is still that, not an outage.
+        assert!(matches!(
+            router.create_app("Not A Name"),
+            Err(RegistryError::InvalidAppName(_))
+        ));
+    }
+
+    #[test]
+    fn another_nodes_changes_open_and_close_channels_and_tell_the_hooks_once() {
+        let other = Router::new(RouterConfig::default(), Registry::in_memory());
+        other.create_app("shop").unwrap();
+        other.create_app("blog").unwrap();
+        let router = Router::new(RouterConfig::default(), Registry::in_memory());
+        let deleted = Arc::new(Deleted::default());
+        router.on_app_deleted(deleted.clone());
+        assert!(router.replace_registry(&other.registry_records()));
+        assert!(router.channel("shop").is_some() && router.channel("blog").is_some());
+        assert!(
+            !router.replace_registry(&other.registry_records()),
+            "no change"
+        );
+
+        other.delete_app("blog").unwrap();
+        let (_, token) = other.create_app("blog").unwrap(); // the same name, a new id
+        assert!(router.replace_registry(&other.registry_records()));
+        assert_eq!(*deleted.0.lock().unwrap(), ["blog"]);
+        let blog = router.channel("blog").expect("the new app's channel");
+        assert!(!blog.is_closed());
+        assert!(router.resolve_token(token.token.as_bytes()).is_some());
+        // A read found stale is not applied.
+        other.delete_app("shop").unwrap();
+        assert_eq!(
+            router.replace_registry_if(&other.registry_records(), &|| false),
+            None
+        );
+        assert!(router.channel("shop").is_some());
+    }
+
     #[test]
     fn an_emitter_writes_into_its_app_only() {
         let router = Router::new(RouterConfig::default(), Registry::in_memory());
