@@ -108,6 +108,19 @@ fn lines_sent_round_robin_to_three_nodes_reach_one_drain_exactly_once() {
     ] {
         assert!(text.contains(want), "{want:?} in {text}");
     }
+
+    // Removed on node 0: gone from every node, and its shared consumer with it.
+    let (code, body) = nodes[0].curl(&["-X", "DELETE", &format!("/apps/shop/log-drains/{id}")]);
+    assert_eq!(code, 200, "{body}");
+    for node in &nodes {
+        wait_until("every node drops the drain", SOON, || {
+            !node.curl(&["/apps/shop/log-drains"]).1.contains(&url)
+        });
+    }
+    wait_until("the drain's consumer is deleted", SOON, || {
+        let v = nodes[1].get_json("/cluster");
+        !v["consumers"].to_string().contains(&format!("drain-{id}"))
+    });
 }
 
 #[test]

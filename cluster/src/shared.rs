@@ -122,7 +122,8 @@ impl SharedDelivery for JetStreamDrains {
             if let Ok(stream) = js.get_stream(&stream).await
                 && let Err(e) = stream.delete_consumer(&name).await
             {
-                tracing::warn!(consumer = %name, error = %e, "deleting a drain's consumer");
+                // Every node asks when a drain goes: all but the first find it gone already.
+                tracing::debug!(consumer = %name, error = %e, "deleting a drain's consumer");
             }
         });
     }

@@ -443,7 +443,6 @@ impl Drains {
             shared
                 .commit(crate::shared::DrainChange::Removed(&drain))
                 .map_err(DrainError::Unavailable)?;
-            shared.forget(&drain);
         }
         self.store().remove(&drain.id)?;
         self.stop_one(&drain);
@@ -481,8 +480,12 @@ impl Drains {
         }
     }
 
-    /// Stops a removed drain's task and deletes its disk queue.
+    /// Stops a removed drain's task and deletes its disk queue (and, in a cluster, its shared
+    /// queue: every node asks, the first one does it).
     fn stop_one(&self, drain: &Drain) {
+        if let Some(shared) = &self.inner.config.shared {
+            shared.forget(drain);
+        }
         if let Some(running) = self.running().remove(&drain.id) {
             running.queue.close();
             running.task.abort();
