@@ -106,15 +106,24 @@ fn a_single_routers_registry_is_imported_once_into_an_empty_database() {
     let token = {
         let single = support::Router::start(&dir.0, &[]);
         let token = single.create_app("legacy");
+        single.add_drain("legacy", "http://127.0.0.1:9/legacy-drain");
         drop(single);
         token
     };
     let first = cluster.node_in(&dir.0, 0, &[]);
     assert_eq!(status(&first, "/apps/legacy"), 200);
-    assert_eq!(cluster.db.query("SELECT count(*) FROM imports"), "1");
+    // registry.json and drains.json, once each.
+    assert_eq!(cluster.db.query("SELECT count(*) FROM imports"), "2");
     // A second node (its own, empty, data directory) sees it, and takes its token.
     let second = cluster.node(1, &[]);
     assert_eq!(status(&second, "/apps/legacy"), 200);
+    // Its drain too: it runs on every node.
+    assert!(
+        second
+            .curl(&["/apps/legacy/log-drains"])
+            .1
+            .contains("legacy-drain")
+    );
     assert_eq!(
         post_logs(&second, &token, &frame(&token, "web.1", "hi"), 1),
         204
@@ -127,6 +136,6 @@ fn a_single_routers_registry_is_imported_once_into_an_empty_database() {
     }
     let third = cluster.node_in(&other.0, 2, &[]);
     assert_eq!(status(&third, "/apps/stray"), 404);
-    assert_eq!(cluster.db.query("SELECT count(*) FROM imports"), "1");
+    assert_eq!(cluster.db.query("SELECT count(*) FROM imports"), "2");
     assert_eq!(status(&third, "/apps/legacy"), 200);
 }

@@ -2,11 +2,14 @@
 //! for configuration, with no cluster protocol of our own.
 //!
 //! [`Cluster::join`] makes a started router one node of a cluster:
-//! - **configuration** (`config/`): apps, ingest tokens and API keys (as digests) live in
-//!   PostgreSQL. Versioned migrations run at start under an advisory lock; a single router's
-//!   `registry.json` is imported once into an empty database. Every change goes through the
-//!   database first (`logplex::RegistryStore`) and is told to every node with NOTIFY, and each
-//!   node applies it to its registry in memory, where token look-ups on ingest stay.
+//! - **configuration** (`config/`): apps, ingest tokens, API keys (as digests) and drains
+//!   live in PostgreSQL. Versioned migrations run at start under an advisory lock; a single
+//!   router's `registry.json` and `drains.json` are imported once into an empty database.
+//!   Every change goes through the database first (`logplex::RegistryStore`,
+//!   `drains::SharedDelivery`) and is told to every node with NOTIFY, and each node applies
+//!   it in memory, where token look-ups on ingest stay.
+//! - **drains** (`shared.rs`): every node runs every drain, each fed from one JetStream
+//!   durable consumer per drain, so each line is delivered once across the cluster.
 //! - **the log bus** (`bus/`): ingest publishes admitted lines to a JetStream stream, a
 //!   subject per app, and acknowledges its sender only once JetStream has them; every node's
 //!   reader (an ordered consumer over the stream) publishes them into its own channels,
@@ -177,6 +180,14 @@ impl Cluster {
     /// Keeps `drains` (started with `shared_delivery`) in step with the cluster's drains,
     /// starting now.
     pub async fn attach_drains(&self, drains: drains::Drains) -> Result<()> {
+        let imported = self
+            .view
+            .store
+            .import_drains_if_empty(&drains.all())
+            .await?;
+        if imported > 0 {
+            tracing::info!(imported, "drains.json imported into postgresql");
+        }
         self.view.store.attach_drains(drains);
         self.view.store.sync_drains().await
     }

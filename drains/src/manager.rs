@@ -449,6 +449,11 @@ impl Drains {
         Ok(drain)
     }
 
+    /// Every drain this router keeps (of every app).
+    pub fn all(&self) -> Vec<Drain> {
+        self.store().all().cloned().collect()
+    }
+
     /// A cluster node: makes this node's drains exactly `all` (the cluster's, read after
     /// another node's change): new ones start, gone ones stop. Drains of apps this node does
     /// not know (yet) wait for the next sync.

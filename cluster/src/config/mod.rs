@@ -106,6 +106,67 @@ impl PgStore {
         let _ = self.drains.set(drains);
     }
 
+    /// Imports `local` (a single router's `drains.json`) when the cluster has no drains yet
+    /// and none were imported before; drains of apps the cluster does not know are left out.
+    /// Returns how many it imported.
+    pub(crate) async fn import_drains_if_empty(&self, local: &[drains::Drain]) -> Result<u64> {
+        if local.is_empty() {
+            return Ok(0);
+        }
+        let mut client = self.client(&self.writer, "writer").await?;
+        bounded("import drains", async {
+            let tx = client.transaction().await.map_err(pg("import drains: begin"))?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&migrate::LOCK_KEY])
+                .await
+                .map_err(pg("import drains: lock"))?;
+            let row = tx
+                .query_one(
+                    "SELECT (SELECT count(*) FROM drains)
+                          + (SELECT count(*) FROM imports WHERE source = 'drains.json')",
+                    &[],
+                )
+                .await
+                .map_err(pg("import drains: count"))?;
+            let held: i64 = row.get(0);
+            if held > 0 {
+                return Ok(0);
+            }
+            let mut imported = 0;
+            for d in local {
+                imported += tx
+                    .execute(
+                        "INSERT INTO drains (id, app_id, app_name, url, token, durable, created_at, updated_at)
+                         SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE EXISTS (SELECT 1 FROM apps WHERE id = $2)
+                         ON CONFLICT DO NOTHING",
+                        &[
+                            &d.id,
+                            &d.app_id,
+                            &d.app,
+                            &d.url,
+                            &d.token,
+                            &d.durable,
+                            &d.created_at.as_micros(),
+                            &d.updated_at.as_micros(),
+                        ],
+                    )
+                    .await
+                    .map_err(pg("import drains: insert"))?;
+            }
+            tx.execute(
+                "INSERT INTO imports (source, node) VALUES ('drains.json', $1)",
+                &[&self.node],
+            )
+            .await
+            .map_err(pg("import drains: record"))?;
+            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &self.node])
+                .await
+                .map_err(pg("import drains: notify"))?;
+            tx.commit().await.map_err(pg("import drains: commit"))?;
+            Ok(imported)
+        })
+        .await
+    }
+
     /// Makes this node's drains the cluster's (when attached).
     pub(crate) async fn sync_drains(&self) -> Result<()> {
         if let Some(drains) = self.drains.get() {
