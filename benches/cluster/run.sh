@@ -30,8 +30,27 @@ bench_setup cluster/run.sh psql
 
 db=paas_bench_$(od -An -tx4 -N4 /dev/urandom | tr -d ' ')
 psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE $db" >/dev/null
+streams=()
+# delete_streams NAME…: the run's JetStream streams go (NATS's protocol, by python3).
+delete_streams() {
+    [[ $# -gt 0 ]] || return 0
+    python3 - "$nats_url" "$@" <<'PY' || true
+import json, socket, sys
+host, port = sys.argv[1].removeprefix("nats://").rsplit(":", 1)
+s = socket.create_connection((host, int(port)), timeout=5)
+f = s.makefile("rb")
+f.readline()
+s.sendall(b'CONNECT {"verbose":false}\r\nSUB _r 1\r\n')
+for name in sys.argv[2:]:
+    s.sendall(f"PUB $JS.API.STREAM.DELETE.{name} _r 0\r\n\r\n".encode())
+    while not f.readline().startswith(b"MSG"):
+        pass
+    f.readline()
+PY
+}
 cleanup() {
     bench_cleanup
+    delete_streams "${streams[@]}"
     psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
@@ -96,6 +115,7 @@ echo "embedded, 1 node: $embedded_rate lines/s, router CPU $embedded_cpu µs/lin
 declare -A rate_of cpu_of everywhere_of
 for n in 1 2 3; do
     stream=BENCH_$(od -An -tx4 -N4 /dev/urandom | tr -d ' ')_$n
+    streams+=("$stream")
     apis=() syslogs=() nodes=()
     for i in $(seq 0 $((n - 1))); do
         # shellcheck disable=SC2046
@@ -138,6 +158,7 @@ done
 
 # --- 3. failover ----------------------------------------------------------------------------
 stream=BENCH_$(od -An -tx4 -N4 /dev/urandom | tr -d ' ')_fail
+streams+=("$stream")
 fail_lines=${FAIL_LINES:-60000}
 "$load" sink --expect "$fail_lines" --quiet-secs 60 >"$tmp/sink" &
 sink_pid=$!

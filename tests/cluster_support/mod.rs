@@ -176,6 +176,51 @@ impl Cluster {
     }
 }
 
+impl Drop for Cluster {
+    /// The test's stream goes with it (the machine's NATS is shared by every run).
+    fn drop(&mut self) {
+        delete_stream(&self.nats, &self.stream);
+    }
+}
+
+/// Deletes JetStream stream `name` on the NATS at `url` (`nats://HOST:PORT`), speaking the
+/// NATS protocol itself: a request to `$JS.API.STREAM.DELETE.<name>`, its answer awaited
+/// (5 s at most). Best effort: a NATS that is gone has nothing to delete.
+pub fn delete_stream(url: &str, name: &str) {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let Some(addr) = url.strip_prefix("nats://") else {
+        return;
+    };
+    let Ok(stream) = std::net::TcpStream::connect(addr) else {
+        return;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let Ok(mut writer) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    let _ = reader.read_line(&mut line); // INFO
+    let request = format!(
+        "CONNECT {{\"verbose\":false}}\r\nSUB _DEL.{name} 1\r\nPUB $JS.API.STREAM.DELETE.{name} _DEL.{name} 0\r\n\r\n"
+    );
+    if writer.write_all(request.as_bytes()).is_err() {
+        return;
+    }
+    // The answer is a MSG on the reply subject (or an error); PINGs are answered.
+    for _ in 0..20 {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) if line.starts_with("MSG") || line.starts_with("-ERR") => return,
+            Ok(_) if line.starts_with("PING") => {
+                let _ = writer.write_all(b"PONG\r\n");
+            }
+            Ok(_) => {}
+        }
+    }
+}
+
 /// Waits until `check` holds, polling every 20 ms; panics with `what` after `within`.
 pub fn wait_until(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
     let start = Instant::now();
