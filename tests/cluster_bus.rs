@@ -85,6 +85,24 @@ fn a_tail_on_one_node_sees_every_nodes_lines_and_every_history_is_the_same() {
         assert_eq!(history(node, "shop"), first);
     }
 
+    // `seq` is the stream's on every node: an EventSource that read node 0 resumes on node 2
+    // with its Last-Event-ID, with no gap and no repeat.
+    let last = *ids.last().expect("ids");
+    let body = frames(&token, "web.4", "later", 0..3);
+    assert_eq!(post_logs(&nodes[1], &token, &body, 3), 204);
+    let url = log_session(&nodes[2], "shop", r#"{"tail": true, "lines": 100}"#);
+    let resumed = Stream::open_with(
+        &url,
+        "text/event-stream",
+        &[&format!("Last-Event-ID: {last}")],
+    );
+    let got: Vec<String> = resumed
+        .until("later n=2")
+        .iter()
+        .filter_map(|l| l.split_once("]: ").map(|(_, m)| m.to_owned()))
+        .collect();
+    assert_eq!(got, ["later n=0", "later n=1", "later n=2"]);
+
     // GET /cluster: three live nodes, the stream, both backends healthy.
     let report = nodes[1].get_json("/cluster");
     assert_eq!(report["node"], "node1");
