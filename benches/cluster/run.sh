@@ -112,7 +112,7 @@ kill -TERM "$node_pid"; wait "$node_pid" 2>/dev/null || true
 echo "embedded, 1 node: $embedded_rate lines/s, router CPU $embedded_cpu µs/line"
 
 # --- 2. clusters of 1, 2, 3 -----------------------------------------------------------------
-declare -A rate_of cpu_of everywhere_of
+declare -A rate_of cpu_of node_cpu_of everywhere_of
 for n in 1 2 3; do
     stream=BENCH_$(od -An -tx4 -N4 /dev/urandom | tr -d ' ')_$n
     streams+=("$stream")
@@ -132,6 +132,7 @@ for n in 1 2 3; do
     cpus=("${nodes[@]}")
     [[ -n $nats_pid ]] && cpus+=("$nats_pid")
     cpu0=$(cpu_ticks "${cpus[@]}")
+    node_cpu0=$(cpu_ticks "${nodes[@]}")
     t0=$(now)
     senders=()
     for i in $(seq 0 $((n - 1))); do
@@ -142,6 +143,7 @@ for n in 1 2 3; do
     for s in "${senders[@]}"; do wait "$s"; done
     t1=$(now)
     cpu1=$(cpu_ticks "${cpus[@]}")
+    node_cpu1=$(cpu_ticks "${nodes[@]}")
     # Every node's bus reader has read them all (heartbeats: at most a second late).
     until call "${apis[0]}" GET /cluster | jq -e --argjson t "$total" \
         '[.nodes[] | select(.alive) | .status.consumers["bus-reader"].lines >= $t] | (length == '"$n"' and all)' >/dev/null; do
@@ -150,8 +152,9 @@ for n in 1 2 3; do
     t2=$(now)
     rate_of[$n]=$(awk -v l="$total" -v s="$(elapsed "$t0" "$t1")" 'BEGIN {printf "%.0f", l / s}')
     cpu_of[$n]=$(awk -v t=$((cpu1 - cpu0)) -v hz="$clk_tck" -v l="$total" 'BEGIN {printf "%.2f", t * 1e6 / hz / l}')
+    node_cpu_of[$n]=$(awk -v t=$((node_cpu1 - node_cpu0)) -v hz="$clk_tck" -v l="$total" 'BEGIN {printf "%.2f", t * 1e6 / hz / l}')
     everywhere_of[$n]=$(awk -v l="$total" -v s="$(elapsed "$t0" "$t2")" 'BEGIN {printf "%.0f", l / s}')
-    echo "cluster of $n: $total lines acked at ${rate_of[$n]} lines/s (read by every node at ${everywhere_of[$n]} lines/s); nodes + nats-server CPU ${cpu_of[$n]} µs/line"
+    echo "cluster of $n: $total lines acked at ${rate_of[$n]} lines/s (read by every node at ${everywhere_of[$n]} lines/s); nodes + nats-server CPU ${cpu_of[$n]} µs/line (the nodes ${node_cpu_of[$n]})"
     for p in "${nodes[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
     for p in "${nodes[@]}"; do wait "$p" 2>/dev/null || true; done
 done
@@ -200,10 +203,10 @@ for p in "${nodes[0]}" "${nodes[2]}"; do kill -TERM "$p" 2>/dev/null || true; do
 
 echo
 echo "== summary ($lines lines a run; every process on one machine of $(nproc) cores) =="
-printf '%-22s %14s %16s %14s\n' setup "acked lines/s" "read everywhere" "CPU µs/line"
-printf '%-22s %14s %16s %14s\n' "embedded, 1 node" "$embedded_rate" "-" "$embedded_cpu"
+printf '%-22s %14s %16s %14s %14s\n' setup "acked lines/s" "read everywhere" "CPU µs/line" "of it, nodes"
+printf '%-22s %14s %16s %14s %14s\n' "embedded, 1 node" "$embedded_rate" "-" "$embedded_cpu" "$embedded_cpu"
 for n in 1 2 3; do
-    printf '%-22s %14s %16s %14s\n' "cluster, $n node(s)" "${rate_of[$n]}" "${everywhere_of[$n]}" "${cpu_of[$n]}"
+    printf '%-22s %14s %16s %14s %14s\n' "cluster, $n node(s)" "${rate_of[$n]}" "${everywhere_of[$n]}" "${cpu_of[$n]}" "${node_cpu_of[$n]}"
 done
 hop=$(awk -v c="${cpu_of[1]}" -v e="$embedded_cpu" 'BEGIN {printf "%.2f", c - e}')
 ratio=$(awk -v c="${rate_of[1]}" -v e="$embedded_rate" 'BEGIN {printf "%.0f", 100 * c / e}')
