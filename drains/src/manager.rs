@@ -418,14 +418,20 @@ impl Drains {
                 created_at: now,
                 updated_at: now,
             };
-            if let Some(shared) = &self.inner.config.shared {
-                shared
-                    .commit(crate::shared::DrainChange::Added(&drain))
-                    .map_err(DrainError::Unavailable)?;
+            if self.inner.config.shared.is_none() {
+                store.insert(drain.clone())?;
             }
-            store.insert(drain.clone())?;
             drain
         };
+        if let Some(shared) = &self.inner.config.shared {
+            // A cluster's: committed for every node first, outside the store's lock (the
+            // commit waits on the network; readers of the store must not wait on it). Two
+            // adds racing here are told apart by the database (one app, one URL).
+            shared
+                .commit(crate::shared::DrainChange::Added(&drain))
+                .map_err(DrainError::Unavailable)?;
+            self.store().insert(drain.clone())?;
+        }
         self.launch(drain.clone());
         Ok(drain)
     }

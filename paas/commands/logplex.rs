@@ -450,6 +450,9 @@ pub async fn start(
     app: Option<&str>,
 ) -> anyhow::Result<Logplex> {
     let data_dir = config.data_dir.clone();
+    let mut config = config;
+    // A node's listeners open before it joins: until then it accepts no line.
+    config.router.awaits_bus = cluster.is_some();
     let mut logplex = Logplex::start(config).await?;
     let mut drains = drains;
     let node = match cluster {

@@ -271,6 +271,8 @@ impl PgStore {
             if let Some(changed) = router.replace_registry_if(&records, &current) {
                 return Ok(changed);
             }
+            // A change of this node's is committing: read again once it has.
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 

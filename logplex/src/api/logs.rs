@@ -173,6 +173,12 @@ async fn accept(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let n = lines.len();
+    if state.router.awaiting_bus() {
+        return Ok(unavailable(
+            "This node is joining its cluster; nothing was accepted. Retry, or send to another node.",
+            1,
+        ));
+    }
     let outcome = match state.router.bus() {
         None => target
             .channel

@@ -305,6 +305,12 @@ async fn handle(
             let not_ready = state.cluster().and_then(|c| c.not_ready());
             if state.router.is_stopping() {
                 full(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "stopping\n")
+            } else if state.router.awaiting_bus() {
+                full(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    "joining the cluster\n",
+                )
             } else if let Some(why) = not_ready {
                 full(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -196,7 +196,8 @@ impl FrameSink {
         {
             let mut lines = std::mem::replace(&mut self.pending, Vec::with_capacity(256));
             let now = lines.last().map_or_else(Timestamp::now, |l| l.received);
-            match app_id.filter(|_| self.router.bus().is_some()) {
+            let to_bus = self.router.bus().is_some() || self.router.config().awaits_bus;
+            match app_id.filter(|_| to_bus) {
                 Some(app_id) => {
                     if channel.admit(&mut lines, now) > 0 {
                         self.outbox.push((app_id, lines));
@@ -217,8 +218,12 @@ impl FrameSink {
             return Ok(());
         }
         let Some(bus) = self.router.bus() else {
-            self.outbox.clear();
-            return Ok(());
+            // A node that has not joined its cluster yet: nothing is acknowledged.
+            let n = self.outbox.drain(..).map(|(_, l)| l.len() as u64).sum();
+            self.router.ingest_stats().bus_refused(n);
+            return Err(crate::bus::BusError(
+                "this node has not joined its cluster yet".into(),
+            ));
         };
         let mut result = Ok(());
         for (app_id, lines) in self.outbox.drain(..) {

@@ -52,6 +52,9 @@ pub struct RouterConfig {
     /// Where each app's seq file is kept (`seq_dir(data_dir)`), so that `seq` stays
     /// monotonic across restarts; `None`: in memory, each start numbers from 1.
     pub seq_dir: Option<std::path::PathBuf>,
+    /// A cluster node about to join: until its log bus is installed, ingest refuses lines
+    /// (they could reach no other node nor any drain) and readiness fails.
+    pub awaits_bus: bool,
 }
 
 impl Default for RouterConfig {
@@ -63,6 +66,7 @@ impl Default for RouterConfig {
             app_rate: 1_000_000,
             max_tails_per_app: 20,
             seq_dir: None,
+            awaits_bus: false,
         }
     }
 }
@@ -195,11 +199,7 @@ impl Router {
         store: &dyn RegistryStore,
         f: impl FnOnce(&mut Registry) -> Result<T, RegistryError>,
     ) -> Result<T, RegistryError> {
-        let _one = self
-            .inner
-            .store_writes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let _one = self.store_writes();
         let before = self.registry().scratch();
         let mut after = before.scratch();
         let out = f(&mut after).inspect_err(|e| self.count_limit(e))?;
@@ -209,6 +209,29 @@ impl Router {
             self.apply_diff(&diff);
         }
         Ok(out)
+    }
+
+    /// The one-change-at-a-time lock of changes through the store. Its holder waits on the
+    /// store (a worker thread handed over with `block_in_place`); a thread that must wait for
+    /// it here hands its worker over too, so that waiting writers never leave the runtime
+    /// without a worker to drive the very I/O the holder waits on.
+    fn store_writes(&self) -> std::sync::MutexGuard<'_, ()> {
+        let lock = &self.inner.store_writes;
+        match lock.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                let multi = tokio::runtime::Handle::try_current().is_ok_and(|h| {
+                    h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+                });
+                let wait = || lock.lock().unwrap_or_else(|p| p.into_inner());
+                if multi {
+                    tokio::task::block_in_place(wait)
+                } else {
+                    wait()
+                }
+            }
+        }
     }
 
     fn count_limit(&self, e: &RegistryError) {
@@ -237,22 +260,29 @@ impl Router {
     /// node's change): apps new here get a channel, apps gone close theirs and are let go
     /// everywhere, and cached token look-ups are made again. Returns whether anything changed.
     pub fn replace_registry(&self, records: &RegistryRecords) -> bool {
-        self.replace_registry_if(records, &|| true).unwrap_or(false)
+        let diff = diff_to(&self.registry(), records);
+        if diff.is_empty() {
+            return false;
+        }
+        self.apply_diff(&diff);
+        true
     }
 
     /// `replace_registry`, but only if `current()` still says `records` are current, asked
     /// while no change of this node's can commit (a read that overlapped one may predate it,
-    /// and would undo it for a moment): `None` when not.
+    /// and would undo it for a moment): `None` when not, or when a change is committing now
+    /// (it never waits: it runs on the runtime's threads, which the commit needs).
     pub fn replace_registry_if(
         &self,
         records: &RegistryRecords,
         current: &dyn Fn() -> bool,
     ) -> Option<bool> {
-        let _one = self
-            .inner
-            .store_writes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        // Never waits: a change of this node's is committing (the caller reads again later).
+        let _one = match self.inner.store_writes.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
         if !current() {
             return None;
         }
@@ -294,6 +324,12 @@ impl Router {
     /// they reach the channels through `Channel::publish_numbered` (the bus reader).
     pub fn set_bus(&self, bus: Arc<dyn LineBus>) {
         *self.inner.bus.write().unwrap_or_else(|p| p.into_inner()) = Some(bus);
+    }
+
+    /// Whether this router is a cluster node that has not joined yet (`awaits_bus`, and no
+    /// bus installed): ingest refuses, readiness fails.
+    pub fn awaiting_bus(&self) -> bool {
+        self.inner.config.awaits_bus && self.bus().is_none()
     }
 
     /// The log bus, when the router is a cluster node.
@@ -692,6 +728,34 @@ mod tests {
             None
         );
         assert!(router.channel("shop").is_some());
+    }
+
+    #[derive(Debug)]
+    struct NoBus;
+
+    impl LineBus for NoBus {
+        fn publish(
+            &self,
+            _app_id: Arc<str>,
+            _lines: Vec<crate::line::LogLine>,
+        ) -> crate::bus::BusFuture<'_> {
+            Box::pin(async { Err(crate::bus::BusError("none".into())) })
+        }
+    }
+
+    #[test]
+    fn a_node_about_to_join_awaits_its_bus_and_then_does_not() {
+        let plain = Router::new(RouterConfig::default(), Registry::in_memory());
+        assert!(!plain.awaiting_bus());
+        let config = RouterConfig {
+            awaits_bus: true,
+            ..RouterConfig::default()
+        };
+        let node = Router::new(config, Registry::in_memory());
+        assert!(node.awaiting_bus());
+        node.set_bus(Arc::new(NoBus));
+        assert!(!node.awaiting_bus());
+        assert!(node.bus().is_some());
     }
 
     #[test]
