@@ -39,6 +39,7 @@ fn failure(e: DrainError) -> Response<Body> {
         DrainError::Duplicate(_) => (StatusCode::CONFLICT, "conflict"),
         DrainError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
         DrainError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+        DrainError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
     };
     api_error(status, id, &e.to_string())
 }

@@ -59,7 +59,8 @@ impl Default for DeliveryConfig {
 pub struct Ctx {
     pub drain: Drain,
     pub url: DrainUrl,
-    pub subscription: Subscription,
+    /// The drain's buffer on this node (none when fed by a cluster's shared queue).
+    pub subscription: Option<Subscription>,
     pub channel: Arc<Channel>,
     pub health: Arc<Health>,
     pub config: DeliveryConfig,

@@ -88,6 +88,8 @@ pub enum Feed {
     Memory(Encode, std::time::Duration),
     /// The disk queue.
     Durable(Encode, Arc<Spool>),
+    /// A cluster's shared queue (see `shared.rs`).
+    Shared(Encode, Arc<dyn crate::shared::SharedFeed>),
 }
 
 impl Feed {
@@ -96,7 +98,7 @@ impl Feed {
     pub async fn next(&mut self, ctx: &mut Ctx) -> Option<Batch> {
         match self {
             Feed::Memory(encode, linger) => {
-                let queue = ctx.subscription.queue().clone();
+                let queue = ctx.subscription.as_ref()?.queue().clone();
                 let (max_lines, max_bytes) = (ctx.config.batch_lines, ctx.config.batch_bytes);
                 let mut taken = queue.take_bounded(max_lines, max_bytes).await?;
                 let bytes = |lines: &[LogLine]| lines.iter().map(LogLine::size).sum::<usize>();
@@ -130,6 +132,26 @@ impl Feed {
                     batch.push_frame(&scratch);
                 }
                 batch.lines = taken.lines.len() as u64;
+                ctx.health.in_flight(batch.lines);
+                Some(batch)
+            }
+            Feed::Shared(encode, shared) => {
+                let mut stopping = ctx.stopping.clone();
+                let taken = tokio::select! {
+                    t = shared.next(ctx.config.batch_lines) => t?,
+                    _ = stopping.wait_for(|s| *s) => return None,
+                };
+                let mut batch = Batch {
+                    ack: Some(taken.ack),
+                    ..Batch::default()
+                };
+                let mut scratch = Vec::with_capacity(512);
+                for line in &taken.lines {
+                    encode_into(*encode, line, &ctx.drain.token, &mut scratch);
+                    batch.push_frame(&scratch);
+                }
+                batch.lines = taken.lines.len() as u64;
+                ctx.health.redelivered(taken.redelivered);
                 ctx.health.in_flight(batch.lines);
                 Some(batch)
             }
@@ -178,7 +200,7 @@ impl Feed {
 
     /// The batch got through (`sent`) or was refused for good: either way it is done. Only an
     /// HTTPS receiver acknowledges what it got (a 2xx): its lines are also delivered.
-    pub fn done(&mut self, ctx: &Ctx, batch: &Batch, sent: bool) {
+    pub async fn done(&mut self, ctx: &Ctx, batch: &Batch, sent: bool) {
         if sent {
             let acknowledged = ctx.url.scheme.acknowledges();
             ctx.health.sent(batch.lines, acknowledged);
@@ -186,6 +208,10 @@ impl Feed {
             ctx.health.dropped(batch.lines);
         }
         ctx.health.in_flight(0);
+        if let (Feed::Shared(_, shared), Some(ack)) = (&*self, batch.ack) {
+            shared.ack(ack).await;
+            return;
+        }
         if let (Feed::Durable(_, spool), Some(upto)) = (self, batch.ack) {
             let acked = tokio::task::block_in_place(|| spool.lock().ack(upto));
             if let Err(e) = acked {
@@ -213,7 +239,8 @@ impl Feed {
     }
 
     /// The task ends with `batch` undelivered: from memory it is lost (and counted); on disk
-    /// it stays for the next start.
+    /// it stays for the next start; from a shared queue, unacknowledged, another node takes
+    /// it after the ack wait.
     pub fn abandon(&mut self, ctx: &Ctx, batch: &Batch) {
         ctx.health.in_flight(0);
         if matches!(self, Feed::Memory(..)) {

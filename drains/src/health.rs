@@ -46,6 +46,8 @@ pub struct Health {
     dropped: AtomicU64,
     in_flight: AtomicU64,
     spooled: AtomicU64,
+    /// Lines a cluster's shared queue delivered again (at least once: maybe repeats).
+    redelivered: AtomicU64,
     /// Its lines go through a disk queue (`spooled`); else the lines in hand are those the
     /// buffer gave out and that are not yet sent or dropped.
     durable: std::sync::atomic::AtomicBool,
@@ -75,6 +77,10 @@ pub struct HealthReport {
     pub last_error_at: Option<Timestamp>,
     /// Failing now, or nothing delivered for a minute while lines wait.
     pub degraded: bool,
+    /// Lines handed to this drain again by a cluster's shared queue (a node died with them,
+    /// or an acknowledgement was lost): at least once, so these may have reached the
+    /// receiver twice. Always 0 on a single router.
+    pub redelivered: u64,
 }
 
 impl Health {
@@ -107,6 +113,11 @@ impl Health {
     /// A durable drain's disk queue holds `n` lines.
     pub fn spooled(&self, n: u64) {
         self.spooled.store(n, Ordering::Relaxed);
+    }
+
+    /// Counts lines a cluster's shared queue delivered again.
+    pub fn redelivered(&self, n: u64) {
+        self.redelivered.fetch_add(n, Ordering::Relaxed);
     }
 
     /// A delivery attempt failed.
@@ -160,6 +171,7 @@ impl Health {
             last_error: last.error.as_ref().map(|(_, e)| e.clone()),
             last_error_at: last.error.as_ref().map(|(t, _)| *t),
             degraded: last.failing || (buffered > 0 && quiet > DEGRADED_AFTER_MICROS),
+            redelivered: self.redelivered.load(Ordering::Relaxed),
         }
     }
 }

@@ -42,6 +42,9 @@ pub struct DrainsConfig {
     pub durable_budget: u64,
     /// Where drains may lead: not to internal addresses, but for the ranges opened.
     pub policy: AddressPolicy,
+    /// A cluster's shared delivery: every drain fed from a queue all nodes share, and the
+    /// drains kept by the cluster (`None`: this router's own, as always).
+    pub shared: Option<Arc<dyn crate::shared::SharedDelivery>>,
 }
 
 impl Default for DrainsConfig {
@@ -53,6 +56,7 @@ impl Default for DrainsConfig {
             delivery: DeliveryConfig::default(),
             durable_budget: 256 << 20,
             policy: AddressPolicy::default(),
+            shared: None,
         }
     }
 }
@@ -80,6 +84,11 @@ pub enum DrainError {
     /// No such app, or no such drain.
     #[error("Couldn't find that {0}.")]
     NotFound(&'static str),
+    /// The cluster's store of drains cannot be reached: nothing changed.
+    #[error(
+        "The cluster's configuration store is unavailable ({0}); nothing was changed, try again."
+    )]
+    Unavailable(String),
     /// Durable drains need a data directory.
     #[error("Durable drains need the router to have a data directory.")]
     DurableUnavailable,
@@ -244,10 +253,16 @@ impl Drains {
                 .max(DURABLE_STAGING_LINES),
             false => self.inner.config.delivery.buffer_lines,
         };
-        let subscription =
-            channel.subscribe("drain", &drain.token, LineFilter::default(), capacity);
         let health = Arc::new(Health::default());
-        let queue = subscription.queue().clone();
+        let (subscription, queue) = match &self.inner.config.shared {
+            // Fed from the cluster's shared queue: no buffer on this node.
+            Some(_) => (None, Arc::new(LineQueue::new(1))),
+            None => {
+                let s = channel.subscribe("drain", &drain.token, LineFilter::default(), capacity);
+                let queue = s.queue().clone();
+                (Some(s), queue)
+            }
+        };
         let tls = match url.scheme {
             Scheme::Https => self.inner.http_tls.clone(),
             _ => self.inner.tls.clone(),
@@ -262,8 +277,13 @@ impl Drains {
             Scheme::Https | Scheme::Http => self.inner.config.delivery.batch_wait,
             _ => std::time::Duration::ZERO,
         };
-        let feed = match (drain.durable, &self.inner.data_dir) {
-            (true, Some(dir)) => {
+        let feed = match (
+            drain.durable,
+            &self.inner.data_dir,
+            &self.inner.config.shared,
+        ) {
+            (_, _, Some(shared)) => Feed::Shared(encode, shared.feed(&drain)),
+            (true, Some(dir), None) => {
                 let path = dir.join("drains").join(&drain.id);
                 match DurableQueue::open(&path, self.inner.config.durable_budget) {
                     Ok(q) => {
@@ -400,9 +420,20 @@ impl Drains {
                 created_at: now,
                 updated_at: now,
             };
-            store.insert(drain.clone())?;
+            if self.inner.config.shared.is_none() {
+                store.insert(drain.clone())?;
+            }
             drain
         };
+        if let Some(shared) = &self.inner.config.shared {
+            // A cluster's: committed for every node first, outside the store's lock (the
+            // commit waits on the network; readers of the store must not wait on it). Two
+            // adds racing here are told apart by the database (one app, one URL).
+            shared
+                .commit(crate::shared::DrainChange::Added(&drain))
+                .map_err(DrainError::Unavailable)?;
+            self.store().insert(drain.clone())?;
+        }
         self.launch(drain.clone());
         Ok(drain)
     }
@@ -416,13 +447,58 @@ impl Drains {
             .store()
             .find(&app_id, key)
             .ok_or(DrainError::NotFound("drain"))?;
+        if let Some(shared) = &self.inner.config.shared {
+            shared
+                .commit(crate::shared::DrainChange::Removed(&drain))
+                .map_err(DrainError::Unavailable)?;
+        }
         self.store().remove(&drain.id)?;
         self.stop_one(&drain);
         Ok(drain)
     }
 
-    /// Stops a removed drain's task and deletes its disk queue.
+    /// Every drain this router keeps (of every app).
+    pub fn all(&self) -> Vec<Drain> {
+        self.store().all().cloned().collect()
+    }
+
+    /// A cluster node: makes this node's drains exactly `all` (the cluster's, read after
+    /// another node's change): new ones start, gone ones stop. Drains of apps this node does
+    /// not know (yet) wait for the next sync.
+    pub fn sync(&self, all: &[Drain]) {
+        let ids: std::collections::HashSet<&str> = all.iter().map(|d| d.id.as_str()).collect();
+        let gone: Vec<Drain> = self
+            .store()
+            .all()
+            .filter(|d| !ids.contains(d.id.as_str()))
+            .cloned()
+            .collect();
+        for drain in gone {
+            if let Err(e) = self.store().remove(&drain.id) {
+                tracing::warn!(drain = %drain.id, error = %e, "drain store");
+            }
+            self.stop_one(&drain);
+        }
+        for drain in all {
+            if self.running().contains_key(&drain.id)
+                || self.inner.router.app_by_id(&drain.app_id).is_none()
+            {
+                continue;
+            }
+            let known = self.store().all().any(|d| d.id == drain.id);
+            if !known && let Err(e) = self.store().insert(drain.clone()) {
+                tracing::warn!(drain = %drain.id, error = %e, "drain store");
+            }
+            self.launch(drain.clone());
+        }
+    }
+
+    /// Stops a removed drain's task and deletes its disk queue (and, in a cluster, its shared
+    /// queue: every node asks, the first one does it).
     fn stop_one(&self, drain: &Drain) {
+        if let Some(shared) = &self.inner.config.shared {
+            shared.forget(drain);
+        }
         if let Some(running) = self.running().remove(&drain.id) {
             running.queue.close();
             running.task.abort();

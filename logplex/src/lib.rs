@@ -15,6 +15,7 @@
 
 mod accept;
 mod api;
+mod bus;
 mod component;
 mod filter;
 mod framing;
@@ -35,10 +36,11 @@ mod time;
 mod tls;
 
 pub use api::{
-    ApiConfig, ApiState, AppResource, Body, ChannelBody, PathResource, Sessions,
+    ApiConfig, ApiState, AppResource, Body, ChannelBody, ClusterStatus, PathResource, Sessions,
     error as api_error, full as api_full, json as api_json, no_such_app, read_body, read_json,
     serve_api,
 };
+pub use bus::{BusError, BusFuture, LineBus};
 pub use component::{Component, StopFuture};
 pub use filter::{LineFilter, PLATFORM_PROCESSES};
 pub use framing::{DEFAULT_MAX_FRAME, FrameDecoder, FrameError, write_octet_counted};
@@ -51,8 +53,9 @@ pub use persist::{HistoryFileError, decode_history, encode_history};
 pub use platform::{LOGPLEX_PROCESS, PlatformEvent, PlatformEvents};
 pub use printable::printable;
 pub use registry::{
-    ApiKey, App, Caller, KeyOrigin, KeyScope, NewKey, RESERVED_APP_PROCESSES, RESERVED_SOURCES,
-    Registry, RegistryError, RegistryLimits, Token, is_reserved_process, is_valid_app_name,
+    ApiKey, App, Caller, KeyOrigin, KeyRecord, KeyScope, NewKey, RESERVED_APP_PROCESSES,
+    RESERVED_SOURCES, Registry, RegistryDiff, RegistryError, RegistryLimits, RegistryRecords,
+    RegistryStore, Token, is_reserved_process, is_valid_app_name, token_digest,
 };
 pub use rfc5424::{
     Form, Header, ParseError, SyslogMessage, parse as parse_syslog, write as write_syslog,

@@ -202,6 +202,36 @@ pub struct RouterArgs {
     /// Seconds a unique# metric counts distinct values over.
     #[arg(long, default_value_t = 60.0)]
     metrics_unique_interval: f64,
+    /// Join a cluster: NATS JetStream's URL (`nats://127.0.0.1:4222`), the log bus. Needs the
+    /// configuration database too (`--database-url` on `paas logplex`,
+    /// `--cluster-database-url` on both).
+    #[arg(long, value_name = "URL")]
+    nats: Option<String>,
+    /// The cluster's configuration database (`postgres://user@host/db`); needs `--nats`.
+    #[arg(long, value_name = "URL", requires = "nats")]
+    cluster_database_url: Option<String>,
+    /// This node's name in `GET /cluster` (default: `node-` and 8 random hex digits).
+    #[arg(long, value_name = "ID")]
+    node_id: Option<String>,
+    /// The JetStream stream of the log bus.
+    #[arg(long, default_value = "PAAS_LOGS")]
+    nats_stream: String,
+    /// The bus's subject prefix: app ID's lines go to `PREFIX.logs.ID`.
+    #[arg(long, default_value = "paas")]
+    nats_prefix: String,
+    /// Megabytes the stream keeps at most (the oldest go first).
+    #[arg(long, default_value_t = 1024)]
+    bus_max_mb: i64,
+    /// How long the stream keeps a line at most (`24h`, `30m`).
+    #[arg(long, default_value = "24h")]
+    bus_max_age: String,
+    /// Seconds a publish waits for JetStream's acknowledgement before the sender is refused.
+    #[arg(long, default_value_t = 5.0)]
+    bus_ack_timeout: f64,
+    /// Seconds a drain's batch may stay unacknowledged on one node before JetStream hands it
+    /// to another (a node that died mid-batch).
+    #[arg(long, default_value_t = 30.0)]
+    drain_ack_wait: f64,
 }
 
 /// A `--public-url`: `http://` or `https://` and a host, with no trailing `/`.
@@ -307,6 +337,47 @@ impl RouterArgs {
         })
     }
 
+    /// The cluster to join, when `--nats` (and its database) are given.
+    pub fn cluster(&self) -> anyhow::Result<Option<cluster::ClusterConfig>> {
+        let (nats, db) = match (&self.nats, &self.cluster_database_url) {
+            (Some(nats), Some(db)) => (nats, db),
+            (None, _) => return Ok(None),
+            (Some(_), None) => anyhow::bail!(
+                "--nats needs the cluster's configuration database: --database-url (paas logplex) or --cluster-database-url"
+            ),
+        };
+        let mut c = cluster::ClusterConfig::new(nats, db);
+        if let Some(id) = &self.node_id {
+            c.node_id = id.clone();
+        }
+        c.bus.stream = self.nats_stream.clone();
+        c.bus.prefix = self.nats_prefix.clone();
+        anyhow::ensure!(self.bus_max_mb > 0, "--bus-max-mb must be at least 1");
+        c.bus.max_bytes = self.bus_max_mb.saturating_mul(1 << 20);
+        c.bus.max_age = secs(
+            logfmt::parse_duration(&self.bus_max_age)
+                .filter(|s| s.is_finite() && *s > 0.0)
+                .with_context(|| {
+                    format!(
+                        "--bus-max-age {:?} is not a duration (24h, 30m)",
+                        self.bus_max_age
+                    )
+                })?,
+            "bus-max-age",
+        )?;
+        c.bus.ack_timeout = secs(self.bus_ack_timeout, "bus-ack-timeout")?;
+        c.bus.drain_ack_wait = secs(self.drain_ack_wait, "drain-ack-wait")?;
+        c.operator_key = std::env::var("PAAS_API_KEY").ok().filter(|k| !k.is_empty());
+        Ok(Some(c))
+    }
+
+    /// `paas logplex --database-url`: the cluster's configuration database.
+    fn set_cluster_database(&mut self, url: Option<String>) {
+        if url.is_some() {
+            self.cluster_database_url = url;
+        }
+    }
+
     pub fn config(&self) -> anyhow::Result<LogplexConfig> {
         let data_dir = self.data_dir.clone().unwrap_or_else(default_data_dir);
         let mut c = LogplexConfig::new(data_dir);
@@ -356,6 +427,14 @@ impl RouterArgs {
 pub struct Args {
     #[command(flatten)]
     router: RouterArgs,
+    /// The cluster's configuration database (same as `--cluster-database-url`); needs `--nats`.
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "nats",
+        conflicts_with = "cluster_database_url"
+    )]
+    database_url: Option<String>,
 }
 
 /// The status page's components the router itself has: ingest (up while it accepts lines),
@@ -403,12 +482,39 @@ pub async fn start(
     drains: drains::DrainsConfig,
     query: query::EngineConfig,
     metrics: query::MetricsConfig,
+    cluster: Option<cluster::ClusterConfig>,
     who: &str,
     app: Option<&str>,
 ) -> anyhow::Result<(Logplex, std::sync::Arc<dashboard::StatusPage>)> {
     let data_dir = config.data_dir.clone();
+    let mut config = config;
+    // A node's listeners open before it joins: until then it accepts no line.
+    config.router.awaits_bus = cluster.is_some();
     let mut logplex = Logplex::start(config).await?;
+    let mut drains = drains;
+    let node = match cluster {
+        Some(mut c) => {
+            c.api_url = logplex.addresses().api_url();
+            c.bootstrap_key = logplex.new_operator_key().map(str::to_owned);
+            let node = std::sync::Arc::new(
+                cluster::Cluster::join(logplex.router(), c)
+                    .await
+                    .context("joining the cluster")?,
+            );
+            drains.shared = Some(node.shared_delivery());
+            logplex.api().set_cluster(node.clone());
+            logplex.add_component(node.clone());
+            Some(node)
+        }
+        None => None,
+    };
     let drains = drains::Drains::start(logplex.router().clone(), Some(logplex.data_dir()), drains)?;
+    if let Some(node) = node {
+        node.attach_drains(drains.clone())
+            .await
+            .context("reading the cluster's drains")?;
+        println!("{who}: cluster node {} joined", node.node_id());
+    }
     logplex
         .api()
         .register("log-drains", std::sync::Arc::new(drains.clone()));
@@ -508,13 +614,16 @@ pub async fn terminated() -> anyhow::Result<&'static str> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let mut router = args.router;
+    router.set_cluster_database(args.database_url);
     crate::commands::runtime()?.block_on(async {
-        let config = args.router.config()?;
+        let config = router.config()?;
         let (logplex, _status) = start(
             config,
-            args.router.drains()?,
-            args.router.query_engine()?,
-            args.router.metrics()?,
+            router.drains()?,
+            router.query_engine()?,
+            router.metrics()?,
+            router.cluster()?,
             "paas logplex",
             None,
         )

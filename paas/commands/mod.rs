@@ -5,6 +5,7 @@
 mod apps;
 mod cache;
 mod client;
+mod cluster;
 mod config;
 mod drains;
 mod dyno_run;
@@ -94,6 +95,9 @@ pub enum Command {
     /// A live RED view of an app: requests/s by status class, error codes, p50/p95/p99
     /// service time, memory per dyno, refreshed every second (`--once`, `--json`).
     Metrics(metrics::Args),
+    /// Show the cluster this router is a node of: nodes, their lag, the stream, the drains'
+    /// shared consumers, NATS and PostgreSQL health.
+    Cluster(cluster::Args),
     /// Index log files an app already has (heroku logs output, RFC 5424, bare logfmt), each
     /// line with its own time, for `paas query`.
     Import(import::Args),
@@ -172,6 +176,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::KeysRotate(args) => keys::rotate(args),
         Command::Query(args) => query::run(args),
         Command::Metrics(args) => metrics::run(args),
+        Command::Cluster(args) => cluster::run(args),
         Command::Import(args) => import::run(args),
         Command::Cache(args) => cache::show(args),
         Command::CachePurge(args) => cache::purge(args),

@@ -379,6 +379,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             drains_config,
             query,
             metrics,
+            args.router.cluster()?,
             "paas up",
             Some(&app.name),
         )

@@ -110,13 +110,13 @@ pub async fn run(mut ctx: Ctx, mut feed: Feed) {
         }
         match outcome {
             Outcome::Delivered => {
-                feed.done(&ctx, batch, true);
+                feed.done(&ctx, batch, true).await;
                 backoff.reset();
                 pending = None;
             }
             Outcome::Refused(e) => {
                 ctx.health.failed(e);
-                feed.done(&ctx, batch, false);
+                feed.done(&ctx, batch, false).await;
                 pending = None;
             }
             Outcome::Retry(e) | Outcome::Certificate(e) | Outcome::Blocked(e) => {
@@ -128,7 +128,7 @@ pub async fn run(mut ctx: Ctx, mut feed: Feed) {
                         // Stopping: from memory it is lost and counted; on disk it stays (below).
                         break;
                     }
-                    feed.done(&ctx, batch, false);
+                    feed.done(&ctx, batch, false).await;
                     pending = None;
                 } else {
                     ctx.health.failed(e);

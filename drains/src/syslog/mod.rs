@@ -80,7 +80,7 @@ pub async fn run(mut ctx: Ctx, mut feed: Feed) {
         let Some(c) = conn.as_mut() else { continue };
         match c.send(b, ctx.config.send_timeout).await {
             Ok(()) => {
-                feed.done(&ctx, b, true);
+                feed.done(&ctx, b, true).await;
                 batch = None;
                 backoff.reset();
             }

@@ -115,6 +115,17 @@ pub(crate) fn registry_error(e: RegistryError) -> Response<Body> {
             "conflict",
             &format!("{}.", capitalized(&e.to_string())),
         ),
+        e @ RegistryError::Unavailable(_) => {
+            tracing::warn!(error = %e, "registry");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                &format!(
+                    "{}; nothing was changed, try again.",
+                    capitalized(&e.to_string())
+                ),
+            )
+        }
         other => {
             tracing::error!(error = %other, "registry");
             error(

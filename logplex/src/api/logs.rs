@@ -173,10 +173,33 @@ async fn accept(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let n = lines.len();
-    match target
-        .channel
-        .publish_batch(lines, frame_id.as_deref(), received)
-    {
+    if state.router.awaiting_bus() {
+        return Ok(unavailable(
+            "This node is joining its cluster; nothing was accepted. Retry, or send to another node.",
+            1,
+        ));
+    }
+    let outcome = match state.router.bus() {
+        None => target
+            .channel
+            .publish_batch(lines, frame_id.as_deref(), received),
+        // A cluster node: the batch is acknowledged only once the log bus has it.
+        Some(bus) => match target.channel.admit_batch(n, frame_id.as_deref(), received) {
+            BatchOutcome::Accepted(n) => match bus.publish(target.app_id.clone(), lines).await {
+                Ok(()) => BatchOutcome::Accepted(n),
+                Err(e) => {
+                    tracing::warn!(error = %e, "POST /logs");
+                    state.router.ingest_stats().bus_refused(n as u64);
+                    return Ok(unavailable(
+                        "The log bus did not take the batch; nothing of it was accepted. Retry.",
+                        1,
+                    ));
+                }
+            },
+            other => other,
+        },
+    };
+    match outcome {
         BatchOutcome::Accepted(_) | BatchOutcome::Duplicate => {
             let mut r = full(StatusCode::NO_CONTENT, "text/plain", Bytes::new());
             if let Some(id) = frame_id.and_then(|id| id.parse().ok()) {

@@ -124,6 +124,17 @@ pub trait PathResource: Send + Sync + std::fmt::Debug + 'static {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response<Body>> + Send>>;
 }
 
+/// A cluster node's view of its cluster, which the API serves as `GET /cluster` and which
+/// `/readyz` consults (the `cluster` crate's; none on a single router).
+pub trait ClusterStatus: Send + Sync + std::fmt::Debug + 'static {
+    /// Why this node is not ready (it cannot reach the bus or the configuration store).
+    fn not_ready(&self) -> Option<String>;
+    /// `GET /cluster`: the nodes, their consumers' lag, the bus's and the store's health.
+    fn report(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = serde_json::Value> + Send + '_>>;
+}
+
 /// What every request handler shares.
 #[derive(Debug)]
 pub struct ApiState {
@@ -138,6 +149,7 @@ pub struct ApiState {
     /// router's own.
     collectors: std::sync::RwLock<Vec<Arc<dyn prometheus_client::collector::Collector>>>,
     limits: ApiLimits,
+    cluster: std::sync::RwLock<Option<Arc<dyn ClusterStatus>>>,
 }
 
 /// The API's limits at work: refusals by reason, and the in-flight body budget.
@@ -165,6 +177,7 @@ impl ApiState {
                 refusals,
                 body_budget,
             },
+            cluster: Default::default(),
         })
     }
 
@@ -179,6 +192,19 @@ impl ApiState {
 
     fn collectors(&self) -> Vec<Arc<dyn prometheus_client::collector::Collector>> {
         self.collectors
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Makes this node a cluster's: `GET /cluster` reports `status`, and `/readyz` fails
+    /// while it says the node is not ready.
+    pub fn set_cluster(&self, status: Arc<dyn ClusterStatus>) {
+        *self.cluster.write().unwrap_or_else(|p| p.into_inner()) = Some(status);
+    }
+
+    fn cluster(&self) -> Option<Arc<dyn ClusterStatus>> {
+        self.cluster
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
@@ -332,8 +358,21 @@ async fn handle(
     match (&method, segments.as_slice()) {
         (&Method::GET, ["healthz"]) => full(StatusCode::OK, "text/plain", "ok\n"),
         (&Method::GET, ["readyz"]) => {
+            let not_ready = state.cluster().and_then(|c| c.not_ready());
             if state.router.is_stopping() {
                 full(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "stopping\n")
+            } else if state.router.awaiting_bus() {
+                full(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    "joining the cluster\n",
+                )
+            } else if let Some(why) = not_ready {
+                full(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    format!("{why}\n"),
+                )
             } else {
                 full(StatusCode::OK, "text/plain", "ready\n")
             }
@@ -399,6 +438,14 @@ async fn authorized(
         (&Method::GET, ["metrics"]) => metrics::render(state, &scope, req.headers()),
         (&Method::GET, ["apps"] | ["users", "~", "apps"]) => apps::list(state, &scope),
         (&Method::GET, ["account"]) => apps::account(&caller_id, &scope),
+        (&Method::GET, ["cluster"]) if operator => match state.cluster() {
+            Some(cluster) => json(StatusCode::OK, &cluster.report().await),
+            None => error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "This router is not a cluster node (start it with --nats and --database-url).",
+            ),
+        },
         (&Method::POST, ["apps"]) if operator => apps::create(state, req).await,
         (&Method::GET, ["apps", app]) => apps::info(state, app),
         (&Method::DELETE, ["apps", app]) if operator => apps::delete(state, app),

@@ -69,6 +69,7 @@ pub struct IngestStats {
     pub api: ListenerStats,
     rejected: RejectCounts,
     invalid_utf8: AtomicU64,
+    bus_refused: AtomicU64,
 }
 
 impl IngestStats {
@@ -90,6 +91,17 @@ impl IngestStats {
     /// Counts messages that are not valid UTF-8 (kept as they are).
     pub fn invalid_utf8(&self, n: u64) {
         self.invalid_utf8.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts lines admitted that a cluster's log bus did not take (never acknowledged to
+    /// their sender).
+    pub fn bus_refused(&self, n: u64) {
+        self.bus_refused.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Lines a cluster's log bus did not take.
+    pub fn bus_refused_total(&self) -> u64 {
+        self.bus_refused.load(Ordering::Relaxed)
     }
 
     /// Messages accepted that were not valid UTF-8.

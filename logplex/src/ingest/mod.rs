@@ -60,6 +60,10 @@ pub(crate) struct FrameSink {
     last: Option<Arc<Channel>>,
     pending: Vec<LogLine>,
     pending_channel: Option<Arc<Channel>>,
+    /// The app id of the pending batch (the bus names apps by id).
+    pending_app_id: Option<Arc<str>>,
+    /// Batches admitted for the log bus, published by `settle` (a cluster node only).
+    outbox: Vec<(Arc<str>, Vec<LogLine>)>,
     times: TimeCache,
 }
 
@@ -71,6 +75,8 @@ impl FrameSink {
             last: None,
             pending: Vec::with_capacity(256),
             pending_channel: None,
+            pending_app_id: None,
+            outbox: Vec::new(),
             times: TimeCache::default(),
         }
     }
@@ -155,8 +161,10 @@ impl FrameSink {
             .is_some_and(|c| Arc::ptr_eq(c, &target.channel));
         if !same {
             let channel = target.channel.clone();
+            let app_id = target.app_id.clone();
             self.flush();
             self.pending_channel = Some(channel.clone());
+            self.pending_app_id = Some(app_id);
             self.last = Some(channel);
         }
         let Some((_, _, target)) = self.cached.as_ref() else {
@@ -180,16 +188,52 @@ impl FrameSink {
         });
     }
 
-    /// Publishes the batch.
+    /// Publishes the batch; on a cluster node, admits it and keeps it for `settle`.
     pub(crate) fn flush(&mut self) {
+        let app_id = self.pending_app_id.take();
         if let Some(channel) = self.pending_channel.take()
             && !self.pending.is_empty()
         {
-            let lines = std::mem::replace(&mut self.pending, Vec::with_capacity(256));
+            let mut lines = std::mem::replace(&mut self.pending, Vec::with_capacity(256));
             let now = lines.last().map_or_else(Timestamp::now, |l| l.received);
-            channel.publish(lines, now);
+            let to_bus = self.router.bus().is_some() || self.router.config().awaits_bus;
+            match app_id.filter(|_| to_bus) {
+                Some(app_id) => {
+                    if channel.admit(&mut lines, now) > 0 {
+                        self.outbox.push((app_id, lines));
+                    }
+                }
+                None => {
+                    channel.publish(lines, now);
+                }
+            }
         }
         self.pending.clear();
+    }
+
+    /// A cluster node: publishes the admitted batches to the log bus and waits until it has
+    /// them all (nothing to do otherwise).
+    pub(crate) async fn settle(&mut self) -> Result<(), crate::bus::BusError> {
+        if self.outbox.is_empty() {
+            return Ok(());
+        }
+        let Some(bus) = self.router.bus() else {
+            // A node that has not joined its cluster yet: nothing is acknowledged.
+            let n = self.outbox.drain(..).map(|(_, l)| l.len() as u64).sum();
+            self.router.ingest_stats().bus_refused(n);
+            return Err(crate::bus::BusError(
+                "this node has not joined its cluster yet".into(),
+            ));
+        };
+        let mut result = Ok(());
+        for (app_id, lines) in self.outbox.drain(..) {
+            let n = lines.len() as u64;
+            if let Err(e) = bus.publish(app_id, lines).await {
+                self.router.ingest_stats().bus_refused(n);
+                result = Err(e);
+            }
+        }
+        result
     }
 }
 

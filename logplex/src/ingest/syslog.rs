@@ -269,6 +269,13 @@ impl Connection {
                 }
             }
             sink.flush();
+            // A cluster node reads on only once the bus has this read's lines: the sender's
+            // next write is acknowledged by nothing else. A bus that refused them ends the
+            // connection, so that the sender knows to send again.
+            if let Err(e) = sink.settle().await {
+                tracing::warn!(error = %e, "syslog connection closed: the log bus refused its lines");
+                break;
+            }
             // Let the readers this read woke (tails, drains: in this worker's next-task slot,
             // which the other workers cannot take) run, and let an idle worker take this
             // connection.
@@ -280,6 +287,9 @@ impl Connection {
             };
         }
         sink.flush();
+        if let Err(e) = sink.settle().await {
+            tracing::warn!(error = %e, "syslog connection's last lines: the log bus refused them");
+        }
     }
 }
 

@@ -50,5 +50,8 @@ pub async fn serve_udp(
             sink.frame(Bytes::copy_from_slice(&buf[..n]), received);
         }
         sink.flush();
+        if let Err(e) = sink.settle().await {
+            tracing::warn!(error = %e, "udp datagrams lost: the log bus refused them");
+        }
     }
 }

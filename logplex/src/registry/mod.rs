@@ -1,6 +1,6 @@
 //! Apps, their ingest tokens and the API keys: what the router must remember across restarts.
-//! Embedded default: one JSON file in the data directory (`file.rs`). (Multi-node
-//! configuration in PostgreSQL is a later issue.)
+//! Embedded default: one JSON file in the data directory (`file.rs`). A cluster keeps them in
+//! PostgreSQL instead, through the `RegistryStore` seam (`store.rs`, the `cluster` crate).
 //!
 //! Every app has an immutable id, and everything else hangs on it: a token or a key belongs to
 //! an app's id, not its name, so an app deleted and made again under the same name by someone
@@ -13,6 +13,7 @@
 mod file;
 mod names;
 mod secret;
+mod store;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -22,10 +23,13 @@ use serde::Serialize;
 
 pub use file::{FILE_NAME, FORMAT_VERSION, KeyOrigin};
 pub use names::{RESERVED_APP_PROCESSES, RESERVED_SOURCES, is_reserved_process, is_valid_app_name};
+pub(crate) use store::diff_to;
+pub use store::{KeyRecord, RegistryDiff, RegistryRecords, RegistryStore};
 
 use crate::time::Timestamp;
 use file::{Contents, StoredApp, StoredKey, StoredScope, StoredToken};
 pub(crate) use file::{RegistryFile, Snapshot};
+pub use secret::token_digest;
 use secret::{Digest, constant_time_eq, hint, new_secret};
 
 /// What went wrong with the registry.
@@ -67,6 +71,9 @@ pub enum RegistryError {
         /// The limit.
         limit: usize,
     },
+    /// The cluster's configuration store cannot be reached: nothing was changed.
+    #[error("the configuration store is unavailable: {0}")]
+    Unavailable(String),
     /// The file could not be read or written.
     #[error("registry file {path}: {source}")]
     Io {
@@ -545,6 +552,25 @@ impl Registry {
             );
         }
         retired || !present
+    }
+
+    /// Adds operator key `secret` when it is not one already, retiring nothing.
+    pub fn ensure_operator_key(&mut self, secret: &str, configured: bool) {
+        let digest = Digest::of(secret.as_bytes());
+        if self
+            .keys
+            .get(&digest)
+            .is_some_and(|k| k.scope == StoredScope::Operator)
+        {
+            return;
+        }
+        self.keys.remove(&digest);
+        let origin = if configured {
+            KeyOrigin::Configured
+        } else {
+            KeyOrigin::Bootstrap
+        };
+        self.insert_key(secret.to_owned(), StoredScope::Operator, origin);
     }
 
     /// Whether any operator key exists.

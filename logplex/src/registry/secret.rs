@@ -50,6 +50,11 @@ impl Digest {
     }
 }
 
+/// A secret's SHA-256 digest in lowercase hex: how a cluster's store keys tokens.
+pub fn token_digest(secret: &str) -> String {
+    Digest::of(secret.as_bytes()).to_hex()
+}
+
 /// A new secret: `prefix` and a random UUID (122 random bits).
 pub(crate) fn new_secret(prefix: &str) -> String {
     format!("{prefix}{}", uuid::Uuid::new_v4())

@@ -236,6 +236,91 @@ impl Channel {
         BatchOutcome::Accepted(n)
     }
 
+    /// A cluster node's ingest: admits `lines` within the app's rate budget as `publish`
+    /// does (the excess refused, counted and told), but publishes nothing: what is kept goes
+    /// to the log bus, and comes back through `publish_numbered`. Returns how many are kept
+    /// (the first ones).
+    pub fn admit(&self, lines: &mut Vec<LogLine>, now: Timestamp) -> usize {
+        let offered = lines.len();
+        let mut st = self.lock();
+        if st.closed {
+            drop(st);
+            self.rejected.add(Reject::Closed, offered as u64);
+            lines.clear();
+            return 0;
+        }
+        let admitted = st.budget.admit(offered, now);
+        if admitted < offered {
+            lines.truncate(admitted);
+            self.note_rate_loss(&mut st, (offered - admitted) as u64, now);
+        }
+        match self.rate_report(&mut st, now) {
+            Some(report) => self.fan_out(st, vec![report]),
+            None => drop(st),
+        }
+        self.accepted.fetch_add(admitted as u64, Ordering::Relaxed);
+        admitted
+    }
+
+    /// A cluster node's `POST /logs`: `publish_batch`'s decision for a batch of `n` lines
+    /// (whole or not at all, a repeated `frame_id` skipped), without publishing: an
+    /// `Accepted` batch goes to the log bus.
+    pub fn admit_batch(&self, n: usize, frame_id: Option<&str>, now: Timestamp) -> BatchOutcome {
+        let mut st = self.lock();
+        if st.closed {
+            drop(st);
+            self.rejected.add(Reject::Closed, n as u64);
+            return BatchOutcome::Closed;
+        }
+        if let Some(id) = frame_id
+            && st.recent_frames.iter().any(|f| f == id)
+        {
+            return BatchOutcome::Duplicate;
+        }
+        if !st.budget.admit_all(n, now) {
+            self.rejected.add(Reject::RateLimited, n as u64);
+            self.note_rate_loss(&mut st, n as u64, now);
+            return BatchOutcome::RateLimited;
+        }
+        if let Some(id) = frame_id {
+            if st.recent_frames.len() >= RECENT_FRAMES {
+                st.recent_frames.pop_front();
+            }
+            st.recent_frames.push_back(id.to_owned());
+        }
+        self.accepted.fetch_add(n as u64, Ordering::Relaxed);
+        BatchOutcome::Accepted(n)
+    }
+
+    fn note_rate_loss(&self, st: &mut State, excess: u64, now: Timestamp) {
+        self.rejected.add(Reject::RateLimited, excess);
+        match &mut st.rate_loss {
+            Some(loss) => loss.dropped += excess,
+            None => {
+                st.rate_loss = Some(Loss {
+                    dropped: excess,
+                    since: now,
+                })
+            }
+        }
+    }
+
+    /// A cluster node's bus reader: publishes lines the bus has numbered (`seq` set from the
+    /// stream's sequence, increasing) to history and every reader, as `publish` does, with
+    /// no rate budget (ingest applied it) and no seq file (the stream is the numbering). A
+    /// line at or below the last `seq` published here is a repeat and skipped. Returns how
+    /// many were published.
+    pub fn publish_numbered(&self, mut lines: Vec<LogLine>) -> usize {
+        let st = self.lock();
+        if st.closed {
+            return 0;
+        }
+        lines.retain(|l| l.seq > st.last_seq);
+        let n = lines.len();
+        self.deliver(st, lines, None);
+        n
+    }
+
     /// The router's own lines told for this app so far, by code (for `/metrics`).
     pub fn platform_events(&self) -> &PlatformEvents {
         &self.events
@@ -319,6 +404,18 @@ impl Channel {
         for line in &mut lines {
             st.last_seq += 1;
             line.seq = st.last_seq;
+        }
+        self.deliver(st, lines, except);
+    }
+
+    /// History, then every subscriber but `except`, then the router-wide consumers, for
+    /// lines numbered already.
+    fn deliver(&self, mut st: MutexGuard<'_, State>, lines: Vec<LogLine>, except: Option<&str>) {
+        let Some(last) = lines.last() else {
+            return;
+        };
+        st.last_seq = st.last_seq.max(last.seq);
+        for line in &lines {
             st.history.push(line);
         }
         // The router-wide consumers are offered the batch under the channel's lock (one read
@@ -602,6 +699,44 @@ mod tests {
             0,
             "a dropped subscription leaves the channel"
         );
+    }
+
+    #[test]
+    fn lines_numbered_by_a_bus_keep_their_seq_and_repeats_are_skipped() {
+        let shop = channel(0, 10);
+        let tail = shop.subscribe("tail", "t.1", LineFilter::default(), 100);
+        let numbered = |seqs: &[u64]| -> Vec<LogLine> {
+            seqs.iter()
+                .map(|&s| {
+                    let mut l = crate::line::tests::line("shop", "app", "web.1", "x", s as i64);
+                    l.seq = s;
+                    l
+                })
+                .collect()
+        };
+        assert_eq!(shop.publish_numbered(numbered(&[4096, 4097])), 2);
+        assert_eq!(
+            shop.publish_numbered(numbered(&[4097, 8192])),
+            1,
+            "4097 again"
+        );
+        let seqs: Vec<u64> = shop
+            .history(10, &LineFilter::default())
+            .iter()
+            .map(|l| l.seq)
+            .collect();
+        assert_eq!(seqs, [4096, 4097, 8192]);
+        assert_eq!(shop.last_seq(), 8192);
+        assert_eq!(tail.queue().try_take(10).lines.len(), 3);
+        // Admission for the bus applies the budget and publishes none of the lines itself:
+        // only the refusal is told here, as L12.
+        let limited = channel(2, 10);
+        let mut lines = batch(0..5);
+        assert_eq!(limited.admit(&mut lines, Timestamp::now()), 2);
+        assert_eq!(lines.len(), 2);
+        let told = limited.history(10, &LineFilter::default());
+        assert_eq!(told.len(), 1);
+        assert!(told[0].message.starts_with(b"Error L12"), "{told:?}");
     }
 
     #[test]

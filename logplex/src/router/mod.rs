@@ -26,9 +26,13 @@ pub use seq::{SEQ_BLOCK, SeqFileError};
 pub(crate) use seq::{SeqFile, seq_dir};
 pub use stats::{ChannelStats, ConsumerStats, HistoryStats, Reject, RejectCounts};
 
+use crate::bus::LineBus;
 use crate::history::{DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_LINES};
 use crate::line::AppName;
-use crate::registry::{ApiKey, App, Caller, KeyScope, NewKey, Registry, RegistryError, Token};
+use crate::registry::{
+    ApiKey, App, Caller, KeyScope, NewKey, Registry, RegistryDiff, RegistryError, RegistryRecords,
+    RegistryStore, Token, diff_to,
+};
 use crate::time::Timestamp;
 use consumers::Consumers;
 
@@ -48,6 +52,9 @@ pub struct RouterConfig {
     /// Where each app's seq file is kept (`seq_dir(data_dir)`), so that `seq` stays
     /// monotonic across restarts; `None`: in memory, each start numbers from 1.
     pub seq_dir: Option<std::path::PathBuf>,
+    /// A cluster node about to join: until its log bus is installed, ingest refuses lines
+    /// (they could reach no other node nor any drain) and readiness fails.
+    pub awaits_bus: bool,
 }
 
 impl Default for RouterConfig {
@@ -59,6 +66,7 @@ impl Default for RouterConfig {
             app_rate: 1_000_000,
             max_tails_per_app: 20,
             seq_dir: None,
+            awaits_bus: false,
         }
     }
 }
@@ -72,6 +80,8 @@ pub struct TokenTarget {
     pub source: Bytes,
     /// The token itself.
     pub token: Arc<str>,
+    /// The id of the app (a cluster's bus names the app by it).
+    pub app_id: Arc<str>,
 }
 
 /// Something outside the router that hangs on apps' ids (drains, saved history) and must
@@ -94,6 +104,13 @@ struct Inner {
     limits: LimitCounters,
     ingest: crate::ingest::IngestStats,
     stopping: AtomicBool,
+    /// A cluster's configuration store: changes go through it before memory (`None`: the
+    /// embedded default, `registry.json`).
+    store: RwLock<Option<Arc<dyn RegistryStore>>>,
+    /// One change through the store at a time on this node.
+    store_writes: std::sync::Mutex<()>,
+    /// A cluster's log bus: accepted lines go through it (`None`: straight to the channel).
+    bus: RwLock<Option<Arc<dyn LineBus>>>,
 }
 
 /// The router. Cheap to clone: every clone is the same router.
@@ -117,6 +134,9 @@ impl Router {
                 limits: LimitCounters::default(),
                 ingest: crate::ingest::IngestStats::default(),
                 stopping: AtomicBool::new(false),
+                store: RwLock::new(None),
+                store_writes: std::sync::Mutex::new(()),
+                bus: RwLock::new(None),
             }),
         };
         let names: Vec<String> = router.registry().apps().map(|a| a.name.clone()).collect();
@@ -145,20 +165,22 @@ impl Router {
         &self,
         f: impl FnOnce(&mut Registry) -> Result<T, RegistryError>,
     ) -> Result<T, RegistryError> {
+        let store = self
+            .inner
+            .store
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(store) = store {
+            return self.change_through(store.as_ref(), f);
+        }
         let (out, snapshot) = {
             let mut registry = self
                 .inner
                 .registry
                 .write()
                 .unwrap_or_else(|p| p.into_inner());
-            let out = f(&mut registry).inspect_err(|e| match e {
-                RegistryError::TooMany { what: "tokens", .. } => {
-                    self.inner.limits.hit(Limit::TokensPerApp)
-                }
-                RegistryError::TooMany { .. } => self.inner.limits.hit(Limit::KeysPerApp),
-                RegistryError::InvalidSourceName { .. } => self.inner.limits.hit(Limit::TokenName),
-                _ => {}
-            })?;
+            let out = f(&mut registry).inspect_err(|e| self.count_limit(e))?;
             let snapshot = registry.snapshot()?;
             self.inner.generation.fetch_add(1, Ordering::Release);
             (out, snapshot)
@@ -167,6 +189,156 @@ impl Router {
             file.write(&snapshot)?;
         }
         Ok(out)
+    }
+
+    /// A change through the store: tried on a copy, committed to the store (outside the
+    /// registry's lock: ingest never waits on it), then applied in memory. A store that cannot
+    /// be reached changes nothing (`RegistryError::Unavailable`).
+    fn change_through<T>(
+        &self,
+        store: &dyn RegistryStore,
+        f: impl FnOnce(&mut Registry) -> Result<T, RegistryError>,
+    ) -> Result<T, RegistryError> {
+        let _one = self.store_writes();
+        let before = self.registry().scratch();
+        let mut after = before.scratch();
+        let out = f(&mut after).inspect_err(|e| self.count_limit(e))?;
+        let diff = before.diff(&after);
+        if !diff.is_empty() {
+            store.commit(&diff)?;
+            self.apply_diff(&diff);
+        }
+        Ok(out)
+    }
+
+    /// The one-change-at-a-time lock of changes through the store. Its holder waits on the
+    /// store (a worker thread handed over with `block_in_place`); a thread that must wait for
+    /// it here hands its worker over too, so that waiting writers never leave the runtime
+    /// without a worker to drive the very I/O the holder waits on.
+    fn store_writes(&self) -> std::sync::MutexGuard<'_, ()> {
+        let lock = &self.inner.store_writes;
+        match lock.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                let multi = tokio::runtime::Handle::try_current().is_ok_and(|h| {
+                    h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+                });
+                let wait = || lock.lock().unwrap_or_else(|p| p.into_inner());
+                if multi {
+                    tokio::task::block_in_place(wait)
+                } else {
+                    wait()
+                }
+            }
+        }
+    }
+
+    fn count_limit(&self, e: &RegistryError) {
+        match e {
+            RegistryError::TooMany { what: "tokens", .. } => {
+                self.inner.limits.hit(Limit::TokensPerApp)
+            }
+            RegistryError::TooMany { .. } => self.inner.limits.hit(Limit::KeysPerApp),
+            RegistryError::InvalidSourceName { .. } => self.inner.limits.hit(Limit::TokenName),
+            _ => {}
+        }
+    }
+
+    /// From now on, registry changes go through `store` before memory (a cluster node's
+    /// PostgreSQL); the file is no longer written.
+    pub fn set_registry_store(&self, store: Arc<dyn RegistryStore>) {
+        *self.inner.store.write().unwrap_or_else(|p| p.into_inner()) = Some(store);
+    }
+
+    /// Everything the registry holds, as records.
+    pub fn registry_records(&self) -> RegistryRecords {
+        self.registry().records()
+    }
+
+    /// Makes the registry hold exactly `records` (read whole from the store after another
+    /// node's change): apps new here get a channel, apps gone close theirs and are let go
+    /// everywhere, and cached token look-ups are made again. Returns whether anything changed.
+    pub fn replace_registry(&self, records: &RegistryRecords) -> bool {
+        let diff = diff_to(&self.registry(), records);
+        if diff.is_empty() {
+            return false;
+        }
+        self.apply_diff(&diff);
+        true
+    }
+
+    /// `replace_registry`, but only if `current()` still says `records` are current, asked
+    /// while no change of this node's can commit (a read that overlapped one may predate it,
+    /// and would undo it for a moment): `None` when not, or when a change is committing now
+    /// (it never waits: it runs on the runtime's threads, which the commit needs).
+    pub fn replace_registry_if(
+        &self,
+        records: &RegistryRecords,
+        current: &dyn Fn() -> bool,
+    ) -> Option<bool> {
+        // Never waits: a change of this node's is committing (the caller reads again later).
+        let _one = match self.inner.store_writes.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        if !current() {
+            return None;
+        }
+        let diff = diff_to(&self.registry(), records);
+        if diff.is_empty() {
+            return Some(false);
+        }
+        self.apply_diff(&diff);
+        Some(true)
+    }
+
+    fn apply_diff(&self, diff: &RegistryDiff) {
+        let gone: Vec<App> = {
+            let mut registry = self
+                .inner
+                .registry
+                .write()
+                .unwrap_or_else(|p| p.into_inner());
+            let gone = diff
+                .removed_apps
+                .iter()
+                .filter_map(|id| registry.app_by_id(id).cloned())
+                .collect();
+            registry.apply(diff);
+            self.inner.generation.fetch_add(1, Ordering::Release);
+            gone
+        };
+        for app in gone {
+            self.forget_app(&app);
+        }
+        for app in &diff.added.apps {
+            if self.channel(&app.name).is_none() {
+                self.open_channel(&app.name);
+            }
+        }
+    }
+
+    /// Installs the cluster's log bus: from now on ingest hands accepted lines to it, and
+    /// they reach the channels through `Channel::publish_numbered` (the bus reader).
+    pub fn set_bus(&self, bus: Arc<dyn LineBus>) {
+        *self.inner.bus.write().unwrap_or_else(|p| p.into_inner()) = Some(bus);
+    }
+
+    /// Whether this router is a cluster node that has not joined yet (`awaits_bus`, and no
+    /// bus installed): ingest refuses, readiness fails.
+    pub fn awaiting_bus(&self) -> bool {
+        self.inner.config.awaits_bus && self.bus().is_none()
+    }
+
+    /// The log bus, when the router is a cluster node.
+    pub fn bus(&self) -> Option<Arc<dyn LineBus>> {
+        self.inner
+            .bus
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn channels(&self) -> RwLockReadGuard<'_, HashMap<String, Arc<Channel>>> {
@@ -210,7 +382,9 @@ impl Router {
     /// Makes an app, its channel and its first ingest token.
     pub fn create_app(&self, name: &str) -> Result<(App, Token), RegistryError> {
         let made = self.change(|r| r.create_app(name))?;
-        self.open_channel(name);
+        if self.channel(name).is_none() {
+            self.open_channel(name);
+        }
         Ok(made)
     }
 
@@ -218,15 +392,23 @@ impl Router {
     /// everything hung on its id elsewhere (drains, sessions, saved history) is let go at once.
     pub fn delete_app(&self, name: &str) -> Result<App, RegistryError> {
         let app = self.change(|r| r.delete_app(name))?;
+        self.forget_app(&app);
+        Ok(app)
+    }
+
+    /// Closes a deleted app's channel and tells every hook, once (the channel's removal is
+    /// the proof it was not done already).
+    fn forget_app(&self, app: &App) {
         let channel = self
             .inner
             .channels
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(name);
-        if let Some(channel) = channel {
-            channel.close();
-        }
+            .remove(&app.name);
+        let Some(channel) = channel else {
+            return;
+        };
+        channel.close();
         let hooks: Vec<_> = self
             .inner
             .lifecycle
@@ -234,9 +416,8 @@ impl Router {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         for hook in hooks {
-            hook.app_deleted(&app);
+            hook.app_deleted(app);
         }
-        Ok(app)
     }
 
     /// Tells `hook` of every app deleted from now on.
@@ -305,21 +486,23 @@ impl Router {
     /// Where a token's lines go, if it is a live token of a live app.
     pub fn resolve_token(&self, token: &[u8]) -> Option<TokenTarget> {
         let token = std::str::from_utf8(token).ok()?;
-        let (app, source) = {
+        let (app, source, app_id) = {
             let reg = self.registry();
             let t = reg.token(token)?;
+            let app_id = Arc::from(t.app_id.as_str());
             // The usual name is a static `Bytes`: cloning it per line touches no counter.
             let source = match t.name.as_str() {
                 "app" => Bytes::from_static(crate::line::APP_SOURCE),
                 name => Bytes::copy_from_slice(name.as_bytes()),
             };
-            (reg.app_by_id(&t.app_id)?.name.clone(), source)
+            (reg.app_by_id(&t.app_id)?.name.clone(), source, app_id)
         };
         let channel = self.channel(&app)?;
         Some(TokenTarget {
             channel,
             source,
             token: Arc::from(token),
+            app_id,
         })
     }
 
@@ -341,6 +524,22 @@ impl Router {
     /// Replaces key `id` with a new one, if `by` may act on it.
     pub fn rotate_key(&self, id: &str, by: &KeyScope) -> Result<NewKey, RegistryError> {
         self.change(|r| r.rotate_key(id, by))
+    }
+
+    /// Makes sure operator key `secret` works (a cluster node's key given at start, or the
+    /// one it made at its first start), without retiring any other node's: `configured` says
+    /// which (a configured key cannot be revoked through the API).
+    pub fn ensure_operator_key(&self, secret: &str, configured: bool) -> Result<(), RegistryError> {
+        if self
+            .authenticate(secret)
+            .is_some_and(|c| c.scope == KeyScope::Operator)
+        {
+            return Ok(());
+        }
+        self.change(|r| {
+            r.ensure_operator_key(secret, configured);
+            Ok(())
+        })
     }
 
     /// Who presents API key `secret`, if anyone.
@@ -441,6 +640,122 @@ mod tests {
         assert!(router.generation() > g);
         assert!(router.resolve_token(token.token.as_bytes()).is_none());
         assert!(router.resolve_token(b"\xff\xfe").is_none());
+    }
+
+    /// A cluster's store that takes every change, or none (PostgreSQL away).
+    #[derive(Debug, Default)]
+    struct FakeStore {
+        down: AtomicBool,
+        commits: std::sync::Mutex<Vec<RegistryDiff>>,
+    }
+
+    impl RegistryStore for FakeStore {
+        fn commit(&self, diff: &RegistryDiff) -> Result<(), RegistryError> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(RegistryError::Unavailable("down".into()));
+            }
+            self.commits.lock().unwrap().push(diff.clone());
+            Ok(())
+        }
+    }
+
+    #[derive(Debug, Default)]
+    struct Deleted(std::sync::Mutex<Vec<String>>);
+
+    impl AppLifecycle for Deleted {
+        fn app_deleted(&self, app: &App) {
+            self.0.lock().unwrap().push(app.name.clone());
+        }
+    }
+
+    #[test]
+    fn with_a_store_a_change_is_committed_first_and_an_outage_changes_nothing() {
+        let router = Router::new(RouterConfig::default(), Registry::in_memory());
+        let store = Arc::new(FakeStore::default());
+        router.set_registry_store(store.clone());
+        let (_, token) = router.create_app("shop").unwrap();
+        assert!(router.channel("shop").is_some());
+        assert!(router.resolve_token(token.token.as_bytes()).is_some());
+        assert_eq!(store.commits.lock().unwrap().len(), 1);
+
+        store.down.store(true, Ordering::SeqCst);
+        let g = router.generation();
+        assert!(matches!(
+            router.create_app("blog"),
+            Err(RegistryError::Unavailable(_))
+        ));
+        assert!(matches!(
+            router.revoke_token("shop", &token.token),
+            Err(RegistryError::Unavailable(_))
+        ));
+        assert!(router.app("blog").is_none() && router.channel("blog").is_none());
+        assert_eq!(router.generation(), g, "nothing changed");
+        // Ingest with a known token goes on.
+        assert!(router.resolve_token(token.token.as_bytes()).is_some());
+        // A refusal of the registry's own is still that, not an outage.
+        assert!(matches!(
+            router.create_app("Not A Name"),
+            Err(RegistryError::InvalidAppName(_))
+        ));
+    }
+
+    #[test]
+    fn another_nodes_changes_open_and_close_channels_and_tell_the_hooks_once() {
+        let other = Router::new(RouterConfig::default(), Registry::in_memory());
+        other.create_app("shop").unwrap();
+        other.create_app("blog").unwrap();
+        let router = Router::new(RouterConfig::default(), Registry::in_memory());
+        let deleted = Arc::new(Deleted::default());
+        router.on_app_deleted(deleted.clone());
+        assert!(router.replace_registry(&other.registry_records()));
+        assert!(router.channel("shop").is_some() && router.channel("blog").is_some());
+        assert!(
+            !router.replace_registry(&other.registry_records()),
+            "no change"
+        );
+
+        other.delete_app("blog").unwrap();
+        let (_, token) = other.create_app("blog").unwrap(); // the same name, a new id
+        assert!(router.replace_registry(&other.registry_records()));
+        assert_eq!(*deleted.0.lock().unwrap(), ["blog"]);
+        let blog = router.channel("blog").expect("the new app's channel");
+        assert!(!blog.is_closed());
+        assert!(router.resolve_token(token.token.as_bytes()).is_some());
+        // A read found stale is not applied.
+        other.delete_app("shop").unwrap();
+        assert_eq!(
+            router.replace_registry_if(&other.registry_records(), &|| false),
+            None
+        );
+        assert!(router.channel("shop").is_some());
+    }
+
+    #[derive(Debug)]
+    struct NoBus;
+
+    impl LineBus for NoBus {
+        fn publish(
+            &self,
+            _app_id: Arc<str>,
+            _lines: Vec<crate::line::LogLine>,
+        ) -> crate::bus::BusFuture<'_> {
+            Box::pin(async { Err(crate::bus::BusError("none".into())) })
+        }
+    }
+
+    #[test]
+    fn a_node_about_to_join_awaits_its_bus_and_then_does_not() {
+        let plain = Router::new(RouterConfig::default(), Registry::in_memory());
+        assert!(!plain.awaiting_bus());
+        let config = RouterConfig {
+            awaits_bus: true,
+            ..RouterConfig::default()
+        };
+        let node = Router::new(config, Registry::in_memory());
+        assert!(node.awaiting_bus());
+        node.set_bus(Arc::new(NoBus));
+        assert!(!node.awaiting_bus());
+        assert!(node.bus().is_some());
     }
 
     #[test]
