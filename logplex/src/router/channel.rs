@@ -199,34 +199,8 @@ impl Channel {
     ) -> BatchOutcome {
         let n = lines.len();
         let mut st = self.lock();
-        if st.closed {
-            drop(st);
-            self.rejected.add(Reject::Closed, n as u64);
-            return BatchOutcome::Closed;
-        }
-        if let Some(id) = frame_id
-            && st.recent_frames.iter().any(|f| f == id)
-        {
-            return BatchOutcome::Duplicate;
-        }
-        if !st.budget.admit_all(n, now) {
-            self.rejected.add(Reject::RateLimited, n as u64);
-            match &mut st.rate_loss {
-                Some(loss) => loss.dropped += n as u64,
-                None => {
-                    st.rate_loss = Some(Loss {
-                        dropped: n as u64,
-                        since: now,
-                    })
-                }
-            }
-            return BatchOutcome::RateLimited;
-        }
-        if let Some(id) = frame_id {
-            if st.recent_frames.len() >= RECENT_FRAMES {
-                st.recent_frames.pop_front();
-            }
-            st.recent_frames.push_back(id.to_owned());
+        if let Some(refused) = self.take_whole(&mut st, n, frame_id, now) {
+            return refused;
         }
         if let Some(report) = self.rate_report(&mut st, now) {
             lines.insert(0, report);
@@ -267,20 +241,38 @@ impl Channel {
     /// `Accepted` batch goes to the log bus.
     pub fn admit_batch(&self, n: usize, frame_id: Option<&str>, now: Timestamp) -> BatchOutcome {
         let mut st = self.lock();
+        if let Some(refused) = self.take_whole(&mut st, n, frame_id, now) {
+            return refused;
+        }
+        match self.rate_report(&mut st, now) {
+            Some(report) => self.fan_out(st, vec![report]),
+            None => drop(st),
+        }
+        self.accepted.fetch_add(n as u64, Ordering::Relaxed);
+        BatchOutcome::Accepted(n)
+    }
+
+    /// Whether a batch of `n` lines is taken whole (`publish_batch`, `admit_batch`): `None`
+    /// when it is (its frame id now remembered), else the refusal, counted.
+    fn take_whole(
+        &self,
+        st: &mut State,
+        n: usize,
+        frame_id: Option<&str>,
+        now: Timestamp,
+    ) -> Option<BatchOutcome> {
         if st.closed {
-            drop(st);
             self.rejected.add(Reject::Closed, n as u64);
-            return BatchOutcome::Closed;
+            return Some(BatchOutcome::Closed);
         }
         if let Some(id) = frame_id
             && st.recent_frames.iter().any(|f| f == id)
         {
-            return BatchOutcome::Duplicate;
+            return Some(BatchOutcome::Duplicate);
         }
         if !st.budget.admit_all(n, now) {
-            self.rejected.add(Reject::RateLimited, n as u64);
-            self.note_rate_loss(&mut st, n as u64, now);
-            return BatchOutcome::RateLimited;
+            self.note_rate_loss(st, n as u64, now);
+            return Some(BatchOutcome::RateLimited);
         }
         if let Some(id) = frame_id {
             if st.recent_frames.len() >= RECENT_FRAMES {
@@ -288,8 +280,7 @@ impl Channel {
             }
             st.recent_frames.push_back(id.to_owned());
         }
-        self.accepted.fetch_add(n as u64, Ordering::Relaxed);
-        BatchOutcome::Accepted(n)
+        None
     }
 
     fn note_rate_loss(&self, st: &mut State, excess: u64, now: Timestamp) {
@@ -737,6 +728,35 @@ mod tests {
         let told = limited.history(10, &LineFilter::default());
         assert_eq!(told.len(), 1);
         assert!(told[0].message.starts_with(b"Error L12"), "{told:?}");
+    }
+
+    #[test]
+    fn a_batch_for_the_bus_is_decided_as_publish_batch_decides_and_counted_once() {
+        let now = Timestamp::now();
+        let (bus, direct) = (channel(3, 10), channel(3, 10));
+        assert_eq!(
+            bus.admit_batch(2, Some("f1"), now),
+            BatchOutcome::Accepted(2)
+        );
+        assert_eq!(
+            direct.publish_batch(batch(0..2), Some("f1"), now),
+            BatchOutcome::Accepted(2)
+        );
+        for c in [&bus, &direct] {
+            assert_eq!(c.rejected().get(Reject::RateLimited), 0);
+        }
+        assert_eq!(bus.admit_batch(2, Some("f1"), now), BatchOutcome::Duplicate);
+        assert_eq!(
+            bus.admit_batch(5, Some("f2"), now),
+            BatchOutcome::RateLimited
+        );
+        assert_eq!(
+            direct.publish_batch(batch(0..5), Some("f2"), now),
+            BatchOutcome::RateLimited
+        );
+        // Refused whole and counted once (the bus's path had counted it twice).
+        assert_eq!(bus.rejected().get(Reject::RateLimited), 5);
+        assert_eq!(direct.rejected().get(Reject::RateLimited), 5);
     }
 
     #[test]
