@@ -30,7 +30,7 @@ use crate::notice::Notice;
 use crate::persist::{encode_frame, history_dir, history_magic, history_path, read_history};
 use crate::platform::PlatformEvent;
 use crate::registry::App;
-use crate::router::{AppLifecycle, Router};
+use crate::router::{AppIds, AppLifecycle, Router};
 
 /// How the history log writes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -423,37 +423,6 @@ impl AppLifecycle for Forget {
     fn app_deleted(&self, app: &App) {
         let mut files = self.0.lock().unwrap_or_else(|p| p.into_inner());
         files.open.remove(&app.id);
-    }
-}
-
-/// App names to ids, looked up again whenever the registry changes.
-#[derive(Debug)]
-struct AppIds {
-    router: Router,
-    generation: u64,
-    ids: HashMap<AppName, Option<String>>,
-}
-
-impl AppIds {
-    fn new(router: Router) -> AppIds {
-        AppIds {
-            generation: router.generation(),
-            router,
-            ids: HashMap::new(),
-        }
-    }
-
-    fn id(&mut self, name: &AppName) -> Option<String> {
-        let generation = self.router.generation();
-        if generation != self.generation {
-            self.ids.clear();
-            self.generation = generation;
-        }
-        let router = &self.router;
-        self.ids
-            .entry(name.clone())
-            .or_insert_with(|| router.app(name.as_str()).map(|a| a.id))
-            .clone()
     }
 }
 

@@ -62,7 +62,7 @@ pub use rfc5424::{
     write_cached as write_syslog_cached,
 };
 pub use router::{
-    AppLifecycle, Batch, BatchOutcome, CatchUp, Channel, ChannelConfig, ChannelStats,
+    AppIds, AppLifecycle, Batch, BatchOutcome, CatchUp, Channel, ChannelConfig, ChannelStats,
     ConsumerStats, DEFAULT_TAIL_BUFFER, EmitError, Emitter, HistoryStats, LineQueue, Loss,
     QueueCounts, RateBudget, Reject, RejectCounts, Resumed, Router, RouterConfig, SEQ_BLOCK,
     SeqFileError, Subscription, Taken, TokenTarget, TooManyTails,

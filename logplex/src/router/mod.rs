@@ -1,6 +1,7 @@
 //! The router: the registry of apps, tokens and keys, one `Channel` per app, and the
 //! router-wide consumers. Every ingest path, the API and the stack's emitters go through it.
 
+mod app_ids;
 mod budget;
 mod channel;
 mod consumers;
@@ -16,6 +17,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use bytes::Bytes;
 
+pub use app_ids::AppIds;
 pub use budget::RateBudget;
 pub use channel::{BatchOutcome, Channel, ChannelConfig, TooManyTails};
 pub use consumers::{CatchUp, Resumed, Subscription};

@@ -4,12 +4,13 @@
 //! ([`SpoolWriterStats::dropped`]). It syncs every [`SYNC_INTERVAL`], applies retention every
 //! minute, and removes a deleted app's spool at once (the spool is an `AppLifecycle`).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use logplex::{App, AppLifecycle, AppName, LogLine, Router, Subscription, Taken, Timestamp};
+use logplex::{
+    App, AppIds, AppLifecycle, AppName, LogLine, Router, Subscription, Taken, Timestamp,
+};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
@@ -252,34 +253,4 @@ async fn blocking(
     tokio::task::spawn_blocking(f)
         .await
         .unwrap_or(Err(SpoolError::Internal("a spool task panicked")))
-}
-
-/// App names to ids, looked up again whenever the registry changes.
-struct AppIds {
-    router: Router,
-    generation: u64,
-    ids: HashMap<AppName, Option<String>>,
-}
-
-impl AppIds {
-    fn new(router: Router) -> AppIds {
-        AppIds {
-            generation: router.generation(),
-            router,
-            ids: HashMap::new(),
-        }
-    }
-
-    fn id(&mut self, name: &AppName) -> Option<String> {
-        let generation = self.router.generation();
-        if generation != self.generation {
-            self.ids.clear();
-            self.generation = generation;
-        }
-        let router = &self.router;
-        self.ids
-            .entry(name.clone())
-            .or_insert_with(|| router.app(name.as_str()).map(|a| a.id))
-            .clone()
-    }
 }
