@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use cluster_support::{Cluster, SOON, post_logs, wait_until};
+use cluster_support::{Cluster, SOON, post_logs, post_logs_with, wait_until};
 use support::{Router, Stream, TempDir, frames, log_session, send};
 
 /// The messages of `app`'s history on `node`, oldest first.
@@ -119,6 +119,58 @@ fn a_tail_on_one_node_sees_every_nodes_lines_and_every_history_is_the_same() {
 }
 
 #[test]
+fn a_frame_retried_on_another_node_is_stored_once() {
+    let mut cluster = Cluster::new("frameid");
+    let nodes = cluster.nodes(3);
+    let token = nodes[0].create_app("shop");
+    let other = nodes[0].create_app("other");
+    known_everywhere(&nodes, "shop");
+    known_everywhere(&nodes, "other");
+    let body = frames(&token, "web.1", "once", 0..5);
+    let frame_id = "Logplex-Frame-Id: 3f1c0b7e6f1c2b4a4c1e9d3f5a6b7c8d";
+    // The sender's retries (its 204 lost, say) reach each node in turn.
+    for node in &nodes {
+        assert_eq!(post_logs_with(node, &token, &body, 5, &[frame_id]), 204);
+    }
+    // The same frame id from another app is another frame.
+    let other_body = frames(&other, "web.1", "other", 0..5);
+    assert_eq!(
+        post_logs_with(&nodes[1], &other, &other_body, 5, &[frame_id]),
+        204
+    );
+    let marker = frames(&token, "web.1", "marker", 0..1);
+    assert_eq!(post_logs(&nodes[2], &token, &marker, 1), 204);
+    let once: Vec<String> = (0..5).map(|i| format!("once n={i}")).collect();
+    for node in &nodes {
+        wait_until("the marker is in history", SOON, || {
+            history(node, "shop").contains(&"marker n=0".to_owned())
+        });
+        let got: Vec<String> = history(node, "shop")
+            .into_iter()
+            .filter(|m| m.starts_with("once"))
+            .collect();
+        assert_eq!(got, once, "each line once, on every node");
+        wait_until("the other app's batch is in history", SOON, || {
+            history(node, "other").len() == 5
+        });
+    }
+    // The two repeats are counted (each node's heartbeat tells its own).
+    wait_until("the repeats are counted", SOON, || {
+        let report = nodes[0].get_json("/cluster");
+        let counted: u64 = report["nodes"]
+            .as_array()
+            .map(|nodes| {
+                nodes
+                    .iter()
+                    .filter_map(|n| n["status"]["duplicate_lines"].as_u64())
+                    .sum()
+            })
+            .unwrap_or(0);
+        counted == 10
+    });
+}
+
+#[test]
 fn kill_9_of_a_node_under_load_loses_no_acknowledged_line() {
     let mut cluster = Cluster::new("kill");
     let mut nodes = cluster.nodes(3);
@@ -217,20 +269,30 @@ fn a_nats_restart_loses_nothing_acknowledged_and_nodes_reconnect() {
         nodes[1].curl(&["/readyz"]).0 == 503
     });
     let during = frames(&token, "web.1", "during", 0..10);
-    assert_eq!(post_logs(&nodes[1], &token, &during, 10), 503);
+    let frame_id = "Logplex-Frame-Id: during-1";
+    assert_eq!(
+        post_logs_with(&nodes[1], &token, &during, 10, &[frame_id]),
+        503
+    );
 
     let nats = nats_server(port, &store.0);
     let after = frames(&token, "web.1", "after", 0..10);
     wait_until("node 1 takes lines again", Duration::from_secs(30), || {
         post_logs(&nodes[1], &token, &after, 10) == 204
     });
+    // The refused batch's retry, with the same frame id to the same node, is stored: a frame
+    // id counts as seen only once the bus has its batch.
+    assert_eq!(
+        post_logs_with(&nodes[1], &token, &during, 10, &[frame_id]),
+        204
+    );
     for node in &nodes {
         wait_until("the node is ready again", SOON, || {
             node.curl(&["/readyz"]).0 == 200
         });
-        wait_until("both batches are in history", SOON, || {
+        wait_until("the three batches are in history", SOON, || {
             let got = history(node, "shop");
-            ["before", "after"]
+            ["before", "after", "during"]
                 .iter()
                 .all(|p| (0..10).all(|i| got.contains(&format!("{p} n={i}"))))
         });

@@ -60,6 +60,7 @@ impl NodeView {
             "published_lines": self.bus.published_lines.load(Ordering::Relaxed),
             "published_messages": self.bus.published_messages.load(Ordering::Relaxed),
             "publish_failed_lines": self.bus.publish_failed_lines.load(Ordering::Relaxed),
+            "duplicate_lines": self.bus.duplicate_lines.load(Ordering::Relaxed),
         })
     }
 

@@ -6,6 +6,10 @@
 //! `LineBus::publish`; the sender is acknowledged (the `POST /logs` 2xx, the next syslog read)
 //! only once the bus has the lines durably. The lines reach this node's channels, and every
 //! other node's, from the bus's reader, numbered by the bus (`Channel::publish_numbered`).
+//!
+//! A batch may carry a de-duplication id (`POST /logs`'s `Logplex-Frame-Id`): the bus then
+//! stores a batch with an id it already has only once, whichever node the retry reached, and
+//! says so (`Published::Duplicate`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -18,13 +22,32 @@ use crate::line::LogLine;
 #[error("the log bus did not take the batch: {0}")]
 pub struct BusError(pub String);
 
+/// What the bus did with a batch it took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Published {
+    /// Stored (some or all of it new).
+    Stored,
+    /// Every part of it was stored before, under the same de-duplication id: nothing new.
+    Duplicate,
+}
+
 /// What `LineBus::publish` returns.
-pub type BusFuture<'a> = Pin<Box<dyn Future<Output = Result<(), BusError>> + Send + 'a>>;
+pub type BusFuture<'a> = Pin<Box<dyn Future<Output = Result<Published, BusError>> + Send + 'a>>;
+
+/// One app's lines for the bus.
+#[derive(Debug)]
+pub struct BusBatch {
+    /// The app's id (the bus names the app by it).
+    pub app_id: Arc<str>,
+    /// The lines, in order.
+    pub lines: Vec<LogLine>,
+    /// The batch's de-duplication id, unique within the app (`Logplex-Frame-Id`), if any.
+    pub dedup_id: Option<String>,
+}
 
 /// A cluster's log bus.
 pub trait LineBus: Send + Sync + std::fmt::Debug {
-    /// Publishes `lines`, all of the app whose id is `app_id`, in order; resolves once the
-    /// bus has them all durably (or says it has not: the sender is then refused or not
-    /// acknowledged, and may retry).
-    fn publish(&self, app_id: Arc<str>, lines: Vec<LogLine>) -> BusFuture<'_>;
+    /// Publishes `batch`'s lines in order; resolves once the bus has them all durably (or
+    /// says it has not: the sender is then refused or not acknowledged, and may retry).
+    fn publish(&self, batch: BusBatch) -> BusFuture<'_>;
 }

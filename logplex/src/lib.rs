@@ -40,7 +40,7 @@ pub use api::{
     error as api_error, full as api_full, json as api_json, no_such_app, read_body, read_json,
     serve_api,
 };
-pub use bus::{BusError, BusFuture, LineBus};
+pub use bus::{BusBatch, BusError, BusFuture, LineBus, Published};
 pub use component::{Component, StopFuture};
 pub use filter::{LineFilter, PLATFORM_PROCESSES};
 pub use framing::{DEFAULT_MAX_FRAME, FrameDecoder, FrameError, write_octet_counted};

@@ -235,6 +235,17 @@ pub const SOON: Duration = Duration::from_secs(10);
 
 /// `POST /logs` of `frames` with `token` to `router`: the HTTP status.
 pub fn post_logs(router: &Router, token: &str, frames: &[u8], count: usize) -> u16 {
+    post_logs_with(router, token, frames, count, &[])
+}
+
+/// `post_logs` with more request headers (`"Logplex-Frame-Id: f1"`).
+pub fn post_logs_with(
+    router: &Router,
+    token: &str,
+    frames: &[u8],
+    count: usize,
+    headers: &[&str],
+) -> u16 {
     let out = Command::new("curl")
         .args([
             "-sS",
@@ -253,6 +264,7 @@ pub fn post_logs(router: &Router, token: &str, frames: &[u8], count: usize) -> u
             "--data-binary",
             "@-",
         ])
+        .args(headers.iter().flat_map(|h| ["-H", h]))
         .arg(format!("{}/logs", router.api))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())

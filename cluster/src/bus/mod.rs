@@ -15,8 +15,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::{self, Context, stream};
-use logplex::{BusError, BusFuture, LineBus, LogLine};
+use logplex::{BusBatch, BusError, BusFuture, LineBus, Published};
 
 use crate::error::{Result, nats};
 
@@ -62,6 +63,9 @@ pub struct BusStats {
     pub published_lines: AtomicU64,
     /// Messages published and acknowledged.
     pub published_messages: AtomicU64,
+    /// Lines of batches JetStream had already, under the same `Logplex-Frame-Id` (a
+    /// sender's retry, maybe to another node): acknowledged, not stored again.
+    pub duplicate_lines: AtomicU64,
     /// Lines whose publish failed (never acknowledged to their sender).
     pub publish_failed_lines: AtomicU64,
     /// The stream sequence of the last message the reader published locally.
@@ -107,43 +111,54 @@ impl JetStreamBus {
         }
     }
 
-    async fn publish_all(
-        &self,
-        app_id: &str,
-        lines: &[LogLine],
-    ) -> std::result::Result<u64, BusError> {
-        let subject = format!("{}.logs.{app_id}", self.prefix);
-        let payloads = codec::encode(lines);
+    /// Publishes `batch` as messages of `codec::encode`; with a de-duplication id, message
+    /// `i` carries `Nats-Msg-Id: <app-id>/<id>/<i>` (the stream's duplicate window is one for
+    /// all subjects, so the app scopes it), and JetStream stores a repeat of it only once.
+    /// The messages sent, and whether JetStream had every one of them already.
+    async fn publish_all(&self, batch: &BusBatch) -> std::result::Result<(u64, bool), BusError> {
+        let subject = format!("{}.logs.{}", self.prefix, batch.app_id);
+        let payloads = codec::encode(&batch.lines);
         let mut acks = Vec::with_capacity(payloads.len());
         // Every message is sent before any acknowledgement is awaited: one round trip for
         // the batch, not one per message.
-        for payload in payloads {
+        for (i, payload) in payloads.into_iter().enumerate() {
+            let message = PublishMessage::build().payload(payload);
+            let message = match &batch.dedup_id {
+                Some(id) => message.message_id(format!("{}/{id}/{i}", batch.app_id)),
+                None => message,
+            };
             let ack = self
                 .js
-                .publish(subject.clone(), payload)
+                .send_publish(subject.clone(), message)
                 .await
                 .map_err(|e| BusError(e.to_string()))?;
             acks.push(ack);
         }
         let messages = acks.len() as u64;
+        let mut all_repeats = messages > 0;
         for ack in acks {
-            ack.await.map_err(|e| BusError(e.to_string()))?;
+            let ack = ack.await.map_err(|e| BusError(e.to_string()))?;
+            all_repeats &= ack.duplicate;
         }
-        Ok(messages)
+        Ok((messages, all_repeats))
     }
 }
 
 impl LineBus for JetStreamBus {
-    fn publish(&self, app_id: Arc<str>, lines: Vec<LogLine>) -> BusFuture<'_> {
+    fn publish(&self, batch: BusBatch) -> BusFuture<'_> {
         Box::pin(async move {
-            let n = lines.len() as u64;
-            match self.publish_all(&app_id, &lines).await {
-                Ok(messages) => {
+            let n = batch.lines.len() as u64;
+            match self.publish_all(&batch).await {
+                Ok((_, true)) => {
+                    self.stats.duplicate_lines.fetch_add(n, Ordering::Relaxed);
+                    Ok(Published::Duplicate)
+                }
+                Ok((messages, false)) => {
                     self.stats.published_lines.fetch_add(n, Ordering::Relaxed);
                     self.stats
                         .published_messages
                         .fetch_add(messages, Ordering::Relaxed);
-                    Ok(())
+                    Ok(Published::Stored)
                 }
                 Err(e) => {
                     self.stats

@@ -8,7 +8,9 @@
 //!   which and where; 408 a body not in full within the body timeout;
 //! - 503 with `Retry-After` when over the app's rate budget, when the bodies being read at
 //!   once would pass the in-flight budget, or when stopping (worth retrying);
-//! - 204 when accepted, or when its `Logplex-Frame-Id` was accepted already (a retry).
+//! - 204 when accepted, or when its `Logplex-Frame-Id` was accepted already (a retry). On a
+//!   cluster node the log bus remembers frame ids (JetStream's duplicate window, two minutes
+//!   by default), so a retry sent to another node is a duplicate too.
 //!
 //! Counters count what was read: a batch refused before its frames were read counts as one,
 //! whatever its `Logplex-Msg-Count` says.
@@ -25,6 +27,7 @@ use hyper::body::Incoming;
 use crate::api::body::{BodyError, read_within};
 use crate::api::response::{Body, error, full, unauthorized, unavailable};
 use crate::api::{ApiState, auth};
+use crate::bus::{BusBatch, Published};
 use crate::framing::{FrameDecoder, FrameError};
 use crate::ingest::to_line;
 use crate::line::LogLine;
@@ -183,19 +186,34 @@ async fn accept(
         None => target
             .channel
             .publish_batch(lines, frame_id.as_deref(), received),
-        // A cluster node: the batch is acknowledged only once the log bus has it.
-        Some(bus) => match target.channel.admit_batch(n, frame_id.as_deref(), received) {
-            BatchOutcome::Accepted(n) => match bus.publish(target.app_id.clone(), lines).await {
-                Ok(()) => BatchOutcome::Accepted(n),
-                Err(e) => {
-                    tracing::warn!(error = %e, "POST /logs");
-                    state.router.ingest_stats().bus_refused(n as u64);
-                    return Ok(unavailable(
-                        "The log bus did not take the batch; nothing of it was accepted. Retry.",
-                        1,
-                    ));
+        // A cluster node: the batch is acknowledged only once the log bus has it; a frame id
+        // the bus already has (a retry, on this node or another) is a duplicate there.
+        Some(bus) => match target.channel.admit_batch(n, received) {
+            BatchOutcome::Accepted(n) => {
+                let batch = BusBatch {
+                    app_id: target.app_id.clone(),
+                    lines,
+                    dedup_id: frame_id
+                        .as_deref()
+                        .filter(|id| dedups(id))
+                        .map(str::to_owned),
+                };
+                match bus.publish(batch).await {
+                    Ok(Published::Stored) => {
+                        target.channel.count_accepted(n);
+                        BatchOutcome::Accepted(n)
+                    }
+                    Ok(Published::Duplicate) => BatchOutcome::Duplicate,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "POST /logs");
+                        state.router.ingest_stats().bus_refused(n as u64);
+                        return Ok(unavailable(
+                            "The log bus did not take the batch; nothing of it was accepted. Retry.",
+                            1,
+                        ));
+                    }
                 }
-            },
+            }
             other => other,
         },
     };
@@ -216,6 +234,18 @@ async fn accept(
         BatchOutcome::Closed => Ok(unavailable("This app's channel is closed.", 1)),
     }
 }
+
+/// Whether a `Logplex-Frame-Id` serves as the bus's de-duplication id: at most
+/// `MAX_DEDUP_ID` bytes without spaces (Logplex's are 32 hex digits). Another is passed on
+/// unchecked, as a sender without a frame id is.
+fn dedups(frame_id: &str) -> bool {
+    !frame_id.is_empty()
+        && frame_id.len() <= MAX_DEDUP_ID
+        && frame_id.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// The longest `Logplex-Frame-Id` de-duplicated in a cluster.
+const MAX_DEDUP_ID: usize = 128;
 
 /// A body that could not be read, as the app's rejection: one batch, its frames unknown.
 /// A body over the in-flight budget is not the app's doing (the budget is every app's): it

@@ -228,7 +228,12 @@ impl FrameSink {
         let mut result = Ok(());
         for (app_id, lines) in self.outbox.drain(..) {
             let n = lines.len() as u64;
-            if let Err(e) = bus.publish(app_id, lines).await {
+            let batch = crate::bus::BusBatch {
+                app_id,
+                lines,
+                dedup_id: None,
+            };
+            if let Err(e) = bus.publish(batch).await {
                 self.router.ingest_stats().bus_refused(n);
                 result = Err(e);
             }

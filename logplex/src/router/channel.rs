@@ -237,19 +237,25 @@ impl Channel {
     }
 
     /// A cluster node's `POST /logs`: `publish_batch`'s decision for a batch of `n` lines
-    /// (whole or not at all, a repeated `frame_id` skipped), without publishing: an
-    /// `Accepted` batch goes to the log bus.
-    pub fn admit_batch(&self, n: usize, frame_id: Option<&str>, now: Timestamp) -> BatchOutcome {
+    /// (whole or not at all), without publishing: an `Accepted` batch goes to the log bus,
+    /// which de-duplicates its frame id cluster-wide (a frame id remembered here would answer
+    /// a retry after a failed publish as a duplicate, and lose it). Counted as accepted only
+    /// once the bus stored it (`count_accepted`).
+    pub fn admit_batch(&self, n: usize, now: Timestamp) -> BatchOutcome {
         let mut st = self.lock();
-        if let Some(refused) = self.take_whole(&mut st, n, frame_id, now) {
+        if let Some(refused) = self.take_whole(&mut st, n, None, now) {
             return refused;
         }
         match self.rate_report(&mut st, now) {
             Some(report) => self.fan_out(st, vec![report]),
             None => drop(st),
         }
-        self.accepted.fetch_add(n as u64, Ordering::Relaxed);
         BatchOutcome::Accepted(n)
+    }
+
+    /// Counts `n` lines of an admitted batch as accepted: the log bus stored them.
+    pub fn count_accepted(&self, n: usize) {
+        self.accepted.fetch_add(n as u64, Ordering::Relaxed);
     }
 
     /// Whether a batch of `n` lines is taken whole (`publish_batch`, `admit_batch`): `None`
@@ -734,10 +740,7 @@ mod tests {
     fn a_batch_for_the_bus_is_decided_as_publish_batch_decides_and_counted_once() {
         let now = Timestamp::now();
         let (bus, direct) = (channel(3, 10), channel(3, 10));
-        assert_eq!(
-            bus.admit_batch(2, Some("f1"), now),
-            BatchOutcome::Accepted(2)
-        );
+        assert_eq!(bus.admit_batch(2, now), BatchOutcome::Accepted(2));
         assert_eq!(
             direct.publish_batch(batch(0..2), Some("f1"), now),
             BatchOutcome::Accepted(2)
@@ -745,11 +748,11 @@ mod tests {
         for c in [&bus, &direct] {
             assert_eq!(c.rejected().get(Reject::RateLimited), 0);
         }
-        assert_eq!(bus.admit_batch(2, Some("f1"), now), BatchOutcome::Duplicate);
-        assert_eq!(
-            bus.admit_batch(5, Some("f2"), now),
-            BatchOutcome::RateLimited
-        );
+        // Not counted as accepted until the bus has stored it.
+        assert_eq!(bus.accepted(), 0);
+        bus.count_accepted(2);
+        assert_eq!(bus.accepted(), direct.accepted());
+        assert_eq!(bus.admit_batch(5, now), BatchOutcome::RateLimited);
         assert_eq!(
             direct.publish_batch(batch(0..5), Some("f2"), now),
             BatchOutcome::RateLimited

@@ -736,11 +736,7 @@ mod tests {
     struct NoBus;
 
     impl LineBus for NoBus {
-        fn publish(
-            &self,
-            _app_id: Arc<str>,
-            _lines: Vec<crate::line::LogLine>,
-        ) -> crate::bus::BusFuture<'_> {
+        fn publish(&self, _batch: crate::bus::BusBatch) -> crate::bus::BusFuture<'_> {
             Box::pin(async { Err(crate::bus::BusError("none".into())) })
         }
     }
