@@ -12,7 +12,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use cluster_support::{Cluster, SOON, post_logs, post_logs_with, wait_until};
-use support::{Router, Stream, TempDir, frames, log_session, send};
+use support::{Router, Stream, TempDir, fields, frames, log_session, send};
 
 /// The messages of `app`'s history on `node`, oldest first.
 fn history(node: &Router, app: &str) -> Vec<String> {
@@ -168,6 +168,58 @@ fn a_frame_retried_on_another_node_is_stored_once() {
             .unwrap_or(0);
         counted == 10
     });
+}
+
+#[test]
+fn paas_up_s_own_lines_reach_every_node_through_the_bus() {
+    let mut cluster = Cluster::new("up");
+    let node = cluster.node(0, &[]);
+    let up = cluster.up(1, &["--scale", "web=1", "--scale", "worker=0"]);
+    wait_until("node 0 knows paas up's app", SOON, || {
+        node.curl(&["/apps/hello"]).0 == 200
+    });
+    // The dyno's own output (its boot line) and the platform's lines reach node 0.
+    wait_until("the web dyno's output is on node 0", SOON, || {
+        node.history("hello", &["--source", "app"])
+            .iter()
+            .any(|l| l.contains("[web.1]"))
+    });
+    // 20 characters at least, or the proxy makes its own (as Heroku's router does).
+    let id = format!("cluster-up-{:0>20}", std::process::id());
+    let proxy = up.proxy.clone().expect("paas up's proxy");
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .args(["-H", &format!("X-Request-Id: {id}")])
+        .arg(format!("{proxy}/"))
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+    // The proxy's router line, written on node 1, is in node 0's history (and once in node
+    // 1's: through the bus, not also straight into its own channel).
+    let needle = format!("request_id={id} ");
+    for router in [&node, &up] {
+        wait_until("the router line is on the node", SOON, || {
+            router
+                .history("hello", &["--source", "router"])
+                .iter()
+                .any(|l| l.contains(&needle))
+        });
+        let lines: Vec<String> = router
+            .history("hello", &["--source", "router"])
+            .into_iter()
+            .filter(|l| l.contains(&needle))
+            .collect();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!(fields(&lines[0])["status"], "200");
+    }
 }
 
 #[test]

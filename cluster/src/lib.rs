@@ -233,9 +233,18 @@ impl Component for Cluster {
         "cluster"
     }
 
-    /// Ends the node's tasks; its heartbeat row ages out of `alive`.
-    fn stop(&self, _within: Duration) -> StopFuture<'_> {
+    /// Publishes what the node's emitters wrote last (within half of `within`), then ends
+    /// the node's tasks; its heartbeat row ages out of `alive`.
+    fn stop(&self, within: Duration) -> StopFuture<'_> {
         Box::pin(async move {
+            if let Some(outbox) = self.shared.router.outbox()
+                && !outbox.flush(within / 2).await
+            {
+                tracing::warn!(
+                    lines = outbox.pending(),
+                    "stopping before the bus took the emitters' last lines"
+                );
+            }
             let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
             for task in tasks {
                 task.abort();

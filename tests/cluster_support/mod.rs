@@ -149,6 +149,26 @@ impl Cluster {
         Router::start(dir, &all)
     }
 
+    /// Starts `paas up` (the example app) as node `node`, in a new data directory, with
+    /// `extra` flags: the cluster's database is its `--cluster-database-url` (its own
+    /// `--database-url` is the app's).
+    pub fn up(&mut self, node: usize, extra: &[&str]) -> Router {
+        let dir = TempDir::new(&format!("cluster-up{node}"));
+        let flags: Vec<String> = self
+            .flags(node)
+            .into_iter()
+            .map(|f| match f.as_str() {
+                "--database-url" => "--cluster-database-url".to_owned(),
+                _ => f,
+            })
+            .collect();
+        let mut all: Vec<&str> = flags.iter().map(String::as_str).collect();
+        all.extend_from_slice(extra);
+        let router = Router::up(&dir.0, &all);
+        self.dirs.push(dir);
+        router
+    }
+
     /// Starts `n` nodes at once (their migrations race for the advisory lock).
     pub fn nodes(&mut self, n: usize) -> Vec<Router> {
         let dirs: Vec<TempDir> = (0..n)

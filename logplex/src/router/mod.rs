@@ -7,6 +7,7 @@ mod channel;
 mod consumers;
 mod emitter;
 mod limits;
+mod outbox;
 mod queue;
 mod seq;
 pub(crate) mod stats;
@@ -23,6 +24,7 @@ pub use channel::{BatchOutcome, Channel, ChannelConfig, TooManyTails};
 pub use consumers::{CatchUp, Resumed, Subscription};
 pub use emitter::{EmitError, Emitter};
 pub use limits::{Limit, LimitCounters};
+pub use outbox::{BusOutbox, OUTBOX_CAPACITY};
 pub use queue::{Batch, DEFAULT_TAIL_BUFFER, LineQueue, Loss, QueueCounts, Taken};
 pub use seq::{SEQ_BLOCK, SeqFileError};
 pub(crate) use seq::{SeqFile, seq_dir};
@@ -113,6 +115,8 @@ struct Inner {
     store_writes: std::sync::Mutex<()>,
     /// A cluster's log bus: accepted lines go through it (`None`: straight to the channel).
     bus: RwLock<Option<Arc<dyn LineBus>>>,
+    /// Where emitters' lines wait for the bus (with the bus).
+    outbox: RwLock<Option<Arc<BusOutbox>>>,
 }
 
 /// The router. Cheap to clone: every clone is the same router.
@@ -139,6 +143,7 @@ impl Router {
                 store: RwLock::new(None),
                 store_writes: std::sync::Mutex::new(()),
                 bus: RwLock::new(None),
+                outbox: RwLock::new(None),
             }),
         };
         let names: Vec<String> = router.registry().apps().map(|a| a.name.clone()).collect();
@@ -323,9 +328,23 @@ impl Router {
     }
 
     /// Installs the cluster's log bus: from now on ingest hands accepted lines to it, and
-    /// they reach the channels through `Channel::publish_numbered` (the bus reader).
+    /// they reach the channels through `Channel::publish_numbered` (the bus reader). Emitters
+    /// made from now on write through its outbox (started here when within a tokio runtime).
     pub fn set_bus(&self, bus: Arc<dyn LineBus>) {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let outbox = outbox::start(self, bus.clone(), OUTBOX_CAPACITY);
+            *self.inner.outbox.write().unwrap_or_else(|p| p.into_inner()) = Some(outbox);
+        }
         *self.inner.bus.write().unwrap_or_else(|p| p.into_inner()) = Some(bus);
+    }
+
+    /// The outbox of emitters' lines to the bus, when the router is a cluster node.
+    pub fn outbox(&self) -> Option<Arc<BusOutbox>> {
+        self.inner
+            .outbox
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Whether this router is a cluster node that has not joined yet (`awaits_bus`, and no
@@ -549,9 +568,18 @@ impl Router {
         self.registry().authenticate(secret)
     }
 
-    /// An emitter writing into `app` as `source`, for the stack's layers.
+    /// An emitter writing into `app` as `source`, for the stack's layers: into its channel,
+    /// or on a cluster node through the outbox to the bus.
     pub fn emitter(&self, app: &str, source: &str) -> Option<Emitter> {
-        self.channel(app).map(|c| Emitter::new(c, source))
+        let channel = self.channel(app)?;
+        let emitter = Emitter::new(channel, source);
+        match self.outbox() {
+            Some(outbox) => {
+                let app_id = Arc::from(self.registry().app(app)?.id.as_str());
+                Some(emitter.through(outbox, app_id, self.clone()))
+            }
+            None => Some(emitter),
+        }
     }
 
     /// A router-wide consumer: every app's lines, in a queue of `capacity` lines of its own.
