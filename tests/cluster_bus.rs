@@ -168,6 +168,18 @@ fn a_frame_retried_on_another_node_is_stored_once() {
             .unwrap_or(0);
         counted == 10
     });
+    // And on /metrics, summed over the nodes.
+    let on_metrics: u64 = nodes
+        .iter()
+        .map(|n| {
+            let (_, body) = n.curl(&["/metrics"]);
+            body.lines()
+                .find_map(|l| l.strip_prefix("logplex_cluster_bus_duplicate_lines_total "))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .expect("logplex_cluster_bus_duplicate_lines_total on /metrics")
+        })
+        .sum();
+    assert_eq!(on_metrics, 10);
 }
 
 #[test]

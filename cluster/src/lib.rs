@@ -32,6 +32,7 @@
 mod bus;
 mod config;
 mod error;
+mod metrics;
 mod shared;
 mod status;
 

@@ -503,6 +503,7 @@ pub async fn start(
             );
             drains.shared = Some(node.shared_delivery());
             logplex.api().set_cluster(node.clone());
+            logplex.api().register_metrics(node.clone());
             logplex.add_component(node.clone());
             Some(node)
         }

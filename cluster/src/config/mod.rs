@@ -115,7 +115,10 @@ impl PgStore {
         }
         let mut client = self.client(&self.writer, "writer").await?;
         bounded("import drains", async {
-            let tx = client.transaction().await.map_err(pg("import drains: begin"))?;
+            let tx = client
+                .transaction()
+                .await
+                .map_err(pg("import drains: begin"))?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&migrate::LOCK_KEY])
                 .await
                 .map_err(pg("import drains: lock"))?;
@@ -133,24 +136,7 @@ impl PgStore {
             }
             let mut imported = 0;
             for d in local {
-                imported += tx
-                    .execute(
-                        "INSERT INTO drains (id, app_id, app_name, url, token, durable, created_at, updated_at)
-                         SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE EXISTS (SELECT 1 FROM apps WHERE id = $2)
-                         ON CONFLICT DO NOTHING",
-                        &[
-                            &d.id,
-                            &d.app_id,
-                            &d.app,
-                            &d.url,
-                            &d.token,
-                            &d.durable,
-                            &d.created_at.as_micros(),
-                            &d.updated_at.as_micros(),
-                        ],
-                    )
-                    .await
-                    .map_err(pg("import drains: insert"))?;
+                imported += insert_drain(&tx, d, Insert::Import).await?;
             }
             tx.execute(
                 "INSERT INTO imports (source, node) VALUES ('drains.json', $1)",
@@ -501,6 +487,52 @@ async fn load(client: &mut Client) -> Result<RegistryRecords> {
     Ok(RegistryRecords { apps, tokens, keys })
 }
 
+/// Why a drain's row is written.
+#[derive(Clone, Copy)]
+enum Insert {
+    /// A single router's `drains.json` imported: only drains of apps the cluster knows, and
+    /// none twice.
+    Import,
+    /// A drain added through the API: any failure is the change's.
+    Change,
+}
+
+/// Writes drain `d`'s row in `tx`: the rows written (0 when the import skipped it).
+async fn insert_drain(
+    tx: &tokio_postgres::Transaction<'_>,
+    d: &drains::Drain,
+    why: Insert,
+) -> Result<u64> {
+    let (sql, what) = match why {
+        Insert::Import => (
+            "INSERT INTO drains (id, app_id, app_name, url, token, durable, created_at, updated_at)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE EXISTS (SELECT 1 FROM apps WHERE id = $2)
+             ON CONFLICT DO NOTHING",
+            "import drains: insert",
+        ),
+        Insert::Change => (
+            "INSERT INTO drains (id, app_id, app_name, url, token, durable, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "drain: insert",
+        ),
+    };
+    tx.execute(
+        sql,
+        &[
+            &d.id,
+            &d.app_id,
+            &d.app,
+            &d.url,
+            &d.token,
+            &d.durable,
+            &d.created_at.as_micros(),
+            &d.updated_at.as_micros(),
+        ],
+    )
+    .await
+    .map_err(pg(what))
+}
+
 impl PgStore {
     /// Adds or removes a drain for every node (and tells them), within `PG_TIMEOUT`.
     pub(crate) async fn commit_drain(&self, change: drains::DrainChange<'_>) -> Result<()> {
@@ -509,22 +541,7 @@ impl PgStore {
             let tx = client.transaction().await.map_err(pg("drain: begin"))?;
             match change {
                 drains::DrainChange::Added(d) => {
-                    tx.execute(
-                        "INSERT INTO drains (id, app_id, app_name, url, token, durable, created_at, updated_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                        &[
-                            &d.id,
-                            &d.app_id,
-                            &d.app,
-                            &d.url,
-                            &d.token,
-                            &d.durable,
-                            &d.created_at.as_micros(),
-                            &d.updated_at.as_micros(),
-                        ],
-                    )
-                    .await
-                    .map_err(pg("drain: insert"))?;
+                    insert_drain(&tx, d, Insert::Change).await?;
                 }
                 drains::DrainChange::Removed(d) => {
                     tx.execute("DELETE FROM drains WHERE id = $1", &[&d.id])
