@@ -183,6 +183,37 @@ fn a_frame_retried_on_another_node_is_stored_once() {
 }
 
 #[test]
+fn an_app_s_rate_budget_is_shared_by_the_live_nodes() {
+    let mut cluster = Cluster::new("rate");
+    let mut nodes: Vec<Router> = (0..3)
+        .map(|i| cluster.node(i, &["--app-rate", "30"]))
+        .collect();
+    let token = nodes[0].create_app("shop");
+    known_everywhere(&nodes, "shop");
+    let share = |node: &Router| node.get_json("/cluster")["app_rate_per_node"].as_u64();
+    for node in &nodes {
+        wait_until("each node has a third of the budget", SOON, || {
+            share(node) == Some(10)
+        });
+    }
+    // A batch is taken whole while the budget is full (15 > the node's 10, as one node's
+    // --app-rate 30 would take two of them); a second at once is over this node's share.
+    let body = frames(&token, "web.1", "rate", 0..15);
+    assert_eq!(post_logs(&nodes[0], &token, &body, 15), 204);
+    assert_eq!(post_logs(&nodes[0], &token, &body, 15), 503);
+    // Another node has its own share.
+    assert_eq!(post_logs(&nodes[1], &token, &body, 15), 204);
+    // A node gone: the others share the budget among two once its heartbeat is old.
+    let mut gone = nodes.pop().expect("node 2");
+    gone.terminate();
+    wait_until(
+        "the two left share the budget",
+        Duration::from_secs(20),
+        || share(&nodes[0]) == Some(15) && share(&nodes[1]) == Some(15),
+    );
+}
+
+#[test]
 fn paas_up_s_own_lines_reach_every_node_through_the_bus() {
     let mut cluster = Cluster::new("up");
     let node = cluster.node(0, &[]);

@@ -156,7 +156,7 @@ impl Cluster {
             bus: stats,
             stream_last: AtomicU64::new(0),
         });
-        let heartbeat = status::spawn_heartbeat(view.clone(), config.heartbeat);
+        let heartbeat = status::spawn_heartbeat(view.clone(), router.clone(), config.heartbeat);
         let shared = Arc::new(shared::JetStreamDrains {
             js: view.js.clone(),
             stream: config.bus.stream.clone(),
@@ -225,7 +225,12 @@ impl ClusterStatus for Cluster {
     fn report(
         &self,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = serde_json::Value> + Send + '_>> {
-        Box::pin(self.view.report())
+        Box::pin(async move {
+            let mut report = self.view.report().await;
+            // Each app's rate budget on this node: --app-rate shared among the live nodes.
+            report["app_rate_per_node"] = self.shared.router.node_rate().into();
+            report
+        })
     }
 }
 

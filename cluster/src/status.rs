@@ -80,7 +80,8 @@ impl NodeView {
         }))
     }
 
-    async fn beat(&self) -> crate::Result<()> {
+    /// Writes this node's row; the nodes alive now (this one included).
+    async fn beat(&self) -> crate::Result<u64> {
         let status = self.status();
         let client = self.store.reader().await?;
         bounded("heartbeat", async {
@@ -91,10 +92,17 @@ impl NodeView {
                     &[&self.id, &self.api_url, &status],
                 )
                 .await
-                .map_err(pg("heartbeat"))
+                .map_err(pg("heartbeat"))?;
+            let alive = client
+                .query_one(
+                    "SELECT count(*) FROM nodes WHERE heartbeat_at > now() - make_interval(secs => $1)",
+                    &[&ALIVE_WITHIN.as_secs_f64()],
+                )
+                .await
+                .map_err(pg("heartbeat: nodes alive"))?;
+            Ok(alive.get::<_, i64>(0).max(1) as u64)
         })
-        .await?;
-        Ok(())
+        .await
     }
 
     /// `GET /cluster`.
@@ -169,8 +177,14 @@ impl NodeView {
     }
 }
 
-/// Starts the heartbeat: every `every`, the stream's state is read and the row written.
-pub(crate) fn spawn_heartbeat(view: Arc<NodeView>, every: Duration) -> JoinHandle<()> {
+/// Starts the heartbeat: every `every`, the stream's state is read and the row written, and
+/// `router`'s apps' rate budgets are shared among the nodes alive (kept as they were while
+/// PostgreSQL is away).
+pub(crate) fn spawn_heartbeat(
+    view: Arc<NodeView>,
+    router: logplex::Router,
+    every: Duration,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -178,7 +192,10 @@ pub(crate) fn spawn_heartbeat(view: Arc<NodeView>, every: Duration) -> JoinHandl
             tick.tick().await;
             view.refresh_stream().await;
             match view.beat().await {
-                Ok(()) => view.store.set_healthy(true),
+                Ok(alive) => {
+                    view.store.set_healthy(true);
+                    router.set_rate_share(alive);
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "heartbeat");
                     view.store.set_healthy(false);

@@ -25,6 +25,14 @@ impl RateBudget {
         }
     }
 
+    /// Changes the rate to `per_second` (0: unlimited) from now on; what is saved up stays,
+    /// within the new burst.
+    pub fn set_rate(&mut self, per_second: u64) {
+        self.per_micro = per_second as f64 / 1e6;
+        self.burst = per_second as f64;
+        self.tokens = self.tokens.min(self.burst);
+    }
+
     fn refill(&mut self, now: Timestamp) {
         let now = now.as_micros();
         if self.last != i64::MIN && now > self.last {
@@ -63,6 +71,15 @@ impl RateBudget {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lower_rate_caps_what_was_saved_up() {
+        let mut b = RateBudget::new(300);
+        b.set_rate(100);
+        assert_eq!(b.admit(300, Timestamp::from_micros(0)), 100);
+        // A second later, a second's worth of the new rate.
+        assert_eq!(b.admit(300, Timestamp::from_micros(1_000_000)), 100);
+    }
 
     #[test]
     fn unlimited_admits_everything() {

@@ -236,6 +236,12 @@ impl Channel {
         admitted
     }
 
+    /// Changes the app's rate budget to `per_second` lines (0: no limit) from now on: a
+    /// cluster node's share of the app's budget (`Router::set_rate_share`).
+    pub fn set_rate(&self, per_second: u64) {
+        self.lock().budget.set_rate(per_second);
+    }
+
     /// A cluster node's `POST /logs`: `publish_batch`'s decision for a batch of `n` lines
     /// (whole or not at all), without publishing: an `Accepted` batch goes to the log bus,
     /// which de-duplicates its frame id cluster-wide (a frame id remembered here would answer

@@ -117,6 +117,8 @@ struct Inner {
     bus: RwLock<Option<Arc<dyn LineBus>>>,
     /// Where emitters' lines wait for the bus (with the bus).
     outbox: RwLock<Option<Arc<BusOutbox>>>,
+    /// The nodes sharing each app's rate budget (1 but in a cluster).
+    rate_share: AtomicU64,
 }
 
 /// The router. Cheap to clone: every clone is the same router.
@@ -144,6 +146,7 @@ impl Router {
                 store_writes: std::sync::Mutex::new(()),
                 bus: RwLock::new(None),
                 outbox: RwLock::new(None),
+                rate_share: AtomicU64::new(1),
             }),
         };
         let names: Vec<String> = router.registry().apps().map(|a| a.name.clone()).collect();
@@ -369,11 +372,33 @@ impl Router {
             .unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Each app's rate budget on this node: `--app-rate` shared among the cluster's live
+    /// nodes (`set_rate_share`), rounded up.
+    pub fn node_rate(&self) -> u64 {
+        let share = self.inner.rate_share.load(Ordering::Relaxed).max(1);
+        self.inner.config.app_rate.div_ceil(share)
+    }
+
+    /// Shares each app's rate budget among `nodes` live nodes of a cluster (a node's
+    /// heartbeat counts them): every app may send `--app-rate` lines a second to the cluster
+    /// as a whole, a sender spread over the nodes as a load balancer spreads it. A sender
+    /// pinned to one node gets that node's share.
+    pub fn set_rate_share(&self, nodes: u64) {
+        let nodes = nodes.max(1);
+        if self.inner.rate_share.swap(nodes, Ordering::Relaxed) == nodes {
+            return;
+        }
+        let rate = self.node_rate();
+        for channel in self.channels().values() {
+            channel.set_rate(rate);
+        }
+    }
+
     fn open_channel(&self, name: &str) -> Arc<Channel> {
         let config = ChannelConfig {
             history_lines: self.inner.config.history_lines,
             history_bytes: self.inner.config.history_bytes,
-            rate: self.inner.config.app_rate,
+            rate: self.node_rate(),
             max_tails: self.inner.config.max_tails_per_app,
         };
         let seq_file = self.inner.config.seq_dir.as_deref().and_then(|dir| {
