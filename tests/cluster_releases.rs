@@ -111,8 +111,12 @@ fn count(lines: &[String], needle: &str) -> usize {
 fn a_release_on_one_node_restarts_every_nodes_dynos_and_changes_at_once_all_count() {
     let cluster = Cluster::new("releases");
     let dirs = [TempDir::new("rel-a"), TempDir::new("rel-b")];
-    let [a, b] = two_nodes(&cluster, &dirs);
+    let migrations = "SELECT version, applied_at FROM schema_migrations ORDER BY version";
+    let a = up_node(&cluster, 0, &dirs[0]);
+    let applied = cluster.db.query(migrations);
+    let b = up_node(&cluster, 1, &dirs[1]);
     // Every migration applied once, by the first node; the second applied none.
+    assert_eq!(cluster.db.query(migrations), applied);
     assert_eq!(
         cluster.db.query("SELECT count(*) FROM schema_migrations"),
         cluster::MIGRATIONS.len().to_string()
