@@ -22,6 +22,10 @@ use crate::dyno::manager::DynoManager;
 use crate::releases::log::{ChangeError, ReleaseLog, make_release};
 use crate::releases::store::{ConfigVars, Release, ReleaseError};
 
+/// How long a change waits for the ones before it on this process (each bounded by its
+/// store: a PostgreSQL that does not answer holds one for a few seconds); past it, 503.
+const CHANGE_WAIT: Duration = Duration::from_secs(10);
+
 /// What a tenant may store as config vars.
 #[derive(Clone, Copy, Debug)]
 pub struct ConfigLimits {
@@ -159,7 +163,12 @@ impl ReleasesApi {
         make: impl FnMut(&ConfigVars) -> Result<Option<(String, ConfigVars)>, String>,
     ) -> Result<(ConfigVars, Option<Release>), ChangeError> {
         let release = {
-            let _one = self.inner.changes.lock().await;
+            let Ok(_one) = tokio::time::timeout(CHANGE_WAIT, self.inner.changes.lock()).await
+            else {
+                return Err(ChangeError::Store(ReleaseError::Unavailable(
+                    "the changes before this one are still being saved".to_owned(),
+                )));
+            };
             make_release(&*self.inner.log, user, make).await?
         };
         let Some(release) = release else {
