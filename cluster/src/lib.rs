@@ -15,6 +15,9 @@
 //!   reader (an ordered consumer over the stream) publishes them into its own channels,
 //!   numbered from the stream's sequence, so tails and history on any node see every node's
 //!   lines in one order.
+//! - **releases** (`config/releases/`): `paas up`'s config vars and releases of its app
+//!   (`stack::ReleaseLog`), rows of PostgreSQL told to the app's nodes on their own NOTIFY
+//!   channel; a release made on one node restarts the dynos of every node.
 //! - **status** (`status.rs`): a heartbeat row per node, `GET /cluster`, `/readyz`.
 //!
 //! async-nats is built without its default features, which assume NATS server 2.10 or
@@ -44,7 +47,7 @@ use logplex::{ClusterStatus, Component, Router, StopFuture};
 use tokio::task::JoinHandle;
 
 pub use bus::{BusConfig, BusStats, DecodeError, JetStreamBus};
-pub use config::{MIGRATIONS, PgStore};
+pub use config::{MIGRATIONS, PgReleases, PgStore};
 pub use error::{ClusterError, Result};
 pub use status::ALIVE_WITHIN;
 
@@ -191,6 +194,28 @@ impl Cluster {
         }
         self.view.store.attach_drains(drains);
         self.view.store.sync_drains().await
+    }
+
+    /// The releases (config vars) of the app whose id is `app_id`, kept in PostgreSQL for
+    /// `paas up`: `local` (this node's `releases/{app}.json`) is imported when the cluster
+    /// has none of the app's and none were imported before; with none at all, v1 "Initial
+    /// release" with `initial` by `user` is made. A listener keeps them in step with the
+    /// other nodes' (stopped with the node). Returns whether `local` was imported.
+    pub async fn releases(
+        &self,
+        app_id: &str,
+        local: &[stack::Release],
+        initial: stack::ConfigVars,
+        user: &str,
+    ) -> Result<(Arc<PgReleases>, bool)> {
+        let (releases, imported) =
+            PgReleases::open(self.view.store.clone(), app_id, local, initial, user).await?;
+        let listener = config::spawn_release_listener(releases.clone());
+        self.tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(listener);
+        Ok((releases, imported))
     }
 
     /// This node's id.

@@ -476,7 +476,7 @@ fn status_page(
 /// query engine, metrics, the Loki API, the dashboard and the status page (returned, so that
 /// `paas up` adds its parts' components), prints where it listens (once everything serves,
 /// each line starting with `who`), and writes the credentials file (with `app`, the app local
-/// commands act on by default).
+/// commands act on by default). With `cluster`, the node it joined is returned too.
 pub async fn start(
     config: LogplexConfig,
     drains: drains::DrainsConfig,
@@ -485,7 +485,7 @@ pub async fn start(
     cluster: Option<cluster::ClusterConfig>,
     who: &str,
     app: Option<&str>,
-) -> anyhow::Result<(Logplex, std::sync::Arc<dashboard::StatusPage>)> {
+) -> anyhow::Result<Started> {
     let data_dir = config.data_dir.clone();
     let mut config = config;
     // A node's listeners open before it joins: until then it accepts no line.
@@ -510,7 +510,7 @@ pub async fn start(
         None => None,
     };
     let drains = drains::Drains::start(logplex.router().clone(), Some(logplex.data_dir()), drains)?;
-    if let Some(node) = node {
+    if let Some(node) = &node {
         node.attach_drains(drains.clone())
             .await
             .context("reading the cluster's drains")?;
@@ -584,7 +584,21 @@ pub async fn start(
             },
         )?;
     }
-    Ok((logplex, status))
+    Ok(Started {
+        logplex,
+        status,
+        node,
+    })
+}
+
+/// What `start` started.
+pub struct Started {
+    /// The router.
+    pub logplex: Logplex,
+    /// The status page, to which `paas up` adds its parts.
+    pub status: std::sync::Arc<dashboard::StatusPage>,
+    /// The cluster node, when it joined one.
+    pub node: Option<std::sync::Arc<cluster::Cluster>>,
 }
 
 fn write_credentials(data_dir: &std::path::Path, c: &Credentials) -> anyhow::Result<()> {
@@ -619,7 +633,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     router.set_cluster_database(args.database_url);
     crate::commands::runtime()?.block_on(async {
         let config = router.config()?;
-        let (logplex, _status) = start(
+        let Started { logplex, .. } = start(
             config,
             router.drains()?,
             router.query_engine()?,

@@ -14,10 +14,10 @@ use serde_json::Value;
 use stack::cache::{CacheConfig, HttpCache};
 use stack::{
     Addon, AddonsApi, AppSpec, ConfigLimits, ConfigVars, DynoApi, DynoLimits, DynoManager,
-    ManagerConfig, Mesh, Procfile, Proxy, ProxyConfig, ReleaseStore, ReleasesApi,
+    ManagerConfig, Mesh, Procfile, Proxy, ProxyConfig, ReleaseLog, ReleaseStore, ReleasesApi,
 };
 
-use crate::commands::logplex::{RouterArgs, secs, start, terminated};
+use crate::commands::logplex::{RouterArgs, Started, secs, start, terminated};
 use crate::commands::pg::{DatabaseArgs, attach as attach_database};
 
 #[derive(Debug, clap::Args)]
@@ -327,25 +327,67 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The app's releases: v1 from app.json's env for a new app; then each start's `--env`
-/// values that differ from the current config vars make a release of their own.
-fn open_releases(args: &Args, data_dir: &Path, app: &LoadedApp) -> anyhow::Result<ReleaseStore> {
+/// The app's releases: in the data directory, or in a cluster the cluster's PostgreSQL (this
+/// directory's `releases/{app}.json` imported once into an empty table for the app). v1 from
+/// app.json's env for a new app; then each start's `--env` values that differ from the
+/// current config vars make a release of their own.
+async fn open_releases(
+    args: &Args,
+    data_dir: &Path,
+    app: &LoadedApp,
+    cluster: Option<(&cluster::Cluster, &logplex::Router)>,
+) -> anyhow::Result<Arc<dyn ReleaseLog>> {
     let user = "operator@localhost";
     let initial: ConfigVars = app.env.iter().cloned().collect();
-    let mut store = ReleaseStore::open(Some(data_dir), &app.name, initial, user)?;
-    let mut vars = store.config_vars();
-    let mut set = Vec::new();
+    let log: Arc<dyn ReleaseLog> = match cluster {
+        None => Arc::new(ReleaseStore::open(
+            Some(data_dir),
+            &app.name,
+            initial,
+            user,
+        )?),
+        Some((node, router)) => {
+            let id = router
+                .app(&app.name)
+                .with_context(|| format!("the cluster has no app {}", app.name))?
+                .id;
+            let local = ReleaseStore::read(data_dir, &app.name)?;
+            let (log, imported) = node
+                .releases(&id, &local, initial, user)
+                .await
+                .context("reading the app's releases from the cluster's database")?;
+            if imported {
+                println!(
+                    "paas up: releases/{}.json imported into the cluster's database ({} releases)",
+                    app.name,
+                    local.len()
+                );
+            }
+            log
+        }
+    };
+    let mut env = Vec::new();
     for e in &args.env {
         let (k, v) = e.split_once('=').context("--env takes KEY=VALUE")?;
-        if vars.get(k).map(String::as_str) != Some(v) {
-            vars.insert(k.to_owned(), v.to_owned());
-            set.push(k.to_owned());
+        env.push((k.to_owned(), v.to_owned()));
+    }
+    stack::make_release(&*log, user, |current| {
+        let mut vars = current.clone();
+        let mut set = Vec::new();
+        for (k, v) in &env {
+            if vars.get(k) != Some(v) {
+                vars.insert(k.clone(), v.clone());
+                set.push(k.clone());
+            }
         }
-    }
-    if !set.is_empty() {
-        store.create(&format!("Set {} config vars", set.join(", ")), user, vars)?;
-    }
-    Ok(store)
+        Ok((!set.is_empty()).then(|| (format!("Set {} config vars", set.join(", ")), vars)))
+    })
+    .await
+    .map_err(|e| match e {
+        stack::ChangeError::Invalid(why) => anyhow::anyhow!(why),
+        stack::ChangeError::Store(e) => anyhow::Error::new(e).context("--env"),
+    })?;
+    Ok(log)
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -374,7 +416,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         let query = args.router.query_engine()?;
         let metrics = args.router.metrics()?;
-        let (logplex, status) = start(
+        let Started {
+            logplex,
+            status,
+            node,
+        } = start(
             config,
             drains_config,
             query,
@@ -446,13 +492,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|(k, n)| format!("{k}={n}"))
             .collect();
-        let releases = open_releases(&args, &data_dir, &app)?;
+        let releases = open_releases(
+            &args,
+            &data_dir,
+            &app,
+            node.as_deref().map(|n| (n, &router)),
+        )
+        .await?;
+        let running = releases.current();
+        let vars = running.as_ref().map(|r| r.config_vars.clone()).unwrap_or_default();
         let manager = DynoManager::start(
             AppSpec {
                 name: app.name.clone(),
                 dir: app.dir.clone(),
                 procfile: app.procfile.clone(),
-                env: ReleasesApi::env_for(&app.base_env, &releases.config_vars()),
+                env: ReleasesApi::env_for(&app.base_env, &vars),
                 formation: app.formation.clone(),
             },
             args.manager()?,
@@ -468,6 +522,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         logplex.api().register("dynos", api.dynos());
         let releases = ReleasesApi::new(
             releases,
+            running.as_ref(),
             manager.clone(),
             app.base_env.clone(),
             platform.clone(),

@@ -44,6 +44,9 @@ pub use memcached::{
 pub use mesh::{Lease, MAX_IN_FLIGHT, Mesh};
 pub use releases::addons::{Addon, AddonsApi};
 pub use releases::api::{ConfigLimits, ReleasesApi, caller_email};
+pub use releases::log::{
+    ChangeError, RELEASE_ATTEMPTS, ReleaseFuture, ReleaseLog, find_release, make_release,
+};
 pub use releases::store::{ConfigVars, MAX_RELEASES, Release, ReleaseError, ReleaseStore};
 /// The HTTP/1.1 pieces of the proxy's forwarding path: the request head parser, the response
 /// head parser and rewriter, and the chunked body decoder (public for their fuzz targets,

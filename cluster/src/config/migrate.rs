@@ -62,6 +62,19 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
          UNIQUE (app_id, url)
      );",
     ),
+    (
+        3,
+        "CREATE TABLE releases (
+         app_id text NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+         version bigint NOT NULL,
+         id text NOT NULL UNIQUE,
+         description text NOT NULL,
+         user_email text NOT NULL,
+         created_at bigint NOT NULL,
+         config_vars jsonb NOT NULL,
+         PRIMARY KEY (app_id, version)
+     );",
+    ),
 ];
 
 /// Applies the migrations this database lacks; returns the versions applied now.

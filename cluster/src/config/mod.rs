@@ -10,6 +10,7 @@
 
 mod listen;
 mod migrate;
+mod releases;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,6 +28,8 @@ use crate::error::{ClusterError, Result, pg};
 
 pub(crate) use listen::spawn_listener;
 pub use migrate::MIGRATIONS;
+pub use releases::PgReleases;
+pub(crate) use releases::spawn_release_listener;
 
 /// The NOTIFY channel of configuration changes.
 pub(crate) const CHANNEL: &str = "paas_config";

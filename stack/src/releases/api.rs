@@ -3,7 +3,9 @@
 //! `GET /apps/{app}/releases[/{id or version}[/config-vars]]` and `POST /apps/{app}/releases`
 //! with `{"release": ID}` (a rollback). Each change makes a release, writes Heroku's `api`
 //! lines into the app's stream (names only, never values) and restarts the dynos one at a
-//! time with the new environment.
+//! time with the new environment. Releases are kept by a `ReleaseLog`: the data directory's
+//! file, or PostgreSQL in a cluster, where a release made on another node restarts this
+//! node's dynos too (without a second release or a second set of `api` lines).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -17,7 +19,12 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::dyno::manager::DynoManager;
-use crate::releases::store::{ConfigVars, Release, ReleaseError, ReleaseStore};
+use crate::releases::log::{ChangeError, ReleaseLog, make_release};
+use crate::releases::store::{ConfigVars, Release, ReleaseError};
+
+/// How long a change waits for the ones before it on this process (each bounded by its
+/// store: a PostgreSQL that does not answer holds one for a few seconds); past it, 503.
+const CHANGE_WAIT: Duration = Duration::from_secs(10);
 
 /// What a tenant may store as config vars.
 #[derive(Clone, Copy, Debug)]
@@ -45,7 +52,11 @@ pub struct ReleasesApi {
 
 #[derive(Debug)]
 struct Inner {
-    store: Mutex<ReleaseStore>,
+    log: Arc<dyn ReleaseLog>,
+    /// One change at a time on this process (the log settles races between processes).
+    changes: tokio::sync::Mutex<()>,
+    /// The release whose config vars the dynos were last given.
+    applied: Mutex<Option<String>>,
     manager: DynoManager,
     /// What every dyno gets before its config vars (`PATH`, `DATABASE_URL`).
     base_env: Vec<(String, String)>,
@@ -73,18 +84,24 @@ pub fn caller_email(req: &Request<Incoming>) -> String {
 }
 
 impl ReleasesApi {
-    /// Serves `store`'s app, whose dynos `manager` runs with `base_env` then the config vars;
-    /// `platform` takes the `api` lines.
+    /// Serves `log`'s app, whose dynos `manager` runs with `base_env` then the config vars
+    /// (started with `running`'s); `platform` takes the `api` lines. When the log tells of
+    /// releases made elsewhere, the dynos are restarted with each (one task, on the current
+    /// runtime).
     pub fn new(
-        store: ReleaseStore,
+        log: Arc<dyn ReleaseLog>,
+        running: Option<&Release>,
         manager: DynoManager,
         base_env: Vec<(String, String)>,
         platform: Emitter,
         limits: ConfigLimits,
     ) -> ReleasesApi {
-        ReleasesApi {
+        let changes = log.changes();
+        let api = ReleasesApi {
             inner: Arc::new(Inner {
-                store: Mutex::new(store),
+                log,
+                changes: tokio::sync::Mutex::new(()),
+                applied: Mutex::new(running.map(|r| r.id.clone())),
                 manager,
                 base_env,
                 platform,
@@ -92,7 +109,18 @@ impl ReleasesApi {
                 restarts: tokio::sync::Mutex::new(()),
                 each: Duration::from_secs(30),
             }),
+        };
+        if let Some(mut changes) = changes {
+            let this = api.clone();
+            // Caught up first: a release may have come between `running` and now.
+            this.restart_with_newest();
+            tokio::spawn(async move {
+                while changes.changed().await.is_ok() {
+                    this.restart_with_newest();
+                }
+            });
         }
+        api
     }
 
     /// The environment dynos start with for `vars`: the base, then the vars.
@@ -116,52 +144,73 @@ impl ReleasesApi {
         Arc::new(Served(self.clone(), Resource::Releases))
     }
 
-    fn store(&self) -> std::sync::MutexGuard<'_, ReleaseStore> {
-        self.inner.store.lock().unwrap_or_else(|p| p.into_inner())
+    fn current_vars(&self) -> ConfigVars {
+        self.inner
+            .log
+            .current()
+            .map(|r| r.config_vars)
+            .unwrap_or_default()
     }
 
     /// Makes a release from the current config vars with `make` (a description and the new
-    /// vars; `None`: nothing to release), under the store's lock so that two changes at once
-    /// both count; says so in the app's stream, and restarts the dynos with the new vars (in
-    /// the background, one at a time). The vars after it, and the release if one was made.
-    fn release(
+    /// vars; `None`: nothing to release), one change at a time, again from the newer vars
+    /// when another node made a release meanwhile, so that changes at once all count; says
+    /// so in the app's stream, and restarts the dynos with the new vars (in the background,
+    /// one at a time). The vars after it, and the release if one was made.
+    async fn release(
         &self,
         user: &str,
-        make: impl FnOnce(&ConfigVars) -> Result<Option<(String, ConfigVars)>, String>,
-    ) -> Result<(ConfigVars, Option<Release>), Change> {
-        let (description, release) = {
-            let mut store = self.store();
-            let current = store.config_vars();
-            let Some((description, vars)) = make(&current).map_err(Change::Invalid)? else {
-                return Ok((current, None));
+        make: impl FnMut(&ConfigVars) -> Result<Option<(String, ConfigVars)>, String>,
+    ) -> Result<(ConfigVars, Option<Release>), ChangeError> {
+        let release = {
+            let Ok(_one) = tokio::time::timeout(CHANGE_WAIT, self.inner.changes.lock()).await
+            else {
+                return Err(ChangeError::Store(ReleaseError::Unavailable(
+                    "the changes before this one are still being saved".to_owned(),
+                )));
             };
-            let release = store
-                .create(&description, user, vars)
-                .map_err(Change::NotSaved)?;
-            (description, release)
+            make_release(&*self.inner.log, user, make).await?
+        };
+        let Some(release) = release else {
+            return Ok((self.current_vars(), None));
         };
         let platform = &self.inner.platform;
-        let _ = platform.try_emit("api", format!("{description} by {user}"));
+        let _ = platform.try_emit("api", format!("{} by {user}", release.description));
         let _ = platform.try_emit(
             "api",
             format!("Release v{} created by {user}", release.version),
         );
-        let this = self.clone();
-        tokio::spawn(async move {
-            let _one = this.inner.restarts.lock().await;
-            // The newest vars, whichever change this task was spawned for.
-            let vars = this.store().config_vars();
-            let inner = &this.inner;
-            inner
-                .manager
-                .set_env(ReleasesApi::env_for(&inner.base_env, &vars));
-            inner.manager.restart_rolling(inner.each).await;
-        });
+        self.restart_with_newest();
         Ok((release.config_vars.clone(), Some(release)))
     }
 
-    fn release_json(&self, r: &Release) -> Value {
-        let current = self.store().current().is_some_and(|c| c.id == r.id);
+    /// Restarts the dynos one at a time with the newest release's vars (in the background,
+    /// one restart at a time), unless they were given them already.
+    fn restart_with_newest(&self) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let _one = this.inner.restarts.lock().await;
+            // The newest release, whichever change this task was spawned for.
+            let Some(newest) = this.inner.log.current() else {
+                return;
+            };
+            {
+                let mut applied = this.inner.applied.lock().unwrap_or_else(|p| p.into_inner());
+                if applied.as_deref() == Some(newest.id.as_str()) {
+                    return;
+                }
+                *applied = Some(newest.id.clone());
+            }
+            let inner = &this.inner;
+            inner
+                .manager
+                .set_env(ReleasesApi::env_for(&inner.base_env, &newest.config_vars));
+            inner.manager.restart_rolling(inner.each).await;
+        });
+    }
+
+    fn release_json(&self, r: &Release, current: Option<&str>) -> Value {
+        let current = current == Some(r.id.as_str());
         json!({
             "id": r.id,
             "version": r.version,
@@ -192,19 +241,28 @@ fn not_found(what: &str) -> Response<Body> {
     )
 }
 
-/// Why a change made no release.
-#[derive(Debug)]
-enum Change {
-    /// The request asks for what may not be (422).
-    Invalid(String),
-    /// The store could not save it (500).
-    NotSaved(ReleaseError),
-}
-
-fn refused(change: Change) -> Response<Body> {
+/// The answer to a change that made no release: the request asks for what may not be (422),
+/// another node kept changing the app's config vars at the same time (409), the store cannot
+/// be reached (503: nothing changed), or it failed (500).
+fn refused(change: ChangeError) -> Response<Body> {
     match change {
-        Change::Invalid(message) => invalid(&message),
-        Change::NotSaved(e) => {
+        ChangeError::Invalid(message) => invalid(&message),
+        ChangeError::Store(ReleaseError::Conflict { version }) => api_error(
+            StatusCode::CONFLICT,
+            "conflict",
+            &format!(
+                "Release v{version} was made elsewhere while this change was made; nothing changed. Try again."
+            ),
+        ),
+        ChangeError::Store(ReleaseError::Unavailable(why)) => {
+            tracing::warn!(reason = %why, "paas: a config change refused: the release store is unavailable");
+            api_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "The release store (the cluster's PostgreSQL) is unavailable; nothing changed. Try again later.",
+            )
+        }
+        ChangeError::Store(e) => {
             tracing::error!(error = %e, "paas: could not save a release");
             api_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -337,7 +395,7 @@ impl Served {
         let method = req.method().clone();
         match (self.1, method, rest.as_slice()) {
             (Resource::ConfigVars, Method::GET, []) => {
-                api_json(StatusCode::OK, &api.store().config_vars())
+                api_json(StatusCode::OK, &api.current_vars())
             }
             (Resource::ConfigVars, Method::PATCH, []) => {
                 let patch = match read_json::<Value>(req).await {
@@ -346,11 +404,13 @@ impl Served {
                     Err(r) => return r,
                 };
                 let limits = api.inner.limits;
-                let changed = api.release(&user, |current| {
-                    let (vars, set, removed) = patched(current, &patch, limits)?;
-                    let changed = vars != *current || !set.is_empty();
-                    Ok(changed.then(|| (describe(&set, &removed), vars)))
-                });
+                let changed = api
+                    .release(&user, |current| {
+                        let (vars, set, removed) = patched(current, &patch, limits)?;
+                        let changed = vars != *current || !set.is_empty();
+                        Ok(changed.then(|| (describe(&set, &removed), vars)))
+                    })
+                    .await;
                 match changed {
                     Ok((vars, _)) => api_json(StatusCode::OK, &vars),
                     Err(change) => refused(change),
@@ -358,24 +418,28 @@ impl Served {
             }
             (Resource::Releases, Method::GET, []) => {
                 let (max, desc) = range(req.headers());
-                let mut all = api.store().all().to_vec();
+                let mut all = api.inner.log.all();
+                let current = all.last().map(|r| r.id.clone());
                 if desc {
                     all.reverse();
                 }
                 all.truncate(max);
-                let list: Vec<Value> = all.iter().map(|r| api.release_json(r)).collect();
+                let list: Vec<Value> = all
+                    .iter()
+                    .map(|r| api.release_json(r, current.as_deref()))
+                    .collect();
                 api_json(StatusCode::OK, &list)
             }
             (Resource::Releases, Method::GET, [key]) => {
-                let found = api.store().find(key).cloned();
+                let found = api.inner.log.find(key);
+                let current = api.inner.log.current().map(|r| r.id);
                 match found {
-                    Some(r) => api_json(StatusCode::OK, &api.release_json(&r)),
+                    Some(r) => api_json(StatusCode::OK, &api.release_json(&r, current.as_deref())),
                     None => not_found("release"),
                 }
             }
             (Resource::Releases, Method::GET, [key, vars]) if vars == "config-vars" => {
-                let found = api.store().find(key).cloned();
-                match found {
+                match api.inner.log.find(key) {
                     Some(r) => api_json(StatusCode::OK, &r.config_vars),
                     None => not_found("release"),
                 }
@@ -391,13 +455,19 @@ impl Served {
                     Ok(_) => return invalid("A rollback names a release: {\"release\": ID}."),
                     Err(r) => return r,
                 };
-                let found = api.store().find(&key).cloned();
-                let Some(to) = found else {
+                let Some(to) = api.inner.log.find(&key) else {
                     return not_found("release");
                 };
                 let description = format!("Rollback to v{}", to.version);
-                match api.release(&user, |_| Ok(Some((description, to.config_vars)))) {
-                    Ok((_, Some(r))) => api_json(StatusCode::CREATED, &api.release_json(&r)),
+                let made = api
+                    .release(&user, |_| {
+                        Ok(Some((description.clone(), to.config_vars.clone())))
+                    })
+                    .await;
+                match made {
+                    Ok((_, Some(r))) => {
+                        api_json(StatusCode::CREATED, &api.release_json(&r, Some(&r.id)))
+                    }
                     Ok((_, None)) => not_found("release"),
                     Err(change) => refused(change),
                 }

@@ -1,13 +1,17 @@
 //! An app's releases, each with the config vars it ran with, kept in one versioned JSON file
 //! under the data directory (`releases/{app}.json`, mode 0600: config vars are secrets),
-//! written whole to a temporary file and renamed over the old one.
+//! written whole to a temporary file and renamed over the old one. The single process's
+//! `ReleaseLog`.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use logplex::Timestamp;
 use serde::{Deserialize, Serialize};
+
+use crate::releases::log::{ReleaseFuture, ReleaseLog, find_release};
 
 /// The file format's version.
 const FORMAT: u32 = 1;
@@ -38,6 +42,15 @@ pub enum ReleaseError {
         /// What is wrong.
         reason: String,
     },
+    /// Another writer made release `version` first (another node of a cluster).
+    #[error("release v{version} was made elsewhere at the same time")]
+    Conflict {
+        /// The version asked for.
+        version: u64,
+    },
+    /// The store cannot be reached (PostgreSQL, in a cluster): nothing was kept.
+    #[error("the release store is unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// One release: a numbered set of config vars.
@@ -68,7 +81,7 @@ struct Contents {
 #[derive(Debug)]
 pub struct ReleaseStore {
     path: Option<PathBuf>,
-    contents: Contents,
+    contents: Mutex<Contents>,
 }
 
 impl ReleaseStore {
@@ -82,28 +95,19 @@ impl ReleaseStore {
     ) -> Result<ReleaseStore, ReleaseError> {
         let path = data_dir.map(|d| d.join("releases").join(format!("{app}.json")));
         let existing = match &path {
-            Some(path) => match std::fs::read(path) {
-                Ok(bytes) => Some(parse(path, &bytes)?),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                Err(source) => {
-                    return Err(ReleaseError::Io {
-                        path: path.clone(),
-                        source,
-                    });
-                }
-            },
+            Some(path) => read_file(path)?,
             None => None,
         };
-        let mut store = ReleaseStore {
+        let store = ReleaseStore {
             path,
-            contents: Contents {
+            contents: Mutex::new(Contents {
                 version: FORMAT,
                 app: app.to_owned(),
                 releases: vec![],
-            },
+            }),
         };
         match existing {
-            Some(contents) if !contents.releases.is_empty() => store.contents = contents,
+            Some(contents) if !contents.releases.is_empty() => *store.contents() = contents,
             _ => {
                 store.create("Initial release", user, initial)?;
             }
@@ -111,40 +115,35 @@ impl ReleaseStore {
         Ok(store)
     }
 
-    /// The current release.
-    pub fn current(&self) -> Option<&Release> {
-        self.contents.releases.last()
+    /// The releases of `app` kept in `data_dir` (none when it has no file), read without
+    /// making one: what a cluster imports.
+    pub fn read(data_dir: &Path, app: &str) -> Result<Vec<Release>, ReleaseError> {
+        let path = data_dir.join("releases").join(format!("{app}.json"));
+        Ok(read_file(&path)?.map(|c| c.releases).unwrap_or_default())
+    }
+
+    fn contents(&self) -> MutexGuard<'_, Contents> {
+        self.contents.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The current config vars.
     pub fn config_vars(&self) -> ConfigVars {
-        self.current()
+        self.contents()
+            .releases
+            .last()
             .map(|r| r.config_vars.clone())
             .unwrap_or_default()
     }
 
-    /// Every release kept, oldest first.
-    pub fn all(&self) -> &[Release] {
-        &self.contents.releases
-    }
-
-    /// The release whose id or version (`4` or `v4`) is `key`.
-    pub fn find(&self, key: &str) -> Option<&Release> {
-        let version = key.strip_prefix('v').unwrap_or(key).parse::<u64>().ok();
-        self.contents
-            .releases
-            .iter()
-            .find(|r| r.id == key || Some(r.version) == version)
-    }
-
     /// Adds a release running `config_vars` and saves; the new release.
     pub fn create(
-        &mut self,
+        &self,
         description: &str,
         user: &str,
         config_vars: ConfigVars,
     ) -> Result<Release, ReleaseError> {
-        let version = self.current().map_or(1, |r| r.version + 1);
+        let mut contents = self.contents();
+        let version = contents.releases.last().map_or(1, |r| r.version + 1);
         let release = Release {
             id: uuid::Uuid::new_v4().to_string(),
             version,
@@ -153,17 +152,24 @@ impl ReleaseStore {
             created_at: Timestamp::now(),
             config_vars,
         };
-        self.contents.releases.push(release.clone());
-        let excess = self.contents.releases.len().saturating_sub(MAX_RELEASES);
-        self.contents.releases.drain(..excess);
-        if let Err(e) = self.save() {
-            self.contents.releases.pop();
+        self.keep(&mut contents, release)
+    }
+
+    /// Adds `release` to `contents` (forgetting the oldest past `MAX_RELEASES`) and saves;
+    /// on a failed save `contents` is as it was.
+    fn keep(&self, contents: &mut Contents, release: Release) -> Result<Release, ReleaseError> {
+        let before = contents.releases.clone();
+        contents.releases.push(release.clone());
+        let excess = contents.releases.len().saturating_sub(MAX_RELEASES);
+        contents.releases.drain(..excess);
+        if let Err(e) = self.save(contents) {
+            contents.releases = before;
             return Err(e);
         }
         Ok(release)
     }
 
-    fn save(&self) -> Result<(), ReleaseError> {
+    fn save(&self, contents: &Contents) -> Result<(), ReleaseError> {
         let Some(path) = &self.path else {
             return Ok(());
         };
@@ -174,11 +180,10 @@ impl ReleaseStore {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
-        let bytes =
-            serde_json::to_vec_pretty(&self.contents).map_err(|e| ReleaseError::Format {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
+        let bytes = serde_json::to_vec_pretty(contents).map_err(|e| ReleaseError::Format {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
         let tmp = path.with_extension("json.tmp");
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create(true).truncate(true);
@@ -187,6 +192,46 @@ impl ReleaseStore {
         file.write_all(&bytes).map_err(io)?;
         file.sync_all().map_err(io)?;
         std::fs::rename(&tmp, path).map_err(io)
+    }
+}
+
+impl ReleaseLog for ReleaseStore {
+    fn current(&self) -> Option<Release> {
+        self.contents().releases.last().cloned()
+    }
+
+    fn all(&self) -> Vec<Release> {
+        self.contents().releases.clone()
+    }
+
+    fn find(&self, key: &str) -> Option<Release> {
+        find_release(&self.contents().releases, key).cloned()
+    }
+
+    /// Saves at once (the file is written whole before this returns).
+    fn append(&self, release: Release) -> ReleaseFuture<'_, Release> {
+        let mut contents = self.contents();
+        let next = contents.releases.last().map_or(1, |r| r.version + 1);
+        let kept = if release.version == next {
+            self.keep(&mut contents, release)
+        } else {
+            Err(ReleaseError::Conflict {
+                version: release.version,
+            })
+        };
+        Box::pin(std::future::ready(kept))
+    }
+}
+
+/// The contents of the file at `path`; `None` when there is none.
+fn read_file(path: &Path) -> Result<Option<Contents>, ReleaseError> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(parse(path, &bytes)?)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(ReleaseError::Io {
+            path: path.to_owned(),
+            source,
+        }),
     }
 }
 
@@ -221,7 +266,7 @@ mod tests {
     fn first_open_makes_v1_and_reopen_keeps_history() {
         let dir = std::env::temp_dir().join(format!("paas-releases-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let mut store =
+        let store =
             ReleaseStore::open(Some(&dir), "hello", vars(&[("A", "1")]), "op@localhost").unwrap();
         assert_eq!(store.current().unwrap().version, 1);
         assert_eq!(store.current().unwrap().description, "Initial release");
@@ -247,12 +292,29 @@ mod tests {
 
     #[test]
     fn history_is_bounded_and_versions_keep_counting() {
-        let mut store = ReleaseStore::open(None, "hello", vars(&[]), "op").unwrap();
+        let store = ReleaseStore::open(None, "hello", vars(&[]), "op").unwrap();
         for _ in 0..MAX_RELEASES + 5 {
             store.create("Set A config vars", "op", vars(&[])).unwrap();
         }
         assert_eq!(store.all().len(), MAX_RELEASES);
         assert_eq!(store.current().unwrap().version, MAX_RELEASES as u64 + 6);
+    }
+
+    #[tokio::test]
+    async fn append_takes_the_next_version_only() {
+        let store = ReleaseStore::open(None, "hello", vars(&[("A", "1")]), "op").unwrap();
+        let mut next = store.current().unwrap();
+        next.id = "second".to_owned();
+        next.version = 3;
+        let err = store.append(next.clone()).await.unwrap_err();
+        assert!(
+            matches!(err, ReleaseError::Conflict { version: 3 }),
+            "{err}"
+        );
+        assert_eq!(store.all().len(), 1);
+        next.version = 2;
+        assert_eq!(store.append(next).await.unwrap().version, 2);
+        assert_eq!(store.current().unwrap().id, "second");
     }
 
     #[test]
