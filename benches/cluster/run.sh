@@ -12,6 +12,11 @@
 #    last, so "acked" is the rate senders were acknowledged at; "everywhere" is when every
 #    node's bus reader had them all (its heartbeat, at most 1 s late).
 #    CPU µs/line counts the nodes and the nats-server.
+# 2b. at one offered rate (FIXED_RATE, 150,000 lines/s; FIXED_LINES 1,500,000): embedded and
+#    one cluster node, where every router-wide consumer (history file, spool and index,
+#    metrics) keeps up in both: the CPU a line each costs. At full speed the embedded router's
+#    consumers fall behind and drop (counted in logplex_lines_dropped_total), so its rate
+#    there is not the same work as the cluster's; this row is.
 # 3. failover: 3 nodes, one syslog drain (logplex-load sink) shared by all, --drain-ack-wait
 #    ACK_WAIT (2 s); lines sent to nodes 0 and 2, node 1 killed with SIGKILL mid-delivery;
 #    reported: the time from the kill until the drain had every acknowledged line.
@@ -159,6 +164,37 @@ for n in 1 2 3; do
     for p in "${nodes[@]}"; do wait "$p" 2>/dev/null || true; done
 done
 
+# --- 2b. the same offered rate, every consumer fed -----------------------------------------
+fixed_rate=${FIXED_RATE:-150000}
+fixed_lines=${FIXED_LINES:-1500000}
+declare -A fixed_node_of fixed_nats_of fixed_drops_of
+for mode in embedded cluster; do
+    flags=()
+    if [[ $mode == cluster ]]; then
+        stream=BENCH_$(od -An -tx4 -N4 /dev/urandom | tr -d ' ')_fixed
+        streams+=("$stream")
+        # shellcheck disable=SC2207
+        flags=($(cluster_flags "$stream" fixed))
+    fi
+    start_node "fixed-$mode" "${flags[@]}"
+    app=fixed$mode
+    token=$(call "$api" POST /apps "{\"name\":\"$app\"}" | jq -r .ingest_token.token)
+    cpu0=$(cpu_ticks "$node_pid")
+    nats0=0
+    [[ -n $nats_pid ]] && nats0=$(cpu_ticks "$nats_pid")
+    "$load" send --addr "$syslog" --token "$token" --lines "$fixed_lines" --rate "$fixed_rate" \
+        --api "$api" --key "$key" --app "$app" >/dev/null
+    sleep 2 # the consumers finish what they hold
+    cpu1=$(cpu_ticks "$node_pid")
+    nats1=0
+    [[ -n $nats_pid ]] && nats1=$(cpu_ticks "$nats_pid")
+    fixed_node_of[$mode]=$(awk -v t=$((cpu1 - cpu0)) -v hz="$clk_tck" -v n="$fixed_lines" 'BEGIN {printf "%.2f", t * 1e6 / hz / n}')
+    fixed_nats_of[$mode]=$(awk -v t=$((nats1 - nats0)) -v hz="$clk_tck" -v n="$fixed_lines" 'BEGIN {printf "%.2f", t * 1e6 / hz / n}')
+    fixed_drops_of[$mode]=$(call "$api" GET /metrics | awk '/^logplex_lines_dropped_total/ {s += $2} END {print s + 0}')
+    echo "$mode at $fixed_rate lines/s: the node ${fixed_node_of[$mode]} µs/line, nats-server ${fixed_nats_of[$mode]} µs/line; consumers dropped ${fixed_drops_of[$mode]} lines"
+    kill -TERM "$node_pid"; wait "$node_pid" 2>/dev/null || true
+done
+
 # --- 3. failover ----------------------------------------------------------------------------
 stream=BENCH_$(od -An -tx4 -N4 /dev/urandom | tr -d ' ')_fail
 streams+=("$stream")
@@ -211,4 +247,7 @@ done
 hop=$(awk -v c="${cpu_of[1]}" -v e="$embedded_cpu" 'BEGIN {printf "%.2f", c - e}')
 ratio=$(awk -v c="${rate_of[1]}" -v e="$embedded_rate" 'BEGIN {printf "%.0f", 100 * c / e}')
 echo "the JetStream hop: +$hop µs of CPU a line (node + nats-server), one node keeps $ratio % of the embedded rate (target >= 50 %: $(verdict "$ratio" '>=' 50))"
+fixed_total=$(awk -v n="${fixed_node_of[cluster]}" -v s="${fixed_nats_of[cluster]}" 'BEGIN {printf "%.2f", n + s}')
+fixed_ratio=$(awk -v c="$fixed_total" -v e="${fixed_node_of[embedded]}" 'BEGIN {printf "%.0f", 100 * e / c}')
+echo "at $fixed_rate lines/s with every consumer fed: embedded ${fixed_node_of[embedded]} µs/line, one cluster node ${fixed_node_of[cluster]} + nats-server ${fixed_nats_of[cluster]} = $fixed_total µs/line: the clustered path does $fixed_ratio % of the embedded work per CPU second (target >= 50 %: $(verdict "$fixed_ratio" '>=' 50))"
 echo "failover after kill -9: $failover s until the drain had every line (target <= 5 s: $(verdict "$failover" '<=' 5))"
