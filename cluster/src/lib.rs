@@ -10,6 +10,9 @@
 //!   it in memory, where token look-ups on ingest stay.
 //! - **drains** (`shared.rs`): every node runs every drain, each fed from one JetStream
 //!   durable consumer per drain, so each line is delivered once across the cluster.
+//! - **router-wide consumers** (`consumers.rs`): metric extraction and the query spool each
+//!   read one JetStream durable consumer shared by every node, so each line is counted and
+//!   written once across the cluster (`logplex::SharedConsumers`).
 //! - **the log bus** (`bus/`): ingest publishes admitted lines to a JetStream stream, a
 //!   subject per app, and acknowledges its sender only once JetStream has them; every node's
 //!   reader (an ordered consumer over the stream) publishes them into its own channels,
@@ -31,6 +34,7 @@
 
 mod bus;
 mod config;
+mod consumers;
 mod error;
 mod shared;
 mod status;
@@ -98,8 +102,8 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Joins: migrates and loads the configuration, installs the store, the bus and the
-    /// reader, and starts the heartbeat. A database or NATS that cannot be reached is an
+    /// Joins: migrates and loads the configuration, installs the store, the bus, the reader
+    /// and the shared router-wide consumers, and starts the heartbeat. A database or NATS that cannot be reached is an
     /// error here (a node does not start half-joined).
     pub async fn join(router: &Router, config: ClusterConfig) -> Result<Cluster> {
         if !valid_token(&config.bus.stream) || !config.bus.prefix.split('.').all(valid_token) {
@@ -164,6 +168,14 @@ impl Cluster {
             store: view.store.clone(),
             router: router.clone(),
         });
+        router.set_shared_consumers(Arc::new(consumers::JetStreamConsumers {
+            js: view.js.clone(),
+            stream: config.bus.stream.clone(),
+            prefix: config.bus.prefix.clone(),
+            ack_wait: config.bus.drain_ack_wait,
+            store: view.store.clone(),
+            router: router.clone(),
+        }));
         Ok(Cluster {
             view,
             tasks: std::sync::Mutex::new(vec![listener, reader, heartbeat]),

@@ -228,8 +228,9 @@ pub struct RouterArgs {
     /// Seconds a publish waits for JetStream's acknowledgement before the sender is refused.
     #[arg(long, default_value_t = 5.0)]
     bus_ack_timeout: f64,
-    /// Seconds a drain's batch may stay unacknowledged on one node before JetStream hands it
-    /// to another (a node that died mid-batch).
+    /// Seconds a batch of a drain, or of the shared metrics and spool consumers, may stay
+    /// unacknowledged on one node before JetStream hands it to another (a node that died
+    /// mid-batch).
     #[arg(long, default_value_t = 30.0)]
     drain_ack_wait: f64,
 }

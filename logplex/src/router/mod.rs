@@ -6,6 +6,7 @@ mod budget;
 mod channel;
 mod consumers;
 mod emitter;
+mod feed;
 mod limits;
 mod queue;
 mod seq;
@@ -22,6 +23,7 @@ pub use budget::RateBudget;
 pub use channel::{BatchOutcome, Channel, ChannelConfig, TooManyTails};
 pub use consumers::{CatchUp, Resumed, Subscription};
 pub use emitter::{EmitError, Emitter};
+pub use feed::{ConsumerFeed, FeedTake};
 pub use limits::{Limit, LimitCounters};
 pub use queue::{Batch, DEFAULT_TAIL_BUFFER, LineQueue, Loss, QueueCounts, Taken};
 pub use seq::{SEQ_BLOCK, SeqFileError};
@@ -35,6 +37,7 @@ use crate::registry::{
     ApiKey, App, Caller, KeyScope, NewKey, Registry, RegistryDiff, RegistryError, RegistryRecords,
     RegistryStore, Token, diff_to,
 };
+use crate::shared_consumers::SharedConsumers;
 use crate::time::Timestamp;
 use consumers::Consumers;
 
@@ -113,6 +116,8 @@ struct Inner {
     store_writes: std::sync::Mutex<()>,
     /// A cluster's log bus: accepted lines go through it (`None`: straight to the channel).
     bus: RwLock<Option<Arc<dyn LineBus>>>,
+    /// A cluster's shared router-wide consumers (`None`: each reads its own subscription).
+    shared_consumers: RwLock<Option<Arc<dyn SharedConsumers>>>,
 }
 
 /// The router. Cheap to clone: every clone is the same router.
@@ -139,6 +144,7 @@ impl Router {
                 store: RwLock::new(None),
                 store_writes: std::sync::Mutex::new(()),
                 bus: RwLock::new(None),
+                shared_consumers: RwLock::new(None),
             }),
         };
         let names: Vec<String> = router.registry().apps().map(|a| a.name.clone()).collect();
@@ -579,6 +585,33 @@ impl Router {
         let resumed = consumers::resume(&self.inner.consumers, &all, name, capacity, after);
         drop(channels);
         resumed
+    }
+
+    /// Installs the cluster's shared router-wide consumers: from now on `consumer_feed`
+    /// hands out a consumer's share of the cluster's lines rather than this router's own.
+    pub fn set_shared_consumers(&self, shared: Arc<dyn SharedConsumers>) {
+        *self
+            .inner
+            .shared_consumers
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(shared);
+    }
+
+    /// Where the router-wide consumer `name` reads: alone, its own subscription (as
+    /// `subscribe_all`, a queue of `capacity` lines); in a cluster, its share of the cluster's
+    /// lines through the shared consumer `name` (each line to one node, acknowledged by
+    /// `ConsumerFeed::done`).
+    pub fn consumer_feed(&self, name: &str, capacity: usize) -> ConsumerFeed {
+        let shared = self
+            .inner
+            .shared_consumers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match shared {
+            Some(shared) => ConsumerFeed::Shared(shared.feed(name)),
+            None => ConsumerFeed::Local(self.subscribe_all(name, capacity)),
+        }
     }
 
     /// The router-wide consumers' queues.

@@ -1,0 +1,168 @@
+//! The router-wide consumers once across the cluster, end to end: three `paas logplex` nodes
+//! share metric extraction through one JetStream durable consumer (`metrics`). Lines sent
+//! round-robin to the three are counted once in all (a counter summed over the nodes is the
+//! number of lines; no node alone has them all); a node killed with SIGKILL while lines flow
+//! leaves its unacknowledged batches to the others after the ack wait, which count them and
+//! say they were delivered again.
+//!
+//! The lines are l2met counters (`count#requests=1`) in an app's own lines: router lines
+//! come from the stack's proxy only (their sources, `heroku` and `paas`, are reserved), and
+//! a router line and an l2met line take the same path through the consumer.
+
+#[path = "cluster_support/mod.rs"]
+mod cluster_support;
+mod support;
+
+use std::time::Duration;
+
+use cluster_support::{Cluster, SOON, post_logs, wait_until};
+use support::{Router, frame};
+
+/// The sum of every sample of `family` (a full sample name) labelled `app` on `node`'s
+/// `/metrics` (0 when the node does not answer).
+fn sum_of(node: &Router, family: &str, app: &str) -> f64 {
+    let (status, text) = node.curl(&["/metrics"]);
+    if status != 200 {
+        return 0.0;
+    }
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{family}{{")) && l.contains(&format!("app=\"{app}\"")))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// A counter of the engine itself (no labels) on `node`.
+fn own_counter(node: &Router, name: &str) -> u64 {
+    let (_, text) = node.curl(&["/metrics"]);
+    text.lines()
+        .find(|l| l.starts_with(&format!("{name} ")))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// `count` lines, each `count#<name>=1`, in one `POST /logs` to `node`.
+fn post_counts(node: &Router, token: &str, name: &str, tag: &str, count: usize) {
+    let body: Vec<u8> = (0..count)
+        .flat_map(|i| frame(token, "web.1", &format!("{tag} n={i} count#{name}=1")))
+        .collect();
+    assert_eq!(post_logs(node, token, &body, count), 204);
+}
+
+/// Three nodes of a new cluster, app `shop` known to all; its token.
+fn three_nodes(cluster: &mut Cluster, extra: &[&str]) -> (Vec<Router>, String) {
+    let nodes: Vec<Router> = (0..3).map(|i| cluster.node(i, extra)).collect();
+    let token = nodes[0].create_app("shop");
+    for node in &nodes[1..] {
+        wait_until("every node knows the app", SOON, || {
+            node.curl(&["/apps/shop"]).0 == 200
+        });
+    }
+    (nodes, token)
+}
+
+#[test]
+fn lines_sent_round_robin_to_three_nodes_are_counted_once_in_all() {
+    let mut cluster = Cluster::new("consumers");
+    let (nodes, token) = three_nodes(&mut cluster, &[]);
+    let family = "paas_app_requests_total";
+    let mut n = 0;
+    for batch in 0..30 {
+        post_counts(
+            &nodes[batch % 3],
+            &token,
+            "requests",
+            &format!("b{batch}"),
+            10,
+        );
+        n += 10;
+    }
+    let total = |nodes: &[Router]| -> f64 { nodes.iter().map(|r| sum_of(r, family, "shop")).sum() };
+    wait_until("the nodes' counters add up to every line", SOON, || {
+        total(&nodes) >= n as f64
+    });
+    // Settled: nothing more comes (no line counted twice).
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(total(&nodes), n as f64);
+    for node in &nodes {
+        assert!(
+            sum_of(node, family, "shop") < n as f64,
+            "one node counted all"
+        );
+    }
+    let read: u64 = nodes
+        .iter()
+        .map(|r| own_counter(r, "paas_metrics_lines_total"))
+        .sum();
+    assert_eq!(read, n as u64);
+    let redelivered: u64 = nodes
+        .iter()
+        .map(|r| own_counter(r, "paas_metrics_lines_redelivered_total"))
+        .sum();
+    assert_eq!(redelivered, 0);
+    // The shared consumer, caught up, as `GET /cluster` shows it.
+    wait_until("the metrics consumer has nothing pending", SOON, || {
+        let v = nodes[1].get_json("/cluster");
+        v["consumers"].as_array().is_some_and(|c| {
+            c.iter().any(|c| {
+                c["name"] == "metrics"
+                    && c["pending_messages"] == 0
+                    && c["ack_pending_messages"] == 0
+            })
+        })
+    });
+}
+
+#[test]
+fn a_node_killed_while_lines_flow_leaves_its_batches_to_the_others() {
+    let mut cluster = Cluster::new("consumerskill");
+    let (mut nodes, token) = three_nodes(&mut cluster, &["--drain-ack-wait", "2"]);
+    let family_before = "paas_app_before_total";
+    let family_after = "paas_app_after_total";
+    let (mut before, mut after) = (0usize, 0usize);
+    let mut counted_by_node1 = 0.0;
+    for batch in 0..60 {
+        if batch == 30 {
+            // What node 1 counted so far, then SIGKILL: its unacknowledged batches (a pull
+            // holds its messages up to a second) go to the others after the ack wait.
+            counted_by_node1 = sum_of(&nodes[1], family_before, "shop");
+            nodes[1].child.kill().expect("kill -9");
+            nodes[1].child.wait().expect("reaped");
+        }
+        if batch < 30 {
+            post_counts(&nodes[batch % 3], &token, "before", &format!("b{batch}"), 5);
+            before += 5;
+        } else {
+            let node = if batch % 2 == 0 { &nodes[0] } else { &nodes[2] };
+            post_counts(node, &token, "after", &format!("b{batch}"), 5);
+            after += 5;
+        }
+        std::thread::sleep(Duration::from_millis(40));
+    }
+    let survivors = [&nodes[0], &nodes[2]];
+    let sum = |family: &str| -> f64 { survivors.iter().map(|r| sum_of(r, family, "shop")).sum() };
+    let redelivered = || -> u64 {
+        survivors
+            .iter()
+            .map(|r| own_counter(r, "paas_metrics_lines_redelivered_total"))
+            .sum()
+    };
+    wait_until(
+        "the survivors count every line sent after the kill, and node 1's unacknowledged ones",
+        Duration::from_secs(30),
+        || sum(family_after) >= after as f64 && redelivered() > 0,
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    // Lines sent after the kill: each counted once by the survivors.
+    assert_eq!(sum(family_after), after as f64);
+    // Lines sent before: what node 1 acknowledged died with it (at least what it showed
+    // before the kill); the survivors counted the rest, repeats only among the lines they
+    // say were delivered again.
+    let redelivered = redelivered() as f64;
+    assert!(redelivered > 0.0);
+    assert!(
+        sum(family_before) + counted_by_node1 <= before as f64 + redelivered,
+        "before: survivors {} + node 1 {counted_by_node1} of {before}, {redelivered} redelivered",
+        sum(family_before)
+    );
+    nodes.remove(1);
+}
