@@ -166,3 +166,110 @@ fn a_node_killed_while_lines_flow_leaves_its_batches_to_the_others() {
     );
     nodes.remove(1);
 }
+
+/// Line `i` of the query test: an app's request log with a path, a status and a duration.
+fn request_line(i: usize) -> String {
+    let path = ["/", "/cart", "/search", "/login"][i % 4];
+    let status = if i % 10 == 3 { 503 } else { 200 };
+    let service = 5 + (i * 37) % 400;
+    format!("at=info method=GET path={path} status={status} service={service}ms request_id=r{i}")
+}
+
+/// A query's NDJSON rows on `node`, and its `Paas-Query-Partial` header if any.
+fn query_rows(node: &Router, q: &str) -> (Vec<serde_json::Value>, Option<String>) {
+    let encoded: String = q
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'*' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let (status, text) = node.curl(&["-D", "-", &format!("/apps/shop/query?q={encoded}")]);
+    assert_eq!(status, 200, "{q}: {text}");
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let partial = head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("paas-query-partial")
+            .then(|| value.trim().to_owned())
+    });
+    let rows = body
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    (rows, partial)
+}
+
+fn count_of(node: &Router, q: &str) -> u64 {
+    query_rows(node, q)
+        .0
+        .first()
+        .and_then(|r| r["count"].as_u64())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_query_on_one_node_answers_for_every_node_and_says_when_one_is_missing() {
+    let mut cluster = Cluster::new("consumersquery");
+    let (mut nodes, token) = three_nodes(&mut cluster, &[]);
+    // The same lines to a single router, for what one node holding them all answers.
+    let alone_dir = support::TempDir::new("consumers-alone");
+    let alone = Router::start(&alone_dir.0, &[]);
+    let alone_token = alone.create_app("shop");
+    let n = 400;
+    for batch in 0..40 {
+        let lines: Vec<String> = (batch * 10..batch * 10 + 10).map(request_line).collect();
+        for (node, token) in [(&nodes[batch % 3], &token), (&alone, &alone_token)] {
+            let body: Vec<u8> = lines
+                .iter()
+                .flat_map(|m| frame(token, "web.1", m))
+                .collect();
+            assert_eq!(post_logs(node, token, &body, 10), 204);
+        }
+    }
+    let only = frame(&token, "web.2", "only-at-node2 status=200");
+    assert_eq!(post_logs(&nodes[2], &token, &only, 1), 204);
+    let only = frame(&alone_token, "web.2", "only-at-node2 status=200");
+    assert_eq!(post_logs(&alone, &alone_token, &only, 1), 204);
+    alone.wait_accepted("shop", n as u64 + 1);
+    wait_until("node 0 counts every node's lines", SOON, || {
+        count_of(&nodes[0], "*| count") == n as u64 + 1
+    });
+    wait_until("the single router counts them", SOON, || {
+        count_of(&alone, "*| count") == n as u64 + 1
+    });
+    // Each node's spool holds its share; together, every line once.
+    let appended: Vec<u64> = nodes
+        .iter()
+        .map(|r| own_counter(r, "paas_query_spool_appended_total"))
+        .collect();
+    assert_eq!(appended.iter().sum::<u64>(), n as u64 + 1, "{appended:?}");
+    assert!(appended.iter().all(|a| *a <= n as u64), "{appended:?}");
+
+    let (found, partial) = query_rows(&nodes[0], "only-at-node2");
+    assert_eq!(partial, None);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["process"], "web.2");
+    for q in [
+        "* | count by path",
+        "* | p50(service),p99(service),avg(service),max(service) by path",
+        "status>=500 | count by path | sort -count | head 2",
+        "path=/cart | head 5",
+        "* | top 3 path",
+        "* | timechart 1m count by status",
+    ] {
+        let (cluster_rows, partial) = query_rows(&nodes[0], q);
+        assert_eq!(partial, None, "{q}");
+        let (alone_rows, _) = query_rows(&alone, q);
+        assert_eq!(cluster_rows, alone_rows, "{q}");
+    }
+
+    // Node 2 dies: an answer lacks its lines, and says so.
+    nodes[2].child.kill().expect("kill -9");
+    nodes[2].child.wait().expect("reaped");
+    let (rows, partial) = query_rows(&nodes[0], "*| count");
+    let partial = partial.expect("a partial answer says so");
+    assert!(partial.contains("node2"), "{partial}");
+    assert!(rows[0]["count"].as_u64().unwrap_or(0) <= n as u64 + 1);
+    nodes.remove(2);
+}

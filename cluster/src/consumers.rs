@@ -7,6 +7,10 @@
 //! the ack wait (`--drain-ack-wait`). A message delivered more than once (`num_delivered > 1`)
 //! counts its lines as redelivered: at least once, the possible repeats told.
 //!
+//! Each feed pulls in a task of its own and hands takes over a channel of one, so a consumer
+//! that waits for its next take among other things (the spool writer's sync timer) never
+//! cancels a pull halfway (which would leave its messages to the ack wait).
+//!
 //! The consumer delivers the whole stream when it is first made (by the first node to pull),
 //! so no line on the bus is missed whichever node starts first; once made it lasts, and a
 //! node that joins later shares its position.
@@ -22,7 +26,7 @@ use futures_util::StreamExt as _;
 use logplex::{
     AppName, LogLine, Router, SharedConsumerFeed, SharedConsumerFuture, SharedConsumers, SharedTake,
 };
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, mpsc};
 
 use crate::bus::decode;
 use crate::config::PgStore;
@@ -52,7 +56,8 @@ pub(crate) struct JetStreamConsumers {
 
 impl SharedConsumers for JetStreamConsumers {
     fn feed(&self, name: &str) -> Arc<dyn SharedConsumerFeed> {
-        Arc::new(JetStreamFeed {
+        let pending = Arc::new(Mutex::new(HashMap::new()));
+        let puller = Puller {
             js: self.js.clone(),
             stream: self.stream.clone(),
             name: name.to_owned(),
@@ -67,32 +72,66 @@ impl SharedConsumers for JetStreamConsumers {
             },
             store: self.store.clone(),
             router: self.router.clone(),
-            consumer: Mutex::new(None),
-            pending: Mutex::new(HashMap::new()),
+            consumer: None,
+            pending: pending.clone(),
             next: AtomicU64::new(1),
+        };
+        let (tx, rx) = mpsc::channel(1);
+        tokio::spawn(puller.run(tx));
+        Arc::new(JetStreamFeed {
+            name: name.to_owned(),
+            takes: Mutex::new(rx),
+            pending,
         })
     }
 }
 
-/// One consumer's side of its shared consumer on this node.
+/// Takes handed out and not yet acknowledged, by ack id.
+type Pending = Arc<Mutex<HashMap<u64, Vec<Message>>>>;
+
+/// One consumer's side of its shared consumer on this node: the takes its puller made.
 #[derive(Debug)]
 struct JetStreamFeed {
+    name: String,
+    takes: Mutex<mpsc::Receiver<SharedTake>>,
+    pending: Pending,
+}
+
+/// Pulls one consumer's takes on this node, until its feed is dropped.
+#[derive(Debug)]
+struct Puller {
     js: Context,
     stream: String,
     name: String,
     config: pull::Config,
     store: Arc<PgStore>,
     router: Router,
-    consumer: Mutex<Option<PullConsumer>>,
-    /// Takes handed out and not yet acknowledged, by ack id.
-    pending: Mutex<HashMap<u64, Vec<Message>>>,
+    consumer: Option<PullConsumer>,
+    pending: Pending,
     next: AtomicU64,
 }
 
-impl JetStreamFeed {
-    async fn consumer(&self) -> Result<PullConsumer, String> {
-        let mut slot = self.consumer.lock().await;
-        if let Some(c) = slot.as_ref() {
+impl Puller {
+    async fn run(mut self, takes: mpsc::Sender<SharedTake>) {
+        while !takes.is_closed() {
+            match self.pull().await {
+                Ok(Some(take)) => {
+                    if takes.send(take).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(consumer = %self.name, error = %e, "shared consumer");
+                    self.consumer = None;
+                    tokio::time::sleep(RETRY_AFTER).await;
+                }
+            }
+        }
+    }
+
+    async fn consumer(&mut self) -> Result<PullConsumer, String> {
+        if let Some(c) = self.consumer.as_ref() {
             return Ok(c.clone());
         }
         let stream = self
@@ -104,7 +143,7 @@ impl JetStreamFeed {
             .get_or_create_consumer(&self.name, self.config.clone())
             .await
             .map_err(|e| e.to_string())?;
-        *slot = Some(consumer.clone());
+        self.consumer = Some(consumer.clone());
         Ok(consumer)
     }
 
@@ -122,7 +161,7 @@ impl JetStreamFeed {
         Some(AppName::from(app.name.as_str()))
     }
 
-    async fn pull(&self) -> Result<Option<SharedTake>, String> {
+    async fn pull(&mut self) -> Result<Option<SharedTake>, String> {
         let consumer = self.consumer().await?;
         let mut batch = consumer
             .batch()
@@ -172,16 +211,10 @@ impl JetStreamFeed {
 impl SharedConsumerFeed for JetStreamFeed {
     fn next(&self, _max_lines: usize) -> SharedConsumerFuture<'_, SharedTake> {
         Box::pin(async move {
-            loop {
-                match self.pull().await {
-                    Ok(Some(take)) => return take,
-                    Ok(None) => {}
-                    Err(e) => {
-                        tracing::warn!(consumer = %self.name, error = %e, "shared consumer");
-                        *self.consumer.lock().await = None;
-                        tokio::time::sleep(RETRY_AFTER).await;
-                    }
-                }
+            match self.takes.lock().await.recv().await {
+                Some(take) => take,
+                // The puller ends only when the feed is dropped: nothing more comes.
+                None => std::future::pending().await,
             }
         })
     }

@@ -36,6 +36,7 @@ mod bus;
 mod config;
 mod consumers;
 mod error;
+mod peers;
 mod shared;
 mod status;
 
@@ -99,6 +100,7 @@ pub struct Cluster {
     view: Arc<NodeView>,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
     shared: Arc<shared::JetStreamDrains>,
+    peers: Arc<peers::NodePeers>,
 }
 
 impl Cluster {
@@ -168,6 +170,11 @@ impl Cluster {
             store: view.store.clone(),
             router: router.clone(),
         });
+        let peers = Arc::new(peers::NodePeers {
+            id: config.node_id.clone(),
+            store: view.store.clone(),
+            secret: peers::cluster_secret(&view.store).await?,
+        });
         router.set_shared_consumers(Arc::new(consumers::JetStreamConsumers {
             js: view.js.clone(),
             stream: config.bus.stream.clone(),
@@ -180,6 +187,7 @@ impl Cluster {
             view,
             tasks: std::sync::Mutex::new(vec![listener, reader, heartbeat]),
             shared,
+            peers,
         })
     }
 
@@ -187,6 +195,11 @@ impl Cluster {
     /// the cluster, from a JetStream durable consumer.
     pub fn shared_delivery(&self) -> Arc<dyn drains::SharedDelivery> {
         self.shared.clone()
+    }
+
+    /// The other nodes, for queries over the whole cluster (`QueryService::set_peers`).
+    pub fn query_peers(&self) -> Arc<dyn query::QueryPeers> {
+        self.peers.clone()
     }
 
     /// Keeps `drains` (started with `shared_delivery`) in step with the cluster's drains,

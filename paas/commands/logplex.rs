@@ -510,6 +510,7 @@ pub async fn start(
         None => None,
     };
     let drains = drains::Drains::start(logplex.router().clone(), Some(logplex.data_dir()), drains)?;
+    let node_peers = node.as_ref().map(|n| n.query_peers());
     if let Some(node) = node {
         node.attach_drains(drains.clone())
             .await
@@ -525,6 +526,14 @@ pub async fn start(
     let engine = query::QueryEngine::start(logplex.router(), &data_dir, query)?;
     for (name, resource) in engine.service().resources() {
         logplex.api().register(name, resource);
+    }
+    if let Some(node) = &node_peers {
+        // Each node's spool holds its share of the lines: queries ask every node.
+        engine.service().set_peers(node.clone());
+        logplex.api().mount(
+            query::PEER_PATH,
+            std::sync::Arc::new(query::PeerLinesResource::new(engine.service().clone())),
+        );
     }
     logplex.api().register_metrics(engine.clone());
     logplex.api().mount(

@@ -62,6 +62,13 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
          UNIQUE (app_id, url)
      );",
     ),
+    (
+        3,
+        "CREATE TABLE cluster_secret (
+         id integer PRIMARY KEY CHECK (id = 1),
+         secret text NOT NULL
+     );",
+    ),
 ];
 
 /// Applies the migrations this database lacks; returns the versions applied now.

@@ -133,6 +133,16 @@ impl Aggregate {
 }
 
 impl Query {
+    /// The query's filter alone (no stages): the lines a node ships another.
+    pub(crate) fn filter_only(&self) -> Query {
+        Query {
+            filter: self.filter.clone(),
+            before: Vec::new(),
+            aggregate: None,
+            after: Vec::new(),
+        }
+    }
+
     /// Parses a query; the error names the column and what was expected.
     pub fn parse(text: &str) -> Result<Query, QueryError> {
         parse(text).map_err(|f| QueryError::at(text, f.at, f.message))
