@@ -166,8 +166,52 @@ impl QueryService {
         self.router.app(app).map(|a| a.id)
     }
 
-    /// Runs `query` over the app's kept lines in `window`.
+    /// Runs `query` over the app's kept lines in `window`: alone, this router's; in a
+    /// cluster, every node's (gathered from the others, waiting on them: call from a
+    /// blocking thread of the runtime). An answer that would lack some node's lines is an
+    /// error naming them (`SearchError::Partial`), never silently incomplete; the query API
+    /// answers partially instead, saying so (`answer_cluster`).
     pub(crate) fn answer(
+        &self,
+        app_id: &str,
+        app: &str,
+        query: &Query,
+        window: Window,
+        limit: usize,
+    ) -> Result<Output, SearchError> {
+        let Some(peers) = self.peers() else {
+            return self.answer_local(app_id, app, query, window, limit);
+        };
+        let handle = tokio::runtime::Handle::try_current()
+            .map_err(|e| SearchError::Partial(format!("the other nodes cannot be asked: {e}")))?;
+        let ask = self.ask(app, query.filter_text(), window);
+        let gathered = handle.block_on(crate::peers::gather(peers.as_ref(), &ask));
+        let (output, missing) = self.answer_cluster(app_id, app, query, window, limit, gathered)?;
+        if !missing.is_empty() {
+            return Err(SearchError::Partial(partial_header(&missing)));
+        }
+        Ok(output)
+    }
+
+    /// What a query asks every other node.
+    pub(crate) fn ask<'a>(
+        &self,
+        app: &'a str,
+        q: &'a str,
+        window: Window,
+    ) -> crate::peers::Ask<'a> {
+        crate::peers::Ask {
+            app,
+            q,
+            window,
+            cap: self.config.max_cluster_lines,
+            max_bytes: self.config.max_cluster_bytes,
+            timeout: self.config.peer_timeout,
+        }
+    }
+
+    /// Runs `query` over this node's kept lines of the app in `window`.
+    fn answer_local(
         &self,
         app_id: &str,
         app: &str,
@@ -189,7 +233,7 @@ impl QueryService {
         window: Window,
         limit: usize,
     ) -> Result<PeerLines, SearchError> {
-        match self.answer(app_id, app, &query.filter_only(), window, limit)? {
+        match self.answer_local(app_id, app, &query.filter_only(), window, limit)? {
             Output::Lines(found) => Ok(PeerLines {
                 lines: found.lines,
                 omitted: found.omitted,
@@ -331,15 +375,7 @@ impl QueryResource {
         let service = self.0.clone();
         let gathered = match service.peers() {
             Some(peers) => {
-                let c = &service.config;
-                let ask = crate::peers::Ask {
-                    app: &app,
-                    q: text,
-                    window,
-                    cap: c.max_cluster_lines,
-                    max_bytes: c.max_cluster_bytes,
-                    timeout: c.peer_timeout,
-                };
+                let ask = service.ask(&app, query.filter_text(), window);
                 Some(crate::peers::gather(peers.as_ref(), &ask).await)
             }
             None => None,
@@ -347,7 +383,7 @@ impl QueryResource {
         let answered = tokio::task::spawn_blocking(move || {
             let (output, missing) = match gathered {
                 None => (
-                    service.answer(&app_id, &app, &query, window, limit)?,
+                    service.answer_local(&app_id, &app, &query, window, limit)?,
                     Vec::new(),
                 ),
                 Some(gathered) => {
