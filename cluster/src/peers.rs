@@ -74,4 +74,8 @@ impl QueryPeers for NodePeers {
     fn secret(&self) -> &str {
         &self.secret
     }
+
+    fn this_node(&self) -> &str {
+        &self.id
+    }
 }

@@ -259,8 +259,11 @@ impl QueryService {
         let cap = self.config.max_cluster_lines;
         let own = self.matching_lines(app_id, app, query, window, cap)?;
         if own.omitted > 0 {
+            let node = self
+                .peers()
+                .map_or_else(|| "this node".to_owned(), |p| p.this_node().to_owned());
             missing.push(Missing {
-                node: "this node".into(),
+                node,
                 why: format!(
                     "more than {cap} lines matched here ({} left out): narrow the query",
                     own.omitted

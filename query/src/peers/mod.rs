@@ -56,6 +56,9 @@ pub trait QueryPeers: Send + Sync + std::fmt::Debug {
 
     /// The cluster's secret, which node-to-node requests carry.
     fn secret(&self) -> &str;
+
+    /// This node's id (named when its own lines are more than an answer may use).
+    fn this_node(&self) -> &str;
 }
 
 /// A node whose lines an answer lacks, and why.
