@@ -210,7 +210,8 @@ pub struct RouterArgs {
     /// The cluster's configuration database (`postgres://user@host/db`); needs `--nats`.
     #[arg(long, value_name = "URL", requires = "nats")]
     cluster_database_url: Option<String>,
-    /// This node's name in `GET /cluster` (default: `node-` and 8 random hex digits).
+    /// This node's name in `GET /cluster` (default: `node-` and 8 random hex digits, made at
+    /// the first start and kept in the data directory's `node-id`).
     #[arg(long, value_name = "ID")]
     node_id: Option<String>,
     /// The JetStream stream of the log bus.
@@ -348,9 +349,9 @@ impl RouterArgs {
             ),
         };
         let mut c = cluster::ClusterConfig::new(nats, db);
-        if let Some(id) = &self.node_id {
-            c.node_id = id.clone();
-        }
+        // Without --node-id, the data directory's own (`start`): a node restarted on its
+        // data directory is the same node, whose share of the spool is still there.
+        c.node_id = self.node_id.clone().unwrap_or_default();
         c.bus.stream = self.nats_stream.clone();
         c.bus.prefix = self.nats_prefix.clone();
         anyhow::ensure!(self.bus_max_mb > 0, "--bus-max-mb must be at least 1");
@@ -495,6 +496,9 @@ pub async fn start(
     let mut drains = drains;
     let node = match cluster {
         Some(mut c) => {
+            if c.node_id.is_empty() {
+                c.node_id = stable_node_id(&data_dir)?;
+            }
             c.api_url = logplex.addresses().api_url();
             c.bootstrap_key = logplex.new_operator_key().map(str::to_owned);
             let node = std::sync::Arc::new(
@@ -594,6 +598,20 @@ pub async fn start(
         )?;
     }
     Ok((logplex, status))
+}
+
+/// The node id kept in `data_dir/node-id`, made (random) at the first start in a cluster.
+fn stable_node_id(data_dir: &std::path::Path) -> anyhow::Result<String> {
+    let path = data_dir.join("node-id");
+    if let Ok(id) = std::fs::read_to_string(&path)
+        && !id.trim().is_empty()
+    {
+        return Ok(id.trim().to_owned());
+    }
+    let id = cluster::ClusterConfig::new("", "").node_id;
+    std::fs::write(&path, format!("{id}\n"))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(id)
 }
 
 fn write_credentials(data_dir: &std::path::Path, c: &Credentials) -> anyhow::Result<()> {
