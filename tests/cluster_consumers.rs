@@ -280,6 +280,49 @@ fn a_query_on_one_node_answers_for_every_node_and_says_when_one_is_missing() {
         assert_eq!(cluster_rows, alone_rows, "{q}");
     }
 
+    // The Loki API (Grafana) on node 0 answers for every node too.
+    let at = 1_795_262_400i64; // the lines' time, 2026-11-21T12:00:00Z
+    let loki = |params: &[(&str, String)], endpoint: &str| -> serde_json::Value {
+        let mut args = vec!["-G".to_owned()];
+        for (k, v) in params {
+            args.extend(["--data-urlencode".to_owned(), format!("{k}={v}")]);
+        }
+        args.push(format!("/loki/api/v1/{endpoint}"));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (status, body) = nodes[0].curl(&args);
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).expect("JSON")
+    };
+    let found = loki(
+        &[
+            ("query", r#"{app="shop"} |= "only-at-node2""#.to_owned()),
+            ("start", (at - 60).to_string()),
+            ("end", (at + 60).to_string()),
+        ],
+        "query_range",
+    );
+    let streams = found["data"]["result"].as_array().expect("streams");
+    let values: usize = streams
+        .iter()
+        .map(|s| s["values"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert_eq!(values, 1, "{found}");
+    let counted = loki(
+        &[
+            (
+                "query",
+                r#"sum(count_over_time({app="shop"}[5m]))"#.to_owned(),
+            ),
+            ("time", (at + 60).to_string()),
+        ],
+        "query",
+    );
+    assert_eq!(
+        counted["data"]["result"][0]["value"][1].as_str(),
+        Some((n + 1).to_string().as_str()),
+        "{counted}"
+    );
+
     // Only the cluster's nodes may ask for a node's lines: not even the operator's key does.
     let (status, _) = nodes[0].curl(&["/cluster-lines/shop?q=*&limit=10"]);
     assert_eq!(status, 401);
@@ -296,5 +339,16 @@ fn a_query_on_one_node_answers_for_every_node_and_says_when_one_is_missing() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("partial: lacks node2"), "{text}");
+    // The Loki API has no way to say an answer is partial: it refuses, naming the node.
+    let (status, body) = nodes[0].curl(&[
+        "-G",
+        "--data-urlencode",
+        r#"query=sum(count_over_time({app="shop"}[5m]))"#,
+        "--data-urlencode",
+        &format!("time={}", at + 60),
+        "/loki/api/v1/query",
+    ]);
+    assert_ne!(status, 200, "{body}");
+    assert!(body.contains("node2"), "{body}");
     nodes.remove(2);
 }
