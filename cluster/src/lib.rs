@@ -10,6 +10,9 @@
 //!   it in memory, where token look-ups on ingest stay.
 //! - **drains** (`shared.rs`): every node runs every drain, each fed from one JetStream
 //!   durable consumer per drain, so each line is delivered once across the cluster.
+//! - **router-wide consumers** (`consumers.rs`): metric extraction and the query spool each
+//!   read one JetStream durable consumer shared by every node, so each line is counted and
+//!   written once across the cluster (`logplex::SharedConsumers`).
 //! - **the log bus** (`bus/`): ingest publishes admitted lines to a JetStream stream, a
 //!   subject per app, and acknowledges its sender only once JetStream has them; every node's
 //!   reader (an ordered consumer over the stream) publishes them into its own channels,
@@ -34,8 +37,10 @@
 
 mod bus;
 mod config;
+mod consumers;
 mod error;
 mod metrics;
+mod peers;
 mod shared;
 mod status;
 
@@ -99,11 +104,12 @@ pub struct Cluster {
     view: Arc<NodeView>,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
     shared: Arc<shared::JetStreamDrains>,
+    peers: Arc<peers::NodePeers>,
 }
 
 impl Cluster {
-    /// Joins: migrates and loads the configuration, installs the store, the bus and the
-    /// reader, and starts the heartbeat. A database or NATS that cannot be reached is an
+    /// Joins: migrates and loads the configuration, installs the store, the bus, the reader
+    /// and the shared router-wide consumers, and starts the heartbeat. A database or NATS that cannot be reached is an
     /// error here (a node does not start half-joined).
     pub async fn join(router: &Router, config: ClusterConfig) -> Result<Cluster> {
         if !valid_token(&config.bus.stream) || !config.bus.prefix.split('.').all(valid_token) {
@@ -168,10 +174,24 @@ impl Cluster {
             store: view.store.clone(),
             router: router.clone(),
         });
+        let peers = Arc::new(peers::NodePeers {
+            id: config.node_id.clone(),
+            store: view.store.clone(),
+            secret: peers::cluster_secret(&view.store).await?,
+        });
+        router.set_shared_consumers(Arc::new(consumers::JetStreamConsumers {
+            js: view.js.clone(),
+            stream: config.bus.stream.clone(),
+            prefix: config.bus.prefix.clone(),
+            ack_wait: config.bus.drain_ack_wait,
+            store: view.store.clone(),
+            router: router.clone(),
+        }));
         Ok(Cluster {
             view,
             tasks: std::sync::Mutex::new(vec![listener, reader, heartbeat]),
             shared,
+            peers,
         })
     }
 
@@ -179,6 +199,11 @@ impl Cluster {
     /// the cluster, from a JetStream durable consumer.
     pub fn shared_delivery(&self) -> Arc<dyn drains::SharedDelivery> {
         self.shared.clone()
+    }
+
+    /// The other nodes, for queries over the whole cluster (`QueryService::set_peers`).
+    pub fn query_peers(&self) -> Arc<dyn query::QueryPeers> {
+        self.peers.clone()
     }
 
     /// Keeps `drains` (started with `shared_delivery`) in step with the cluster's drains,

@@ -32,6 +32,7 @@ mod registry;
 mod rfc5424;
 mod router;
 mod server;
+mod shared_consumers;
 mod time;
 mod tls;
 
@@ -63,10 +64,11 @@ pub use rfc5424::{
 };
 pub use router::{
     AppIds, AppLifecycle, Batch, BatchOutcome, CatchUp, Channel, ChannelConfig, ChannelStats,
-    ConsumerStats, DEFAULT_TAIL_BUFFER, EmitError, Emitter, HistoryStats, LineQueue, Loss,
-    QueueCounts, RateBudget, Reject, RejectCounts, Resumed, Router, RouterConfig, SEQ_BLOCK,
-    SeqFileError, Subscription, Taken, TokenTarget, TooManyTails,
+    ConsumerFeed, ConsumerStats, DEFAULT_TAIL_BUFFER, EmitError, Emitter, FeedTake, HistoryStats,
+    LineQueue, Loss, QueueCounts, RateBudget, Reject, RejectCounts, Resumed, Router, RouterConfig,
+    SEQ_BLOCK, SeqFileError, Subscription, Taken, TokenTarget, TooManyTails,
 };
 pub use server::{Addresses, Logplex, LogplexConfig, StartError};
+pub use shared_consumers::{SharedConsumerFeed, SharedConsumerFuture, SharedConsumers, SharedTake};
 pub use time::{TimeFormatCache, Timestamp, TimestampError};
 pub use tls::{TlsError, provider as tls_provider, server_config as tls_server_config};

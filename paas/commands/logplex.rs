@@ -210,7 +210,8 @@ pub struct RouterArgs {
     /// The cluster's configuration database (`postgres://user@host/db`); needs `--nats`.
     #[arg(long, value_name = "URL", requires = "nats")]
     cluster_database_url: Option<String>,
-    /// This node's name in `GET /cluster` (default: `node-` and 8 random hex digits).
+    /// This node's name in `GET /cluster` (default: `node-` and 8 random hex digits, made at
+    /// the first start and kept in the data directory's `node-id`).
     #[arg(long, value_name = "ID")]
     node_id: Option<String>,
     /// The JetStream stream of the log bus.
@@ -228,8 +229,9 @@ pub struct RouterArgs {
     /// Seconds a publish waits for JetStream's acknowledgement before the sender is refused.
     #[arg(long, default_value_t = 5.0)]
     bus_ack_timeout: f64,
-    /// Seconds a drain's batch may stay unacknowledged on one node before JetStream hands it
-    /// to another (a node that died mid-batch).
+    /// Seconds a batch of a drain, or of the shared metrics and spool consumers, may stay
+    /// unacknowledged on one node before JetStream hands it to another (a node that died
+    /// mid-batch).
     #[arg(long, default_value_t = 30.0)]
     drain_ack_wait: f64,
 }
@@ -347,9 +349,9 @@ impl RouterArgs {
             ),
         };
         let mut c = cluster::ClusterConfig::new(nats, db);
-        if let Some(id) = &self.node_id {
-            c.node_id = id.clone();
-        }
+        // Without --node-id, the data directory's own (`start`): a node restarted on its
+        // data directory is the same node, whose share of the spool is still there.
+        c.node_id = self.node_id.clone().unwrap_or_default();
         c.bus.stream = self.nats_stream.clone();
         c.bus.prefix = self.nats_prefix.clone();
         anyhow::ensure!(self.bus_max_mb > 0, "--bus-max-mb must be at least 1");
@@ -494,6 +496,9 @@ pub async fn start(
     let mut drains = drains;
     let node = match cluster {
         Some(mut c) => {
+            if c.node_id.is_empty() {
+                c.node_id = stable_node_id(&data_dir)?;
+            }
             c.api_url = logplex.addresses().api_url();
             c.bootstrap_key = logplex.new_operator_key().map(str::to_owned);
             let node = std::sync::Arc::new(
@@ -510,6 +515,7 @@ pub async fn start(
         None => None,
     };
     let drains = drains::Drains::start(logplex.router().clone(), Some(logplex.data_dir()), drains)?;
+    let node_peers = node.as_ref().map(|n| n.query_peers());
     if let Some(node) = &node {
         node.attach_drains(drains.clone())
             .await
@@ -525,6 +531,14 @@ pub async fn start(
     let engine = query::QueryEngine::start(logplex.router(), &data_dir, query)?;
     for (name, resource) in engine.service().resources() {
         logplex.api().register(name, resource);
+    }
+    if let Some(node) = &node_peers {
+        // Each node's spool holds its share of the lines: queries ask every node.
+        engine.service().set_peers(node.clone());
+        logplex.api().mount(
+            query::PEER_PATH,
+            std::sync::Arc::new(query::PeerLinesResource::new(engine.service().clone())),
+        );
     }
     logplex.api().register_metrics(engine.clone());
     logplex.api().mount(
@@ -599,6 +613,20 @@ pub struct Started {
     pub status: std::sync::Arc<dashboard::StatusPage>,
     /// The cluster node, when it joined one.
     pub node: Option<std::sync::Arc<cluster::Cluster>>,
+}
+
+/// The node id kept in `data_dir/node-id`, made (random) at the first start in a cluster.
+fn stable_node_id(data_dir: &std::path::Path) -> anyhow::Result<String> {
+    let path = data_dir.join("node-id");
+    if let Ok(id) = std::fs::read_to_string(&path)
+        && !id.trim().is_empty()
+    {
+        return Ok(id.trim().to_owned());
+    }
+    let id = cluster::ClusterConfig::new("", "").node_id;
+    std::fs::write(&path, format!("{id}\n"))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(id)
 }
 
 fn write_credentials(data_dir: &std::path::Path, c: &Credentials) -> anyhow::Result<()> {

@@ -59,6 +59,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         };
         let response = client.send(Method::GET, &path, None, accept, true).await?;
         let status = response.status();
+        // A cluster's answer that lacks some node's lines says which (the text has it too).
+        let partial = response
+            .headers()
+            .get(query::PARTIAL_HEADER)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
         let body = response.into_body().collect().await?.to_bytes();
         if status != StatusCode::OK {
             return Err(api_error(&Response { status, body }));
@@ -66,6 +71,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let mut out = std::io::stdout().lock();
         if out.write_all(&body).and_then(|()| out.flush()).is_err() {
             // The reader went away (a closed pipe): nothing more to say.
+        }
+        if let (Some(partial), true) = (partial, args.json) {
+            eprintln!("paas query: partial answer: lacks {partial}");
         }
         Ok(ExitCode::SUCCESS)
     })

@@ -156,6 +156,12 @@ impl Collector for QueryEngine {
                 stats.dropped,
             ),
             (
+                "paas_query_spool_redelivered",
+                "Lines the cluster delivered to the spool's writer again (a node died before \
+                 acknowledging them), appended again.",
+                stats.redelivered,
+            ),
+            (
                 "paas_query_spool_failed",
                 "Lines the spool could not write (a disk error, logged).",
                 stats.failed,

@@ -63,6 +63,7 @@ mod index;
 mod lang;
 mod loki;
 mod metrics;
+mod peers;
 mod service;
 mod spool;
 mod window;
@@ -79,6 +80,10 @@ pub use loki::{LogqlError, LokiApi};
 pub use metrics::{
     AppSnapshot, Buckets, Extractor, MetricsConfig, MetricsEngine, MetricsLimits, MetricsResource,
     RedView, RequestCount,
+};
+pub use peers::{
+    Missing, PARTIAL_HEADER, PEER_PATH, PeerLinesResource, PeersFuture, QueryPeer, QueryPeers,
+    SECRET_HEADER,
 };
 pub use service::{ImportResource, IndexResource, QueryResource, QueryService, ServiceConfig};
 pub use spool::{

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
@@ -19,7 +19,10 @@ use hyper::body::Incoming;
 use logplex::{AppResource, Body, LogLine, Router, Timestamp, api_error, api_full, read_body};
 use serde::Deserialize;
 
+use crate::exec::Executor;
 use crate::index::{self, Index, SearchError};
+use crate::peers::{Missing, PeerLines, QueryPeers};
+use crate::peers::{PARTIAL_HEADER, partial_header};
 use crate::window::Window;
 use crate::{DEFAULT_CHART_WIDTH, Output, Query, Spool, write_human, write_ndjson};
 use crate::{IndexError, IndexerHandle};
@@ -31,6 +34,13 @@ pub struct ServiceConfig {
     pub max_lines: usize,
     /// The largest import body.
     pub max_import_body: usize,
+    /// In a cluster: the matching lines one node ships for a query at most (beyond, the
+    /// answer is partial and says so).
+    pub max_cluster_lines: usize,
+    /// In a cluster: the bytes of one node's lines read at most.
+    pub max_cluster_bytes: usize,
+    /// In a cluster: how long another node has to answer.
+    pub peer_timeout: std::time::Duration,
 }
 
 impl Default for ServiceConfig {
@@ -38,6 +48,9 @@ impl Default for ServiceConfig {
         ServiceConfig {
             max_lines: 10_000,
             max_import_body: 8 << 20,
+            max_cluster_lines: 100_000,
+            max_cluster_bytes: 64 << 20,
+            peer_timeout: std::time::Duration::from_secs(5),
         }
     }
 }
@@ -50,6 +63,8 @@ pub struct QueryService {
     index: Index,
     indexer: Arc<IndexerHandle>,
     config: ServiceConfig,
+    /// The cluster's other nodes (`None`: a single router, whose lines are all here).
+    peers: RwLock<Option<Arc<dyn QueryPeers>>>,
 }
 
 /// `GET /apps/{app}/query`.
@@ -81,7 +96,24 @@ impl QueryService {
             index,
             indexer,
             config,
+            peers: RwLock::new(None),
         })
+    }
+
+    /// Makes queries answer for the whole cluster: each node holds its share of the lines
+    /// (see `peers`), gathered from `peers` for every query.
+    pub fn set_peers(&self, peers: Arc<dyn QueryPeers>) {
+        *self.peers.write().unwrap_or_else(|p| p.into_inner()) = Some(peers);
+    }
+
+    /// The cluster's other nodes, when this is a node of one.
+    pub(crate) fn peers(&self) -> Option<Arc<dyn QueryPeers>> {
+        self.peers.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The API's limits.
+    pub(crate) fn config(&self) -> &ServiceConfig {
+        &self.config
     }
 
     /// The resources to register: `("query", …)`, `("import", …)` and `("index", …)`.
@@ -134,8 +166,52 @@ impl QueryService {
         self.router.app(app).map(|a| a.id)
     }
 
-    /// Runs `query` over the app's kept lines in `window`.
+    /// Runs `query` over the app's kept lines in `window`: alone, this router's; in a
+    /// cluster, every node's (gathered from the others, waiting on them: call from a
+    /// blocking thread of the runtime). An answer that would lack some node's lines is an
+    /// error naming them (`SearchError::Partial`), never silently incomplete; the query API
+    /// answers partially instead, saying so (`answer_cluster`).
     pub(crate) fn answer(
+        &self,
+        app_id: &str,
+        app: &str,
+        query: &Query,
+        window: Window,
+        limit: usize,
+    ) -> Result<Output, SearchError> {
+        let Some(peers) = self.peers() else {
+            return self.answer_local(app_id, app, query, window, limit);
+        };
+        let handle = tokio::runtime::Handle::try_current()
+            .map_err(|e| SearchError::Partial(format!("the other nodes cannot be asked: {e}")))?;
+        let ask = self.ask(app, query.filter_text(), window);
+        let gathered = handle.block_on(crate::peers::gather(peers.as_ref(), &ask));
+        let (output, missing) = self.answer_cluster(app_id, app, query, window, limit, gathered)?;
+        if !missing.is_empty() {
+            return Err(SearchError::Partial(partial_header(&missing)));
+        }
+        Ok(output)
+    }
+
+    /// What a query asks every other node.
+    pub(crate) fn ask<'a>(
+        &self,
+        app: &'a str,
+        q: &'a str,
+        window: Window,
+    ) -> crate::peers::Ask<'a> {
+        crate::peers::Ask {
+            app,
+            q,
+            window,
+            cap: self.config.max_cluster_lines,
+            max_bytes: self.config.max_cluster_bytes,
+            timeout: self.config.peer_timeout,
+        }
+    }
+
+    /// Runs `query` over this node's kept lines of the app in `window`.
+    fn answer_local(
         &self,
         app_id: &str,
         app: &str,
@@ -145,6 +221,71 @@ impl QueryService {
     ) -> Result<Output, SearchError> {
         let app = logplex::AppName::from(app);
         index::answer(&self.index, &self.spool, app_id, &app, query, window, limit)
+    }
+
+    /// The app's kept lines `query`'s filter matches in `window`: the newest `limit`, oldest
+    /// first, with how many more matched.
+    pub(crate) fn matching_lines(
+        &self,
+        app_id: &str,
+        app: &str,
+        query: &Query,
+        window: Window,
+        limit: usize,
+    ) -> Result<PeerLines, SearchError> {
+        match self.answer_local(app_id, app, &query.filter_only(), window, limit)? {
+            Output::Lines(found) => Ok(PeerLines {
+                lines: found.lines,
+                omitted: found.omitted,
+            }),
+            Output::Table(_) => Ok(PeerLines::default()),
+        }
+    }
+
+    /// Runs `query` over the cluster's lines: this node's matching lines and `gathered`'s
+    /// (the other nodes', with those missing), once each (by `seq`), in the bus's order.
+    /// Returns the answer and the nodes whose lines it lacks (this node too, when it has
+    /// more matching lines than it may use).
+    pub(crate) fn answer_cluster(
+        &self,
+        app_id: &str,
+        app: &str,
+        query: &Query,
+        window: Window,
+        limit: usize,
+        gathered: (Vec<PeerLines>, Vec<Missing>),
+    ) -> Result<(Output, Vec<Missing>), SearchError> {
+        let (gathered, mut missing) = gathered;
+        let cap = self.config.max_cluster_lines;
+        let own = self.matching_lines(app_id, app, query, window, cap)?;
+        if own.omitted > 0 {
+            let node = self
+                .peers()
+                .map_or_else(|| "this node".to_owned(), |p| p.this_node().to_owned());
+            missing.push(Missing {
+                node,
+                why: format!(
+                    "more than {cap} lines matched here ({} left out): narrow the query",
+                    own.omitted
+                ),
+            });
+        }
+        let mut lines: Vec<LogLine> = own.lines;
+        for peer in gathered {
+            lines.extend(peer.lines);
+        }
+        // The bus numbers an app's lines in one order for the whole cluster; imported lines
+        // (seq 0) come by time. A line kept on two nodes (delivered again) is used once.
+        lines.sort_by_key(|l| (l.seq, l.time));
+        lines.dedup_by(|a, b| a.seq != 0 && a.seq == b.seq);
+        let mut exec = Executor::new(query, limit);
+        for line in lines {
+            if exec.is_done() {
+                break;
+            }
+            exec.push(line);
+        }
+        Ok((exec.finish()?, missing))
     }
 }
 
@@ -235,22 +376,52 @@ impl QueryResource {
             return not_found();
         };
         let service = self.0.clone();
+        let gathered = match service.peers() {
+            Some(peers) => {
+                let ask = service.ask(&app, query.filter_text(), window);
+                Some(crate::peers::gather(peers.as_ref(), &ask).await)
+            }
+            None => None,
+        };
         let answered = tokio::task::spawn_blocking(move || {
-            let output = service.answer(&app_id, &app, &query, window, limit)?;
+            let (output, missing) = match gathered {
+                None => (
+                    service.answer_local(&app_id, &app, &query, window, limit)?,
+                    Vec::new(),
+                ),
+                Some(gathered) => {
+                    service.answer_cluster(&app_id, &app, &query, window, limit, gathered)?
+                }
+            };
             let mut body = Vec::new();
             if text_format {
                 write_human(&output, DEFAULT_CHART_WIDTH, &mut body);
+                if !missing.is_empty() {
+                    body.extend_from_slice(
+                        format!("partial: lacks {}\n", partial_header(&missing)).as_bytes(),
+                    );
+                }
             } else {
                 write_ndjson(&output, &mut body);
             }
-            Ok::<_, SearchError>(body)
+            Ok::<_, SearchError>((body, missing))
         })
         .await;
         match answered {
-            Ok(Ok(body)) if text_format => {
-                api_full(StatusCode::OK, "text/plain; charset=utf-8", body)
+            Ok(Ok((body, missing))) => {
+                let content_type = if text_format {
+                    "text/plain; charset=utf-8"
+                } else {
+                    "application/x-ndjson"
+                };
+                let mut response = api_full(StatusCode::OK, content_type, body);
+                if !missing.is_empty()
+                    && let Ok(value) = http::HeaderValue::from_str(&partial_header(&missing))
+                {
+                    response.headers_mut().insert(PARTIAL_HEADER, value);
+                }
+                response
             }
-            Ok(Ok(body)) => api_full(StatusCode::OK, "application/x-ndjson", body),
             Ok(Err(SearchError::Exec(e))) => invalid(&format!("{e}.")),
             Ok(Err(e)) => internal(e),
             Err(e) => internal(e),

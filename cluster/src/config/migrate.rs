@@ -75,6 +75,13 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
          PRIMARY KEY (app_id, version)
      );",
     ),
+    (
+        4,
+        "CREATE TABLE cluster_secret (
+         id integer PRIMARY KEY CHECK (id = 1),
+         secret text NOT NULL
+     );",
+    ),
 ];
 
 /// Applies the migrations this database lacks; returns the versions applied now.

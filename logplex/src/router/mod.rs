@@ -6,6 +6,7 @@ mod budget;
 mod channel;
 mod consumers;
 mod emitter;
+mod feed;
 mod limits;
 mod outbox;
 mod queue;
@@ -23,6 +24,7 @@ pub use budget::RateBudget;
 pub use channel::{BatchOutcome, Channel, ChannelConfig, TooManyTails};
 pub use consumers::{CatchUp, Resumed, Subscription};
 pub use emitter::{EmitError, Emitter};
+pub use feed::{ConsumerFeed, FeedTake};
 pub use limits::{Limit, LimitCounters};
 pub use outbox::{BusOutbox, OUTBOX_CAPACITY};
 pub use queue::{Batch, DEFAULT_TAIL_BUFFER, LineQueue, Loss, QueueCounts, Taken};
@@ -37,6 +39,7 @@ use crate::registry::{
     ApiKey, App, Caller, KeyScope, NewKey, Registry, RegistryDiff, RegistryError, RegistryRecords,
     RegistryStore, Token, diff_to,
 };
+use crate::shared_consumers::SharedConsumers;
 use crate::time::Timestamp;
 use consumers::Consumers;
 
@@ -119,6 +122,8 @@ struct Inner {
     outbox: RwLock<Option<Arc<BusOutbox>>>,
     /// The nodes sharing each app's rate budget (1 but in a cluster).
     rate_share: AtomicU64,
+    /// A cluster's shared router-wide consumers (`None`: each reads its own subscription).
+    shared_consumers: RwLock<Option<Arc<dyn SharedConsumers>>>,
 }
 
 /// The router. Cheap to clone: every clone is the same router.
@@ -147,6 +152,7 @@ impl Router {
                 bus: RwLock::new(None),
                 outbox: RwLock::new(None),
                 rate_share: AtomicU64::new(1),
+                shared_consumers: RwLock::new(None),
             }),
         };
         let names: Vec<String> = router.registry().apps().map(|a| a.name.clone()).collect();
@@ -632,6 +638,33 @@ impl Router {
         let resumed = consumers::resume(&self.inner.consumers, &all, name, capacity, after);
         drop(channels);
         resumed
+    }
+
+    /// Installs the cluster's shared router-wide consumers: from now on `consumer_feed`
+    /// hands out a consumer's share of the cluster's lines rather than this router's own.
+    pub fn set_shared_consumers(&self, shared: Arc<dyn SharedConsumers>) {
+        *self
+            .inner
+            .shared_consumers
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(shared);
+    }
+
+    /// Where the router-wide consumer `name` reads: alone, its own subscription (as
+    /// `subscribe_all`, a queue of `capacity` lines); in a cluster, its share of the cluster's
+    /// lines through the shared consumer `name` (each line to one node, acknowledged by
+    /// `ConsumerFeed::done`).
+    pub fn consumer_feed(&self, name: &str, capacity: usize) -> ConsumerFeed {
+        let shared = self
+            .inner
+            .shared_consumers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match shared {
+            Some(shared) => ConsumerFeed::Shared(shared.feed(name)),
+            None => ConsumerFeed::Local(self.subscribe_all(name, capacity)),
+        }
     }
 
     /// The router-wide consumers' queues.

@@ -28,6 +28,10 @@ pub(crate) enum SearchError {
     /// The spool could not be read.
     #[error(transparent)]
     Spool(#[from] SpoolError),
+    /// In a cluster, an answer that would lack some nodes' lines (for the callers that have
+    /// no way to say an answer is partial: the Loki API).
+    #[error("the answer would lack some nodes' lines: {0}")]
+    Partial(String),
 }
 
 /// Runs `query` over the app's kept lines in `window`: its blocks, then its spool past them.

@@ -59,6 +59,8 @@ pub struct Query {
     pub(crate) aggregate: Option<Aggregate>,
     /// Stages on the table, after the aggregation: `sort`, `head`, `fields`.
     pub(crate) after: Vec<TableStage>,
+    /// The filter as written (`*` when none): what a cluster's node asks the others for.
+    pub(crate) filter_text: String,
 }
 
 /// A stage on lines.
@@ -133,6 +135,22 @@ impl Aggregate {
 }
 
 impl Query {
+    /// The query's filter alone (no stages): the lines a node ships another.
+    pub(crate) fn filter_only(&self) -> Query {
+        Query {
+            filter: self.filter.clone(),
+            before: Vec::new(),
+            aggregate: None,
+            after: Vec::new(),
+            filter_text: self.filter_text.clone(),
+        }
+    }
+
+    /// The filter as written (`*` when none).
+    pub(crate) fn filter_text(&self) -> &str {
+        &self.filter_text
+    }
+
     /// Parses a query; the error names the column and what was expected.
     pub fn parse(text: &str) -> Result<Query, QueryError> {
         parse(text).map_err(|f| QueryError::at(text, f.at, f.message))
@@ -180,11 +198,16 @@ fn parse(text: &str) -> Result<Query, Failure> {
             format!("more than {MAX_STAGES} stages"),
         ));
     }
+    let filter_text = match first.text.trim() {
+        "" => "*".to_owned(),
+        t => t.to_owned(),
+    };
     let mut query = Query {
         filter: filter(*first)?,
         before: Vec::new(),
         aggregate: None,
         after: Vec::new(),
+        filter_text,
     };
     for segment in stages {
         let stage = stage::parse_stage(*segment)?;

@@ -1,15 +1,22 @@
 //! `MetricsEngine`: the router-wide consumer that turns lines into series. It reads its own
-//! `Subscription` (`Router::subscribe_all`), so ingest never waits for it: when it falls
-//! behind, its queue drops the oldest lines and counts them
+//! feed (`Router::consumer_feed("metrics")`), so ingest never waits for it. Alone, that is its
+//! own `Subscription`: when it falls behind, its queue drops the oldest lines and counts them
 //! (`paas_metrics_lines_dropped_total`, and the router's `logplex_lines_dropped_total
-//! {consumer="metrics"}`). Each take is counted under one lock of the store, so a scrape sees
-//! whole batches. A deleted app's series go at once (the engine is an `AppLifecycle`).
+//! {consumer="metrics"}`). In a cluster it is this node's share of the cluster's lines (the
+//! shared consumer `metrics`): each line is counted on one node, so a counter summed over the
+//! nodes counts each line once; a batch is acknowledged once counted, and a batch delivered
+//! again (its node died before acknowledging) is counted again and told
+//! (`paas_metrics_lines_redelivered_total`). Gauges (l2met `sample#`) are then on whichever
+//! node counted the line: read them with `max without(instance)`.
+//!
+//! Each take is counted under one lock of the store, so a scrape sees whole batches. A
+//! deleted app's series go at once (the engine is an `AppLifecycle`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use logplex::{App, AppLifecycle, AppName, Component, LineQueue, LogLine, Router, StopFuture};
+use logplex::{App, AppLifecycle, AppName, Component, ConsumerFeed, LogLine, Router, StopFuture};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
@@ -50,8 +57,9 @@ impl Default for MetricsConfig {
 #[derive(Debug)]
 pub struct MetricsEngine {
     store: SharedStore,
-    queue: Arc<LineQueue>,
+    feed: Arc<ConsumerFeed>,
     lines: Arc<AtomicU64>,
+    redelivered: Arc<AtomicU64>,
     stop: Arc<Notify>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
@@ -60,22 +68,23 @@ impl MetricsEngine {
     /// Subscribes to every app's lines and extracts from them in a task of its own (call
     /// from within a tokio runtime).
     pub fn start(router: &Router, config: MetricsConfig) -> Arc<MetricsEngine> {
-        let sub = router.subscribe_all("metrics", config.capacity);
+        let feed = Arc::new(router.consumer_feed("metrics", config.capacity));
         let store = SharedStore(Arc::new(Mutex::new(Store::new(config.limits))));
-        let queue = sub.queue().clone();
         let lines = Arc::new(AtomicU64::new(0));
+        let redelivered = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(Notify::new());
         let run = Run {
-            queue: queue.clone(),
+            feed: feed.clone(),
             store: store.clone(),
             lines: lines.clone(),
+            redelivered: redelivered.clone(),
             batch: config.batch_lines.max(1),
-            _sub: sub,
         };
         let engine = Arc::new(MetricsEngine {
             store,
-            queue,
+            feed,
             lines,
+            redelivered,
             task: Mutex::new(Some(tokio::spawn(run.run(stop.clone())))),
             stop,
         });
@@ -121,7 +130,7 @@ impl Component for MetricsEngine {
 impl Collector for MetricsEngine {
     fn encode(&self, mut e: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         encode_store(&mut self.store.lock(), Instant::now(), &mut e)?;
-        let q = self.queue.counts();
+        let q = self.feed.counts();
         let counters = [
             (
                 "paas_metrics_lines",
@@ -132,6 +141,12 @@ impl Collector for MetricsEngine {
                 "paas_metrics_lines_dropped",
                 "Lines the metrics extractor dropped because it was behind (its queue was full).",
                 q.dropped,
+            ),
+            (
+                "paas_metrics_lines_redelivered",
+                "Lines the cluster delivered to the metrics extractor again (a node died before \
+                 acknowledging them): counted again, possibly twice in all.",
+                self.redelivered.load(Ordering::Relaxed),
             ),
         ];
         for (name, help, value) in counters {
@@ -153,12 +168,11 @@ impl Collector for MetricsEngine {
 const LINGER: Duration = Duration::from_millis(20);
 
 struct Run {
-    queue: Arc<LineQueue>,
+    feed: Arc<ConsumerFeed>,
     store: SharedStore,
     lines: Arc<AtomicU64>,
+    redelivered: Arc<AtomicU64>,
     batch: usize,
-    /// Held so that the subscription lasts as long as the task.
-    _sub: logplex::Subscription,
 }
 
 impl Run {
@@ -168,17 +182,24 @@ impl Run {
             tokio::select! {
                 biased;
                 () = stop.notified() => break,
-                taken = self.queue.take_lingering(self.batch, usize::MAX, LINGER) => match taken {
-                    Some(taken) => self.count(&taken.lines, &mut name),
+                taken = self.feed.next(self.batch, usize::MAX, LINGER) => match taken {
+                    Some(taken) => {
+                        self.count(&taken.lines, &mut name);
+                        if taken.redelivered > 0 {
+                            self.redelivered.fetch_add(taken.redelivered, Ordering::Relaxed);
+                            tracing::warn!(
+                                lines = taken.redelivered,
+                                "metrics: lines delivered again by the cluster (a node died \
+                                 before acknowledging them) counted again"
+                            );
+                        }
+                        self.feed.done(&taken).await;
+                    }
                     None => break,
                 },
             }
         }
-        loop {
-            let taken = self.queue.try_take_bounded(self.batch, usize::MAX);
-            if taken.lines.is_empty() {
-                break;
-            }
+        while let Some(taken) = self.feed.try_next(self.batch, usize::MAX) {
             self.count(&taken.lines, &mut name);
         }
     }

@@ -1,7 +1,10 @@
 //! `SpoolWriter`: the router-wide consumer that appends every app's lines to the spool. It
-//! reads its own `Subscription` (`Router::subscribe_all`), so ingest never waits for it: when
-//! it falls behind, its queue drops the oldest lines and counts them
-//! ([`SpoolWriterStats::dropped`]). It syncs every [`SYNC_INTERVAL`], applies retention every
+//! reads its own feed (`Router::consumer_feed("spool")`), so ingest never waits for it. Alone,
+//! that is its own `Subscription`: when it falls behind, its queue drops the oldest lines and
+//! counts them ([`SpoolWriterStats::dropped`]). In a cluster it is this node's share of the
+//! cluster's lines (the shared consumer `spool`): each line is written on one node, and a
+//! batch is acknowledged once appended; a batch delivered again (its node died before
+//! acknowledging) is appended again and counted ([`SpoolWriterStats::redelivered`]). It syncs every [`SYNC_INTERVAL`], applies retention every
 //! minute, and removes a deleted app's spool at once (the spool is an `AppLifecycle`).
 
 use std::sync::Arc;
@@ -9,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use logplex::{
-    App, AppIds, AppLifecycle, AppName, LogLine, Router, Subscription, Taken, Timestamp,
+    App, AppIds, AppLifecycle, AppName, ConsumerFeed, FeedTake, LogLine, Router, Timestamp,
 };
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -58,6 +61,9 @@ pub struct SpoolWriterStats {
     pub dropped: u64,
     /// Lines waiting in its queue now: its lag.
     pub buffered: u64,
+    /// In a cluster: lines delivered again (a node died before acknowledging them), appended
+    /// again (possibly twice in the cluster's spools; a query uses them once).
+    pub redelivered: u64,
 }
 
 #[derive(Debug, Default)]
@@ -65,6 +71,7 @@ struct Counters {
     appended: AtomicU64,
     orphaned: AtomicU64,
     failed: AtomicU64,
+    redelivered: AtomicU64,
 }
 
 /// Starts the writer (see the module documentation).
@@ -75,13 +82,12 @@ impl SpoolWriter {
     /// Subscribes to every app's lines and appends them to `spool` in a task of its own
     /// (call from within a tokio runtime). The spool is also told of deleted apps.
     pub fn start(router: &Router, spool: Spool, config: SpoolWriterConfig) -> SpoolWriterHandle {
-        let sub = router.subscribe_all("spool", config.capacity);
+        let feed = Arc::new(router.consumer_feed("spool", config.capacity));
         router.on_app_deleted(Arc::new(spool.clone()));
         let counters = Arc::new(Counters::default());
         let stop = Arc::new(Notify::new());
-        let queue = sub.queue().clone();
         let run = Run {
-            sub,
+            feed: feed.clone(),
             ids: AppIds::new(router.clone()),
             spool,
             config,
@@ -91,7 +97,7 @@ impl SpoolWriter {
         SpoolWriterHandle {
             task: tokio::spawn(run.run(stop.clone())),
             stop,
-            queue,
+            feed,
             counters,
         }
     }
@@ -102,20 +108,21 @@ impl SpoolWriter {
 pub struct SpoolWriterHandle {
     task: JoinHandle<Result<(), SpoolError>>,
     stop: Arc<Notify>,
-    queue: Arc<logplex::LineQueue>,
+    feed: Arc<ConsumerFeed>,
     counters: Arc<Counters>,
 }
 
 impl SpoolWriterHandle {
     /// What it did so far, with its queue's drops and lag.
     pub fn stats(&self) -> SpoolWriterStats {
-        let q = self.queue.counts();
+        let q = self.feed.counts();
         SpoolWriterStats {
             appended: self.counters.appended.load(Ordering::Relaxed),
             orphaned: self.counters.orphaned.load(Ordering::Relaxed),
             failed: self.counters.failed.load(Ordering::Relaxed),
             dropped: q.dropped,
             buffered: q.buffered,
+            redelivered: self.counters.redelivered.load(Ordering::Relaxed),
         }
     }
 
@@ -143,7 +150,7 @@ impl AppLifecycle for Spool {
 }
 
 struct Run {
-    sub: Subscription,
+    feed: Arc<ConsumerFeed>,
     ids: AppIds,
     spool: Spool,
     config: SpoolWriterConfig,
@@ -157,41 +164,50 @@ impl Run {
         sync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut retention = tokio::time::interval(self.config.retention_every);
         retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let queue = self.sub.queue().clone();
+        let feed = self.feed.clone();
         let (lines, bytes) = (self.config.batch_lines, self.config.batch_bytes);
         loop {
             tokio::select! {
                 biased;
                 () = stop.notified() => break,
-                taken = queue.take_lingering(lines, bytes, LINGER) => match taken {
-                    Some(taken) => self.write(taken).await,
+                taken = feed.next(lines, bytes, LINGER) => match taken {
+                    Some(taken) => {
+                        let taken = self.write(taken).await;
+                        feed.done(&taken).await;
+                    }
                     None => break,
                 },
                 _ = sync.tick() => self.sync().await,
                 _ = retention.tick() => self.retain().await,
             }
         }
-        loop {
-            let taken = queue.try_take_bounded(lines, bytes);
-            if taken.lines.is_empty() {
-                break;
-            }
+        while let Some(taken) = feed.try_next(lines, bytes) {
             self.write(taken).await;
         }
         let spool = self.spool.clone();
         blocking(move || spool.sync()).await
     }
 
-    /// Appends one take, app by app.
-    async fn write(&mut self, taken: Taken) {
+    /// Appends one take, app by app; gives it back, its lines gone, to be acknowledged.
+    async fn write(&mut self, mut taken: FeedTake) -> FeedTake {
         if let Some(loss) = taken.loss {
             tracing::warn!(
                 dropped = loss.dropped,
                 "spool: the writer fell behind; lines dropped"
             );
         }
+        if taken.redelivered > 0 {
+            self.counters
+                .redelivered
+                .fetch_add(taken.redelivered, Ordering::Relaxed);
+            tracing::warn!(
+                lines = taken.redelivered,
+                "spool: lines delivered again by the cluster (a node died before acknowledging \
+                 them) appended again"
+            );
+        }
         let mut groups: Vec<(AppName, Vec<LogLine>)> = Vec::new();
-        for line in taken.lines {
+        for line in std::mem::take(&mut taken.lines) {
             match groups.iter_mut().find(|(name, _)| *name == line.app) {
                 Some((_, lines)) => lines.push(line),
                 None => groups.push((line.app.clone(), vec![line])),
@@ -208,6 +224,7 @@ impl Run {
         })
         .await;
         self.unsynced = true;
+        taken
     }
 
     async fn sync(&mut self) {
