@@ -15,33 +15,16 @@
 //! so no line on the bus is missed whichever node starts first; once made it lasts, and a
 //! node that joins later shares its position.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
-use async_nats::jetstream::{Context, Message};
-use futures_util::StreamExt as _;
-use logplex::{
-    AppName, LogLine, Router, SharedConsumerFeed, SharedConsumerFuture, SharedConsumers, SharedTake,
-};
+use async_nats::jetstream::Context;
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+use logplex::{Router, SharedConsumerFeed, SharedConsumerFuture, SharedConsumers, SharedTake};
 use tokio::sync::{Mutex, mpsc};
 
-use crate::bus::decode;
 use crate::config::PgStore;
-
-/// Messages one take holds at most (each holds up to 4,096 lines).
-const FETCH_MESSAGES: usize = 16;
-
-/// How long one pull waits for messages.
-const FETCH_WAIT: Duration = Duration::from_secs(1);
-
-/// Waits before trying the consumer again after an error.
-const RETRY_AFTER: Duration = Duration::from_millis(500);
-
-/// Unacknowledged messages one consumer allows across the cluster.
-const MAX_ACK_PENDING: i64 = 1024;
+use crate::work_queue::{Apps, MAX_ACK_PENDING, RETRY_AFTER, WorkQueue};
 
 /// The cluster's shared router-wide consumers.
 #[derive(Debug)]
@@ -56,12 +39,10 @@ pub(crate) struct JetStreamConsumers {
 
 impl SharedConsumers for JetStreamConsumers {
     fn feed(&self, name: &str) -> Arc<dyn SharedConsumerFeed> {
-        let pending = Arc::new(Mutex::new(HashMap::new()));
-        let puller = Puller {
-            js: self.js.clone(),
-            stream: self.stream.clone(),
-            name: name.to_owned(),
-            config: pull::Config {
+        let queue = Arc::new(WorkQueue::new(
+            self.js.clone(),
+            &self.stream,
+            pull::Config {
                 durable_name: Some(name.to_owned()),
                 filter_subject: format!("{}.logs.>", self.prefix),
                 ack_policy: AckPolicy::Explicit,
@@ -70,141 +51,53 @@ impl SharedConsumers for JetStreamConsumers {
                 max_ack_pending: MAX_ACK_PENDING,
                 ..Default::default()
             },
-            store: self.store.clone(),
-            router: self.router.clone(),
-            consumer: None,
-            pending: pending.clone(),
-            next: AtomicU64::new(1),
-        };
+        ));
         let (tx, rx) = mpsc::channel(1);
-        tokio::spawn(puller.run(tx));
+        tokio::spawn(pull(
+            queue.clone(),
+            self.router.clone(),
+            self.store.clone(),
+            tx,
+        ));
         Arc::new(JetStreamFeed {
-            name: name.to_owned(),
+            queue,
             takes: Mutex::new(rx),
-            pending,
         })
     }
 }
 
-/// Takes handed out and not yet acknowledged, by ack id.
-type Pending = Arc<Mutex<HashMap<u64, Vec<Message>>>>;
-
 /// One consumer's side of its shared consumer on this node: the takes its puller made.
 #[derive(Debug)]
 struct JetStreamFeed {
-    name: String,
+    queue: Arc<WorkQueue>,
     takes: Mutex<mpsc::Receiver<SharedTake>>,
-    pending: Pending,
 }
 
-/// Pulls one consumer's takes on this node, until its feed is dropped.
-#[derive(Debug)]
-struct Puller {
-    js: Context,
-    stream: String,
-    name: String,
-    config: pull::Config,
-    store: Arc<PgStore>,
+/// Pulls `queue`'s takes on this node and hands them over, until the feed is dropped.
+async fn pull(
+    queue: Arc<WorkQueue>,
     router: Router,
-    consumer: Option<PullConsumer>,
-    pending: Pending,
-    next: AtomicU64,
-}
-
-impl Puller {
-    async fn run(mut self, takes: mpsc::Sender<SharedTake>) {
-        while !takes.is_closed() {
-            match self.pull().await {
-                Ok(Some(take)) => {
-                    if takes.send(take).await.is_err() {
-                        break;
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(consumer = %self.name, error = %e, "shared consumer");
-                    self.consumer = None;
-                    tokio::time::sleep(RETRY_AFTER).await;
+    store: Arc<PgStore>,
+    takes: mpsc::Sender<SharedTake>,
+) {
+    let apps = Apps::BySubject {
+        router: &router,
+        store: &store,
+    };
+    while !takes.is_closed() {
+        match queue.pull(&apps).await {
+            Ok(Some(take)) => {
+                if takes.send(take).await.is_err() {
+                    break;
                 }
             }
-        }
-    }
-
-    async fn consumer(&mut self) -> Result<PullConsumer, String> {
-        if let Some(c) = self.consumer.as_ref() {
-            return Ok(c.clone());
-        }
-        let stream = self
-            .js
-            .get_stream(&self.stream)
-            .await
-            .map_err(|e| e.to_string())?;
-        let consumer: PullConsumer = stream
-            .get_or_create_consumer(&self.name, self.config.clone())
-            .await
-            .map_err(|e| e.to_string())?;
-        self.consumer = Some(consumer.clone());
-        Ok(consumer)
-    }
-
-    /// The app of a message's subject (`<prefix>.logs.<app-id>`): looked up again in
-    /// PostgreSQL when this node does not know it yet (made a moment ago on another node).
-    async fn app_of(&self, subject: &str) -> Option<AppName> {
-        let id = subject.rsplit('.').next().unwrap_or("");
-        if let Some(app) = self.router.app_by_id(id) {
-            return Some(AppName::from(app.name.as_str()));
-        }
-        if let Err(e) = self.store.reload_into(&self.router).await {
-            tracing::warn!(consumer = %self.name, error = %e, "reading the configuration");
-        }
-        let app = self.router.app_by_id(id)?;
-        Some(AppName::from(app.name.as_str()))
-    }
-
-    async fn pull(&mut self) -> Result<Option<SharedTake>, String> {
-        let consumer = self.consumer().await?;
-        let mut batch = consumer
-            .batch()
-            .max_messages(FETCH_MESSAGES)
-            .expires(FETCH_WAIT)
-            .messages()
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut lines: Vec<LogLine> = Vec::new();
-        let mut redelivered = 0;
-        let mut messages = Vec::new();
-        while let Some(message) = batch.next().await {
-            let message = message.map_err(|e| e.to_string())?;
-            let (sequence, delivered) = match message.info() {
-                Ok(info) => (info.stream_sequence, info.delivered),
-                Err(e) => return Err(format!("message info: {e}")),
-            };
-            // An app deleted since: its lines are acknowledged and not kept.
-            if let Some(app) = self.app_of(&message.subject).await {
-                match decode(message.payload.clone(), &app, sequence) {
-                    Ok(got) => {
-                        if delivered > 1 {
-                            redelivered += got.len() as u64;
-                        }
-                        lines.extend(got);
-                    }
-                    Err(e) => {
-                        tracing::warn!(consumer = %self.name, error = %e, "bus message skipped");
-                    }
-                }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(consumer = %queue.name(), error = %e, "shared consumer");
+                queue.reset().await;
+                tokio::time::sleep(RETRY_AFTER).await;
             }
-            messages.push(message);
         }
-        if messages.is_empty() {
-            return Ok(None);
-        }
-        let ack = self.next.fetch_add(1, Ordering::Relaxed);
-        self.pending.lock().await.insert(ack, messages);
-        Ok(Some(SharedTake {
-            lines,
-            redelivered,
-            ack,
-        }))
     }
 }
 
@@ -220,16 +113,6 @@ impl SharedConsumerFeed for JetStreamFeed {
     }
 
     fn ack(&self, ack: u64) -> SharedConsumerFuture<'_, ()> {
-        Box::pin(async move {
-            let Some(messages) = self.pending.lock().await.remove(&ack) else {
-                return;
-            };
-            for message in messages {
-                if let Err(e) = message.ack().await {
-                    // Unacknowledged: JetStream delivers it again after the ack wait.
-                    tracing::warn!(consumer = %self.name, error = %e, "ack");
-                }
-            }
-        })
+        Box::pin(self.queue.ack(ack))
     }
 }

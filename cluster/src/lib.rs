@@ -43,6 +43,7 @@ mod metrics;
 mod peers;
 mod shared;
 mod status;
+mod work_queue;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;

@@ -13,24 +13,16 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use logplex::LogLine;
-
 use crate::store::Drain;
 
 /// A future of the seam.
 pub type SharedFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Lines taken from the shared queue, not yet acknowledged.
-#[derive(Debug)]
-pub struct SharedBatch {
-    /// The lines, oldest first.
-    pub lines: Vec<LogLine>,
-    /// How many of them were delivered before, to some node (a node died with them, or
-    /// their acknowledgement was lost): at least once means these may be repeats.
-    pub redelivered: u64,
-    /// What to acknowledge them by.
-    pub ack: u64,
-}
+/// Lines taken from the shared queue, not yet acknowledged: the lines (oldest first), how
+/// many of them were delivered before to some node (possible repeats: a node died with them,
+/// or their acknowledgement was lost), and the id to acknowledge them by. The same batch as
+/// the router-wide consumers' shared feed takes.
+pub type SharedBatch = logplex::SharedTake;
 
 /// One drain's shared queue.
 pub trait SharedFeed: Send + Sync + std::fmt::Debug {

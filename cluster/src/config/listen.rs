@@ -45,8 +45,33 @@ async fn reload(store: &PgStore, router: &Router) -> Result<(), String> {
 }
 
 async fn listen(store: &PgStore, router: &Router) -> Result<(), String> {
+    listen_on(
+        store.url(),
+        CHANNEL,
+        |_| true,
+        "configuration",
+        || reload(store, router),
+    )
+    .await
+}
+
+/// LISTENs on `channel` over a connection of its own to `url`, and calls `reload` at once,
+/// on each notice whose payload `wanted` accepts (notices that came meanwhile folded into
+/// one), and every `RELOAD_EVERY`; until the connection or a reload fails. `what` names the
+/// listener in warnings.
+pub(crate) async fn listen_on<F, Fut>(
+    url: &str,
+    channel: &str,
+    wanted: impl Fn(&str) -> bool + Send + 'static,
+    what: &'static str,
+    mut reload: F,
+) -> Result<(), String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
     let (client, mut connection) =
-        tokio::time::timeout(PG_TIMEOUT, tokio_postgres::connect(store.url(), NoTls))
+        tokio::time::timeout(PG_TIMEOUT, tokio_postgres::connect(url, NoTls))
             .await
             .map_err(|_| "connect: timed out".to_owned())?
             .map_err(|e| format!("connect: {e}"))?;
@@ -55,13 +80,13 @@ async fn listen(store: &PgStore, router: &Router) -> Result<(), String> {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
         while let Some(message) = messages.next().await {
             match message {
-                Ok(AsyncMessage::Notification(_)) => {
+                Ok(AsyncMessage::Notification(n)) if wanted(n.payload()) => {
                     // A full queue already holds a wake-up: this one is covered by it.
                     let _ = tx.try_send(());
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    tracing::warn!(error = %e, "configuration listener connection");
+                    tracing::warn!(error = %e, "{what} listener connection");
                     break;
                 }
             }
@@ -70,12 +95,12 @@ async fn listen(store: &PgStore, router: &Router) -> Result<(), String> {
     let result = async {
         tokio::time::timeout(
             PG_TIMEOUT,
-            client.batch_execute(&format!("LISTEN {CHANNEL}")),
+            client.batch_execute(&format!("LISTEN {channel}")),
         )
         .await
         .map_err(|_| "LISTEN: timed out".to_owned())?
         .map_err(|e| format!("LISTEN: {e}"))?;
-        reload(store, router).await?;
+        reload().await?;
         let mut every = tokio::time::interval(RELOAD_EVERY);
         every.tick().await;
         loop {
@@ -85,9 +110,9 @@ async fn listen(store: &PgStore, router: &Router) -> Result<(), String> {
                         return Err("connection lost".to_owned());
                     }
                     while rx.try_recv().is_ok() {}
-                    reload(store, router).await?;
+                    reload().await?;
                 }
-                _ = every.tick() => reload(store, router).await?,
+                _ = every.tick() => reload().await?,
             }
         }
     }
