@@ -352,3 +352,37 @@ fn a_query_on_one_node_answers_for_every_node_and_says_when_one_is_missing() {
     assert!(body.contains("node2"), "{body}");
     nodes.remove(2);
 }
+
+#[test]
+fn a_query_past_a_node_s_line_cap_is_partial_names_why_and_is_counted() {
+    let mut cluster = Cluster::new("consumerscap");
+    let (nodes, token) = three_nodes(&mut cluster, &["--query-cluster-max-lines", "5"]);
+    // 60 lines round robin: each node's spool holds about 20, past the cap of 5.
+    for batch in 0..6 {
+        let body: Vec<u8> = (batch * 10..batch * 10 + 10)
+            .flat_map(|i| frame(&token, "web.1", &request_line(i)))
+            .collect();
+        assert_eq!(post_logs(&nodes[batch % 3], &token, &body, 10), 204);
+    }
+    wait_until("every node's spool has its share", SOON, || {
+        nodes
+            .iter()
+            .map(|r| own_counter(r, "paas_query_spool_appended_total"))
+            .sum::<u64>()
+            == 60
+    });
+    let (rows, partial) = query_rows(&nodes[0], "*| count");
+    let partial = partial.expect("an answer past the cap says it is partial");
+    assert!(
+        partial.contains("more than 5 lines matched"),
+        "the reason is named: {partial}"
+    );
+    // What it counted is what it had: less than every line.
+    let counted = rows[0]["count"].as_u64().unwrap_or(0);
+    assert!(counted < 60, "{rows:?}");
+    assert!(own_counter(&nodes[0], "paas_query_partial_answers_total") >= 1);
+    // A query whose filter matches few lines is whole.
+    let (rows, partial) = query_rows(&nodes[0], "request_id=r7 | count");
+    assert_eq!(partial, None);
+    assert_eq!(rows[0]["count"], 1, "{rows:?}");
+}

@@ -188,6 +188,17 @@ pub struct RouterArgs {
     /// take at most; past it, new values are read from the kept lines.
     #[arg(long, default_value_t = 128)]
     query_dict_mb: u64,
+    /// In a cluster: the matching lines one node ships for a query at most; past it the
+    /// answer is partial and says so (paas_query_partial_answers_total).
+    #[arg(long, default_value_t = 100_000)]
+    query_cluster_max_lines: usize,
+    /// In a cluster: megabytes of one node's matching lines read for a query at most.
+    #[arg(long, default_value_t = 64)]
+    query_cluster_max_mb: usize,
+    /// In a cluster: seconds another node has to answer a query's gathering; past it the
+    /// answer is partial and names the node.
+    #[arg(long, default_value_t = 5.0)]
+    query_peer_timeout: f64,
     /// Extract metrics from the stream (router RED, l2met) for /metrics and `paas metrics`.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     metrics_extract: bool,
@@ -315,7 +326,12 @@ impl RouterArgs {
                 max_dict_bytes: self.query_dict_mb.saturating_mul(1 << 20),
                 ..Default::default()
             },
-            service: query::ServiceConfig::default(),
+            service: query::ServiceConfig {
+                max_cluster_lines: self.query_cluster_max_lines.max(1),
+                max_cluster_bytes: self.query_cluster_max_mb.max(1).saturating_mul(1 << 20),
+                peer_timeout: secs(self.query_peer_timeout, "query-peer-timeout")?,
+                ..query::ServiceConfig::default()
+            },
         })
     }
 

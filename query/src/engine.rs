@@ -192,6 +192,13 @@ impl Collector for QueryEngine {
                 self.index.plans_over_budget(),
             ),
             (
+                "paas_query_partial_answers",
+                "In a cluster: query answers that lacked some node's lines (a node not alive, not \
+                 answering within --query-peer-timeout, or past --query-cluster-max-lines or \
+                 --query-cluster-max-mb), each saying which.",
+                self.service.partial_answers(),
+            ),
+            (
                 "paas_query_index_errors",
                 "Indexer turns that failed (logged; the app is retried after 10 s).",
                 self.indexer.errors(),

@@ -65,6 +65,8 @@ pub struct QueryService {
     config: ServiceConfig,
     /// The cluster's other nodes (`None`: a single router, whose lines are all here).
     peers: RwLock<Option<Arc<dyn QueryPeers>>>,
+    /// In a cluster: answers that lacked some node's lines (said so, or refused).
+    partial_answers: std::sync::atomic::AtomicU64,
 }
 
 /// `GET /apps/{app}/query`.
@@ -97,6 +99,7 @@ impl QueryService {
             indexer,
             config,
             peers: RwLock::new(None),
+            partial_answers: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -109,6 +112,13 @@ impl QueryService {
     /// The cluster's other nodes, when this is a node of one.
     pub(crate) fn peers(&self) -> Option<Arc<dyn QueryPeers>> {
         self.peers.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// In a cluster: the answers so far that lacked some node's lines (a node not alive, not
+    /// answering in time, or past `max_cluster_lines`/`max_cluster_bytes`).
+    pub fn partial_answers(&self) -> u64 {
+        self.partial_answers
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The API's limits.
@@ -284,6 +294,10 @@ impl QueryService {
                 break;
             }
             exec.push(line);
+        }
+        if !missing.is_empty() {
+            self.partial_answers
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         Ok((exec.finish()?, missing))
     }
