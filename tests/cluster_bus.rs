@@ -369,6 +369,13 @@ fn a_nats_restart_loses_nothing_acknowledged_and_nodes_reconnect() {
         post_logs_with(&nodes[1], &token, &during, 10, &[frame_id]),
         503
     );
+    let (_, metrics) = nodes[1].curl(&["/metrics"]);
+    let refused: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("logplex_cluster_bus_refused_lines_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("logplex_cluster_bus_refused_lines_total on /metrics");
+    assert!(refused >= 10, "the refused batch is counted: {refused}");
 
     let nats = nats_server(port, &store.0);
     let after = frames(&token, "web.1", "after", 0..10);

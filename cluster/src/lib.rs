@@ -144,11 +144,10 @@ impl Cluster {
         let js = bus::context(nats.clone(), &config.bus);
         bus::ensure_stream(&js, &config.bus).await?;
         let stats = Arc::new(BusStats::default());
-        router.set_bus(Arc::new(JetStreamBus::new(
-            js.clone(),
-            &config.bus,
-            stats.clone(),
-        )));
+        router.set_bus(
+            Arc::new(JetStreamBus::new(js.clone(), &config.bus, stats.clone())),
+            config.bus.outbox_lines,
+        );
         let reader = bus::spawn_reader(
             js.clone(),
             config.bus.stream.clone(),

@@ -51,8 +51,19 @@ impl Collector for Cluster {
                 &bus.unknown_app_messages,
             ),
         ];
+        let refused = [(
+            "logplex_cluster_bus_refused_lines",
+            "Lines admitted on this node that the bus did not take: a POST /logs answered 503, a \
+             syslog read not acknowledged, or the stack's own lines refused past \
+             --bus-outbox-lines.",
+            self.shared.router.ingest_stats().bus_refused_total(),
+        )];
+        let counters = counters
+            .into_iter()
+            .map(|(name, help, value)| (name, help, value.load(Ordering::Relaxed)))
+            .chain(refused);
         for (name, help, value) in counters {
-            let metric = ConstCounter::new(value.load(Ordering::Relaxed));
+            let metric = ConstCounter::new(value);
             metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)?;
         }
         let read = bus.read_sequence.load(Ordering::Relaxed);

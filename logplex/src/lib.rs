@@ -63,10 +63,11 @@ pub use rfc5424::{
     write_cached as write_syslog_cached,
 };
 pub use router::{
-    AppIds, AppLifecycle, Batch, BatchOutcome, CatchUp, Channel, ChannelConfig, ChannelStats,
-    ConsumerFeed, ConsumerStats, DEFAULT_TAIL_BUFFER, EmitError, Emitter, FeedTake, HistoryStats,
-    LineQueue, Loss, QueueCounts, RateBudget, Reject, RejectCounts, Resumed, Router, RouterConfig,
-    SEQ_BLOCK, SeqFileError, Subscription, Taken, TokenTarget, TooManyTails,
+    AppIds, AppLifecycle, Batch, BatchOutcome, BusOutbox, CatchUp, Channel, ChannelConfig,
+    ChannelStats, ConsumerFeed, ConsumerStats, DEFAULT_TAIL_BUFFER, EmitError, Emitter, FeedTake,
+    HistoryStats, LineQueue, Loss, OUTBOX_CAPACITY, QueueCounts, RateBudget, Reject, RejectCounts,
+    Resumed, Router, RouterConfig, SEQ_BLOCK, SeqFileError, Subscription, Taken, TokenTarget,
+    TooManyTails,
 };
 pub use server::{Addresses, Logplex, LogplexConfig, StartError};
 pub use shared_consumers::{SharedConsumerFeed, SharedConsumerFuture, SharedConsumers, SharedTake};

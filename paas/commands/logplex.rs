@@ -240,6 +240,10 @@ pub struct RouterArgs {
     /// Seconds a publish waits for JetStream's acknowledgement before the sender is refused.
     #[arg(long, default_value_t = 5.0)]
     bus_ack_timeout: f64,
+    /// Lines the stack's own output (router lines, dyno output) may have waiting for the bus
+    /// at most; past it a line is refused and counted (logplex_cluster_bus_refused_lines_total).
+    #[arg(long, default_value_t = logplex::OUTBOX_CAPACITY)]
+    bus_outbox_lines: usize,
     /// Seconds a batch of a drain, or of the shared metrics and spool consumers, may stay
     /// unacknowledged on one node before JetStream hands it to another (a node that died
     /// mid-batch).
@@ -384,6 +388,7 @@ impl RouterArgs {
             "bus-max-age",
         )?;
         c.bus.ack_timeout = secs(self.bus_ack_timeout, "bus-ack-timeout")?;
+        c.bus.outbox_lines = self.bus_outbox_lines.max(1);
         c.bus.drain_ack_wait = secs(self.drain_ack_wait, "drain-ack-wait")?;
         c.operator_key = std::env::var("PAAS_API_KEY").ok().filter(|k| !k.is_empty());
         Ok(Some(c))

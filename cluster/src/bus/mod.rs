@@ -41,6 +41,8 @@ pub struct BusConfig {
     /// How long a drain's batch may stay unacknowledged on one node before JetStream hands it
     /// to another (a node that died mid-batch).
     pub drain_ack_wait: Duration,
+    /// Lines the node's emitters may have waiting for the bus (`logplex::BusOutbox`).
+    pub outbox_lines: usize,
 }
 
 impl Default for BusConfig {
@@ -52,6 +54,7 @@ impl Default for BusConfig {
             max_age: Duration::from_secs(24 * 3600),
             ack_timeout: Duration::from_secs(5),
             drain_ack_wait: Duration::from_secs(30),
+            outbox_lines: logplex::OUTBOX_CAPACITY,
         }
     }
 }

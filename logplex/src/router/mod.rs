@@ -338,10 +338,11 @@ impl Router {
 
     /// Installs the cluster's log bus: from now on ingest hands accepted lines to it, and
     /// they reach the channels through `Channel::publish_numbered` (the bus reader). Emitters
-    /// made from now on write through its outbox (started here when within a tokio runtime).
-    pub fn set_bus(&self, bus: Arc<dyn LineBus>) {
+    /// made from now on write through its outbox of `outbox_lines` lines (started here when
+    /// within a tokio runtime).
+    pub fn set_bus(&self, bus: Arc<dyn LineBus>, outbox_lines: usize) {
         if tokio::runtime::Handle::try_current().is_ok() {
-            let outbox = outbox::start(self, bus.clone(), OUTBOX_CAPACITY);
+            let outbox = outbox::start(self, bus.clone(), outbox_lines);
             *self.inner.outbox.write().unwrap_or_else(|p| p.into_inner()) = Some(outbox);
         }
         *self.inner.bus.write().unwrap_or_else(|p| p.into_inner()) = Some(bus);
@@ -837,7 +838,7 @@ mod tests {
         };
         let node = Router::new(config, Registry::in_memory());
         assert!(node.awaiting_bus());
-        node.set_bus(Arc::new(NoBus));
+        node.set_bus(Arc::new(NoBus), OUTBOX_CAPACITY);
         assert!(!node.awaiting_bus());
         assert!(node.bus().is_some());
     }

@@ -228,7 +228,7 @@ mod tests {
         let (shop, _) = router.create_app("shop").unwrap();
         router.create_app("blog").unwrap();
         let bus = Arc::new(Kept::default());
-        router.set_bus(bus.clone());
+        router.set_bus(bus.clone(), OUTBOX_CAPACITY);
         let web = router.emitter("shop", "app").unwrap();
         let blog = router.emitter("blog", "app").unwrap();
         for i in 0..100 {
