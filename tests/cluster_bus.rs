@@ -203,6 +203,15 @@ fn an_app_s_rate_budget_is_shared_by_the_live_nodes() {
     assert_eq!(post_logs(&nodes[0], &token, &body, 15), 503);
     // Another node has its own share.
     assert_eq!(post_logs(&nodes[1], &token, &body, 15), 204);
+    // The refusal is told as Logplex's L12 on the bus: in every node's stream (and so to the
+    // cluster's drains), not only on the node that refused.
+    for node in &nodes {
+        wait_until("the L12 is in every node's history", SOON, || {
+            history(node, "shop")
+                .iter()
+                .any(|m| m.starts_with("Error L12"))
+        });
+    }
     // A node gone: the others share the budget among two once its heartbeat is old.
     let mut gone = nodes.pop().expect("node 2");
     gone.terminate();

@@ -54,9 +54,10 @@ impl Collector for Cluster {
         let refused = [(
             "logplex_cluster_bus_refused_lines",
             "Lines admitted on this node that the bus did not take: a POST /logs answered 503, a \
-             syslog read not acknowledged, or the stack's own lines refused past \
-             --bus-outbox-lines.",
-            self.shared.router.ingest_stats().bus_refused_total(),
+             syslog read not acknowledged, or the node's in-process lines (the stack's, the \
+             router's own L-lines) refused past --bus-outbox-lines.",
+            self.shared.router.ingest_stats().bus_refused_total()
+                + self.shared.router.outbox().map_or(0, |o| o.refused()),
         )];
         let counters = counters
             .into_iter()

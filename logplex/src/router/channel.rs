@@ -13,6 +13,7 @@ use crate::line::{AppName, LogLine};
 use crate::platform::{PlatformEvent, PlatformEvents};
 use crate::router::budget::RateBudget;
 use crate::router::consumers::{CatchUp, Consumers, Detach, Subscription};
+use crate::router::outbox::BusOutbox;
 use crate::router::queue::{Batch, LineQueue, Loss};
 use crate::router::seq::{SEQ_BLOCK, SeqFile};
 use crate::router::stats::{ChannelStats, ConsumerStats, HistoryStats, Reject, RejectCounts};
@@ -106,6 +107,10 @@ pub struct Channel {
     rejected: RejectCounts,
     /// The router's own lines told in this stream, counted as they are made.
     events: PlatformEvents,
+    /// On a cluster node: the outbox to the bus and the app's id there, where this app's
+    /// in-process lines go (the stack's, and the router's own L12 and L-lines) so that every
+    /// node's readers and the cluster's drains see them.
+    bus_sink: std::sync::OnceLock<(Arc<BusOutbox>, Arc<str>)>,
     global: Arc<Consumers>,
     seq_file: Option<SeqFile>,
 }
@@ -138,6 +143,7 @@ impl Channel {
             accepted: AtomicU64::new(0),
             rejected: RejectCounts::default(),
             events: PlatformEvents::default(),
+            bus_sink: std::sync::OnceLock::new(),
             global,
             seq_file,
         }
@@ -229,7 +235,7 @@ impl Channel {
             self.note_rate_loss(&mut st, (offered - admitted) as u64, now);
         }
         match self.rate_report(&mut st, now) {
-            Some(report) => self.fan_out(st, vec![report]),
+            Some(report) => self.tell(st, report),
             None => drop(st),
         }
         self.accepted.fetch_add(admitted as u64, Ordering::Relaxed);
@@ -253,7 +259,7 @@ impl Channel {
             return refused;
         }
         match self.rate_report(&mut st, now) {
-            Some(report) => self.fan_out(st, vec![report]),
+            Some(report) => self.tell(st, report),
             None => drop(st),
         }
         BatchOutcome::Accepted(n)
@@ -329,6 +335,29 @@ impl Channel {
         &self.events
     }
 
+    /// Makes this channel's in-process lines go through `outbox` to the bus as app `app_id`
+    /// (a cluster node; set once).
+    pub(crate) fn set_bus_sink(&self, outbox: Arc<BusOutbox>, app_id: Arc<str>) {
+        let _ = self.bus_sink.set((outbox, app_id));
+    }
+
+    /// Where this app's in-process lines go on a cluster node: the outbox and the app's id.
+    pub(crate) fn bus_sink(&self) -> Option<&(Arc<BusOutbox>, Arc<str>)> {
+        self.bus_sink.get()
+    }
+
+    /// Tells a platform line: into the stream here, or on a cluster node to the bus (a full
+    /// outbox refuses it, counted there).
+    fn tell(&self, st: MutexGuard<'_, State>, line: LogLine) {
+        match self.bus_sink() {
+            Some((outbox, app_id)) => {
+                drop(st);
+                let _ = outbox.push(app_id.clone(), line);
+            }
+            None => self.fan_out(st, vec![line]),
+        }
+    }
+
     /// Tells `event` in the app's stream (history and every reader), counted: never rate
     /// limited. Nothing is told, nor counted, once the channel is closed.
     pub fn emit(&self, event: PlatformEvent) {
@@ -359,14 +388,17 @@ impl Channel {
             return;
         }
         let line = self.events.emit(&self.app, &event, Timestamp::now());
-        self.fan_out_except(st, vec![line], except);
+        match except {
+            None => self.tell(st, line),
+            Some(_) => self.fan_out_except(st, vec![line], except),
+        }
     }
 
     /// Tells the stream about rate-limited lines not yet reported, if a report is due.
     pub(crate) fn tick(&self, now: Timestamp) {
         let mut st = self.lock();
         if let Some(report) = self.rate_report(&mut st, now) {
-            self.fan_out(st, vec![report]);
+            self.tell(st, report);
         }
     }
 

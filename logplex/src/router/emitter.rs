@@ -11,9 +11,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::line::LogLine;
-use crate::router::Router;
 use crate::router::channel::Channel;
-use crate::router::outbox::BusOutbox;
 use crate::time::Timestamp;
 
 /// Facility local7 and severity info: `<190>`, as Heroku's app lines.
@@ -38,9 +36,6 @@ pub struct Emitter {
     source: Bytes,
     facility: u8,
     severity: u8,
-    /// On a cluster node: the outbox to the bus, the app's id there, and the router (whose
-    /// ingest counters count what the outbox refused).
-    bus: Option<(Arc<BusOutbox>, Arc<str>, Router)>,
 }
 
 impl Emitter {
@@ -50,21 +45,7 @@ impl Emitter {
             source: Bytes::copy_from_slice(source.as_bytes()),
             facility: DEFAULT_FACILITY,
             severity: DEFAULT_SEVERITY,
-            bus: None,
         }
-    }
-
-    /// The same emitter writing through a cluster's `outbox` as app `app_id`: admitted by
-    /// the channel's rate budget here, published to the bus, and back into every node's
-    /// channel from the bus's reader.
-    pub(crate) fn through(
-        mut self,
-        outbox: Arc<BusOutbox>,
-        app_id: Arc<str>,
-        router: Router,
-    ) -> Self {
-        self.bus = Some((outbox, app_id, router));
-        self
     }
 
     /// The same emitter with another syslog facility and severity (e.g. the router's lines are
@@ -105,15 +86,14 @@ impl Emitter {
             self.channel.reject(crate::router::stats::Reject::Closed, 1);
             return Err(EmitError::Closed(line));
         }
-        if let Some((outbox, app_id, router)) = &self.bus {
+        // A cluster node: admitted by the budget here, published to the bus, and back into
+        // every node's channel (this one's too) from the bus's reader.
+        if let Some((outbox, app_id)) = self.channel.bus_sink() {
             let keep = line.clone();
             if self.channel.admit(&mut vec![line], now) == 0 {
                 return Err(EmitError::Full(keep));
             }
-            return outbox.push(app_id.clone(), keep).map_err(|line| {
-                router.ingest_stats().bus_refused(1);
-                EmitError::Full(line)
-            });
+            return outbox.push(app_id.clone(), keep).map_err(EmitError::Full);
         }
         let keep = line.clone();
         match self.channel.publish(vec![line], now) {

@@ -343,7 +343,12 @@ impl Router {
     pub fn set_bus(&self, bus: Arc<dyn LineBus>, outbox_lines: usize) {
         if tokio::runtime::Handle::try_current().is_ok() {
             let outbox = outbox::start(self, bus.clone(), outbox_lines);
-            *self.inner.outbox.write().unwrap_or_else(|p| p.into_inner()) = Some(outbox);
+            *self.inner.outbox.write().unwrap_or_else(|p| p.into_inner()) = Some(outbox.clone());
+            for (name, channel) in self.channels().iter() {
+                if let Some(app) = self.registry().app(name) {
+                    channel.set_bus_sink(outbox.clone(), Arc::from(app.id.as_str()));
+                }
+            }
         }
         *self.inner.bus.write().unwrap_or_else(|p| p.into_inner()) = Some(bus);
     }
@@ -418,6 +423,9 @@ impl Router {
             self.inner.consumers.clone(),
             seq_file,
         ));
+        if let (Some(outbox), Some(app)) = (self.outbox(), self.registry().app(name)) {
+            channel.set_bus_sink(outbox, Arc::from(app.id.as_str()));
+        }
         self.inner
             .channels
             .write()
@@ -601,17 +609,9 @@ impl Router {
     }
 
     /// An emitter writing into `app` as `source`, for the stack's layers: into its channel,
-    /// or on a cluster node through the outbox to the bus.
+    /// or on a cluster node through the outbox to the bus (`Channel::bus_sink`).
     pub fn emitter(&self, app: &str, source: &str) -> Option<Emitter> {
-        let channel = self.channel(app)?;
-        let emitter = Emitter::new(channel, source);
-        match self.outbox() {
-            Some(outbox) => {
-                let app_id = Arc::from(self.registry().app(app)?.id.as_str());
-                Some(emitter.through(outbox, app_id, self.clone()))
-            }
-            None => Some(emitter),
-        }
+        self.channel(app).map(|c| Emitter::new(c, source))
     }
 
     /// A router-wide consumer: every app's lines, in a queue of `capacity` lines of its own.
