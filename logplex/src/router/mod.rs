@@ -344,9 +344,19 @@ impl Router {
         if tokio::runtime::Handle::try_current().is_ok() {
             let outbox = outbox::start(self, bus.clone(), outbox_lines);
             *self.inner.outbox.write().unwrap_or_else(|p| p.into_inner()) = Some(outbox.clone());
-            for (name, channel) in self.channels().iter() {
-                if let Some(app) = self.registry().app(name) {
-                    channel.set_bus_sink(outbox.clone(), Arc::from(app.id.as_str()));
+            // Taken apart from the registry's lock: no lock held while taking the other.
+            let channels: Vec<(String, Arc<Channel>)> = self
+                .channels()
+                .iter()
+                .map(|(name, channel)| (name.clone(), channel.clone()))
+                .collect();
+            for (name, channel) in channels {
+                let id = self
+                    .registry()
+                    .app(&name)
+                    .map(|app| Arc::from(app.id.as_str()));
+                if let Some(id) = id {
+                    channel.set_bus_sink(outbox.clone(), id);
                 }
             }
         }
@@ -423,8 +433,12 @@ impl Router {
             self.inner.consumers.clone(),
             seq_file,
         ));
-        if let (Some(outbox), Some(app)) = (self.outbox(), self.registry().app(name)) {
-            channel.set_bus_sink(outbox, Arc::from(app.id.as_str()));
+        let id = self
+            .registry()
+            .app(name)
+            .map(|app| Arc::from(app.id.as_str()));
+        if let (Some(outbox), Some(id)) = (self.outbox(), id) {
+            channel.set_bus_sink(outbox, id);
         }
         self.inner
             .channels
