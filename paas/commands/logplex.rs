@@ -580,23 +580,8 @@ pub async fn start(
         logplex.add_component(metrics);
     }
     let a = logplex.addresses();
-    println!("{who}: api on {} (POST /logs for ingest)", a.api_url());
-    if let Some(s) = a.syslog {
-        println!("{who}: syslog tcp on {s}");
-    }
-    if let Some(s) = a.syslog_tls {
-        println!("{who}: syslog tls on {s}");
-    }
-    if let Some(s) = a.udp {
-        println!("{who}: syslog udp on {s}");
-    }
-    println!("{who}: data in {}", data_dir.display());
-    if let Some(key) = logplex.new_operator_key() {
-        println!(
-            "{who}: operator API key (shown once, also in {}): {key}",
-            credentials_path(&data_dir).display()
-        );
-    }
+    // The credentials are on disk before the router says it is up: whoever reads them on
+    // that line (a script, a test) finds them.
     let key = match logplex.new_operator_key() {
         Some(k) => Some(k.to_owned()),
         None => std::env::var("PAAS_API_KEY")
@@ -618,6 +603,23 @@ pub async fn start(
                 app: app.map(str::to_owned),
             },
         )?;
+    }
+    println!("{who}: api on {} (POST /logs for ingest)", a.api_url());
+    if let Some(s) = a.syslog {
+        println!("{who}: syslog tcp on {s}");
+    }
+    if let Some(s) = a.syslog_tls {
+        println!("{who}: syslog tls on {s}");
+    }
+    if let Some(s) = a.udp {
+        println!("{who}: syslog udp on {s}");
+    }
+    println!("{who}: data in {}", data_dir.display());
+    if let Some(key) = logplex.new_operator_key() {
+        println!(
+            "{who}: operator API key (shown once, also in {}): {key}",
+            credentials_path(&data_dir).display()
+        );
     }
     Ok(Started {
         logplex,
@@ -668,12 +670,30 @@ fn write_credentials(data_dir: &std::path::Path, c: &Credentials) -> anyhow::Res
     Ok(())
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
-pub async fn terminated() -> anyhow::Result<&'static str> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = term.recv() => Ok("SIGTERM"),
-        r = tokio::signal::ctrl_c() => r.map(|()| "interrupt").map_err(Into::into),
+/// SIGTERM or Ctrl-C (SIGINT), listened for from start.
+pub struct Termination {
+    term: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl Termination {
+    /// Listens for SIGTERM and SIGINT from now on (call within the runtime, before the
+    /// router says it is up: listening takes a file descriptor, which a process short of
+    /// them later could not get).
+    pub fn listen() -> anyhow::Result<Termination> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Termination {
+            term: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Waits for either: which came.
+    pub async fn wait(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.interrupt.recv() => "interrupt",
+        }
     }
 }
 
@@ -681,6 +701,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut router = args.router;
     router.set_cluster_database(args.database_url);
     crate::commands::runtime()?.block_on(async {
+        let mut termination = Termination::listen()?;
         let config = router.config()?;
         let Started { logplex, .. } = start(
             config,
@@ -692,7 +713,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             None,
         )
         .await?;
-        let why = terminated().await?;
+        let why = termination.wait().await;
         println!("paas logplex: {why}, stopping");
         // The router closes its channels; then its components (the drains send what waits),
         // within the bound again.

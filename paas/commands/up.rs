@@ -17,7 +17,7 @@ use stack::{
     ManagerConfig, Mesh, Procfile, Proxy, ProxyConfig, ReleaseLog, ReleaseStore, ReleasesApi,
 };
 
-use crate::commands::logplex::{RouterArgs, Started, secs, start, terminated};
+use crate::commands::logplex::{RouterArgs, Started, Termination, secs, start};
 use crate::commands::pg::{DatabaseArgs, attach as attach_database};
 
 #[derive(Debug, clap::Args)]
@@ -392,6 +392,7 @@ async fn open_releases(
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     crate::commands::runtime()?.block_on(async {
+        let mut termination = Termination::listen()?;
         let mut config = args.router.config()?;
         let data_dir = config.data_dir.clone();
         std::fs::create_dir_all(&data_dir)
@@ -607,7 +608,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
         println!("paas up: see the router's lines with `paas logs --source router --tail`, the dynos with `paas ps`");
 
-        let why = terminated().await?;
+        let why = termination.wait().await;
         println!("paas up: {why}, stopping");
         stop.send_replace(true);
         for s in serving {
