@@ -107,6 +107,21 @@ fn count(lines: &[String], needle: &str) -> usize {
     lines.iter().filter(|l| l.contains(needle)).count()
 }
 
+/// A rollback on `node` to its app's first release (`POST /releases`): the status and body.
+fn roll_back_to_first(node: &Router) -> (u16, String) {
+    let v1_id = releases(node)[0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    node.curl(&[
+        "-X",
+        "POST",
+        "-d",
+        &format!(r#"{{"release":"{v1_id}"}}"#),
+        "/apps/hello/releases",
+    ])
+}
+
 #[test]
 fn a_release_on_one_node_restarts_every_nodes_dynos_and_changes_at_once_all_count() {
     let cluster = Cluster::new("releases");
@@ -147,17 +162,7 @@ fn a_release_on_one_node_restarts_every_nodes_dynos_and_changes_at_once_all_coun
     wait_greeting(&a, "bonjour from web.1");
 
     // A rollback on B: A knows it, and A's dyno runs with v1's vars again.
-    let v1_id = releases(&b)[0]["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let (status, body) = b.curl(&[
-        "-X",
-        "POST",
-        "-d",
-        &format!(r#"{{"release":"{v1_id}"}}"#),
-        "/apps/hello/releases",
-    ]);
+    let (status, body) = roll_back_to_first(&b);
     assert_eq!(status, 201, "{body}");
     let rollback = newest(&b);
     assert_eq!(rollback.1, 3);
@@ -303,17 +308,7 @@ fn a_postgresql_outage_refuses_config_changes_until_it_ends() {
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("unavailable"), "{body}");
     assert!(body.contains("nothing changed"), "{body}");
-    let v1_id = releases(&b)[0]["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let (status, body) = b.curl(&[
-        "-X",
-        "POST",
-        "-d",
-        &format!(r#"{{"release":"{v1_id}"}}"#),
-        "/apps/hello/releases",
-    ]);
+    let (status, body) = roll_back_to_first(&b);
     assert_eq!(status, 503, "{body}");
     // Nothing changed; the dynos carry on.
     assert_eq!(newest(&a), before);

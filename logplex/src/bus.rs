@@ -48,6 +48,7 @@ pub struct BusBatch {
 /// A cluster's log bus.
 pub trait LineBus: Send + Sync + std::fmt::Debug {
     /// Publishes `batch`'s lines in order; resolves once the bus has them all durably (or
-    /// says it has not: the sender is then refused or not acknowledged, and may retry).
-    fn publish(&self, batch: BusBatch) -> BusFuture<'_>;
+    /// says it has not: the sender is then refused or not acknowledged, and may retry with
+    /// the same batch).
+    fn publish<'a>(&'a self, batch: &'a BusBatch) -> BusFuture<'a>;
 }

@@ -148,10 +148,10 @@ impl JetStreamBus {
 }
 
 impl LineBus for JetStreamBus {
-    fn publish(&self, batch: BusBatch) -> BusFuture<'_> {
+    fn publish<'a>(&'a self, batch: &'a BusBatch) -> BusFuture<'a> {
         Box::pin(async move {
             let n = batch.lines.len() as u64;
-            match self.publish_all(&batch).await {
+            match self.publish_all(batch).await {
                 Ok((_, true)) => {
                     self.stats.duplicate_lines.fetch_add(n, Ordering::Relaxed);
                     Ok(Published::Duplicate)

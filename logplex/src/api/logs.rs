@@ -198,7 +198,7 @@ async fn accept(
                         .filter(|id| dedups(id))
                         .map(str::to_owned),
                 };
-                match bus.publish(batch).await {
+                match bus.publish(&batch).await {
                     Ok(Published::Stored) => {
                         target.channel.count_accepted(n);
                         BatchOutcome::Accepted(n)

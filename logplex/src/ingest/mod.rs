@@ -233,7 +233,7 @@ impl FrameSink {
                 lines,
                 dedup_id: None,
             };
-            if let Err(e) = bus.publish(batch).await {
+            if let Err(e) = bus.publish(&batch).await {
                 self.router.ingest_stats().bus_refused(n);
                 result = Err(e);
             }

@@ -837,7 +837,7 @@ mod tests {
     struct NoBus;
 
     impl LineBus for NoBus {
-        fn publish(&self, _batch: crate::bus::BusBatch) -> crate::bus::BusFuture<'_> {
+        fn publish<'a>(&'a self, _batch: &'a crate::bus::BusBatch) -> crate::bus::BusFuture<'a> {
             Box::pin(async { Err(crate::bus::BusError("none".into())) })
         }
     }

@@ -157,12 +157,7 @@ async fn run(router: Router, bus: Arc<dyn LineBus>, outbox: Arc<BusOutbox>) {
 async fn publish(router: &Router, bus: &dyn LineBus, batch: BusBatch) {
     let mut wait = RETRY_AFTER;
     loop {
-        let retry = BusBatch {
-            app_id: batch.app_id.clone(),
-            lines: batch.lines.clone(),
-            dedup_id: None,
-        };
-        match bus.publish(retry).await {
+        match bus.publish(&batch).await {
             Ok(_) => return,
             Err(e) if router.is_stopping() => {
                 tracing::warn!(error = %e, lines = batch.lines.len(), "the outbox's last lines were not taken by the bus");
@@ -195,7 +190,7 @@ mod tests {
     }
 
     impl LineBus for Kept {
-        fn publish(&self, batch: BusBatch) -> BusFuture<'_> {
+        fn publish<'a>(&'a self, batch: &'a BusBatch) -> BusFuture<'a> {
             Box::pin(async move {
                 if self.refuse.load(Ordering::SeqCst) {
                     return Err(BusError("away".into()));
